@@ -1,0 +1,174 @@
+"""The contract every weighting estimator follows, and the seam it offers the variance engine.
+
+A weighting estimator is a scikit-learn estimator whose ``fit(X, treatment, sample_weight=None)`` learns one weight
+per unit (``weights_``). Shared here: input validation (:meth:`BaseWeighter._validate_data`), the fitted
+bookkeeping (:meth:`BaseWeighter._set_weights`), the balance ``score`` that lets ``GridSearchCV`` tune by balance,
+and the tags that make scikit-learn stratify folds by treatment.
+
+M-estimation seam
+-----------------
+A method whose weights come from estimating equations (a propensity model, CBPS, entropy balancing, ...) overrides
+``_m_parts(X, treatment, sample_weight=None)`` and returns an :class:`MParts`: the parameter vector, the per-unit
+estimating functions, the weights as a function of the parameters, and their derivatives. The variance engine stacks
+these with the outcome model's equations to get standard errors that account for estimating the weights (WeightIt's
+``vcov = "asympt"``, which reads the same four pieces from its "Mparts" attribute). Any third-party weighter that
+implements ``_m_parts`` gets M-estimation standard errors without further code.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+
+from ._validation import ESTIMANDS, CovariateDesign, check_estimand, validate_fit_data
+
+
+@dataclass(frozen=True)
+class MParts:
+    """Estimating equations of a fitted weight model, in the form the variance engine consumes.
+
+    All callables take the parameter vector ``theta`` (shape ``(k,)``) and are evaluated on the data the parts were
+    built for.
+
+    Attributes
+    ----------
+    params : ndarray of shape (k,)
+        The estimates; ``psi(params).sum(axis=0)`` is zero up to solver tolerance.
+    names : tuple of str
+        One name per parameter.
+    psi : callable
+        ``psi(theta)`` -> ndarray of shape (n_samples, k): the per-unit estimating functions, sampling weights
+        included.
+    weights : callable
+        ``weights(theta)`` -> ndarray of shape (n_samples,): the analysis weights (``weights_``) implied by theta.
+    psi_jacobian : callable or None
+        ``psi_jacobian(theta)`` -> ndarray (k, k), ``sum_i d psi_i / d theta``. None: differentiate numerically.
+    weights_jacobian : callable or None
+        ``weights_jacobian(theta)`` -> ndarray (n_samples, k), ``d w_i / d theta``. None: differentiate numerically.
+    """
+
+    params: np.ndarray
+    names: tuple
+    psi: Callable[[np.ndarray], np.ndarray]
+    weights: Callable[[np.ndarray], np.ndarray]
+    psi_jacobian: Callable[[np.ndarray], np.ndarray] | None = None
+    weights_jacobian: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+class BaseWeighter(BaseEstimator):
+    """Base class of the weighting estimators (not for direct use).
+
+    Subclasses store their hyper-parameters in ``__init__`` (no other work), define ``_supported_estimands`` and
+    implement ``fit``, which calls :meth:`_validate_data` first and :meth:`_set_weights` last.
+    """
+
+    _supported_estimands = ESTIMANDS
+
+    # -- fitting helpers --------------------------------------------------------------------------------------
+    def _validate_data(self, X, treatment, sample_weight=None, *, reset=True):
+        """Check inputs; on ``reset`` learn the covariate design and the treatment levels."""
+        check_estimand(getattr(self, "estimand", "ATE"), self._supported_estimands)
+        if reset:
+            design = CovariateDesign.from_data(X)
+        else:
+            check_is_fitted(self, "design_")
+            design = self.design_
+        data = validate_fit_data(design, X, treatment, sample_weight, treated=getattr(self, "treated", None))
+        if reset:
+            self.design_ = design
+            self.n_features_in_ = len(design.columns)
+            if design.is_frame:
+                self.feature_names_in_ = np.asarray(design.columns, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            self.treatment_levels_ = data.treatment.levels
+        elif data.treatment.levels[1] != self.treatment_levels_[1] and getattr(self, "treated", None) is None:
+            raise ValueError(f"treatment levels {data.treatment.levels} differ from those seen in fit.")
+        return data
+
+    def _wrap(self, values, data):
+        """Return per-unit values as a Series on X's index when X was a DataFrame, else an ndarray."""
+        if data.index is not None:
+            return pd.Series(values, index=data.index, name="weights")
+        return values
+
+    def _set_weights(self, weights, data):
+        """Store ``weights_`` after the never-NaN check every method must pass."""
+        self.weights_ = self._wrap(_check_weights_valid(weights, type(self).__name__), data)
+        return self
+
+    # -- scoring ----------------------------------------------------------------------------------------------
+    def score(self, X, treatment, sample_weight=None):
+        """Minus the mean absolute standardised mean difference after weighting (higher is better).
+
+        Methods with a parametric weight model (those with ``predict_weights``) weight the new data with the fitted
+        model, so ``GridSearchCV`` judges out-of-fold balance. Methods that solve for sample-specific weights are
+        refitted on ``(X, treatment)`` with the same parameters, which judges how well those settings balance that
+        sample. SMDs follow :func:`balance.balance_table` (cobalt's rules, all levels of categorical covariates).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        treatment : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        from .diagnostics import balance_table
+
+        if hasattr(self, "predict_weights"):
+            weights = self.predict_weights(X, treatment, sample_weight=sample_weight)
+        else:
+            weights = clone(self).fit(X, treatment, sample_weight=sample_weight).weights_
+        table = balance_table(
+            X, treatment, weights, estimand=self.estimand, stats=("smd",), sample_weight=sample_weight,
+            treated=getattr(self, "treated", None),
+        )
+        return -float(np.mean(np.abs(table["smd_adj"].to_numpy())))
+
+    # -- variance seam ----------------------------------------------------------------------------------------
+    def _m_parts(self, X, treatment, sample_weight=None):
+        """Return the :class:`MParts` of the fitted weight model on ``(X, treatment, sample_weight)``.
+
+        Raises
+        ------
+        NotImplementedError
+            When the method (or its current settings) has no M-estimation form; use a bootstrap then.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no M-estimation form; use a bootstrap variance.")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Declaring the estimator a binary "classifier" of the treatment makes GridSearchCV / cross_val_score
+        # default to StratifiedKFold on the treatment, so every fold has both groups (a balance score needs them).
+        tags.estimator_type = "classifier"
+        tags.target_tags.required = True
+        if tags.classifier_tags is not None:
+            tags.classifier_tags.multi_class = False
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags
+
+
+def _check_weights_valid(weights, who):
+    weights = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(weights)):
+        raise FloatingPointError(f"{who} produced {int(np.sum(~np.isfinite(weights)))} non-finite weights; please report this bug.")
+    if np.any(weights < 0):
+        raise FloatingPointError(f"{who} produced negative weights; please report this bug.")
+    return weights
+
+
+def warn_units(message, mask, index, category=UserWarning, stacklevel=3):
+    """Warn with ``message`` followed by (at most ten of) the labels of the units where ``mask`` holds."""
+    labels = np.flatnonzero(mask) if index is None else index[np.asarray(mask)]
+    shown = ", ".join(map(str, list(labels[:10]))) + (", ..." if len(labels) > 10 else "")
+    warnings.warn(f"{message} (units: {shown})", category, stacklevel=stacklevel)

@@ -1,0 +1,301 @@
+"""Input checks shared by every estimator: treatment, sample weights, covariates, estimands.
+
+Every check raises a ``ValueError`` (or ``TypeError``) whose message names the offending argument, so that a
+user sees what to fix rather than a NaN further down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+ESTIMANDS = ("ATE", "ATT", "ATC", "ATO", "ATM", "ATOS")
+
+
+def check_estimand(estimand, supported=ESTIMANDS):
+    """Return ``estimand`` upper-cased, or raise a ValueError that lists the supported ones."""
+    if not isinstance(estimand, str) or estimand.upper() not in supported:
+        raise ValueError(f"estimand={estimand!r} is not supported here; choose one of {list(supported)}.")
+    return estimand.upper()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# treatment
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Treatment:
+    """A binary treatment coded 0/1, with the original labels it came from.
+
+    ``levels`` is ``(control_label, treated_label)``.
+    """
+
+    a: np.ndarray
+    levels: tuple
+    index: pd.Index | None
+
+
+def _as_1d(values, name):
+    if isinstance(values, pd.DataFrame):
+        if values.shape[1] != 1:
+            raise ValueError(f"{name} must be one column; got a DataFrame with {values.shape[1]} columns.")
+        values = values.iloc[:, 0]
+    index = values.index if isinstance(values, pd.Series) else None
+    arr = np.asarray(values)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional; got shape {arr.shape}.")
+    return arr, index
+
+
+def _is_missing(arr):
+    if arr.dtype.kind in "fc":
+        return ~np.isfinite(arr)
+    if arr.dtype.kind == "O":
+        return pd.isna(arr) | np.array([isinstance(v, float) and np.isinf(v) for v in arr], dtype=bool)
+    return np.zeros(arr.shape, dtype=bool)
+
+
+def check_treatment(treatment, *, treated=None, n_samples=None, index=None):
+    """Validate a binary treatment and code it 0/1.
+
+    Rule for which level is treated (the *focal* level of an ATT):
+
+    1. ``treated`` given: that level is treated, the other one is the control.
+    2. Boolean treatment: ``True`` is treated.
+    3. Numeric treatment with levels exactly {0, 1}: 1 is treated.
+    4. Anything else (strings, {1, 2}, ...): an error asking for ``treated=``; the package never guesses.
+
+    Parameters
+    ----------
+    treatment : array-like of shape (n_samples,)
+    treated : scalar, default=None
+        The treated level.
+    n_samples : int, default=None
+        Expected length (the number of rows of X).
+    index : pandas.Index, default=None
+        Index of X; a Series treatment must carry the same index (in the same order).
+
+    Returns
+    -------
+    Treatment
+    """
+    arr, t_index = _as_1d(treatment, "treatment")
+    if n_samples is not None and arr.shape[0] != n_samples:
+        raise ValueError(f"treatment has {arr.shape[0]} entries but X has {n_samples} rows.")
+    if index is not None and t_index is not None and not t_index.equals(index):
+        raise ValueError(
+            "treatment is a Series whose index differs from X's index; align them first "
+            "(e.g. treatment.loc[X.index]) or pass plain arrays."
+        )
+    missing = _is_missing(arr)
+    if missing.any():
+        raise ValueError(f"treatment has {int(missing.sum())} missing or infinite values; remove those rows first.")
+    levels = pd.unique(arr)
+    if len(levels) != 2:
+        raise ValueError(
+            f"treatment must have exactly two levels; got {len(levels)}: {sorted(map(str, levels))[:10]}."
+        )
+    if treated is not None:
+        if treated not in set(levels.tolist()):
+            raise ValueError(f"treated={treated!r} is not a level of treatment; the levels are {sorted(map(str, levels))}.")
+        treated_level = treated
+    elif arr.dtype.kind == "b":
+        treated_level = True
+    elif arr.dtype.kind in "iuf" and set(levels.tolist()) == {0, 1}:
+        treated_level = 1
+    else:
+        raise ValueError(
+            f"treatment has levels {sorted(map(str, levels))}; say which one is treated with treated=<level> "
+            "(only 0/1 and boolean treatments are coded automatically)."
+        )
+    a = (arr == treated_level).astype(np.int8)
+    control_level = next(v for v in levels.tolist() if v != treated_level)
+    return Treatment(a=a, levels=(control_level, treated_level), index=t_index if index is None else index)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# sample weights
+# --------------------------------------------------------------------------------------------------------------
+def check_sample_weight(sample_weight, n_samples, *, index=None):
+    """Return sampling (base) weights as a float array; ``None`` means all ones.
+
+    Zero weights are allowed (the unit takes no part); negative, missing or infinite weights, and weights that are
+    all zero, raise a ValueError.
+    """
+    if sample_weight is None:
+        return np.ones(n_samples)
+    sw, sw_index = _as_1d(sample_weight, "sample_weight")
+    if sw.shape[0] != n_samples:
+        raise ValueError(f"sample_weight has {sw.shape[0]} entries but X has {n_samples} rows.")
+    if index is not None and sw_index is not None and not sw_index.equals(index):
+        raise ValueError("sample_weight is a Series whose index differs from X's index; align them first.")
+    try:
+        sw = sw.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError("sample_weight must be numeric.") from exc
+    if not np.all(np.isfinite(sw)):
+        raise ValueError("sample_weight has missing or infinite values.")
+    if np.any(sw < 0):
+        raise ValueError(f"sample_weight has {int(np.sum(sw < 0))} negative values; weights must be >= 0.")
+    if not np.any(sw > 0):
+        raise ValueError("sample_weight is zero for every unit.")
+    return sw
+
+
+# --------------------------------------------------------------------------------------------------------------
+# covariates
+# --------------------------------------------------------------------------------------------------------------
+def _column_kind(series):
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype):
+        return "numeric"
+    if isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
+        return "categorical"
+    raise TypeError(f"covariate {series.name!r} has dtype {series.dtype}, which cannot be used as a covariate.")
+
+
+def _categories(series):
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        present = set(series.dropna().unique())
+        return [c for c in series.cat.categories if c in present]  # declared order, unused levels dropped
+    return sorted(series.dropna().unique(), key=str)
+
+
+@dataclass(frozen=True)
+class CovariateDesign:
+    """How raw covariates become numeric columns; learned once on the fitting data.
+
+    Numeric columns pass through, booleans become 0/1, categorical (category, object or string) columns become one
+    indicator per level named ``<column>_<level>``. For model fitting the first level is the reference and is
+    dropped (``drop_first=True``, as R's treatment contrasts); diagnostics show every level.
+    """
+
+    columns: tuple
+    kinds: tuple
+    categories: tuple  # per column: tuple of levels for categorical columns, else None
+    is_frame: bool
+
+    @classmethod
+    def from_data(cls, X):
+        """Learn the design of ``X`` (a DataFrame, or an array-like of numbers)."""
+        if isinstance(X, pd.DataFrame):
+            if X.shape[1] == 0:
+                raise ValueError("X has no columns.")
+            columns = tuple(str(c) for c in X.columns)
+            if len(set(columns)) != len(columns):
+                raise ValueError("X has duplicated column names.")
+            kinds = tuple(_column_kind(X[c]) for c in X.columns)
+            cats = tuple(tuple(_categories(X[c])) if k == "categorical" else None for c, k in zip(X.columns, kinds))
+            return cls(columns, kinds, cats, True)
+        arr = _as_2d_numeric(X)
+        return cls(tuple(f"x{j}" for j in range(arr.shape[1])), ("numeric",) * arr.shape[1], (None,) * arr.shape[1], False)
+
+    def transform(self, X, *, drop_first=True):
+        """Return ``(matrix, names)``: a float64 array with one column per expanded covariate."""
+        if not self.is_frame:
+            arr = _as_2d_numeric(X)
+            if arr.shape[1] != len(self.columns):
+                raise ValueError(f"X has {arr.shape[1]} columns; the estimator was fitted with {len(self.columns)}.")
+            _check_finite(arr, self.columns)
+            return arr, list(self.columns)
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("the estimator was fitted on a DataFrame; pass a DataFrame with the same columns.")
+        missing = [c for c in self.columns if c not in map(str, X.columns)]
+        if missing:
+            raise ValueError(f"X lacks the column(s) {missing} it was fitted with.")
+        X = X.rename(columns=str)
+        blocks, names = [], []
+        for col, kind, levels in zip(self.columns, self.kinds, self.categories):
+            s = X[col]
+            if s.isna().any():
+                raise ValueError(f"covariate {col!r} has {int(s.isna().sum())} missing values.")
+            if kind == "categorical":
+                unknown = set(s.unique()) - set(levels)
+                if unknown:
+                    raise ValueError(f"covariate {col!r} has level(s) {sorted(map(str, unknown))} not seen in fit.")
+                for level in levels[1:] if drop_first else levels:
+                    blocks.append((s == level).to_numpy(dtype=np.float64))
+                    names.append(f"{col}_{level}")
+            else:
+                try:
+                    values = s.to_numpy(dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise TypeError(f"covariate {col!r} cannot be converted to numbers.") from exc
+                _check_finite(values[:, None], [col])
+                blocks.append(values)
+                names.append(col)
+        return np.column_stack(blocks) if blocks else np.empty((len(X), 0)), names
+
+
+def _as_2d_numeric(X):
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError("X must be numeric, or a DataFrame (which may hold categorical columns).") from exc
+    if arr.ndim == 1:
+        raise ValueError("X must be two-dimensional; reshape a single covariate with X.reshape(-1, 1).")
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise ValueError(f"X must be a 2-d array with at least one column; got shape {arr.shape}.")
+    return arr
+
+
+def _check_finite(arr, names):
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        cols = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
+        raise ValueError(f"X has missing or infinite values in column(s) {cols}.")
+
+
+def check_constant(matrix, names):
+    """Raise if a column of the model matrix is constant (it carries no information and breaks the fit)."""
+    if matrix.shape[0] == 0:
+        return
+    const = np.flatnonzero(np.ptp(matrix, axis=0) == 0)
+    if const.size:
+        raise ValueError(f"covariate(s) {[names[j] for j in const]} are constant; remove them.")
+
+
+def check_full_rank(matrix, names):
+    """Raise naming the columns that are linear combinations of the others (with an intercept)."""
+    from scipy.linalg import qr
+
+    design = np.column_stack([np.ones(len(matrix)), matrix])
+    scale = np.abs(design).max(axis=0)
+    scale[scale == 0] = 1.0
+    _, r, piv = qr(design / scale, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int(np.sum(diag > diag[0] * max(design.shape) * np.finfo(float).eps * 10))
+    if rank < design.shape[1]:
+        dropped = sorted(int(j) - 1 for j in piv[rank:])
+        cols = [names[j] if j >= 0 else "(intercept)" for j in dropped]
+        raise ValueError(f"covariates are perfectly collinear: {cols} are linear combinations of the others.")
+
+
+@dataclass(frozen=True)
+class FitData:
+    """Validated inputs of a weighting fit."""
+
+    X: np.ndarray  # model matrix (reference-level coding), float64, no intercept
+    names: list
+    a: np.ndarray  # 0/1 treatment
+    sample_weight: np.ndarray
+    index: pd.Index | None  # X's index when X is a DataFrame
+    treatment: Treatment
+
+
+def validate_fit_data(design, X, treatment, sample_weight=None, *, treated=None, min_group_size=1):
+    """Check X, treatment and sample weights together, returning a :class:`FitData`."""
+    matrix, names = design.transform(X, drop_first=True)
+    n = matrix.shape[0]
+    index = X.index if isinstance(X, pd.DataFrame) else None
+    t = check_treatment(treatment, treated=treated, n_samples=n, index=index)
+    sw = check_sample_weight(sample_weight, n, index=index)
+    for arm, label in ((1, "treated"), (0, "control")):
+        size = int(np.sum((t.a == arm) & (sw > 0)))
+        if size < min_group_size:
+            raise ValueError(f"the {label} group has {size} units with positive weight; at least {min_group_size} needed.")
+    return FitData(matrix, names, t.a, sw, index, t)

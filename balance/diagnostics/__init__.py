@@ -1,0 +1,10 @@
+"""Balance diagnostics: covariate balance tables, effective sample size and weight summaries.
+
+The statistics follow R cobalt 4.6.1 (``bal.tab``) and WeightIt 1.5.1 (``summary.weightit``, ``ESS``), so that
+results can be compared with them number for number. Diagnostics return DataFrames and never plot.
+"""
+
+from ._balance import balance_table
+from ._weights import WeightSummary, effective_sample_size, weight_summary
+
+__all__ = ["WeightSummary", "balance_table", "effective_sample_size", "weight_summary"]

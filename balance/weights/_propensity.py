@@ -1,0 +1,296 @@
+"""Propensity-score weights: inverse probability weights and their tilted versions (ATT, ATO, ...)."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from scipy.special import expit
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from .._base import BaseWeighter, MParts, warn_units
+from .._validation import check_constant, check_full_rank
+from ._estimands import arm_weights, arm_weights_derivative, crump_alpha
+from ._logistic import fit_logistic
+from ._trim import trim_weights
+
+# Propensity scores closer than this to 0 or 1 are bounded to it (and reported) so that weights stay finite.
+PS_BOUND = 1e-12
+
+
+class PropensityWeights(BaseWeighter):
+    """Inverse-probability weights from a propensity score, for six estimands.
+
+    The propensity score e(X) = P(treated | X) comes from an exact logistic maximum-likelihood fit (the default,
+    as R's ``glm`` and WeightIt's ``method = "glm"``), from any scikit-learn classifier with ``predict_proba``, or
+    from scores the user already has (``model="precomputed"``). The weights are the ATE weight times the estimand's
+    tilting function (Li, Morgan & Zaslavsky 2018); see :func:`balance.weights_from_propensity`.
+
+    Parameters
+    ----------
+    estimand : {"ATE", "ATT", "ATC", "ATO", "ATM", "ATOS"}, default="ATE"
+        Target population. ATO = overlap weights, ATM = matching weights, ATOS = Crump et al.'s optimal subset
+        (units with e outside [α, 1 − α] get weight 0; α is reported as ``atos_alpha_``).
+    model : None, scikit-learn classifier, or "precomputed", default=None
+        None: exact logistic MLE (Newton–Raphson until the score is below ``tol``; this is not scikit-learn's
+        penalised ``LogisticRegression``). A classifier: a clone is fitted to (X, treatment) and its
+        ``predict_proba`` gives e(X). ``"precomputed"``: ``X`` holds the propensity scores themselves (one column).
+    treated : scalar, default=None
+        Which treatment level is treated. Needed only when the treatment is neither 0/1 nor boolean (then 1 or True
+        is treated); the package never guesses between two labels.
+    clip : tuple (lo, hi) or None, default=None
+        Bound the propensity scores to [lo, hi] before weighting. Off by default; the number of units clipped is
+        stored in ``n_clipped_`` and a warning says how many.
+    trim : float, int or None, default=None
+        Winsorise the weights after computing them, as WeightIt's ``trim()``: a float in [0.5, 1) is the quantile
+        above which weights are set to that quantile; an integer k sets the k largest weights to the next largest.
+        The focal group (treated for the ATT, controls for the ATC) is left alone. Reported in ``n_trimmed_`` and by
+        a warning.
+    trim_lower : bool, default=False
+        Trim the lower tail too (at 1 − ``trim``, or the k smallest weights).
+    tol : float, default=1e-8
+        Convergence tolerance of the logistic MLE on the score (see :func:`~balance.weights._logistic.fit_logistic`).
+    max_iter : int, default=100
+        Maximum number of Newton iterations.
+
+    Attributes
+    ----------
+    weights_ : Series or ndarray of shape (n_samples,)
+        Analysis weights, sampling weights included. Scale: WeightIt's ``glm`` (unnormalised; ATT: treated 1,
+        controls e/(1 − e); ATE: 1/e and 1/(1 − e)). Multiplying one group's weights by a constant changes no
+        balance statistic, ESS or effect estimate.
+    ps_ : Series or ndarray of shape (n_samples,)
+        Propensity scores used (after ``clip`` and the numerical bound below).
+    coef_ : ndarray of shape (n_terms,)
+        Logistic coefficients on the original covariate scale, one per entry of ``terms_`` (default model only).
+    intercept_ : float
+        Logistic intercept (default model only).
+    terms_ : list of str
+        Names of the model matrix columns (categoricals in reference-level coding, e.g. ``race_hispan``).
+    converged_ : bool
+        Whether the logistic MLE converged (default model only).
+    n_iter_ : int
+        Newton iterations used (default model only).
+    estimator_ : classifier
+        The fitted clone of ``model`` (classifier models only).
+    atos_alpha_ : float
+        Crump et al.'s threshold (ATOS only).
+    n_clipped_, n_trimmed_, n_bounded_ : int
+        Units whose score was clipped, whose weight was trimmed, and whose score was numerically 0 or 1 and was
+        bounded to [1e-12, 1 − 1e-12] so that weights stay finite (perfect separation; always warned).
+    treatment_levels_ : tuple
+        (control level, treated level).
+    n_features_in_, feature_names_in_ : int, ndarray
+        As in scikit-learn.
+
+    See Also
+    --------
+    balance.weights_from_propensity : the weight formulas as a function.
+    balance.balance_table : balance before and after weighting.
+
+    Notes
+    -----
+    Estimating equations (the M-estimation seam, ``_m_parts``) are available for the default logistic model
+    without ``trim``: the logistic score s_i = w_i (A_i − e_i) (1, X_i) and the weights as functions of the
+    coefficients, with analytic derivatives. ``clip`` and the ATOS indicator are treated as fixed maps (their
+    derivative is zero where they bind), as is Crump's α.
+
+    References
+    ----------
+    Rosenbaum, P. R., & Rubin, D. B. (1983). The central role of the propensity score in observational studies for
+    causal effects. Biometrika 70, 41–55.
+    Li, F., Morgan, K. L., & Zaslavsky, A. M. (2018). Balancing covariates via propensity score weighting. JASA 113,
+    390–400.
+    Greifer, N. (2024). WeightIt: Weighting for Covariate Balance in Observational Studies. R package 1.5.1.
+
+    Examples
+    --------
+    >>> from balance import PropensityWeights
+    >>> from balance.datasets import load_lalonde
+    >>> data = load_lalonde()
+    >>> pw = PropensityWeights(estimand="ATT").fit(data.X, data.treatment)
+    >>> round(float(pw.weights_[data.treatment == 0].sum()), 3)
+    186.999
+    """
+
+    def __init__(self, estimand="ATE", *, model=None, treated=None, clip=None, trim=None, trim_lower=False,
+                 tol=1e-8, max_iter=100):
+        self.estimand = estimand
+        self.model = model
+        self.treated = treated
+        self.clip = clip
+        self.trim = trim
+        self.trim_lower = trim_lower
+        self.tol = tol
+        self.max_iter = max_iter
+
+    # -- fitting ----------------------------------------------------------------------------------------------
+    def fit(self, X, treatment, sample_weight=None):
+        """Fit the propensity model and compute the weights.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Covariates (numeric, boolean or categorical columns), or the propensity scores when
+            ``model="precomputed"``.
+        treatment : array-like of shape (n_samples,)
+            Binary treatment.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sampling (base) weights: they weight the propensity model and multiply the resulting weights.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        data = self._validate_data(X, treatment, sample_weight)
+        for attr in ("coef_", "intercept_", "converged_", "n_iter_", "estimator_", "atos_alpha_"):
+            self.__dict__.pop(attr, None)  # a refit forgets what the previous model kind set
+        self.terms_ = list(data.names)
+        if self.model is None:
+            check_constant(data.X, data.names)
+            check_full_rank(data.X, data.names)
+            fit = fit_logistic(data.X, data.a, data.sample_weight, tol=self.tol, max_iter=self.max_iter)
+            self.intercept_, self.coef_ = float(fit.coef[0]), fit.coef[1:]
+            self.converged_, self.n_iter_ = fit.converged, fit.n_iter
+            if not fit.converged:
+                warnings.warn(
+                    f"The logistic propensity model did not converge in {self.max_iter} iterations (score norm "
+                    f"{fit.score_norm:.2e} > tol={self.tol}); raise max_iter or check for separation.",
+                    ConvergenceWarning, stacklevel=2,
+                )
+        elif self.model != "precomputed":
+            self.estimator_ = clone(self.model).fit(data.X, data.a, sample_weight=data.sample_weight) \
+                if sample_weight is not None else clone(self.model).fit(data.X, data.a)
+        raw_ps = self._raw_propensity(data)
+        if self.estimand == "ATOS":
+            self.atos_alpha_ = crump_alpha(np.clip(raw_ps, PS_BOUND, 1 - PS_BOUND), data.sample_weight)
+        ps, weights = self._weights(raw_ps, data, warn=True)
+        self.ps_ = self._wrap(ps, data)
+        return self._set_weights(weights, data)
+
+    def predict_weights(self, X, treatment, sample_weight=None):
+        """Weights for new units from the fitted propensity model.
+
+        ``clip`` and the fitted ATOS threshold are applied as in ``fit``; ``trim`` is re-applied to the new sample
+        (its thresholds are quantiles of that sample, as in a bootstrap replicate).
+
+        Returns
+        -------
+        Series or ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "weights_")
+        data = self._validate_data(X, treatment, sample_weight, reset=False)
+        _, weights = self._weights(self._raw_propensity(data), data, warn=True)
+        return self._wrap(weights, data)
+
+    def predict_proba(self, X):
+        """Propensity scores P(treated | X) from the fitted model (before ``clip``), shape (n_samples,)."""
+        check_is_fitted(self, "weights_")
+        matrix, _ = self.design_.transform(X)
+        return self._scores_from_matrix(matrix)
+
+    # -- internals ---------------------------------------------------------------------------------------------
+    def _check_params(self):
+        if self.model is not None and self.model != "precomputed" and not hasattr(self.model, "predict_proba"):
+            raise TypeError(f"model must be None, 'precomputed' or a classifier with predict_proba; got {self.model!r}.")
+        if self.clip is not None:
+            lo, hi = self.clip
+            if not 0 <= lo < hi <= 1:
+                raise ValueError(f"clip={self.clip!r} must be a pair (lo, hi) with 0 <= lo < hi <= 1.")
+        if self.trim is not None and not isinstance(self.trim, numbers.Real):
+            raise ValueError(f"trim={self.trim!r} must be a quantile in [0.5, 1), a count, or None.")
+        if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
+            raise ValueError(f"max_iter={self.max_iter!r} must be a positive integer.")
+
+    def _scores_from_matrix(self, matrix):
+        if self.model is None:
+            return expit(self.intercept_ + matrix @ self.coef_)
+        if self.model == "precomputed":
+            if matrix.shape[1] != 1:
+                raise ValueError(f"with model='precomputed', X must be one column of propensity scores; got {matrix.shape[1]}.")
+            ps = matrix[:, 0]
+            if np.any((ps < 0) | (ps > 1)):
+                raise ValueError("precomputed propensity scores must lie in [0, 1].")
+            return ps
+        proba = self.estimator_.predict_proba(matrix)
+        classes = list(self.estimator_.classes_)
+        return proba[:, classes.index(1)]
+
+    def _raw_propensity(self, data):
+        return self._scores_from_matrix(data.X)
+
+    def _weights(self, raw_ps, data, *, warn):
+        """Clip, bound, weight and trim, counting and reporting every unit touched."""
+        ps = raw_ps
+        n_clipped = 0
+        if self.clip is not None:
+            ps = np.clip(raw_ps, *self.clip)
+            n_clipped = int(np.sum(ps != raw_ps))
+            if n_clipped and warn:
+                warnings.warn(f"clip={self.clip}: {n_clipped} propensity scores were clipped.", UserWarning, stacklevel=3)
+        extreme = (ps < PS_BOUND) | (ps > 1 - PS_BOUND)
+        if extreme.any() and warn:
+            warn_units(
+                f"{int(extreme.sum())} propensity scores are numerically 0 or 1 (perfect separation or a degenerate "
+                "model); they were bounded to [1e-12, 1 - 1e-12] to keep weights finite, but those weights are extreme. "
+                "Consider clip=, a different estimand (ATO) or a simpler model", extreme, data.index, stacklevel=4,
+            )
+        ps = np.clip(ps, PS_BOUND, 1 - PS_BOUND)
+        weights = arm_weights(ps, data.a, self.estimand, getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
+        n_trimmed = 0
+        if self.trim is not None:
+            weights, touched = trim_weights(weights, data.a, self.trim, lower=self.trim_lower, focal=self._focal())
+            n_trimmed = int(touched.sum())
+            if n_trimmed and warn:
+                warnings.warn(f"trim={self.trim}: {n_trimmed} weights were trimmed.", UserWarning, stacklevel=3)
+        self.n_clipped_, self.n_bounded_, self.n_trimmed_ = n_clipped, int(extreme.sum()), n_trimmed
+        return ps, weights
+
+    def _focal(self):
+        return {"ATT": 1, "ATC": 0}.get(self.estimand)
+
+    # -- M-estimation seam -------------------------------------------------------------------------------------
+    def _m_parts(self, X, treatment, sample_weight=None):
+        check_is_fitted(self, "weights_")
+        if self.model is not None:
+            raise NotImplementedError(
+                "M-estimation needs the default logistic model; with a classifier or precomputed scores the weights' "
+                "estimating equations are unknown: use a bootstrap variance."
+            )
+        if self.trim is not None:
+            raise NotImplementedError("trimmed weights have no M-estimation form: use a bootstrap variance.")
+        data = self._validate_data(X, treatment, sample_weight, reset=False)
+        design = np.column_stack([np.ones(len(data.a)), data.X])
+        a, sw = data.a, data.sample_weight
+        alpha = getattr(self, "atos_alpha_", 0.0)
+        lo, hi = self.clip if self.clip is not None else (0.0, 1.0)
+        lo, hi = max(lo, PS_BOUND), min(hi, 1 - PS_BOUND)
+
+        def propensity(theta):
+            return expit(design @ theta)
+
+        def psi(theta):
+            return design * (sw * (a - propensity(theta)))[:, None]
+
+        def psi_jacobian(theta):
+            e = propensity(theta)
+            return -(design * (sw * e * (1 - e))[:, None]).T @ design
+
+        def weights(theta):
+            return arm_weights(np.clip(propensity(theta), lo, hi), a, self.estimand, alpha) * sw
+
+        def weights_jacobian(theta):
+            e = propensity(theta)
+            inside = (e >= lo) & (e <= hi)  # the clip's derivative is zero where it binds
+            de = arm_weights_derivative(np.clip(e, lo, hi), a, self.estimand, alpha) * e * (1 - e) * inside
+            return design * (de * sw)[:, None]
+
+        return MParts(
+            params=np.concatenate([[self.intercept_], self.coef_]),
+            names=("(Intercept)", *self.terms_),
+            psi=psi, weights=weights, psi_jacobian=psi_jacobian, weights_jacobian=weights_jacobian,
+        )

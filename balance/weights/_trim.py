@@ -1,0 +1,51 @@
+"""Trimming (winsorising) large weights, following WeightIt's ``trim()`` rules."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def trim_weights(weights, a, at, *, lower=False, focal=None):
+    """Winsorise weights at a quantile or at a count of the largest, as WeightIt's ``trim()``.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_samples,)
+    a : ndarray of shape (n_samples,)
+        0/1 treatment.
+    at : float in [0.5, 1) or int >= 1
+        A float is the quantile above which weights are set to that quantile (R's type-3 quantile, numpy's
+        ``"closest_observation"``); values below 0.5 mean ``1 - at``. An integer is the number of largest weights
+        set to the next largest one.
+    lower : bool, default=False
+        Also trim the lower tail (at ``1 - at``, or the ``at`` smallest weights).
+    focal : {0, 1, None}, default=None
+        A group left untouched: the treated (1) for the ATT and the controls (0) for the ATC, whose weights are all
+        equal by construction. Quantiles and counts are taken over the remaining units, pooled.
+
+    Returns
+    -------
+    trimmed : ndarray of shape (n_samples,)
+    touched : ndarray of bool, shape (n_samples,)
+        Which units' weights changed.
+    """
+    weights = np.asarray(weights, dtype=float)
+    eligible = np.ones(weights.shape, dtype=bool) if focal is None else (a != focal)
+    pool = weights[eligible]
+    if isinstance(at, numbers.Integral) and not isinstance(at, bool):
+        if not 1 <= at < pool.size:
+            raise ValueError(f"trim={at} must be at least 1 and less than the {pool.size} units that can be trimmed.")
+        ordered = np.sort(pool)
+        hi = ordered[pool.size - at - 1]
+        lo = ordered[at] if lower else -np.inf
+    elif isinstance(at, numbers.Real) and 0 < at < 1:
+        q = max(at, 1.0 - at)
+        hi = np.quantile(pool, q, method="closest_observation")
+        lo = np.quantile(pool, 1.0 - q, method="closest_observation") if lower else -np.inf
+    else:
+        raise ValueError(f"trim={at!r} must be a quantile in (0, 1) or a count of weights (an integer >= 1).")
+    trimmed = weights.copy()
+    trimmed[eligible] = np.clip(pool, lo, hi)
+    return trimmed, trimmed != weights
