@@ -1,8 +1,8 @@
 """Tests of balance.datasets: the bundled files, the loaders and the simulation designs.
 
 References are independent of the loaders: sha256 sums and counts from the team's data README
-(/work/shared/data/README.md), the original CSV read with plain pandas, published numbers, and the population values
-of the simulation designs computed here by quadrature.
+(shared/data/README.md beside the repository), the original CSV read with plain pandas, published numbers, and the
+population values of the simulation designs computed here by quadrature.
 """
 
 import hashlib
@@ -30,9 +30,9 @@ from balance.datasets import (
 from balance.datasets._loaders import _data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path("/work/shared/data")
+SHARED_DATA = REPO.parent / "shared" / "data"  # beside the repository, as in conftest.py
 
-# sha256 of the research copies, from /work/shared/data/README.md; the bundled files must be byte copies.
+# sha256 of the research copies, from shared/data/README.md; the bundled files must be byte copies.
 SHIPPED = {
     "lalonde.csv": "1a32c91903bb9f2e4a29fca8a00603ddc0337c6a2e708c81a4e81b5c71a4ffa7",
     "nhefs.csv": "1b8b59aa8588d6cc61de73ab49a3096c4efa18b2b28127c1cd63c9262e3b475a",
@@ -364,12 +364,16 @@ def test_synthetic_effects(synthetic):
 # --- packaging -----------------------------------------------------------------------------------------------------
 
 
+def _run(args, **kwargs):
+    """Run the test interpreter; on failure show its output, which says why (e.g. a build error)."""
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, **kwargs)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
 def test_wheel_carries_data(tmp_path):
     pytest.importorskip("hatchling", reason="hatchling builds the wheel; pip install 'causal-balance[test]'")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-w", str(tmp_path)],
-        cwd=REPO, check=True, capture_output=True, timeout=120,
-    )
+    _run(["-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-w", str(tmp_path)], cwd=REPO)
     (wheel,) = tmp_path.glob("*.whl")
     with zipfile.ZipFile(wheel) as zf:
         data_files = {n.removeprefix("balance/datasets/data/") for n in zf.namelist()
@@ -383,7 +387,6 @@ def test_wheel_carries_data(tmp_path):
         zf.extractall(site)
     script = "from balance.datasets._loaders import _data_dir; import balance.datasets as d; " \
              "print(_data_dir()); print(d.load_lalonde().X.shape)"
-    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)},
-                         check=True, capture_output=True, text=True, timeout=120).stdout.splitlines()
+    out = _run(["-c", script], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)}).splitlines()
     assert Path(out[0]) == site / "balance" / "datasets" / "data"
     assert out[1] == "(614, 7)"

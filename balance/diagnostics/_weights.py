@@ -254,7 +254,7 @@ def weight_summary(weights, treatment, *, treated=None, n_top=5):
     min       0.5000      1.0
     cv        0.9129      0.0
     n_zeros   1.0000      0.0
-    ess       2.2857      2.0
+    ess       2.4615      2.0
     >>> s.top["control"]
     4    2.0
     3    1.5
