@@ -7,7 +7,7 @@ weights. Submodules: :mod:`balance.datasets` (bundled data and simulation design
 
 from . import datasets
 from ._base import BaseWeighter, MParts
-from .diagnostics import balance_table, effective_sample_size, weight_summary
+from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .weights import PropensityWeights, trim_weights, weights_from_propensity
 
 __version__ = "0.1.0.dev0"
@@ -19,6 +19,7 @@ __all__ = [
     "balance_table",
     "datasets",
     "effective_sample_size",
+    "WeightSummary",
     "trim_weights",
     "weight_summary",
     "weights_from_propensity",

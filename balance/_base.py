@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
+from sklearn.utils import ClassifierTags
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import ESTIMANDS, CovariateDesign, check_estimand, validate_fit_data
@@ -150,9 +151,8 @@ class BaseWeighter(BaseEstimator):
         # Declaring the estimator a binary "classifier" of the treatment makes GridSearchCV / cross_val_score
         # default to StratifiedKFold on the treatment, so every fold has both groups (a balance score needs them).
         tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags(multi_class=False)
         tags.target_tags.required = True
-        if tags.classifier_tags is not None:
-            tags.classifier_tags.multi_class = False
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         return tags

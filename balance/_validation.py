@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 ESTIMANDS = ("ATE", "ATT", "ATC", "ATO", "ATM", "ATOS")
 
@@ -36,7 +37,7 @@ class Treatment:
     index: pd.Index | None
 
 
-def _as_1d(values, name):
+def as_1d(values, name):
     if isinstance(values, pd.DataFrame):
         if values.shape[1] != 1:
             raise ValueError(f"{name} must be one column; got a DataFrame with {values.shape[1]} columns.")
@@ -82,7 +83,7 @@ def check_treatment(treatment, *, treated=None, n_samples=None, index=None):
     -------
     Treatment
     """
-    arr, t_index = _as_1d(treatment, "treatment")
+    arr, t_index = as_1d(treatment, "treatment")
     if n_samples is not None and arr.shape[0] != n_samples:
         raise ValueError(f"treatment has {arr.shape[0]} entries but X has {n_samples} rows.")
     if index is not None and t_index is not None and not t_index.equals(index):
@@ -119,6 +120,31 @@ def check_treatment(treatment, *, treated=None, n_samples=None, index=None):
 # --------------------------------------------------------------------------------------------------------------
 # sample weights
 # --------------------------------------------------------------------------------------------------------------
+def check_weights(weights, n_samples=None, *, index=None, name="weights"):
+    """Return non-negative finite weights as a float array; errors name the argument ``name``.
+
+    Zero weights are allowed (the unit takes no part); missing, infinite or negative values, a length other than
+    ``n_samples`` (when given) and a Series whose index differs from ``index`` raise.
+    """
+    w, w_index = as_1d(weights, name)
+    if n_samples is not None and w.shape[0] != n_samples:
+        raise ValueError(f"{name} has {w.shape[0]} entries but X has {n_samples} rows.")
+    if index is not None and w_index is not None and not w_index.equals(index):
+        raise ValueError(
+            f"{name} is a Series whose index differs from X's index; align them first "
+            f"(e.g. {name}.loc[X.index]) or pass a plain array."
+        )
+    try:
+        w = w.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be numeric.") from exc
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{name} has {int(np.sum(~np.isfinite(w)))} missing or infinite values.")
+    if np.any(w < 0):
+        raise ValueError(f"{name} has {int(np.sum(w < 0))} negative values; weights must be >= 0.")
+    return w
+
+
 def check_sample_weight(sample_weight, n_samples, *, index=None):
     """Return sampling (base) weights as a float array; ``None`` means all ones.
 
@@ -127,19 +153,7 @@ def check_sample_weight(sample_weight, n_samples, *, index=None):
     """
     if sample_weight is None:
         return np.ones(n_samples)
-    sw, sw_index = _as_1d(sample_weight, "sample_weight")
-    if sw.shape[0] != n_samples:
-        raise ValueError(f"sample_weight has {sw.shape[0]} entries but X has {n_samples} rows.")
-    if index is not None and sw_index is not None and not sw_index.equals(index):
-        raise ValueError("sample_weight is a Series whose index differs from X's index; align them first.")
-    try:
-        sw = sw.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError("sample_weight must be numeric.") from exc
-    if not np.all(np.isfinite(sw)):
-        raise ValueError("sample_weight has missing or infinite values.")
-    if np.any(sw < 0):
-        raise ValueError(f"sample_weight has {int(np.sum(sw < 0))} negative values; weights must be >= 0.")
+    sw = check_weights(sample_weight, n_samples, index=index, name="sample_weight")
     if not np.any(sw > 0):
         raise ValueError("sample_weight is zero for every unit.")
     return sw
@@ -232,6 +246,8 @@ class CovariateDesign:
 
 
 def _as_2d_numeric(X):
+    if sp.issparse(X):
+        raise TypeError("sparse X is not supported; pass a dense array (X.toarray()).")
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:

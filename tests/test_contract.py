@@ -182,7 +182,7 @@ def _bad_cases(X, t):
         ("negative weight", X, t, -np.ones(len(t)), ValueError, "sample_weight has 200 negative"),
         ("zero weights", X, t, np.zeros(len(t)), ValueError, "sample_weight is zero for every unit"),
         ("empty group", X, t, t.to_numpy() * 1.0, ValueError, "control group has 0 units with positive weight"),
-        ("nan weight", X, t, np.r_[np.nan, np.ones(len(t) - 1)], ValueError, "sample_weight has missing"),
+        ("nan weight", X, t, np.r_[np.nan, np.ones(len(t) - 1)], ValueError, "sample_weight has 1 missing"),
     ]
 
 
@@ -225,3 +225,21 @@ def test_predict_weights_refuses_unseen_levels_and_columns(small):
     odd["job"] = "c"
     with pytest.raises(ValueError, match="not seen in fit"):
         pw.predict_weights(odd, t)
+
+
+def test_pickle_round_trip_keeps_the_fit(weighter, small):
+    import pickle
+
+    X, t = small
+    weighter.fit(X, t)
+    restored = pickle.loads(pickle.dumps(weighter))
+    assert_allclose(restored.weights_, weighter.weights_, rtol=0)
+    if hasattr(weighter, "predict_weights"):
+        assert_allclose(restored.predict_weights(X, t), weighter.weights_, rtol=1e-12)
+
+
+def test_sparse_input_is_refused_clearly(weighter):
+    import scipy.sparse as sp
+
+    with pytest.raises(TypeError, match="sparse X is not supported"):
+        weighter.fit(sp.random(20, 3, density=0.5, format="csr", random_state=0), np.arange(20) % 2)

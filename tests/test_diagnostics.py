@@ -1,11 +1,10 @@
 """Tests of balance.diagnostics against R cobalt 4.6.1 / WeightIt 1.5.1 and against closed forms.
 
-The reference numbers are in /work/shared/oracle/weightit-lalonde-att (see its README): cobalt's
+The reference numbers are in ../shared/oracle/weightit-lalonde-att (see its README): cobalt's
 ``bal.tab(W, stats = c("m", "v", "ks"), un = TRUE)`` on the lalonde data, ATT, for eight WeightIt methods.
 """
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,9 +14,9 @@ from scipy import stats as sps
 
 from balance.diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 
-ORACLE = Path("/work/shared/oracle/weightit-lalonde-att")
-DATA = Path("/work/shared/data/lalonde_matchit614.csv")
-COVARIATES = ["age", "educ", "race", "married", "nodegree", "re74", "re75"]
+from .conftest import COVARIATES, ORACLE, SHARED
+
+DATA = SHARED / "data" / "lalonde_matchit614.csv"
 STAT_COLUMNS = ["smd_un", "vratio_un", "ks_un", "smd_adj", "vratio_adj", "ks_adj"]
 
 pytestmark = pytest.mark.skipif(not (ORACLE.exists() and DATA.exists()), reason="reference files not available")
@@ -179,7 +178,7 @@ def test_weighted_columns_closed_form(X, treat, oracle_weights):
 def test_sample_weight_integer_equals_repetition_for_means_and_ks(X, treat, oracle_weights, rng):
     sw = rng.integers(1, 4, size=len(X))
     w = oracle_weights["glm"].to_numpy()
-    by_weight = balance_table(X, treat, w, estimand="ATT", continuous="raw", stats=("smd", "ks"),
+    by_weight = balance_table(X, treat, w * sw, estimand="ATT", continuous="raw", stats=("smd", "ks"),
                               sample_weight=sw)
     rep = np.repeat(np.arange(len(X)), sw)
     by_rows = balance_table(X.iloc[rep].reset_index(drop=True), treat.to_numpy()[rep], w[rep], estimand="ATT",
@@ -196,6 +195,30 @@ def test_sample_weight_sets_the_sd(X, treat, rng):
     diff = np.average(x[a == 1], weights=sw[a == 1]) - np.average(x[a == 0], weights=sw[a == 0])
     assert table.loc["age", "smd_un"] == pytest.approx(diff / np.sqrt(_reliability_var(x[a == 1], sw[a == 1])),
                                                       rel=1e-12)
+
+
+def test_sample_weight_is_not_multiplied_into_weights(X, treat, oracle_weights, rng):
+    # weights are analysis weights that already include the sampling weights (as every estimator's weights_)
+    sw = rng.uniform(0.5, 2.0, size=len(X))
+    w = oracle_weights["glm"].to_numpy() * sw
+    with_sw = balance_table(X, treat, w, estimand="ATT", sample_weight=sw)
+    without = balance_table(X, treat, w, estimand="ATT")
+    assert_allclose(with_sw[["vratio_adj", "ks_adj"]], without[["vratio_adj", "ks_adj"]], rtol=1e-12, atol=1e-15)
+    x, a = X["age"].to_numpy(float), treat.to_numpy()
+    diff = np.average(x[a == 1], weights=w[a == 1]) - np.average(x[a == 0], weights=w[a == 0])
+    sd = np.sqrt(_reliability_var(x[a == 1], sw[a == 1]))  # the SD uses the sampling weights only
+    assert with_sw.loc["age", "smd_adj"] == pytest.approx(diff / sd, rel=1e-12)
+
+
+def test_fitted_propensity_weights_reproduce_cobalt(X, treat):
+    from balance.weights import PropensityWeights
+
+    est = PropensityWeights(estimand="ATT").fit(X, treat)
+    table = balance_table(X, treat, est, distance=est.ps_)  # estimand taken from the estimator
+    ref = _oracle_balance("raw", "glm")
+    assert list(table.index) == list(ref.index)
+    # the logistic MLE agrees with R's glm to its convergence tolerance (weights within ~2e-8)
+    assert_allclose(table[STAT_COLUMNS].to_numpy(float), ref[STAT_COLUMNS].to_numpy(float), rtol=0, atol=1e-7)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -416,3 +439,19 @@ def test_sample_weight_zero_for_a_group(X, treat):
 def test_bad_n_top(treat):
     with pytest.raises(ValueError, match="n_top"):
         weight_summary(np.ones(len(treat)), treat, n_top=-1)
+
+
+def test_ess_without_treatment_rejects_all_zero_weights():
+    with pytest.raises(ValueError, match="weights is zero for every unit"):
+        effective_sample_size(np.zeros(3))
+
+
+def test_ess_and_summary_accept_a_fitted_estimator(treat, oracle_weights):
+    class Fitted:
+        weights_ = oracle_weights["ebal"]
+
+    assert_allclose(effective_sample_size(Fitted(), treat), effective_sample_size(oracle_weights["ebal"], treat),
+                    rtol=0, atol=0)
+    assert effective_sample_size(Fitted()) == pytest.approx(effective_sample_size(oracle_weights["ebal"].to_numpy()))
+    pd.testing.assert_frame_equal(weight_summary(Fitted(), treat).table,
+                                  weight_summary(oracle_weights["ebal"], treat).table)

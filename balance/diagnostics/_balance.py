@@ -12,12 +12,13 @@ Stuart, E. A. (2015), Statistics in Medicine 34(28):3661–3679.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .._validation import CovariateDesign, _as_1d, check_estimand, check_sample_weight, check_treatment
-from ._weights import check_groups_weighted, check_weights, resolve_weights
+from .._validation import CovariateDesign, as_1d, check_estimand, check_sample_weight, check_treatment, check_weights
+from ._weights import check_groups_weighted, resolve_weights
 
 STATS = ("smd", "vratio", "ks")
 SD_DENOMS = ("treated", "control", "pooled", "all")
@@ -50,7 +51,7 @@ def _check_distance(distance, n_samples, index):
         distance = {"prop.score": distance}
     columns = []
     for name, values in distance.items():
-        arr, d_index = _as_1d(values, f"distance[{name!r}]")
+        arr, d_index = as_1d(values, f"distance[{name!r}]")
         if arr.shape[0] != n_samples:
             raise ValueError(f"distance[{name!r}] has {arr.shape[0]} entries but X has {n_samples} rows.")
         if index is not None and d_index is not None and not d_index.equals(index):
@@ -73,15 +74,34 @@ def _level_flags(design):
     return np.array(flags, dtype=bool)
 
 
-def _binary_columns(matrix, design):
-    """Flag binary columns and recode two-valued ones to 0/1 (cobalt's ``binarize``), returning both."""
-    ordered = np.sort(matrix, axis=0)
+@dataclass(frozen=True)
+class _Columns:
+    """The table's rows as matrix columns (binary ones coded 0/1), each sorted once for binary detection and KS."""
+
+    values: np.ndarray  # (n_samples, n_rows)
+    order: np.ndarray  # (n_samples, n_rows): argsort of each column
+    binary: np.ndarray  # (n_rows,) bool
+
+
+def _build_columns(dist, covariates, level_flags):
+    """Stack distances and covariates, flag binary covariates and recode two-valued ones to 0/1.
+
+    A covariate is binary when it has exactly two distinct values or is a level indicator / boolean. The
+    reference value of a two-valued column is 0 when present, else the smaller value (cobalt's ``binarize``), so
+    0/1 columns are left as they are. Distances are never binary.
+    """
+    # column-major: every later step works a column at a time
+    raw = np.asfortranarray(np.column_stack([dist, covariates]))
+    # tie order is irrelevant (the ECDFs are read only at the end of each run of ties), so no stable sort
+    order = np.argsort(raw, axis=0)
+    ordered = np.take_along_axis(raw, order, axis=0)
     n_distinct = 1 + np.count_nonzero(np.diff(ordered, axis=0), axis=0)
-    two_valued = n_distinct == 2
-    # the reference value is 0 when present, else the smaller value, so 0/1 columns are left as they are
-    reference = np.where((matrix == 0).any(axis=0), 0.0, ordered[0])
-    recoded = np.where(two_valued, (matrix != reference).astype(np.float64), matrix)
-    return recoded, two_valued | _level_flags(design)
+    is_covariate = np.arange(raw.shape[1]) >= dist.shape[1]
+    two_valued = is_covariate & (n_distinct == 2)
+    reference = np.where((raw == 0).any(axis=0), 0.0, ordered[0])
+    values = np.where(two_valued, (raw != reference).astype(np.float64), raw)
+    binary = two_valued | np.concatenate([np.zeros(dist.shape[1], dtype=bool), level_flags])
+    return _Columns(values=values, order=order, binary=binary)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -104,23 +124,22 @@ def _moments(matrix, w, binary):
     return mean, np.where(constant, 0.0, var)
 
 
-def _ks_column(x, signed_w):
+def _ks_column(x, order, signed_w):
     """Largest |weighted ECDF_T − weighted ECDF_C|, read after the last unit of each run of tied values.
 
     The largest value is skipped: both ECDFs are 1 there, and the cumulative sum would only show rounding.
     """
-    order = np.argsort(x, kind="stable")
     x_sorted = x[order]
     ends = x_sorted[1:] != x_sorted[:-1]
     gaps = np.abs(np.cumsum(signed_w[order])[:-1][ends])
     return float(gaps.max()) if gaps.size else 0.0
 
 
-def _ks(matrix, a, w, diff, binary):
+def _ks(cols, a, w, diff):
     signed = np.where(a == 1, w / w[a == 1].sum(), -w / w[a == 0].sum())
     ks = np.abs(diff)  # for a binary column the KS statistic is the difference in proportions
-    for j in np.flatnonzero(~binary):
-        ks[j] = _ks_column(matrix[:, j], signed)
+    for j in np.flatnonzero(~cols.binary):
+        ks[j] = _ks_column(cols.values[:, j], cols.order[:, j], signed)
     return ks
 
 
@@ -141,19 +160,19 @@ def _smd(diff, sd, standardise):
     return np.where(standardise, scaled, diff)
 
 
-def _stats(matrix, a, w, binary, stats, sd, standardise):
+def _stats(cols, a, w, stats, sd, standardise):
     """The requested statistics for one weighting, keyed ``smd``, ``vratio``, ``ks``."""
-    m_t, v_t = _moments(matrix[a == 1], w[a == 1], binary)
-    m_c, v_c = _moments(matrix[a == 0], w[a == 0], binary)
+    m_t, v_t = _moments(cols.values[a == 1], w[a == 1], cols.binary)
+    m_c, v_c = _moments(cols.values[a == 0], w[a == 0], cols.binary)
     diff = m_t - m_c
     out = {}
     if "smd" in stats:
         out["smd"] = _smd(diff, sd, standardise)
     if "vratio" in stats:
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["vratio"] = np.where(binary, np.nan, v_t / v_c)
+            out["vratio"] = np.where(cols.binary, np.nan, v_t / v_c)
     if "ks" in stats:
-        out["ks"] = _ks(matrix, a, w, diff, binary)
+        out["ks"] = _ks(cols, a, w, diff)
     return out
 
 
@@ -196,9 +215,10 @@ def balance_table(
     treatment : array-like of shape (n_samples,)
         Binary treatment: 0/1, boolean, or two levels with ``treated`` given. A Series must carry X's index.
     weights : array-like of shape (n_samples,) or fitted weighting estimator, default=None
-        Balancing weights (non-negative). Any object with a ``weights_`` attribute (a fitted weighting estimator)
-        is replaced by its ``weights_``, and its ``estimand`` attribute is used when ``estimand`` is None. A
-        Series must carry X's index. ``None`` gives the unadjusted columns only.
+        Analysis weights (non-negative), **sampling weights included**, as every estimator's ``weights_`` of this
+        package (so they equal cobalt's ``weights * s.weights``). Any object with a ``weights_`` attribute (a
+        fitted weighting estimator) is replaced by its ``weights_``, and its ``estimand`` attribute is used when
+        ``estimand`` is None. A Series must carry X's index. ``None`` gives the unadjusted columns only.
     estimand : {"ATE", "ATT", "ATC", "ATO", "ATM", "ATOS"}, default=None
         Selects the default ``sd_denom``. ``None`` means the fitted estimator's ``estimand`` if ``weights`` has
         one, else ``"ATE"``. An explicit value always wins.
@@ -214,8 +234,9 @@ def balance_table(
         :math:`\\sqrt{(s_T^2 + s_C^2)/2}`, ``"all"`` the SD of all units together. ``None`` picks by estimand:
         ``"treated"`` for the ATT, ``"control"`` for the ATC, ``"pooled"`` otherwise.
     sample_weight : array-like of shape (n_samples,), default=None
-        Sampling weights (cobalt's ``s.weights``); they multiply ``weights`` in the adjusted columns and are the
-        only weights of the unadjusted columns and of the SD.
+        Sampling weights (cobalt's ``s.weights``): the weights of the unadjusted columns and of the SD. They are
+        **not** multiplied into ``weights``, which already include them (pass ``balancing * sample_weight`` when
+        holding balancing weights that exclude them).
     distance : array-like of shape (n_samples,) or dict of str to array-like, default=None
         Distance measures shown first, of type ``"Distance"`` (an array-like is named ``"prop.score"``). They are
         summarised like continuous covariates but are not covariates.
@@ -234,7 +255,7 @@ def balance_table(
     ------
     ValueError
         If ``weights`` has missing, infinite or negative values, the wrong length or a misaligned index; if
-        ``weights`` (times ``sample_weight``) is zero for every unit of a group; for an unknown option; and for
+        ``weights`` or ``sample_weight`` is zero for every unit of a group; for an unknown option; and for
         the problems :func:`balance._validation.check_treatment` and ``check_sample_weight`` report.
 
     Warns
@@ -244,8 +265,8 @@ def balance_table(
 
     Notes
     -----
-    Conventions of cobalt 4.6.1 (``bal.tab`` for a binary treatment), each reproduced to 1e-12 on the lalonde
-    reference:
+    Conventions of cobalt 4.6.1 (``bal.tab`` for a binary treatment), reproduced to 1e-12 on the lalonde
+    reference (up to the rounding-noise rule at the end of this list):
 
     - **SMD** :math:`= (\\bar x_{w,T} - \\bar x_{w,C}) / s`, the difference of the weighted group means divided by
       an SD :math:`s` computed **without** the balancing weights (only ``sample_weight``), so that weighting
@@ -317,30 +338,28 @@ def balance_table(
     sw = check_sample_weight(sample_weight, n, index=index)
     check_groups_weighted(sw, a, "sample_weight")
 
-    covariates, cov_binary = _binary_columns(covariates, design)
     dist, dist_names = _check_distance(distance, n, t.index)
-    matrix = np.column_stack([dist, covariates])
     names = dist_names + cov_names
     if len(set(names)) != len(names):
         raise ValueError(f"distance names {dist_names} clash with the covariate names {cov_names}; rename them.")
-    binary_mask = np.concatenate([np.zeros(len(dist_names), dtype=bool), cov_binary])
-    types = ["Distance"] * len(dist_names) + ["Binary" if b else "Contin." for b in cov_binary]
-    standardise = np.where(binary_mask, binary == "std", continuous == "std")
+    cols = _build_columns(dist, covariates, _level_flags(design))
+    types = ["Distance"] * len(dist_names) + ["Binary" if b else "Contin." for b in cols.binary[len(dist_names):]]
+    standardise = np.where(cols.binary, binary == "std", continuous == "std")
 
     # the SD comes from the unweighted sample (sample weights only), for both the unadjusted and adjusted SMD
-    _, var_t = _moments(matrix[a == 1], sw[a == 1], binary_mask)
-    _, var_c = _moments(matrix[a == 0], sw[a == 0], binary_mask)
-    _, var_all = _moments(matrix, sw, binary_mask)
+    _, var_t = _moments(cols.values[a == 1], sw[a == 1], cols.binary)
+    _, var_c = _moments(cols.values[a == 0], sw[a == 0], cols.binary)
+    _, var_all = _moments(cols.values, sw, cols.binary)
     sd = _sd_denominator(sd_denom, var_t, var_c, var_all)
 
     table = pd.DataFrame({"type": types}, index=pd.Index(names))
     runs = {"un": sw}
     if weights is not None:
-        w = check_weights(weights, n, index=t.index) * sw
-        check_groups_weighted(w, a, "weights" if sample_weight is None else "weights * sample_weight")
+        w = check_weights(weights, n, index=t.index)
+        check_groups_weighted(w, a)
         runs["adj"] = w
     for suffix, run_w in runs.items():
-        for stat, values in _stats(matrix, a, run_w, binary_mask, stats, sd, standardise).items():
+        for stat, values in _stats(cols, a, run_w, stats, sd, standardise).items():
             table[f"{stat}_{suffix}"] = values
     if "smd" in stats:
         _warn_infinite(table)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._validation import _as_1d, check_treatment
+from .._validation import check_treatment, check_weights
 
 GROUPS = ("control", "treated")
 
@@ -27,31 +27,6 @@ def resolve_weights(weights):
     if hasattr(weights, "weights_"):
         return weights.weights_, getattr(weights, "estimand", None)
     return weights, None
-
-
-def check_weights(weights, n_samples=None, *, index=None):
-    """Return ``weights`` as a float array, raising a ValueError that names ``weights`` if they are unusable.
-
-    Zero weights are allowed (the unit takes no part); missing, infinite or negative weights, a length other than
-    ``n_samples`` (when given) and a Series whose index differs from ``index`` are errors.
-    """
-    w, w_index = _as_1d(weights, "weights")
-    if n_samples is not None and w.shape[0] != n_samples:
-        raise ValueError(f"weights has {w.shape[0]} entries but there are {n_samples} units.")
-    if index is not None and w_index is not None and not w_index.equals(index):
-        raise ValueError(
-            "weights is a Series whose index differs from the data's index; align them first "
-            "(e.g. weights.loc[X.index]) or pass a plain array."
-        )
-    try:
-        w = w.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError("weights must be numeric.") from exc
-    if not np.all(np.isfinite(w)):
-        raise ValueError(f"weights has {int(np.sum(~np.isfinite(w)))} missing or infinite values.")
-    if np.any(w < 0):
-        raise ValueError(f"weights has {int(np.sum(w < 0))} negative values; weights must be >= 0.")
-    return w
 
 
 def check_groups_weighted(w, a, name="weights"):
@@ -82,8 +57,9 @@ def effective_sample_size(weights, treatment=None, *, treated=None):
     Parameters
     ----------
     weights : array-like of shape (n_samples,) or fitted weighting estimator
-        Non-negative weights. An object with a ``weights_`` attribute (a fitted weighting estimator) is replaced
-        by its ``weights_``.
+        Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``; WeightIt's
+        ``ESS()`` of ``weights * s.weights``). An object with a ``weights_`` attribute (a fitted weighting
+        estimator) is replaced by its ``weights_``.
     treatment : array-like of shape (n_samples,), default=None
         Binary treatment, coded as in :func:`balance._validation.check_treatment` (0/1, boolean, or any two levels
         with ``treated`` given). ``None`` pools all units.
@@ -195,8 +171,9 @@ def weight_summary(weights, treatment, *, treated=None, n_top=5):
     Parameters
     ----------
     weights : array-like of shape (n_samples,) or fitted weighting estimator
-        Non-negative weights, or an object with a ``weights_`` attribute. A Series gives the row labels of the
-        largest weights.
+        Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``, and as
+        WeightIt summarises ``weights * s.weights``), or an object with a ``weights_`` attribute. A Series gives
+        the row labels of the largest weights.
     treatment : array-like of shape (n_samples,)
         Binary treatment (0/1, boolean, or two levels with ``treated`` given). A Series must carry the same index
         as a Series ``weights``.
