@@ -1,12 +1,13 @@
 """causal-balance: causal-inference weighting for observational data, scikit-learn native.
 
 Weighting estimators learn one weight per unit (``fit(X, treatment).weights_``); diagnostics measure the balance
-they achieve; effect estimators (coming) report effects with standard errors that account for estimating the
+they achieve; effect estimators (:class:`WeightedEffect`) report effects with standard errors that account for estimating the
 weights. Submodules: :mod:`balance.datasets` (bundled data and simulation designs).
 """
 
 from . import datasets
 from ._base import BaseWeighter, MParts
+from .effects import EffectResults, WeightedEffect
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .weights import PropensityWeights, trim_weights, weights_from_propensity
 
@@ -14,8 +15,10 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "BaseWeighter",
+    "EffectResults",
     "MParts",
     "PropensityWeights",
+    "WeightedEffect",
     "balance_table",
     "datasets",
     "effective_sample_size",

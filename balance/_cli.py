@@ -13,11 +13,12 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from ._validation import ESTIMANDS, check_treatment
 from .diagnostics import balance_table, effective_sample_size
-from .effects._wls import weighted_least_squares
+from .effects import WeightedEffect
+from .effects._outcome import OUTCOME_MODELS
+from .effects._weighted_effect import VCOV_TYPES
 from .weights import PropensityWeights
 
 # method name -> (estimator factory, description); later weighting methods register here
@@ -50,6 +51,12 @@ def build_parser():
     parser.add_argument("--treated", help="the treated level, when the treatment is not 0/1 or true/false")
     parser.add_argument("--method", default="ps", choices=sorted(METHODS), help="weighting method (default: ps)")
     parser.add_argument("--estimand", default="ATT", type=str.upper, choices=ESTIMANDS, help="default: ATT")
+    parser.add_argument("--outcome-model", default="simple", choices=OUTCOME_MODELS,
+                        help="simple (weighted difference in means; default), additive, interact or aipw")
+    parser.add_argument("--vcov", default="asympt", choices=sorted(VCOV_TYPES),
+                        help="asympt (M-estimation, accounts for estimating the weights; default), HC0, bootstrap, fwb")
+    parser.add_argument("--n-bootstrap", default=999, type=int, help="bootstrap replicates (default: 999)")
+    parser.add_argument("--seed", default=None, type=int, help="random seed for the bootstraps")
     parser.add_argument("--alpha", default=0.05, type=float, help="1 - confidence level (default: 0.05)")
     return parser
 
@@ -116,21 +123,18 @@ def run(args, out=None):
     X, t = frame[covariates], frame[treatment_col]
     treated = _parse_treated(args.treated, t)
     factory, description = METHODS[args.method]
-    weighter = factory(args.estimand, treated)
+    effect = WeightedEffect(factory(args.estimand, treated), args.outcome_model, args.vcov,
+                            n_bootstrap=args.n_bootstrap, random_state=args.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        weighter.fit(X, t)
+        effect.fit(X, t, y)
+    weighter = effect.weighter_
     a = check_treatment(t, treated=treated).a
-    weights = np.asarray(weighter.weights_)
-
     table = balance_table(X, t, weighter, estimand=args.estimand, treated=treated)
     ess = pd.DataFrame({
         "before": effective_sample_size(np.ones(len(a)), a),
-        "after": effective_sample_size(weights, a),
+        "after": effective_sample_size(np.asarray(weighter.weights_), a),
     })
-    coef, cov = weighted_least_squares(np.column_stack([np.ones(len(a)), a]), y.to_numpy(dtype=float), weights)
-    estimate, se = coef[1], float(np.sqrt(cov[1, 1]))
-    z = norm.ppf(1 - args.alpha / 2)
 
     levels = weighter.treatment_levels_
     print(f"Data: {source}; {len(frame)} rows, treatment {treatment_col!r} "
@@ -143,12 +147,15 @@ def run(args, out=None):
     print(table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="."), "\n", file=out)
     print("Effective sample size (Kish)", file=out)
     print(ess.to_string(float_format=lambda v: f"{v:.1f}"), "\n", file=out)
-    lo, hi = estimate - z * se, estimate + z * se
-    print(f"{args.estimand} on {outcome_col!r} (weighted difference in means, Hajek)", file=out)
-    print(f"  estimate {estimate:.4f}   std. error {se:.4f}   {100 * (1 - args.alpha):g}% CI [{lo:.4f}, {hi:.4f}]",
-          file=out)
-    print("  Standard error: HC0 (robust, weights treated as known; it does not account for estimating the "
-          "weights).", file=out)
+    summary = effect.summary(alpha=args.alpha)
+    row = summary.iloc[0]
+    print(f"{args.estimand} on {outcome_col!r} (outcome model {args.outcome_model!r}; mu1, mu0: weighted means of "
+          "the potential outcomes)", file=out)
+    print(summary.to_string(float_format=lambda v: f"{v:.4f}"), file=out)
+    print(f"  estimate {row['estimate']:.4f}   std. error {row['std_err']:.4f}   "
+          f"{100 * (1 - args.alpha):g}% CI [{row['ci_lower']:.4f}, {row['ci_upper']:.4f}]", file=out)
+    for note in effect.result_.notes:
+        print(f"  {note[0].upper()}{note[1:]}.", file=out)
     return 0
 
 

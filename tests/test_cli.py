@@ -14,9 +14,15 @@ from .conftest import SHARED
 def test_default_run_reproduces_weightit(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
-    # WeightIt 1.5.1 glm ATT on lalonde, re78 ~ treat: estimate 1214.07122089147, HC0 SE 824.051711383398
-    assert "estimate 1214.0712" in out and "std. error 824.0517" in out
-    assert "HC0" in out and "race_black" in out and "Effective sample size" in out
+    # WeightIt 1.5.1 glm ATT on lalonde, re78 ~ treat: estimate 1214.07122089147, asympt SE 798.154627084133
+    assert "estimate 1214.0712" in out and "std. error 798.1546" in out
+    assert "M-estimation" in out and "race_black" in out and "Effective sample size" in out
+
+
+def test_hc0_flag(capsys):
+    assert main(["--vcov", "HC0"]) == 0
+    out = capsys.readouterr().out
+    assert "std. error 824.0517" in out and "weights treated as known" in out  # WeightIt's se_hc0
 
 
 def test_runs_as_a_module_in_a_fresh_interpreter():
@@ -45,6 +51,7 @@ def test_flags_choose_data_columns_and_estimand(tmp_path, capsys):
     (["--covariates", "age,height"], "--covariates: column(s) ['height'] not in the data"),
     (["--outcome", "race"], "--outcome: column 'race' must be numeric"),
     (["--treatment", "race"], "treatment must have exactly two levels"),
+    (["--vcov", "magic"], "invalid choice: 'magic'"),
 ])
 def test_bad_flags_give_one_line_and_exit_2(capsys, argv, message):
     assert main(argv) == 2

@@ -1,0 +1,143 @@
+"""The immutable results of a weighted effect estimate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+SCALE_LABELS = {"difference": None, "rr": "risk ratio", "or": "odds ratio"}
+
+
+@dataclass(frozen=True)
+class EffectResults:
+    """An effect with its two potential-outcome means, their covariance and how it was obtained.
+
+    Attributes
+    ----------
+    estimand : str
+    scale : {"difference", "rr", "or"}
+        Effect scale. Ratios are estimated, tested and given intervals on the log scale (delta method), then shown
+        exponentiated; their ``std_err`` is that of the log ratio.
+    estimate : Series
+        The effect (first row, on its natural scale) and the weighted potential-outcome means ``mu1``, ``mu0``.
+    vcov : DataFrame
+        Covariance of the effect (log scale for ratios), ``mu1`` and ``mu0``.
+    vcov_type : str
+        "asympt", "HC0", "bootstrap" or "fwb".
+    vcov_config : dict
+        How the variance was computed (Jacobian kind, clusters, replicates, conventions).
+    n_obs : int
+    ess : Series
+        Kish effective sample size per group.
+    outcome_model : str
+    method : str
+        The weighting estimator.
+    accounts_for_weight_estimation : bool
+        Whether the variance reflects that the weights were estimated (asympt, bootstraps) or treats them as known.
+    draws : DataFrame or None
+        Bootstrap replicates (effect on the log scale for ratios), NaN rows for failed replicates.
+    notes : tuple of str
+        Statements printed under the table.
+    """
+
+    estimand: str
+    scale: str
+    estimate: pd.Series
+    vcov: pd.DataFrame
+    vcov_type: str
+    vcov_config: dict
+    n_obs: int
+    ess: pd.Series
+    outcome_model: str
+    method: str
+    accounts_for_weight_estimation: bool
+    draws: pd.DataFrame | None = None
+    notes: tuple = field(default_factory=tuple)
+
+    # -- derived quantities -----------------------------------------------------------------------------------
+    @property
+    def _log_rows(self):
+        return [self.estimate.index[0]] if self.scale != "difference" else []
+
+    def _inference_scale(self, values):
+        values = values.copy()
+        for row in self._log_rows:
+            values[row] = np.log(values[row])
+        return values
+
+    def _natural_scale(self, values):
+        values = values.copy()
+        for row in self._log_rows:
+            values[row] = np.exp(values[row])
+        return values
+
+    @property
+    def se(self):
+        """Standard errors (of the log ratio for ratio scales)."""
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index, name="std_err")
+
+    @property
+    def statistic(self):
+        """z statistics against 0 (a ratio against 1)."""
+        return (self._inference_scale(self.estimate) / self.se).rename("statistic")
+
+    def pvalue(self):
+        """Two-sided normal p-values against 0 (a ratio against 1)."""
+        return pd.Series(2 * norm.sf(np.abs(self.statistic)), index=self.estimate.index, name="p_value")
+
+    def conf_int(self, alpha=0.05, method=None):
+        """Confidence intervals, a DataFrame with columns ``lower`` and ``upper``.
+
+        Parameters
+        ----------
+        alpha : float, default=0.05
+            1 − confidence level.
+        method : {"normal", "percentile"}, default=None
+            "percentile" (bootstrap replicates' quantiles) when replicates exist, else "normal" (estimate ± z·se,
+            on the log scale for ratios).
+        """
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha={alpha!r} must be in (0, 1).")
+        method = method or ("percentile" if self.draws is not None else "normal")
+        if method == "percentile":
+            if self.draws is None:
+                raise ValueError("percentile intervals need bootstrap replicates (vcov='bootstrap' or 'fwb').")
+            draws = self.draws.dropna()
+            lower = draws.quantile(alpha / 2)
+            upper = draws.quantile(1 - alpha / 2)
+        elif method == "normal":
+            z = norm.ppf(1 - alpha / 2)
+            centre = self._inference_scale(self.estimate)
+            lower, upper = centre - z * self.se, centre + z * self.se
+        else:
+            raise ValueError(f"method={method!r} must be 'normal' or 'percentile'.")
+        return pd.DataFrame({"lower": self._natural_scale(lower), "upper": self._natural_scale(upper)})
+
+    def summary(self, alpha=0.05):
+        """One row per quantity: estimate, std_err, statistic, p_value, ci_lower, ci_upper."""
+        ci = self.conf_int(alpha)
+        return pd.DataFrame({
+            "estimate": self.estimate, "std_err": self.se, "statistic": self.statistic, "p_value": self.pvalue(),
+            "ci_lower": ci["lower"], "ci_upper": ci["upper"],
+        })
+
+    # -- display ----------------------------------------------------------------------------------------------
+    def _header(self):
+        ess = ", ".join(f"{k} {v:.1f}" for k, v in self.ess.items())
+        return (f"{self.estimand} by {self.method}, outcome model {self.outcome_model!r}, scale {self.scale}; "
+                f"n = {self.n_obs}, ESS {ess}; variance: {self.vcov_type}")
+
+    def __str__(self):
+        lines = [self._header(), self.summary().to_string(float_format=lambda v: f"{v:.6g}")]
+        lines += [f"Note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"EffectResults({self._header()})\n{self.summary().to_string(float_format=lambda v: f'{v:.6g}')}"
+
+    def _repr_html_(self):
+        notes = "".join(f"<br>Note: {note}" for note in self.notes)
+        return f"<p>{self._header()}</p>{self.summary().to_html(float_format=lambda v: f'{v:.6g}')}<p>{notes}</p>"

@@ -1,0 +1,78 @@
+"""Sandwich covariances of stacked estimating equations (M-estimation), with clusters.
+
+For estimating functions ψ_i(θ) with Σ_i ψ_i(θ̂) = 0, the covariance of θ̂ is A⁻¹ B A⁻ᵀ with the bread
+A = Σ_i ∂ψ_i/∂θᵀ and the meat B = Σ_i ψ_i ψ_iᵀ (HC0, no small-sample factor), or, with clusters g = 1..G,
+B = G/(G − 1) Σ_g (Σ_{i∈g} ψ_i)(Σ_{i∈g} ψ_i)ᵀ (the factor of R's ``sandwich::vcovCL``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def meat(psi, clusters=None):
+    """Σ ψψᵀ, or the cluster-summed version with the G/(G − 1) factor."""
+    if clusters is None:
+        return psi.T @ psi
+    codes, uniques = pd.factorize(clusters)
+    n_clusters = len(uniques)
+    if n_clusters < 2:
+        raise ValueError("cluster must have at least two distinct clusters.")
+    sums = np.zeros((n_clusters, psi.shape[1]))
+    np.add.at(sums, codes, psi)
+    return n_clusters / (n_clusters - 1) * (sums.T @ sums)
+
+
+def sandwich_cov(psi, bread, clusters=None):
+    """A⁻¹ B A⁻ᵀ for per-unit estimating functions ``psi`` (n, k) and bread ``bread`` = Σ ∂ψ_i/∂θᵀ (k, k)."""
+    inv = np.linalg.inv(bread)
+    return inv @ meat(psi, clusters) @ inv.T
+
+
+def numerical_jacobian(func, theta, *, rel_step=1e-6):
+    """Central-difference Jacobian of ``func`` at ``theta``: shape ``func(theta).shape + (k,)``."""
+    theta = np.asarray(theta, dtype=float)
+    cols = []
+    for j in range(theta.size):
+        h = rel_step * max(1.0, abs(theta[j]))
+        up, down = theta.copy(), theta.copy()
+        up[j] += h
+        down[j] -= h
+        cols.append((np.asarray(func(up)) - np.asarray(func(down))) / (2.0 * h))
+    return np.stack(cols, axis=-1)
+
+
+def stacked_cov(outcome, clusters=None, parts=None):
+    """Covariance of the outcome parameters, stacking the weight model's equations when ``parts`` is given.
+
+    Parameters
+    ----------
+    outcome : OutcomeEquations
+    clusters : array-like of shape (n_samples,), optional
+    parts : balance.MParts, optional
+        The weight model's equations. None treats the weights as known (HC0).
+
+    Returns
+    -------
+    cov : ndarray (m, m)
+        Covariance of the outcome parameters.
+    jacobian_kind : str
+        "analytic" or "numerical" (for the weight model's derivatives).
+    """
+    if parts is None:
+        return sandwich_cov(outcome.psi, outcome.jacobian, clusters), "analytic"
+    theta = parts.params
+    analytic = parts.psi_jacobian is not None and parts.weights_jacobian is not None
+    j_beta = parts.psi_jacobian(theta) if parts.psi_jacobian is not None else \
+        numerical_jacobian(lambda t: parts.psi(t).sum(axis=0), theta)
+    dw = parts.weights_jacobian(theta) if parts.weights_jacobian is not None else \
+        numerical_jacobian(parts.weights, theta)
+    k, m = theta.size, outcome.params.size
+    bread = np.zeros((k + m, k + m))
+    bread[:k, :k] = j_beta
+    bread[k:, :k] = outcome.dpsi_dw.T @ dw
+    bread[k:, k:] = outcome.jacobian
+    psi = np.hstack([parts.psi(theta), outcome.psi])
+    cov = sandwich_cov(psi, bread, clusters)
+    return cov[k:, k:], "analytic" if analytic else "numerical"
