@@ -10,6 +10,7 @@ from ._base import BaseWeighter, MParts
 from .effects import EffectResults, WeightedEffect
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .weights import PropensityWeights, trim_weights, weights_from_propensity
+from .weights import StableWeights, smallest_feasible_tols
 
 __version__ = "0.1.0.dev0"
 
@@ -18,12 +19,14 @@ __all__ = [
     "EffectResults",
     "MParts",
     "PropensityWeights",
+    "StableWeights",
     "WeightedEffect",
     "balance_table",
     "datasets",
     "effective_sample_size",
     "WeightSummary",
     "trim_weights",
+    "smallest_feasible_tols",
     "weight_summary",
     "weights_from_propensity",
 ]

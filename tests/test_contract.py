@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from balance import PropensityWeights, balance_table
+from balance import StableWeights
 
 from .conftest import COVARIATES
 
@@ -19,6 +20,8 @@ WEIGHTERS = [
     PropensityWeights(estimand="ATT"),
     PropensityWeights(estimand="ATE"),
     PropensityWeights(estimand="ATO"),
+    StableWeights(estimand="ATT"),
+    StableWeights(estimand="ATE", tols=0.02),
 ]
 IDS = [f"{type(w).__name__}-{w.estimand}" for w in WEIGHTERS]
 

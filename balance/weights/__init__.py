@@ -2,6 +2,7 @@
 
 from ._estimands import weights_from_propensity
 from ._propensity import PropensityWeights
+from ._stable import StableWeights, smallest_feasible_tols
 from ._trim import trim_weights
 
-__all__ = ["PropensityWeights", "trim_weights", "weights_from_propensity"]
+__all__ = ["PropensityWeights", "StableWeights", "smallest_feasible_tols", "trim_weights", "weights_from_propensity"]
