@@ -10,6 +10,7 @@ from ._base import BaseWeighter, MParts
 from .effects import EffectResults, WeightedEffect
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .weights import PropensityWeights, trim_weights, weights_from_propensity
+from .weights import UniformTransformer, UniformTransformerWeights
 from .weights import StableWeights, smallest_feasible_tols
 
 __version__ = "0.1.0.dev0"
@@ -19,6 +20,8 @@ __all__ = [
     "EffectResults",
     "MParts",
     "PropensityWeights",
+    "UniformTransformer",
+    "UniformTransformerWeights",
     "StableWeights",
     "WeightedEffect",
     "balance_table",

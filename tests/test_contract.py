@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from balance import PropensityWeights, balance_table
+from balance import UniformTransformerWeights
 from balance import StableWeights
 
 from .conftest import COVARIATES
@@ -20,6 +21,8 @@ WEIGHTERS = [
     PropensityWeights(estimand="ATT"),
     PropensityWeights(estimand="ATE"),
     PropensityWeights(estimand="ATO"),
+    UniformTransformerWeights(estimand="ATT", random_state=0),
+    UniformTransformerWeights(estimand="ATE", marginal=True, profile="linear", random_state=0),
     StableWeights(estimand="ATT"),
     StableWeights(estimand="ATE", tols=0.02),
 ]

@@ -4,5 +4,8 @@ from ._estimands import weights_from_propensity
 from ._propensity import PropensityWeights
 from ._stable import StableWeights, smallest_feasible_tols
 from ._trim import trim_weights
+from ._uniform import UniformTransformerWeights
+from ._uniform_transformer import UniformTransformer
 
 __all__ = ["PropensityWeights", "StableWeights", "smallest_feasible_tols", "trim_weights", "weights_from_propensity"]
+__all__ += ["UniformTransformer", "UniformTransformerWeights"]
