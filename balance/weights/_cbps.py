@@ -1,0 +1,345 @@
+"""Covariate balancing propensity score (CBPS) weights, just- and over-identified (Imai & Ratkovic 2014)."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from .._base import BaseWeighter, MParts
+from .._validation import check_constant, check_full_rank
+from ._logistic import fit_logistic
+from ._moments import TermExpansion, check_moments
+from ._tilt import (Standardizer, balance_sides, check_target_inside, odds_weights, odds_weights_derivative,
+                    solve_balance)
+
+
+class CBPS(BaseWeighter):
+    """Covariate balancing propensity score weights (Imai & Ratkovic 2014).
+
+    A logistic propensity model e(X) = expit(β₀ + Xβ) whose coefficients are chosen so that the estimand's weights
+    balance the covariates exactly, instead of maximising the likelihood. The just-identified version (default)
+    solves the balance conditions
+
+    .. math:: \\sum_i s_i (2A_i - 1)\\, w_i(\\beta)\\, (1, X_i) = 0,
+
+    with w the estimand's weight (ATT: treated 1, controls e/(1 − e); ATC: treated (1 − e)/e, controls 1; ATE:
+    1/e and 1/(1 − e); ATO: 1 − e and e) and s the sampling weights. For the ATT, ATC and ATE these conditions are
+    the gradient of a strictly convex function, so the root is unique and Newton's method with a line search finds
+    it; for the ATO (logit link) they are the logistic score, so ATO CBPS equals the maximum-likelihood fit. As
+    WeightIt (``method = "cbps"``), the weighted treated and control covariate *totals* agree, so the weighted
+    means of the two groups are equal; for the ATE they are not the full-sample means (use
+    :class:`InverseProbabilityTilting` or :class:`EntropyBalance` for that).
+
+    ``over=True`` gives the over-identified CBPS: two-step GMM on the logistic score and the balance conditions
+    together, with the weight matrix the inverse of their expected covariance evaluated at the just-identified fit,
+    started from that fit (WeightIt 1.5.1's set-up, which differs from the R package CBPS).
+
+    Parameters
+    ----------
+    estimand : {"ATE", "ATT", "ATC", "ATO"}, default="ATE"
+    over : bool, default=False
+        Over-identified GMM instead of exact balance. Ignored for the ATO, where the balance conditions are the
+        logistic score and both versions coincide.
+    moments : int, default=1
+        Also balance the powers 2, ..., ``moments`` of non-binary covariates.
+    interactions : bool, default=False
+        Also balance all pairwise products of the covariates (model-matrix columns).
+    treated : scalar, default=None
+        The treated level when the treatment is neither 0/1 nor boolean.
+    tol : float, default=1e-8
+        Convergence tolerance: the largest remaining imbalance of a balance condition, in standard deviations of
+        the covariate (the sup-norm of the standardised estimating equations over their total).
+    max_iter : int, default=100
+        Maximum number of Newton (or, with ``over=True``, trust-region Newton) iterations.
+
+    Attributes
+    ----------
+    weights_ : Series or ndarray of shape (n_samples,)
+        Analysis weights, sampling weights included, on WeightIt's scale: the glm formulas with CBPS's own
+        propensity score, unnormalised (ATT: treated 1, controls e/(1 − e), whose total is then exactly the number
+        treated; ATE: 1/e and 1/(1 − e), the two groups having equal totals). The scale of one group changes no
+        balance statistic, ESS or effect estimate.
+    ps_ : Series or ndarray of shape (n_samples,)
+        Propensity scores.
+    coef_ : ndarray of shape (n_terms,)
+        Logistic coefficients on the original covariate scale, one per entry of ``terms_``.
+    intercept_ : float
+    terms_ : list of str
+        The balanced terms: model-matrix columns (categoricals in reference-level coding), then powers
+        (``"age^2"``) and products (``"age:educ"``); terms implied by earlier ones are left out.
+    converged_ : bool
+    n_iter_ : int
+    imbalance_ : float
+        Just-identified: the remaining imbalance (in SDs) at the solution. Over-identified: the largest change of a
+        (standardised) coefficient that one more Newton step on the GMM objective would make.
+    treatment_levels_, n_features_in_, feature_names_in_
+        As in :class:`PropensityWeights`.
+
+    See Also
+    --------
+    InverseProbabilityTilting, EntropyBalance : for the ATT the three give identical weights up to scale.
+
+    Notes
+    -----
+    Estimating equations (``_m_parts``, for M-estimation standard errors) are those of the just-identified
+    version: ψ_i(β) = s_i (2A_i − 1) w_i(β) (1, X_i), with analytic derivatives. The over-identified version has
+    none (it is a GMM estimator with more conditions than parameters); use an HC0 or bootstrap variance.
+
+    The over-identified estimate depends on the optimiser only through its tolerance: this implementation solves
+    the two-step GMM problem to a tight tolerance, while WeightIt 1.5.1 stops BFGS at a relative change of 1e-10
+    of the square-rooted objective, so the two agree to about 1e-3 in the weights rather than to machine
+    precision (the R package CBPS, whose GMM is set up differently, differs more).
+
+    References
+    ----------
+    Imai, K., & Ratkovic, M. (2014). Covariate balancing propensity score. JRSS B 76(1), 243–263.
+    Greifer, N. (2024). WeightIt: Weighting for Covariate Balance in Observational Studies. R package 1.5.1.
+
+    Examples
+    --------
+    >>> from balance import CBPS
+    >>> from balance.datasets import load_lalonde
+    >>> data = load_lalonde()
+    >>> cb = CBPS(estimand="ATT").fit(data.X, data.treatment)
+    >>> round(float(cb.weights_[data.treatment == 0].sum()), 6)  # exactly the number treated
+    185.0
+    """
+
+    _supported_estimands = ("ATE", "ATT", "ATC", "ATO")
+
+    def __init__(self, estimand="ATE", *, over=False, moments=1, interactions=False, treated=None, tol=1e-8,
+                 max_iter=100):
+        self.estimand = estimand
+        self.over = over
+        self.moments = moments
+        self.interactions = interactions
+        self.treated = treated
+        self.tol = tol
+        self.max_iter = max_iter
+
+    # -- fitting ----------------------------------------------------------------------------------------------
+    def fit(self, X, treatment, sample_weight=None):
+        """Estimate the CBPS coefficients and the weights.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        treatment : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sampling weights: they weight the balance conditions and multiply the weights.
+
+        Returns
+        -------
+        self
+        """
+        _check_solver_params(self)
+        data = self._validate_data(X, treatment, sample_weight)
+        M, self.terms_ = _fit_terms(self, data)
+        a, sw = data.a, data.sample_weight
+        estimand = self.estimand.upper()
+        if estimand == "ATO":
+            fit = fit_logistic(M, a, sw, tol=self.tol, max_iter=self.max_iter)
+            coef, converged, n_iter, imbalance = fit.coef, fit.converged, fit.n_iter, fit.score_norm
+        else:
+            active, s, r = balance_sides(a, estimand)
+            if estimand != "ATE":
+                _check_reachable(M, sw, active, r, self.terms_, "CBPS")
+            fit = solve_balance(M, sw, active, s, r, tol=self.tol, max_iter=self.max_iter)
+            coef, converged, n_iter, imbalance = fit.coef, fit.converged, fit.n_iter, fit.imbalance
+        if not converged:
+            _warn_not_converged("CBPS", self.max_iter, imbalance, self.tol)
+        if self.over and estimand != "ATO":
+            coef, converged, n_iter, imbalance = _over_identified(M, a, sw, estimand, coef, self.max_iter, self.tol)
+            if not converged:
+                warnings.warn(
+                    f"over-identified CBPS: the GMM solver stopped after {n_iter} iterations, {imbalance:.2e} (standardised "
+                    f"coefficients) from the optimum > tol={self.tol}; raise max_iter.", ConvergenceWarning, stacklevel=2,
+                )
+        self.intercept_, self.coef_ = float(coef[0]), coef[1:]
+        self.converged_, self.n_iter_, self.imbalance_ = bool(converged), int(n_iter), float(imbalance)
+        eta = self.intercept_ + M @ self.coef_
+        self.ps_ = self._wrap(expit(eta), data)
+        return self._set_weights(odds_weights(eta, a, estimand) * sw, data)
+
+    def predict_weights(self, X, treatment, sample_weight=None):
+        """Weights for new units from the fitted propensity model (same formulas and scale as ``weights_``).
+
+        Returns
+        -------
+        Series or ndarray of shape (n_samples,)
+        """
+        data, M = _new_terms(self, X, treatment, sample_weight)
+        eta = self.intercept_ + M @ self.coef_
+        return self._wrap(odds_weights(eta, data.a, self.estimand.upper()) * data.sample_weight, data)
+
+    def predict_proba(self, X):
+        """Propensity scores P(treated | X) from the fitted model, shape (n_samples,)."""
+        check_is_fitted(self, "weights_")
+        matrix, names = self.design_.transform(X)
+        M, _ = self._terms_expansion.transform(matrix, names)
+        return expit(self.intercept_ + M @ self.coef_)
+
+    # -- M-estimation seam -------------------------------------------------------------------------------------
+    def _m_parts(self, X, treatment, sample_weight=None):
+        if self.over and self.estimand.upper() != "ATO":
+            raise NotImplementedError(
+                "the over-identified CBPS is a GMM estimator without an M-estimation form: use an HC0 or bootstrap "
+                "variance (WeightIt refuses vcov = 'asympt' here too)."
+            )
+        data, M = _new_terms(self, X, treatment, sample_weight)
+        return logit_balance_parts(M, data.a, data.sample_weight, self.estimand.upper(),
+                                   np.concatenate([[self.intercept_], self.coef_]), ("(Intercept)", *self.terms_))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers shared with InverseProbabilityTilting and EntropyBalance
+# ----------------------------------------------------------------------------------------------------------------
+def _check_solver_params(est):
+    check_moments(est.moments, est.interactions)
+    if not (isinstance(est.max_iter, numbers.Integral) and not isinstance(est.max_iter, bool) and est.max_iter >= 1):
+        raise ValueError(f"max_iter={est.max_iter!r} must be a positive integer.")
+    if not (isinstance(est.tol, numbers.Real) and est.tol > 0):
+        raise ValueError(f"tol={est.tol!r} must be a positive number.")
+
+
+def _fit_terms(est, data):
+    """Check the covariates and learn the balance terms; returns the term matrix and names."""
+    check_constant(data.X, data.names)
+    check_full_rank(data.X, data.names)
+    est._terms_expansion = TermExpansion.learn(data.X, data.names, est.design_, est.moments, est.interactions)
+    return est._terms_expansion.transform(data.X, data.names)
+
+
+def _new_terms(est, X, treatment, sample_weight):
+    """Validate data against the fitted design and build its balance-term matrix: ``(data, M)``."""
+    check_is_fitted(est, "weights_")
+    data = est._validate_data(X, treatment, sample_weight, reset=False)
+    return data, est._terms_expansion.transform(data.X, data.names)[0]
+
+
+def _check_reachable(M, sw, active, r, names, who):
+    rows = active & (sw > 0)
+    share = np.abs(sw * r)
+    check_target_inside(M[rows], share @ M / share.sum(), names, 0.0, who,
+                        "Drop or coarsen that term, or use EntropyBalance(tols=...) for approximate balance.")
+
+
+def _warn_not_converged(who, max_iter, imbalance, tol):
+    warnings.warn(
+        f"{who} did not converge in {max_iter} iterations: the largest remaining imbalance is {imbalance:.2e} SDs "
+        f"(> tol={tol}). Exact balance may be infeasible (a target near the edge of the reweighted group's "
+        "covariates); use fewer terms, or EntropyBalance(tols=...) for approximate balance.",
+        ConvergenceWarning, stacklevel=3,
+    )
+
+
+def _store_fits(est, fits, who):
+    """Record solver facts and coefficients of one (ATT/ATC) or two (ATE: control, treated) group solves."""
+    est.converged_ = all(f.converged for f in fits)
+    est.n_iter_ = sum(f.n_iter for f in fits)
+    est.imbalance_ = max(f.imbalance for f in fits)
+    if not est.converged_:
+        _warn_not_converged(who, est.max_iter, est.imbalance_, est.tol)
+    coef = np.array([f.coef for f in fits])
+    if len(fits) == 2:
+        est.intercept_, est.coef_ = coef[:, 0].copy(), coef[:, 1:].copy()
+    else:
+        est.intercept_, est.coef_ = float(coef[0, 0]), coef[0, 1:].copy()
+
+
+def logit_balance_parts(M, a, sw, estimand, params, names):
+    """:class:`MParts` of the balance conditions ψ_i = s_i (2A_i − 1) w_i(η_i) (1, X_i), η = (1, X) β."""
+    design = np.column_stack([np.ones(len(a)), M])
+    sign = np.where(a == 1, 1.0, -1.0)
+
+    def psi(theta):
+        return design * (sw * sign * odds_weights(design @ theta, a, estimand))[:, None]
+
+    def psi_jacobian(theta):
+        slope = sign * odds_weights_derivative(design @ theta, a, estimand)
+        return (design * (sw * slope)[:, None]).T @ design
+
+    def weights(theta):
+        return odds_weights(design @ theta, a, estimand) * sw
+
+    def weights_jacobian(theta):
+        return design * (odds_weights_derivative(design @ theta, a, estimand) * sw)[:, None]
+
+    return MParts(params=params, names=names, psi=psi, weights=weights, psi_jacobian=psi_jacobian,
+                  weights_jacobian=weights_jacobian)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# over-identified CBPS: two-step GMM (WeightIt's set-up)
+# ----------------------------------------------------------------------------------------------------------------
+def _over_identified(M, a, sw, estimand, start, max_iter, tol):
+    """Minimise ḡ(β)' W ḡ(β), ḡ the mean of (logistic score, balance conditions), W = Σ(β_just)⁻¹.
+
+    Σ is the covariance of the two sets of conditions averaged over the treatment (WeightIt's ``Sigma``): with
+    e the propensity score and h the estimand's tilting, the score block is sw e(1 − e) zz', the cross block
+    sw h zz' (h = 1, e, 1 − e for ATE, ATT, ATC) and the balance block sw h² / (e(1 − e)) zz'.
+    Solved on standardised covariates by a trust-region Newton method with the analytic gradient 2 Gᵀ W ḡ and
+    Hessian.
+    """
+    std = Standardizer.fit(M, np.average(M, axis=0, weights=sw))
+    Z = std.design(M)
+    n = len(a)
+    sign = np.where(a == 1, 1.0, -1.0)
+
+    def moments(beta):
+        eta = Z @ beta
+        e = expit(eta)
+        g = np.concatenate([Z.T @ (sw * (a - e)), Z.T @ (sw * sign * odds_weights(eta, a, estimand))]) / n
+        return eta, e, g
+
+    def tilt(e):
+        return {"ATE": np.ones_like(e), "ATT": e, "ATC": 1.0 - e}[estimand]
+
+    eta0 = Z @ std.to_standard(start)
+    e0 = expit(eta0)
+    h = tilt(e0)
+    # sampling weights enter once (frequency-weight form), so that integer weights equal repeated rows;
+    # WeightIt uses their squares (a survey-variance form), which differs only when sample weights are given
+    blocks = [[(Z * (sw * e0 * (1 - e0))[:, None]).T @ Z, (Z * (sw * h)[:, None]).T @ Z],
+              [None, (Z * (sw * h**2 / (e0 * (1 - e0)))[:, None]).T @ Z]]
+    blocks[1][0] = blocks[0][1].T
+    weight = np.linalg.pinv(np.block(blocks) / sw.sum())
+
+    def objective(beta):
+        eta, e, g = moments(beta)
+        jac = np.vstack([
+            -(Z * (sw * e * (1 - e))[:, None]).T @ Z,
+            (Z * (sw * sign * odds_weights_derivative(eta, a, estimand))[:, None]).T @ Z,
+        ]) / n
+        wg = weight @ g
+        return float(g @ wg), 2.0 * jac.T @ wg
+
+    def hessian(beta):
+        # 2 (Gᵀ W G + Σ_k (W ḡ)_k ∇²ḡ_k): the second derivatives of the score are −s e(1 − e)(1 − 2e) zz', those
+        # of the balance conditions s (2A − 1) w''(η) zz' with w'' = |w'| for the exponential weights
+        eta, e, g = moments(beta)
+        jac = np.vstack([
+            -(Z * (sw * e * (1 - e))[:, None]).T @ Z,
+            (Z * (sw * sign * odds_weights_derivative(eta, a, estimand))[:, None]).T @ Z,
+        ]) / n
+        wg = weight @ g
+        k = Z.shape[1]
+        curvature = (-sw * e * (1 - e) * (1 - 2 * e) * (Z @ wg[:k])
+                     + sw * sign * np.abs(odds_weights_derivative(eta, a, estimand)) * (Z @ wg[k:]))
+        return 2.0 * (jac.T @ weight @ jac + (Z * (curvature / n)[:, None]).T @ Z)
+
+    # trust-region Newton with the exact Hessian (a well-kept scipy solver): quadratic convergence puts the
+    # solution at rounding level, so it does not depend on where a looser optimiser happens to stop
+    res = minimize(objective, std.to_standard(start), jac=True, hess=hessian, method="trust-exact",
+                   options={"maxiter": max_iter, "gtol": tol * 1e-4})
+    # Converged when one more Newton step would move no standardised coefficient by tol: the gradient itself
+    # carries rounding noise amplified by W (the score and balance conditions are nearly collinear).
+    step = float(np.max(np.abs(np.linalg.lstsq(hessian(res.x), objective(res.x)[1], rcond=None)[0])))
+    converged = step < tol
+    return std.to_original(res.x), converged, int(res.nit), step

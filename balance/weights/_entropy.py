@@ -1,0 +1,291 @@
+"""Entropy balancing (Hainmueller 2012), exact or within tolerances, through its convex dual."""
+
+from __future__ import annotations
+
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from .._base import BaseWeighter, MParts
+from .._validation import check_sample_weight
+from ._cbps import _check_solver_params, _fit_terms, _new_terms, _store_fits
+from ._tilt import check_target_inside, solve_tilt, solve_tilt_l1
+
+_INFEASIBLE_FIX = "Allow approximate balance with tols > 0 (in SDs), or drop or coarsen that term."
+
+
+class EntropyBalance(BaseWeighter):
+    """Entropy balancing weights (Hainmueller 2012).
+
+    For each reweighted group, the weights closest to the base weights in Kullback–Leibler divergence whose
+    weighted means of the balance terms equal the target's means exactly (``tols=0``) or to within ``tols``
+    standard deviations. The solution has the form w_i = b_i exp(λ₀ + X_i λ) (b the base times sampling weights);
+    λ solves the convex dual, by Newton's method with a line search for exact balance, and for ``tols > 0`` by
+    L-BFGS-B on the L1-penalised dual followed by an exact Newton solve on its active constraints.
+
+    - ATT: controls reweighted to the treated means (treated units keep their sampling weights).
+    - ATC: treated units reweighted to the control means.
+    - ATE: each group reweighted to the full-sample means (Källberg & Waernbaum 2023).
+
+    For the ATT, entropy balancing is the just-identified :class:`CBPS` and :class:`InverseProbabilityTilting`
+    (Zhao & Percival 2017): λ are the coefficients of a logistic propensity model and the weights equal theirs up
+    to a constant.
+
+    Parameters
+    ----------
+    estimand : {"ATT", "ATC", "ATE"}, default="ATT"
+    moments : int, default=1
+        Also balance the powers 2, ..., ``moments`` of non-binary covariates.
+    interactions : bool, default=False
+        Also balance all pairwise products of the covariates (model-matrix columns).
+    tols : float or array-like of shape (n_terms,), default=0.0
+        Allowed imbalance per term, in the units of cobalt's default SMD (as WeightIt): non-binary terms in SDs
+        (the treated group's SD for the ATT, the control group's for the ATC, the root mean of the two group
+        variances for the ATE, all unweighted but with sampling weights), binary terms as raw proportions. For the
+        ATE each group is held within ``tols / 2`` of the target, so the groups differ by at most ``tols``.
+        0 gives exact balance.
+    base_weights : array-like of shape (n_samples,), default=None
+        Base weights b of the divergence (the weights the solution stays closest to), one per row of the ``X``
+        given to ``fit``; None means uniform. Unlike ``sample_weight`` they do not define the target.
+    treated : scalar, default=None
+        The treated level when the treatment is neither 0/1 nor boolean.
+    tol : float, default=1e-8
+        Convergence tolerance: the largest remaining violation of a balance constraint, in SDs of the term.
+    max_iter : int, default=200
+        Maximum number of Newton (L-BFGS-B for ``tols > 0``) iterations per group.
+
+    Attributes
+    ----------
+    weights_ : Series or ndarray of shape (n_samples,)
+        Analysis weights, sampling weights included. Scale (WeightIt 1.5.1): each group's weights sum to its size
+        (the sum of its sampling weights); the units of the target group in an ATT/ATC keep their sampling weight.
+        The scale of a group changes no balance statistic, ESS or effect estimate.
+    coef_ : ndarray of shape (n_terms,), or (2, n_terms) for the ATE
+        The dual solution λ on the original covariate scale: before rescaling, a reweighted unit's weight is
+        b_i exp(intercept_ + X_i coef_), normalised so that the group's weights sum to the target's size. For the
+        ATT this is the logistic CBPS/IPT coefficient vector. For the ATE row 0 is the control group, row 1 the
+        treated group.
+    intercept_ : float, or ndarray of shape (2,) for the ATE
+    terms_ : list of str
+        The balanced terms (see :class:`CBPS`).
+    converged_ : bool
+        Whether every group's solve met the constraints to ``tol``.
+    n_iter_ : int
+        Iterations, summed over the reweighted groups.
+    imbalance_ : float
+        Largest remaining constraint violation (in SDs) over the groups.
+    treatment_levels_, n_features_in_, feature_names_in_
+        As in :class:`PropensityWeights`.
+
+    Raises
+    ------
+    ValueError
+        When exact balance (or balance within ``tols``) is infeasible because a target mean lies outside the range
+        of the reweighted group's values for some term; the message names the term and suggests ``tols > 0``.
+
+    See Also
+    --------
+    CBPS, InverseProbabilityTilting
+
+    Notes
+    -----
+    Estimating equations (``_m_parts``, exact balance only) are, per reweighted group g,
+    ψ_i = s_i (1{i in target} − 1{A_i = g} b_i exp(z_i'λ_g)) z_i with z = (1, X): the balance targets enter as
+    sample totals, so the M-estimation standard errors include their sampling variability. This is equivalent to
+    stacking equations for the target means, and differs from WeightIt's ebal, which centres the covariates at the
+    targets and then holds those means fixed (so its "asympt" SE for the ATT differs from CBPS's and IPT's although
+    the weights agree). With ``tols > 0`` the weights are not smooth in the data and there are no estimating
+    equations: use a bootstrap.
+
+    References
+    ----------
+    Hainmueller, J. (2012). Entropy balancing for causal effects. Political Analysis 20(1), 25–46.
+    Zhao, Q., & Percival, D. (2017). Entropy balancing is doubly robust. Journal of Causal Inference 5(1).
+    Källberg, D., & Waernbaum, I. (2023). Large sample properties of entropy balancing estimators of average
+    causal effects. Econometrics and Statistics.
+    Greifer, N. (2024). WeightIt: Weighting for Covariate Balance in Observational Studies. R package 1.5.1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from balance import EntropyBalance
+    >>> from balance.datasets import load_lalonde
+    >>> data = load_lalonde()
+    >>> eb = EntropyBalance(estimand="ATT").fit(data.X, data.treatment)
+    >>> control = data.treatment == 0
+    >>> round(float(eb.weights_[control].sum()), 6)
+    429.0
+    >>> bool(np.isclose(np.average(data.X["age"][control], weights=eb.weights_[control]),
+    ...                 data.X["age"][~control].mean()))
+    True
+    """
+
+    _supported_estimands = ("ATT", "ATC", "ATE")
+
+    def __init__(self, estimand="ATT", *, moments=1, interactions=False, tols=0.0, base_weights=None, treated=None,
+                 tol=1e-8, max_iter=200):
+        self.estimand = estimand
+        self.moments = moments
+        self.interactions = interactions
+        self.tols = tols
+        self.base_weights = base_weights
+        self.treated = treated
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def fit(self, X, treatment, sample_weight=None):
+        """Solve for the balancing weights.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        treatment : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sampling weights: they define the targets (weighted means), enter the divergence like base weights,
+            and multiply the weights.
+
+        Returns
+        -------
+        self
+        """
+        _check_solver_params(self)
+        data = self._validate_data(X, treatment, sample_weight)
+        M, self.terms_ = _fit_terms(self, data)
+        tols = self._tols(len(self.terms_))
+        a, sw = data.a, data.sample_weight
+        base = sw * self._base(len(a), data.index)
+        estimand = self.estimand.upper()
+        allowed = tols * _tolerance_units(M, a, sw, estimand) if tols.any() else tols
+        weights = sw.astype(float).copy()
+        fits = []
+        for arm, target in _arms(a, estimand):
+            rows = (a == arm) & (base > 0)
+            target_w = sw * target
+            total = float(target_w.sum())
+            mean = target_w @ M / total
+            check_target_inside(M[rows], mean, self.terms_, allowed, "EntropyBalance", _INFEASIBLE_FIX)
+            if tols.any():
+                fit = solve_tilt_l1(M[rows], base[rows], mean, allowed, tol=self.tol, max_iter=self.max_iter)
+                fit = type(fit)(fit.coef + np.r_[np.log(total), np.zeros(len(mean))], fit.converged, fit.n_iter,
+                                fit.imbalance)
+            else:
+                fit = solve_tilt(M[rows], base[rows], 1.0, total * np.r_[1.0, mean], total, mean,
+                                 tol=self.tol, max_iter=self.max_iter)
+            # the tilted weights sum to the target's size; the group is rescaled to its own size (WeightIt 1.5.1)
+            # by the data constant the estimating equations use too, so weights_ == MParts.weights(params)
+            weights[a == arm] = 0.0
+            weights[rows] = base[rows] * np.exp(fit.coef[0] + M[rows] @ fit.coef[1:]) * (sw[a == arm].sum() / total)
+            fits.append(fit)
+        _store_fits(self, fits, "EntropyBalance")
+        return self._set_weights(weights, data)
+
+    # -- parameters ---------------------------------------------------------------------------------------------
+    def _tols(self, n_terms):
+        tols = np.atleast_1d(np.asarray(self.tols, dtype=float)) if _is_numeric(self.tols) else None
+        if tols is None or tols.ndim != 1 or tols.size not in (1, n_terms) or not np.all(np.isfinite(tols)) \
+                or np.any(tols < 0):
+            raise ValueError(f"tols={self.tols!r} must be a non-negative number or one per balance term "
+                             f"({n_terms} terms: {self.terms_}).")
+        return np.broadcast_to(tols, (n_terms,)).copy()
+
+    def _base(self, n, index):
+        if self.base_weights is None:
+            return np.ones(n)
+        try:
+            return check_sample_weight(self.base_weights, n, index=index)
+        except ValueError as exc:
+            raise ValueError(f"base_weights: {exc}") from exc
+
+    # -- M-estimation seam -------------------------------------------------------------------------------------
+    def _m_parts(self, X, treatment, sample_weight=None):
+        check_is_fitted(self, "weights_")
+        if np.any(np.asarray(self.tols, dtype=float) > 0):
+            raise NotImplementedError(
+                "entropy balancing with tols > 0 has no estimating equations (the weights are not smooth in the "
+                "data): use a bootstrap variance."
+            )
+        data, M = _new_terms(self, X, treatment, sample_weight)
+        a, sw = data.a, data.sample_weight
+        base = sw * self._base(len(a), data.index)
+        estimand = self.estimand.upper()
+        arms = _arms(a, estimand)
+        names = ("(Intercept)", *self.terms_)
+        if estimand == "ATE":
+            params = np.concatenate([self.intercept_[:1], self.coef_[0], self.intercept_[1:], self.coef_[1]])
+            names = tuple(f"control:{n}" for n in names) + tuple(f"treated:{n}" for n in names)
+        else:
+            params = np.concatenate([[self.intercept_], self.coef_])
+        return _entropy_parts(M, a, sw, base, arms, params, names)
+
+
+def _is_numeric(value):
+    try:
+        np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, (str, bool))
+
+
+def _arms(a, estimand):
+    """(reweighted group, target indicator) pairs."""
+    if estimand == "ATT":
+        return [(0, (a == 1).astype(float))]
+    if estimand == "ATC":
+        return [(1, (a == 0).astype(float))]
+    return [(0, np.ones(len(a))), (1, np.ones(len(a)))]
+
+
+def _weighted_var(x, w):
+    """cobalt's weighted variance: sum w (x - m)^2 / (1 - sum w^2), w normalised to sum 1."""
+    w = w / w.sum()
+    m = w @ x
+    return (w @ (x - m) ** 2) / (1.0 - np.sum(w**2))
+
+
+def _tolerance_units(M, a, sw, estimand):
+    """Per-term unit of ``tols`` (WeightIt / cobalt): the SD of non-binary terms, 1 for binary ones; halved for
+    the ATE, where each group is held within the tolerance of the full-sample target."""
+    units = np.ones(M.shape[1])
+    binary = np.all((M == 0) | (M == 1), axis=0)
+    for j in np.flatnonzero(~binary):
+        if estimand == "ATE":
+            units[j] = np.sqrt(np.mean([_weighted_var(M[a == g, j], sw[a == g]) for g in (0, 1)]))
+        else:
+            focal = a == (1 if estimand == "ATT" else 0)
+            units[j] = np.sqrt(_weighted_var(M[focal, j], sw[focal]))
+    return units / 2.0 if estimand == "ATE" else units
+
+
+def _entropy_parts(M, a, sw, base, arms, params, names):
+    """Stacked dual conditions ψ_g = s (1{target} − 1{A = g} b exp(z'λ_g)) z, one block per reweighted group."""
+    design = np.column_stack([np.ones(len(a)), M])
+    k = design.shape[1]
+    # each group's final weights are its tilted weights times a constant (group size over target size), a
+    # constant of the data that does not move with the parameters
+    scale = [sw[a == g].sum() / (sw * target).sum() for g, target in arms]
+
+    def tilted(theta, block, g):
+        with np.errstate(over="ignore"):
+            return np.where(a == g, base * np.exp(np.where(a == g, design @ theta[block * k:(block + 1) * k], 0.0)),
+                            0.0)
+
+    def psi(theta):
+        return np.hstack([design * (sw * target - tilted(theta, b, g))[:, None] for b, (g, target) in enumerate(arms)])
+
+    def psi_jacobian(theta):
+        jac = np.zeros((len(arms) * k, len(arms) * k))
+        for b, (g, _) in enumerate(arms):
+            jac[b * k:(b + 1) * k, b * k:(b + 1) * k] = -(design * tilted(theta, b, g)[:, None]).T @ design
+        return jac
+
+    def weights(theta):
+        w = sw.astype(float).copy()
+        for b, (g, _) in enumerate(arms):
+            w = np.where(a == g, scale[b] * tilted(theta, b, g), w)
+        return w
+
+    def weights_jacobian(theta):
+        return np.hstack([design * (scale[b] * tilted(theta, b, g))[:, None] for b, (g, _) in enumerate(arms)])
+
+    return MParts(params=params, names=names, psi=psi, weights=weights, psi_jacobian=psi_jacobian,
+                  weights_jacobian=weights_jacobian)

@@ -1,0 +1,91 @@
+"""Balance terms beyond the means: powers of continuous covariates and pairwise interactions.
+
+Shared by the balancing estimators (entropy balancing, CBPS, inverse probability tilting), as WeightIt's
+``moments`` and ``int`` arguments. Terms that cannot carry information are left out: powers of binary columns (equal
+to the column), products of two indicators of the same categorical covariate (identically zero), constant
+products, and products that are linear combinations of the terms before them (balancing those is implied).
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def check_moments(moments, interactions):
+    """Validate the ``moments`` and ``interactions`` parameters (ValueError naming them)."""
+    if isinstance(moments, bool) or not isinstance(moments, numbers.Integral) or moments < 1:
+        raise ValueError(f"moments={moments!r} must be a positive integer (1 balances the means).")
+    if not isinstance(interactions, (bool, np.bool_)):
+        raise ValueError(f"interactions={interactions!r} must be True or False.")
+
+
+def _sources(design):
+    """For each model-matrix column (reference-level coding) the index of the covariate it comes from."""
+    out = []
+    for j, (kind, levels) in enumerate(zip(design.kinds, design.categories)):
+        out.extend([j] * (len(levels) - 1 if kind == "categorical" else 1))
+    return out
+
+
+@dataclass(frozen=True)
+class TermExpansion:
+    """Which extra terms to build, learned on the fitting data and replayed on new data."""
+
+    powers: tuple  # (column index, power)
+    products: tuple  # (column index, column index)
+    names: tuple
+
+    @classmethod
+    def learn(cls, X, names, design, moments=1, interactions=False):
+        """Choose the terms for the model matrix ``X`` (columns ``names``) of ``design``."""
+        binary = np.all((X == 0) | (X == 1), axis=0)
+        sources = _sources(design) if design is not None and len(_sources(design)) == X.shape[1] \
+            else list(range(X.shape[1]))
+        powers = [(j, k) for j in range(X.shape[1]) if not binary[j] for k in range(2, moments + 1)]
+        products = []
+        if interactions:
+            products = [(i, j) for i in range(X.shape[1]) for j in range(i + 1, X.shape[1])
+                        if sources[i] != sources[j]]
+        candidate = cls(tuple(powers), tuple(products), ())
+        extra = candidate._extra(X)
+        keep = _independent_columns(np.column_stack([X, extra]), X.shape[1]) if extra.shape[1] else []
+        powers = [t for m, t in enumerate(powers) if X.shape[1] + m in keep]
+        products = [t for m, t in enumerate(products) if X.shape[1] + len(candidate.powers) + m in keep]
+        labels = [f"{names[j]}^{k}" for j, k in powers] + [f"{names[i]}:{names[j]}" for i, j in products]
+        return cls(tuple(powers), tuple(products), tuple(labels))
+
+    def _extra(self, X):
+        cols = [X[:, j] ** k for j, k in self.powers] + [X[:, i] * X[:, j] for i, j in self.products]
+        return np.column_stack(cols) if cols else np.empty((X.shape[0], 0))
+
+    def transform(self, X, names):
+        """Return ``(matrix, names)``: X followed by the learned extra terms."""
+        # C order whatever the input's layout, so that the same numbers give bit-identical fits (BLAS kernels
+        # round differently on C- and Fortran-ordered arrays)
+        if not self.names:
+            return np.ascontiguousarray(X), list(names)
+        return np.ascontiguousarray(np.column_stack([X, self._extra(X)])), list(names) + list(self.names)
+
+
+def _independent_columns(M, n_base):
+    """Indices of the columns kept: all of the first ``n_base``, then each later column that is not constant and
+    not a linear combination of the intercept and the columns kept before it (1 - R^2 below 1e-10 on the
+    correlation matrix, in column order, so the base covariates always stay).
+    """
+    scale = M.std(axis=0)
+    usable = scale > 0
+    Z = np.zeros_like(M)
+    Z[:, usable] = (M[:, usable] - M[:, usable].mean(axis=0)) / scale[usable]
+    gram = Z.T @ Z / len(M)  # correlation matrix: the intercept is orthogonal to the centred columns
+    keep = list(range(n_base))
+    for j in range(n_base, M.shape[1]):
+        if not usable[j]:
+            continue
+        g = gram[keep, j]
+        residual = gram[j, j] - g @ np.linalg.lstsq(gram[np.ix_(keep, keep)], g, rcond=None)[0]
+        if residual > 1e-10:
+            keep.append(j)
+    return keep

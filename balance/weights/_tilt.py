@@ -1,0 +1,316 @@
+"""The convex duals behind CBPS, inverse probability tilting and entropy balancing, and Newton's method for them.
+
+For a binary treatment, the just-identified CBPS (Imai & Ratkovic 2014), inverse probability tilting (Graham,
+Pinto & Egel 2012) and entropy balancing (Hainmueller 2012) all solve balance conditions of the form
+
+    sum_i [c_i exp(s_i eta_i) s_i - r_i] z_i = 0,    eta_i = z_i' beta,  z_i = (1, x_i),
+
+with c_i >= 0 and s_i = +1 or -1 per unit and r_i the unit's share of the balance target. These are the
+first-order conditions of the strictly convex function
+
+    F(beta) = sum_i c_i exp(s_i eta_i) - beta' sum_i r_i z_i,
+
+so the root is unique when it exists and Newton's method with a backtracking line search finds it from any
+starting point. Examples: the ATT control weights e/(1 - e) = exp(eta) balancing the treated totals (c = sampling
+weight on controls, s = +1, r = sampling weight on the treated), and the ATE CBPS condition
+sum (A/e - (1 - A)/(1 - e)) z = 0 (c = sampling weight on every unit, s = -1 for treated units, +1 for controls).
+When the target lies outside the convex hull of the reweighted units' covariates, F is unbounded below and no
+exact solution exists: :func:`check_target_inside` catches the plainest cases (a target mean outside a covariate's
+range) before solving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+from scipy.optimize import minimize
+from scipy.special import expit, logsumexp
+
+# Armijo constant of the line search, and the relative slack that lets a Newton step through when the decrease of
+# F is below its rounding error (at the optimum F changes by ~|grad|^2, far below eps * |F|).
+_ARMIJO = 1e-4
+_F_SLACK = 1e-13
+
+
+@dataclass(frozen=True)
+class DualFit:
+    """Result of a dual solve; ``coef[0]`` is the intercept, on the original covariate scale."""
+
+    coef: np.ndarray
+    converged: bool
+    n_iter: int
+    imbalance: float  # sup-norm of the standardised gradient over the target total (about a max |SMD|)
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Affine map x -> (x - center) / scale used inside the solvers, and back for the coefficients."""
+
+    center: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, X, center):
+        scale = X.std(axis=0) if X.shape[0] > 1 else np.ones(X.shape[1])
+        return cls(np.asarray(center, dtype=float), np.where(scale > 0, scale, 1.0))
+
+    def design(self, X):
+        """The standardised design [1, (X - center) / scale]."""
+        return np.column_stack([np.ones(X.shape[0]), (X - self.center) / self.scale])
+
+    def to_original(self, beta):
+        slopes = beta[1:] / self.scale
+        return np.concatenate([[beta[0] - slopes @ self.center], slopes])
+
+    def to_standard(self, coef):
+        return np.concatenate([[coef[0] + coef[1:] @ self.center], coef[1:] * self.scale])
+
+
+def _evaluate(Z, c, s, beta, target):
+    """F(beta) and the per-unit terms t = c exp(s eta) (its first derivative in eta is s t, the second t)."""
+    with np.errstate(over="ignore"):
+        t = c * np.exp(s * (Z @ beta))
+    value = float(np.sum(t) - beta @ target)
+    return value, t
+
+
+def newton_exp_dual(Z, c, s, target, total, *, tol=1e-8, max_iter=100, start=None):
+    """Minimise F(beta) = sum_i c_i exp(s_i z_i' beta) - beta' target by Newton's method with line search.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (m, k)
+        Standardised design rows (first column the intercept) of the units with c_i > 0.
+    c : ndarray of shape (m,)
+        Positive coefficients (sampling or base weights).
+    s : ndarray of shape (m,) or float
+        +1 or -1 per unit.
+    target : ndarray of shape (k,)
+        The balance target totals sum_i r_i z_i on the same standardised scale.
+    total : float
+        The size of the target (sum_i r_i), which turns the gradient into a mean difference in SD units.
+    tol : float
+        Stop when max_j |grad_j| / total < tol.
+    start : ndarray of shape (k,), default=None
+        Starting point; None starts at zero slopes with the intercept that matches the target's total when
+        every s_i is +1 (else zero).
+
+    Returns
+    -------
+    beta : ndarray of shape (k,)
+        On the standardised scale.
+    converged : bool
+    n_iter : int
+    imbalance : float
+        max_j |grad_j| / total at ``beta``.
+    """
+    k = Z.shape[1]
+    beta = np.zeros(k) if start is None else np.asarray(start, dtype=float).copy()
+    if start is None and np.all(np.asarray(s) > 0):
+        beta[0] = np.log(target[0] / np.sum(c))
+    elif start is None and np.all(np.asarray(s) < 0):
+        beta[0] = -np.log(-target[0] / np.sum(c))
+    value, t = _evaluate(Z, c, s, beta, target)
+    st = s * t
+    it, imbalance, reached = 0, np.inf, False
+    for it in range(max_iter + 1):
+        grad = Z.T @ st - target
+        imbalance = float(np.max(np.abs(grad)) / total)
+        if it == max_iter or (imbalance < tol and (reached or imbalance < tol * 1e-6)):
+            break
+        # once below tol, one more Newton step: quadratic convergence takes the imbalance to rounding level, so
+        # the weights do not depend on where the tolerance happened to cut
+        reached = imbalance < tol
+        hess = (Z * t[:, None]).T @ Z
+        try:
+            step = -scipy.linalg.cho_solve(scipy.linalg.cho_factor(hess), grad)
+        except np.linalg.LinAlgError:
+            step = -np.linalg.lstsq(hess, grad, rcond=None)[0]
+        slope = float(grad @ step)
+        accepted = False
+        for _ in range(60):
+            new_value, new_t = _evaluate(Z, c, s, beta + step, target)
+            if np.isfinite(new_value) and new_value <= value + _ARMIJO * slope + _F_SLACK * abs(value):
+                accepted = True
+                break
+            step /= 2.0
+        if not accepted:  # no decrease representable in floating point: the solver has stalled
+            break
+        beta, value, t = beta + step, new_value, new_t
+        st = s * t
+    return beta, imbalance < tol, it, imbalance
+
+
+def solve_tilt(X_rows, c, s, target, total, center, *, tol, max_iter, start=None):
+    """Solve one set of exact balance conditions, with coefficients on the original scale.
+
+    ``X_rows`` are the covariates of the units with c > 0; ``target`` is the vector of target totals
+    ``sum_i r_i (1, x_i)`` on the original scale and ``total`` its size (for the convergence criterion). Columns
+    are centred at ``center`` (the target means, where there is one) and scaled by their SD before solving;
+    ``start`` is on the original scale.
+
+    Returns
+    -------
+    DualFit
+    """
+    std = Standardizer.fit(X_rows, center)
+    Z = std.design(X_rows)
+    target_std = np.concatenate([[target[0]], (target[1:] - target[0] * std.center) / std.scale])
+    beta0 = None if start is None else std.to_standard(np.asarray(start, dtype=float))
+    beta, converged, n_iter, imbalance = newton_exp_dual(Z, c, s, target_std, total, tol=tol, max_iter=max_iter,
+                                                         start=beta0)
+    return DualFit(std.to_original(beta), converged, n_iter, imbalance)
+
+
+def solve_tilt_l1(X_rows, c, target_mean, tols, *, tol, max_iter):
+    """Entropy balancing with inexact balance: |weighted mean_j - target_j| <= tols_j for every column.
+
+    The dual of min KL(w || c) subject to sum w = 1 and the box constraints is the L1-penalised log-sum-exp
+
+        min_lambda  log sum_i c_i exp(x~_i' lambda) + sum_j tols~_j |lambda_j|,   x~ = (x - target) / scale,
+
+    solved by L-BFGS-B over lambda = lambda+ - lambda-, lambda+/- >= 0 (smooth and convex). The signs of that
+    solution give the active constraints; Newton's method then solves them as equalities (each active mean sits
+    exactly at target -/+ tols), and the result is kept when it satisfies every optimality condition, which puts
+    the weights at machine precision rather than at L-BFGS-B's tolerance.
+
+    Returns
+    -------
+    DualFit
+        Coefficients on the original scale with the weights c exp(intercept + x' slopes) summing to one;
+        ``imbalance`` is the largest excess of |mean - target| over tols in scaled units (0 when all hold).
+    """
+    scale = X_rows.std(axis=0) if X_rows.shape[0] > 1 else np.ones(X_rows.shape[1])
+    scale = np.where(scale > 0, scale, 1.0)
+    Xs = (X_rows - target_mean) / scale
+    tol_s = np.asarray(tols, dtype=float) / scale
+    log_c = np.log(c)
+    p = Xs.shape[1]
+
+    def fun(v):
+        lam = v[:p] - v[p:]
+        eta = log_c + Xs @ lam
+        top = eta.max()
+        w = np.exp(eta - top)
+        norm = w.sum()
+        g = Xs.T @ (w / norm)
+        value = top + np.log(norm) + tol_s @ (v[:p] + v[p:])
+        return value, np.concatenate([g + tol_s, -g + tol_s])
+
+    res = minimize(fun, np.zeros(2 * p), jac=True, method="L-BFGS-B", bounds=[(0, None)] * (2 * p),
+                   options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30})
+    lam = res.x[:p] - res.x[p:]
+    n_iter = int(res.nit)
+    sign = np.sign(np.where(np.abs(lam) > 1e-10 * max(1.0, np.abs(lam).max()), lam, 0.0))
+    active = np.flatnonzero(sign)
+    if active.size:
+        # exact solve on the active set: weighted mean of x~_j equal to -tols~_j * sign_j
+        shifted = -tol_s[active] * sign[active]
+        beta, _, it, _ = newton_exp_dual(
+            np.column_stack([np.ones(len(Xs)), Xs[:, active]]), c, 1.0,
+            np.concatenate([[1.0], shifted]), 1.0, tol=tol, max_iter=max_iter,
+        )
+        candidate = np.zeros(p)
+        candidate[active] = beta[1:]
+        if np.all(np.sign(candidate[active]) == sign[active]) and _excess(Xs, log_c, candidate, tol_s) < tol:
+            lam, n_iter = candidate, n_iter + it
+    excess = _excess(Xs, log_c, lam, tol_s)
+    slopes = lam / scale
+    intercept = -logsumexp(log_c + Xs @ lam) - slopes @ target_mean
+    return DualFit(np.concatenate([[intercept], slopes]), bool(excess < tol), n_iter, excess)
+
+
+def _excess(Xs, log_c, lam, tol_s):
+    eta = log_c + Xs @ lam
+    w = np.exp(eta - eta.max())
+    return float(np.max(np.maximum(np.abs(Xs.T @ (w / w.sum())) - tol_s, 0.0)))
+
+
+def check_target_inside(X_rows, target_mean, names, slack, who, fix):
+    """Raise when a target mean lies outside (or on the edge of) the range of the reweighted units' values.
+
+    No positive weights can then reach it exactly, so the dual diverges. ``slack`` (per column) is the allowed
+    imbalance (0 for exact balance).
+    """
+    lo, hi = X_rows.min(axis=0), X_rows.max(axis=0)
+    slack = np.broadcast_to(np.asarray(slack, dtype=float), target_mean.shape)
+    spread = np.maximum(hi - lo, 1.0) * 1e-12
+    bad = (target_mean - slack >= hi - spread) | (target_mean + slack <= lo + spread)
+    if bad.any():
+        j = np.flatnonzero(bad)
+        details = ", ".join(f"{names[i]!r} (target {target_mean[i]:.6g}, range [{lo[i]:.6g}, {hi[i]:.6g}])"
+                            for i in j[:10])
+        raise ValueError(
+            f"{who}: exact balance is infeasible: the target mean of {details} lies on or outside the range of the "
+            f"reweighted units' values, so no positive weights can reach it. {fix}"
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# weights as functions of a logit eta, for the single-model methods (CBPS, IPT for the ATT/ATC)
+# ----------------------------------------------------------------------------------------------------------------
+def odds_weights(eta, a, estimand):
+    """WeightIt's weight formulas written through the logit eta = log(e / (1 - e)), exact for large |eta|.
+
+    ATT: treated 1, controls exp(eta); ATC: treated exp(-eta), controls 1; ATE: treated 1 + exp(-eta), controls
+    1 + exp(eta); ATO: treated 1 - e, controls e.
+    """
+    treated = a == 1
+    with np.errstate(over="ignore"):
+        if estimand == "ATT":
+            return np.where(treated, 1.0, np.exp(np.where(treated, 0.0, eta)))
+        if estimand == "ATC":
+            return np.where(treated, np.exp(-np.where(treated, eta, 0.0)), 1.0)
+        if estimand == "ATE":
+            return 1.0 + np.exp(np.where(treated, -eta, eta))
+    e = expit(eta)
+    return np.where(treated, 1.0 - e, e)
+
+
+def odds_weights_derivative(eta, a, estimand):
+    """d w / d eta of :func:`odds_weights`."""
+    treated = a == 1
+    with np.errstate(over="ignore"):
+        if estimand == "ATT":
+            return np.where(treated, 0.0, np.exp(np.where(treated, 0.0, eta)))
+        if estimand == "ATC":
+            return np.where(treated, -np.exp(-np.where(treated, eta, 0.0)), 0.0)
+        if estimand == "ATE":
+            return np.where(treated, -1.0, 1.0) * np.exp(np.where(treated, -eta, eta))
+    e = expit(eta)
+    return np.where(treated, -1.0, 1.0) * e * (1.0 - e)
+
+
+def balance_sides(a, estimand):
+    """Per-unit (c-indicator, sign s, target-share sign) of the just-identified balance conditions.
+
+    The conditions sum_i sw_i (2 A_i - 1) w_i(eta) z_i = 0 of CBPS (and of IPT for the ATT/ATC) are written in
+    the dual form sum_i c_i s_i exp(s_i eta_i) z_i = sum_i r_i z_i: controls carry exp(eta) (s = +1) when they are
+    reweighted (ATT, ATE), treated units exp(-eta) (s = -1) when they are (ATC, ATE), and r collects the constant
+    parts (the units kept at weight 1 on the other side).
+    """
+    treated = a == 1
+    reweight_controls = estimand in ("ATT", "ATE")
+    reweight_treated = estimand in ("ATC", "ATE")
+    active = np.where(treated, reweight_treated, reweight_controls)
+    s = np.where(treated, -1.0, 1.0)
+    r = np.where(treated, 1.0 if reweight_controls else 0.0, -1.0 if reweight_treated else 0.0)
+    return active, s, r
+
+
+def solve_balance(X, sw, active, s, r, *, tol, max_iter, start=None):
+    """Solve sum_i sw_i [active_i s_i exp(s_i eta_i) - r_i] z_i = 0 for the logit coefficients.
+
+    Returns
+    -------
+    DualFit
+    """
+    rows = active & (sw > 0)
+    share = sw * r
+    total = float(np.sum(np.abs(share)))
+    target = np.concatenate([[share.sum()], share @ X])
+    center = (np.abs(share) @ X) / total
+    s_rows = s[rows]
+    return solve_tilt(X[rows], sw[rows], s_rows, target, total, center, tol=tol, max_iter=max_iter, start=start)
