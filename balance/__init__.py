@@ -10,6 +10,7 @@ from ._base import BaseWeighter, MParts
 from .effects import EffectResults, WeightedEffect
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .weights import PropensityWeights, trim_weights, weights_from_propensity
+from .weights import CBPS, EntropyBalance, InverseProbabilityTilting
 from .weights import UniformTransformer, UniformTransformerWeights
 from .weights import StableWeights, smallest_feasible_tols
 
@@ -17,6 +18,9 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "BaseWeighter",
+    "CBPS",
+    "EntropyBalance",
+    "InverseProbabilityTilting",
     "EffectResults",
     "MParts",
     "PropensityWeights",

@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from balance import PropensityWeights, balance_table
+from balance import CBPS, EntropyBalance, InverseProbabilityTilting
 from balance import UniformTransformerWeights
 from balance import StableWeights
 
@@ -25,6 +26,14 @@ WEIGHTERS = [
     UniformTransformerWeights(estimand="ATE", marginal=True, profile="linear", random_state=0),
     StableWeights(estimand="ATT"),
     StableWeights(estimand="ATE", tols=0.02),
+    CBPS(estimand="ATT"),
+    CBPS(estimand="ATE"),
+    CBPS(estimand="ATT", over=True),
+    InverseProbabilityTilting(estimand="ATE"),
+    InverseProbabilityTilting(estimand="ATT"),
+    EntropyBalance(estimand="ATT"),
+    EntropyBalance(estimand="ATE", moments=2),
+    EntropyBalance(estimand="ATT", tols=0.05),
 ]
 IDS = [f"{type(w).__name__}-{w.estimand}" for w in WEIGHTERS]
 
