@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import logit
 from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
@@ -78,15 +79,14 @@ class _EffectProblem:
                              f"got mu0={mu0:.4g}, mu1={mu1:.4g}.")
         if self.scale == "rr":
             return np.array([np.log(mu1 / mu0), mu1, mu0]), np.array([-1 / mu0, 1 / mu1])
-        logit = lambda p: np.log(p / (1 - p))  # noqa: E731
         return np.array([logit(mu1) - logit(mu0), mu1, mu0]), np.array([-1 / (mu0 * (1 - mu0)), 1 / (mu1 * (1 - mu1))])
 
-    def equations(self, weights, sample_weight, rows=None):
-        take = (lambda v: v) if rows is None else (lambda v: None if v is None else v[rows])
+    def equations(self, weights, sample_weight, rows=slice(None)):
+        """The outcome model's equations on (a resample ``rows`` of) the data, given the weights."""
         sw = np.ones(len(weights)) if sample_weight is None else sample_weight
+        covariates = None if self.covariates is None else self.covariates[rows]
         return outcome_equations(
-            self.model, take(self.y), take(self.a), weights, sw, take(self.covariates),
-            estimand=self.estimand, family=self.family,
+            self.model, self.y[rows], self.a[rows], weights, sw, covariates, estimand=self.estimand, family=self.family,
         )
 
     def replicate(self, kind, draw):
