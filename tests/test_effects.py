@@ -299,3 +299,29 @@ def test_bootstrap_on_a_dask_cluster_is_identical(lalonde):
             distributed.Client(cluster), parallel_backend("dask"):
         remote = _fit(lalonde, "simple", "bootstrap", n_bootstrap=16, random_state=9, n_jobs=2).result_.draws
     pd.testing.assert_frame_equal(local, remote)
+
+
+@pytest.mark.parametrize("kind", ["bootstrap", "fwb"])
+def test_cluster_bootstrap_with_singleton_clusters_is_the_unit_bootstrap(lalonde, kind):
+    X, t, y = lalonde[COVARIATES], lalonde["treat"], lalonde["re78"]
+    plain = WeightedEffect(PropensityWeights("ATT"), vcov=kind, n_bootstrap=12, random_state=4).fit(X, t, y)
+    clustered = WeightedEffect(PropensityWeights("ATT"), vcov=kind, n_bootstrap=12, random_state=4).fit(
+        X, t, y, cluster=np.arange(len(y)))
+    pd.testing.assert_frame_equal(plain.result_.draws, clustered.result_.draws)
+
+
+def test_cluster_bootstrap_resamples_whole_clusters(lalonde):
+    # with 4 clusters, a replicate holds whole clusters: the number of distinct potential-outcome draws is small
+    X, t, y = lalonde[COVARIATES], lalonde["treat"], lalonde["re78"]
+    groups = np.arange(len(y)) % 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = WeightedEffect(PropensityWeights("ATT"), vcov="bootstrap", n_bootstrap=40, random_state=0).fit(
+            X, t, y, cluster=groups)
+    # 4 clusters resampled with replacement give at most C(7, 4) = 35 distinct multisets
+    assert fit.result_.draws["mu1"].round(8).nunique() <= 35
+
+
+def test_no_progress_bar_when_not_a_terminal(lalonde, capsys):
+    _fit(lalonde, "simple", "bootstrap", n_bootstrap=4, random_state=0, verbose=1)
+    assert capsys.readouterr().err == ""
