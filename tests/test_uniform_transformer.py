@@ -11,6 +11,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import integrate, stats
 from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from balance import UniformTransformer, UniformTransformerWeights
 from balance.weights._uniform import (
@@ -114,6 +115,11 @@ def test_new_points_outside_the_range_are_reported_or_covered():
     assert U.min() >= 0 and U.max() <= 1
     covered = UniformTransformer(random_state=0).fit(X, cover=new).transform(new)
     assert covered.min() >= 0 and covered.max() <= 1
+
+
+@parametrize_with_checks([UniformTransformer(random_state=0), UniformTransformer(marginal=True, random_state=0)])
+def test_scikit_learn_transformer_checks(estimator, check):
+    check(estimator)
 
 
 def test_transformer_bad_input():
@@ -321,6 +327,8 @@ def test_unsupported_inputs_are_refused_clearly():
         UniformTransformerWeights("ATE", extra_X=X).fit(X, a)
     with pytest.raises(ValueError, match="larger bandwidth"):
         UniformTransformerWeights(kernel="uniform", bandwidth=1e-9, random_state=0).fit(X, a)
+    with pytest.raises(ValueError, match="the treated group has 1 unit"):
+        UniformTransformerWeights("ATC").fit(X, np.r_[1, np.zeros(99, dtype=int)])
     w = UniformTransformerWeights(random_state=0).fit(X, a)
     with pytest.raises(ValueError, match="100 finite outcomes"):
         w.plugin_se(np.ones(99))

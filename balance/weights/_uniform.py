@@ -249,6 +249,10 @@ class UniformTransformerWeights(BaseWeighter):
 
     def _fit_arm(self, X, a, reference, extra, seed):
         ref = a == reference
+        if extra is None and ref.sum() < 2:
+            group = "control" if reference == 0 else "treated"
+            raise ValueError(f"the {group} group has {int(ref.sum())} unit; the uniform transformer fitted on it "
+                             "needs at least 2.")
         tr = UniformTransformer(marginal=self.marginal, profile=self.profile, random_state=seed)
         tr.fit(X[ref] if extra is None else extra, cover=X)
         embedding = tr.transform(X)

@@ -187,7 +187,7 @@ class UniformTransformer(TransformerMixin, BaseEstimator):
         """
         if self.profile not in PROFILES:
             raise ValueError(f"profile={self.profile!r} must be one of {list(PROFILES)}.")
-        X = validate_data(self, X, dtype=np.float64)
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         rng = check_random_state(self.random_state)
         n, d = X.shape
         span = X if cover is None else np.vstack([X, validate_data(self, cover, dtype=np.float64, reset=False)])
