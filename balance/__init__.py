@@ -6,6 +6,7 @@ weights. Submodules: :mod:`balance.datasets` (bundled data and simulation design
 """
 
 from . import datasets
+from . import hte
 from ._base import BaseWeighter, MParts
 from .effects import EffectResults, WeightedEffect
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
@@ -31,6 +32,7 @@ __all__ = [
     "balance_table",
     "datasets",
     "effective_sample_size",
+    "hte",
     "WeightSummary",
     "trim_weights",
     "smallest_feasible_tols",

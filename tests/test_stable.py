@@ -6,9 +6,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from numpy.testing import assert_allclose
 from sklearn.exceptions import ConvergenceWarning
 
+import balance.weights._qp as qp_module
 import balance.weights._stable as stable_module
 from balance import StableWeights, balance_table, smallest_feasible_tols
 
@@ -235,7 +237,8 @@ def test_infeasible_exact_balance_names_the_smallest_tolerance():
 
 def test_non_convergence_warns_with_the_remaining_imbalance(lalonde_xt):
     X, t = lalonde_xt
-    with pytest.warns(ConvergenceWarning, match=r"stopped with status .* largest imbalance beyond tols is"):
+    with pytest.warns(ConvergenceWarning, match=r"stopped with status .* largest imbalance beyond tols is"), \
+            pytest.warns(ConvergenceWarning, match="below min_weight"):  # an early iterate also dips below 0
         sbw = StableWeights(norm="l1", max_iter=2).fit(X, t)  # no polish for the L1 norm
     assert not sbw.converged_ and sbw.n_iter_ == 2
     assert np.all(np.isfinite(sbw.weights_)) and np.all(sbw.weights_ >= 0)
@@ -293,3 +296,40 @@ def test_bad_parameters_are_named(lalonde_xt, params, exc, match):
     X, t = lalonde_xt
     with pytest.raises(exc, match=match):
         StableWeights(**params).fit(X, t)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the QP layer: polish and missing solvers
+# ---------------------------------------------------------------------------------------------------------------
+def _random_qp(seed, m=40, k=4):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.5, 2.0, m)
+    q = rng.normal(size=m)
+    G = rng.normal(size=(k, m))
+    x_feasible = rng.uniform(0.0, 1.0, m)  # a point inside the bounds makes the problem feasible
+    gx = G @ x_feasible
+    l = np.r_[gx[0], gx[1:] - rng.uniform(0, 0.5, k - 1)]  # row 0 an equality, the others two-sided
+    u = np.r_[gx[0], gx[1:] + rng.uniform(0, 0.5, k - 1)]
+    return p, q, G, l, u, np.zeros(m)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_polish_from_a_cold_start_reaches_the_qp_optimum(seed):
+    p, q, G, l, u, lb = _random_qp(seed)
+    side = np.where(l == u, 2, 0).astype(np.int8)
+    x = qp_module.polish_diagonal_qp(p, q, G, l, u, lb, side, np.zeros(len(p), dtype=bool))
+    ref = qp_module.solve_qp(sp.diags(p), q, G, l, u, lb, tol=1e-12)  # Clarabel alone, no polish
+    assert x is not None and ref.converged
+    # the interior point's answer to 1e-12 gap is within ~1e-6 of the vertex the polish returns exactly
+    assert_allclose(x, ref.x, rtol=0, atol=1e-5)
+    assert np.all(x >= lb) and np.all(G @ x >= l - 1e-9) and np.all(G @ x <= u + 1e-9)
+    assert (x == 0).any()  # some bounds bind, so the active-set search was exercised
+
+
+def test_missing_solver_says_how_to_install(lalonde_xt, monkeypatch):
+    import sys
+
+    X, t = lalonde_xt
+    monkeypatch.setitem(sys.modules, "osqp", None)  # makes "import osqp" raise ImportError
+    with pytest.raises(ImportError, match=r"pip install 'causal-balance\[qp\]'"):
+        StableWeights(solver="osqp").fit(X, t)

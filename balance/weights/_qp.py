@@ -56,7 +56,7 @@ def import_solver(solver):
         ) from exc
 
 
-def solve_qp(P, q, G, l, u, lb, *, solver="clarabel", tol=1e-10, max_iter=None, polish=False):
+def solve_qp(P, q, G, l, u, lb, *, solver="clarabel", tol=1e-8, max_iter=None, polish=False):
     """Solve ``min ½ x'Px + q'x  s.t.  l <= Gx <= u, x >= lb``.
 
     Parameters
@@ -98,15 +98,22 @@ def solve_qp(P, q, G, l, u, lb, *, solver="clarabel", tol=1e-10, max_iter=None, 
 # ---------------------------------------------------------------------------------------------------------------
 # solvers
 # ---------------------------------------------------------------------------------------------------------------
+def _bound_rows(lb):
+    """The finite lower bounds as identity rows (sparse), and which variables have one."""
+    has_lb = np.isfinite(lb)
+    cols = np.flatnonzero(has_lb)
+    rows = sp.csr_matrix((np.ones(cols.size), (np.arange(cols.size), cols)), shape=(cols.size, len(lb)))
+    return has_lb, rows
+
+
 def _solve_clarabel(P, q, G, l, u, lb, tol, max_iter):
     """Clarabel's form is ``Ax + s = b, s in K``: equalities in a zero cone, one-sided rows in the non-negative cone."""
     clarabel = import_solver("clarabel")
     eq = np.isfinite(l) & (l == u)
     up = ~eq & np.isfinite(u)
     lo = ~eq & np.isfinite(l)
-    has_lb = np.isfinite(lb)
-    bound_rows = sp.eye(len(lb), format="csr")[has_lb]
-    A = sp.vstack([G[eq], G[up], -G[lo], -bound_rows]).tocsc()
+    has_lb, bound_rows = _bound_rows(lb)
+    A = sp.vstack([G[eq], G[up], -G[lo], -bound_rows], format="csc")
     b = np.concatenate([u[eq], u[up], -l[lo], -lb[has_lb]])
     cones = [clarabel.ZeroConeT(int(eq.sum())), clarabel.NonnegativeConeT(int(up.sum() + lo.sum() + has_lb.sum()))]
     if not eq.any():
@@ -135,8 +142,8 @@ def _solve_clarabel(P, q, G, l, u, lb, tol, max_iter):
 def _solve_osqp(P, q, G, l, u, lb, tol, max_iter):
     """OSQP's form is ``l <= Ax <= u``; the variable bounds are identity rows."""
     osqp = import_solver("osqp")
-    has_lb = np.isfinite(lb)
-    A = sp.vstack([G, sp.eye(len(lb), format="csr")[has_lb]]).tocsc()
+    has_lb, bound_rows = _bound_rows(lb)
+    A = sp.vstack([G, bound_rows], format="csc")
     lower = np.concatenate([l, lb[has_lb]])
     upper = np.concatenate([u, np.full(int(has_lb.sum()), np.inf)])
     model = osqp.OSQP()

@@ -62,14 +62,17 @@ class StableWeights(BaseWeighter):
     treated : scalar, default=None
         The treated level, when the treatment is not 0/1 or boolean.
     solver : {"clarabel", "osqp"}, default="clarabel"
-        QP solver. Clarabel (interior point) is the default: on lalonde both reproduce WeightIt to 2e-7 and take
-        10 ms; on ``make_synthetic(n)`` Clarabel needs 16–20 iterations at any n (0.15 s at n = 1e4, 2 s at
-        n = 1e5) while OSQP (ADMM, WeightIt's solver) needs hundreds to thousands of iterations, was 1.5x slower
-        at n = 1e4 and wrongly declared the n = 1e5 problem infeasible with its default infeasibility
-        tolerances (tightened here). An interior point also certifies infeasibility reliably.
-    solver_tol : float, default=1e-10
+        QP solver (optional dependencies: ``pip install 'causal-balance[qp]'``). Clarabel, an interior-point
+        method, is the default, chosen by measurement (benchmarks/results/stable_weights.md): it needs about 10
+        iterations at any n, against hundreds to thousands for OSQP (ADMM, the solver WeightIt uses), and was
+        5–9x faster at n = 1e4 and 1e5; OSQP with its default infeasibility tolerances declared a feasible
+        n = 1e5 problem infeasible (they are tightened here), stalled at its iteration limit on lalonde with
+        squares and interactions, where Clarabel certified infeasibility; after the polish both give the same
+        weights, matching WeightIt's to 4e-13.
+    solver_tol : float, default=1e-8
         Clarabel's gap and feasibility tolerances, or OSQP's ``eps_abs``/``eps_rel``. For ``norm="l2"`` the
-        solver's answer is then polished to the exact optimum (see Notes), so this mainly affects speed.
+        solver's point only has to reveal which constraints bind: the polish then returns the exact optimum
+        (see Notes), identical from 1e-4 to 1e-10 in our runs, so this mostly trades speed for robustness.
     max_iter : int or None, default=None
         Solver iteration limit; None means 200 for Clarabel, 200,000 for OSQP.
 
@@ -131,6 +134,12 @@ class StableWeights(BaseWeighter):
     exactly k copies of it (the copies share one weight by symmetry and convexity), so the weights' variance is
     that of the population the sample stands for.
 
+    Powers and products that are exact linear combinations of earlier terms are left out of the constraints
+    (:class:`~balance.weights._moments.TermExpansion`): exact balance of the others implies theirs, but with
+    ``tols > 0`` their imbalance is bounded only through the others. Tolerances use SDs computed with the
+    sampling weights as reliability weights (cobalt's n − 1 form), so with ``tols > 0`` a unit of sampling
+    weight k is k copies of it except for that correction in the SD.
+
     For ``norm="l2"`` the solver's point is polished: the constraints active there (read off the duals) give an
     equality-constrained QP whose KKT system is solved exactly, repeated as a primal-dual active-set method until
     every KKT condition holds to 1e-9 (``polished_``). Weights at the floor are then exactly ``min_weight`` and
@@ -162,7 +171,7 @@ class StableWeights(BaseWeighter):
     _supported_estimands = ("ATE", "ATT", "ATC")
 
     def __init__(self, estimand="ATT", *, tols=0.0, norm="l2", min_weight=0.0, moments=1, interactions=False,
-                 treated=None, solver="clarabel", solver_tol=1e-10, max_iter=None):
+                 treated=None, solver="clarabel", solver_tol=1e-8, max_iter=None):
         self.estimand = estimand
         self.tols = tols
         self.norm = norm
