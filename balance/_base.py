@@ -76,7 +76,7 @@ class BaseWeighter(BaseEstimator):
         """Check inputs; on ``reset`` learn the covariate design and the treatment levels."""
         check_estimand(getattr(self, "estimand", "ATE"), self._supported_estimands)
         if reset:
-            design = CovariateDesign.from_data(X)
+            design = CovariateDesign.from_data(X, missing=getattr(self, "missing", "error"))
         else:
             check_is_fitted(self, "design_")
             design = self.design_
@@ -131,7 +131,7 @@ class BaseWeighter(BaseEstimator):
             weights = clone(self).fit(X, treatment, sample_weight=sample_weight).weights_
         table = balance_table(
             X, treatment, weights, estimand=self.estimand, stats=("smd",), sample_weight=sample_weight,
-            treated=getattr(self, "treated", None),
+            treated=getattr(self, "treated", None), missing=getattr(self, "missing", "error"),
         )
         return -float(np.mean(np.abs(table["smd_adj"].to_numpy())))
 

@@ -179,6 +179,9 @@ def _categories(series):
     return sorted(series.dropna().unique(), key=str)
 
 
+MISSING_OPTIONS = ("error", "indicator")
+
+
 @dataclass(frozen=True)
 class CovariateDesign:
     """How raw covariates become numeric columns; learned once on the fitting data.
@@ -186,27 +189,42 @@ class CovariateDesign:
     Numeric columns pass through, booleans become 0/1, categorical (category, object or string) columns become one
     indicator per level named ``<column>_<level>``. For model fitting the first level is the reference and is
     dropped (``drop_first=True``, as R's treatment contrasts); diagnostics show every level.
+
+    Missing values raise with ``missing="error"``. With ``missing="indicator"`` (WeightIt's and cobalt's approach)
+    every column that has missing values in the fitting data gets a 0/1 indicator ``<column>:<NA>`` placed after it,
+    and its missing entries are filled with the median of the observed values (numeric columns) or left out of every
+    level's dummy (categorical columns).
     """
 
     columns: tuple
     kinds: tuple
     categories: tuple  # per column: tuple of levels for categorical columns, else None
     is_frame: bool
+    missing: str = "error"
+    fills: tuple = ()  # per column: None (no missing values in fit) or the fill value (nan for categoricals)
 
     @classmethod
-    def from_data(cls, X):
+    def from_data(cls, X, missing="error"):
         """Learn the design of ``X`` (a DataFrame, or an array-like of numbers)."""
+        if missing not in MISSING_OPTIONS:
+            raise ValueError(f"missing={missing!r}; choose one of {list(MISSING_OPTIONS)}.")
         if isinstance(X, pd.DataFrame):
             if X.shape[1] == 0:
                 raise ValueError("X has no columns.")
             columns = tuple(str(c) for c in X.columns)
             if len(set(columns)) != len(columns):
                 raise ValueError("X has duplicated column names.")
+            frame = X
             kinds = tuple(_column_kind(X[c]) for c in X.columns)
             cats = tuple(tuple(_categories(X[c])) if k == "categorical" else None for c, k in zip(X.columns, kinds))
-            return cls(columns, kinds, cats, True)
-        arr = _as_2d_numeric(X)
-        return cls(tuple(f"x{j}" for j in range(arr.shape[1])), ("numeric",) * arr.shape[1], (None,) * arr.shape[1], False)
+        else:
+            arr = _as_2d_numeric(X)
+            columns = tuple(f"x{j}" for j in range(arr.shape[1]))
+            frame = pd.DataFrame(arr, columns=columns)
+            kinds, cats = ("numeric",) * len(columns), (None,) * len(columns)
+        fills = tuple(_fill_value(frame[c], k) if missing == "indicator" else None
+                      for c, k in zip(frame.columns, kinds))
+        return cls(columns, kinds, cats, isinstance(X, pd.DataFrame), missing, fills)
 
     def transform(self, X, *, drop_first=True):
         """Return ``(matrix, names)``: a float64 array with one column per expanded covariate."""
@@ -214,21 +232,28 @@ class CovariateDesign:
             arr = _as_2d_numeric(X)
             if arr.shape[1] != len(self.columns):
                 raise ValueError(f"X has {arr.shape[1]} columns; the estimator was fitted with {len(self.columns)}.")
-            _check_finite(arr, self.columns)
-            return arr, list(self.columns)
-        if not isinstance(X, pd.DataFrame):
+            if np.isinf(arr).any() or self.missing == "error":
+                _check_finite(arr, self.columns, hint=self.missing == "error")
+            if self.missing == "error":
+                return arr, list(self.columns)
+            X = pd.DataFrame(arr, columns=self.columns)
+        elif not isinstance(X, pd.DataFrame):
             raise TypeError("the estimator was fitted on a DataFrame; pass a DataFrame with the same columns.")
-        missing = [c for c in self.columns if c not in map(str, X.columns)]
-        if missing:
-            raise ValueError(f"X lacks the column(s) {missing} it was fitted with.")
+        absent = [c for c in self.columns if c not in map(str, X.columns)]
+        if absent:
+            raise ValueError(f"X lacks the column(s) {absent} it was fitted with.")
         X = X.rename(columns=str)
         blocks, names = [], []
-        for col, kind, levels in zip(self.columns, self.kinds, self.categories):
+        fills = self.fills or (None,) * len(self.columns)
+        for col, kind, levels, fill in zip(self.columns, self.kinds, self.categories, fills):
             s = X[col]
-            if s.isna().any():
-                raise ValueError(f"covariate {col!r} has {int(s.isna().sum())} missing values.")
+            na = s.isna().to_numpy()
+            if na.any() and fill is None:
+                hint = ("; pass missing='indicator' to add missingness indicators (as WeightIt and cobalt do)"
+                        if self.missing == "error" else ", but had none in the data the estimator was fitted on")
+                raise ValueError(f"covariate {col!r} has {int(na.sum())} missing values{hint}.")
             if kind == "categorical":
-                unknown = set(s.unique()) - set(levels)
+                unknown = set(s[~na].unique()) - set(levels)
                 if unknown:
                     raise ValueError(f"covariate {col!r} has level(s) {sorted(map(str, unknown))} not seen in fit.")
                 for level in levels[1:] if drop_first else levels:
@@ -236,13 +261,46 @@ class CovariateDesign:
                     names.append(f"{col}_{level}")
             else:
                 try:
-                    values = s.to_numpy(dtype=np.float64)
+                    values = s.to_numpy(dtype=np.float64, na_value=np.nan)
                 except (TypeError, ValueError) as exc:
                     raise TypeError(f"covariate {col!r} cannot be converted to numbers.") from exc
+                values = np.where(na, fill if fill is not None else np.nan, values)
                 _check_finite(values[:, None], [col])
                 blocks.append(values)
                 names.append(col)
+            if fill is not None:
+                blocks.append(na.astype(np.float64))
+                names.append(f"{col}:<NA>")
         return np.column_stack(blocks) if blocks else np.empty((len(X), 0)), names
+
+    def indicator_flags(self, *, drop_first=True):
+        """Per column of :meth:`transform`'s output: True for level dummies, booleans and missingness indicators."""
+        return _indicator_flags(self, drop_first)
+
+
+def _indicator_flags(design, drop_first):
+    """Per expanded column of ``design``: True for level dummies, booleans and missingness indicators."""
+    flags = []
+    fills = design.fills or (None,) * len(design.columns)
+    for kind, levels, fill in zip(design.kinds, design.categories, fills):
+        if kind == "categorical":
+            flags += [True] * (len(levels) - drop_first)
+        else:
+            flags.append(kind == "bool")
+        if fill is not None:
+            flags.append(True)
+    return np.array(flags, dtype=bool)
+
+
+def _fill_value(series, kind):
+    """None when the column is complete; else the median of its observed values (nan for categoricals)."""
+    if not series.isna().any():
+        return None
+    if series.isna().all():
+        raise ValueError(f"covariate {series.name!r} is missing for every unit.")
+    if kind == "categorical":
+        return np.nan
+    return float(np.median(series.dropna().to_numpy(dtype=np.float64)))
 
 
 def _as_2d_numeric(X):
@@ -259,11 +317,12 @@ def _as_2d_numeric(X):
     return arr
 
 
-def _check_finite(arr, names):
+def _check_finite(arr, names, hint=False):
     bad = ~np.isfinite(arr)
     if bad.any():
         cols = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
-        raise ValueError(f"X has missing or infinite values in column(s) {cols}.")
+        extra = " (for missing values, missing='indicator' adds missingness indicators)" if hint else ""
+        raise ValueError(f"X has missing or infinite values in column(s) {cols}{extra}.")
 
 
 def check_constant(matrix, names):

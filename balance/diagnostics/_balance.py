@@ -66,14 +66,6 @@ def _check_distance(distance, n_samples, index):
 # --------------------------------------------------------------------------------------------------------------
 # covariates
 # --------------------------------------------------------------------------------------------------------------
-def _level_flags(design):
-    """Per expanded column: True for the indicators of categorical levels and for boolean columns."""
-    flags = []
-    for kind, levels in zip(design.kinds, design.categories):
-        flags.extend([True] * len(levels) if kind == "categorical" else [kind == "bool"])
-    return np.array(flags, dtype=bool)
-
-
 @dataclass(frozen=True)
 class _Columns:
     """The table's rows as matrix columns (binary ones coded 0/1), each sorted once for binary detection and KS."""
@@ -204,6 +196,7 @@ def balance_table(
     sample_weight=None,
     distance=None,
     treated=None,
+    missing=None,
 ):
     """Covariate balance between treated and control units, before and after weighting (cobalt's ``bal.tab``).
 
@@ -242,6 +235,11 @@ def balance_table(
         summarised like continuous covariates but are not covariates.
     treated : scalar, default=None
         The treated level, when ``treatment`` is not 0/1 or boolean.
+    missing : {"error", "indicator"}, default=None
+        Missing covariate values: ``"error"`` raises; ``"indicator"`` adds a binary row ``<column>:<NA>`` per
+        column with missing values (cobalt's ``var:<NA>`` rows) and summarises the observed values after median
+        filling, as the weighting estimators model them. None: the fitted estimator's ``missing`` when ``weights``
+        is one, else ``"error"``.
 
     Returns
     -------
@@ -323,13 +321,16 @@ def balance_table(
     stats = _check_stats(stats)
     _check_choice(binary, ("raw", "std"), "binary")
     _check_choice(continuous, ("raw", "std"), "continuous")
+    weights_arg = weights
     weights, fitted_estimand = resolve_weights(weights)
     estimand = check_estimand(estimand if estimand is not None else (fitted_estimand or "ATE"))
     if sd_denom is None:
         sd_denom = _DEFAULT_SD_DENOM.get(estimand, "pooled")
     _check_choice(sd_denom, SD_DENOMS, "sd_denom")
 
-    design = CovariateDesign.from_data(X)
+    if missing is None:
+        missing = getattr(weights_arg, "missing", "error")
+    design = CovariateDesign.from_data(X, missing=missing)
     covariates, cov_names = design.transform(X, drop_first=False)
     n = covariates.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None
@@ -342,7 +343,7 @@ def balance_table(
     names = dist_names + cov_names
     if len(set(names)) != len(names):
         raise ValueError(f"distance names {dist_names} clash with the covariate names {cov_names}; rename them.")
-    cols = _build_columns(dist, covariates, _level_flags(design))
+    cols = _build_columns(dist, covariates, design.indicator_flags(drop_first=False))
     types = ["Distance"] * len(dist_names) + ["Binary" if b else "Contin." for b in cols.binary[len(dist_names):]]
     standardise = np.where(cols.binary, binary == "std", continuous == "std")
 

@@ -244,7 +244,9 @@ class WeightedEffect(BaseEstimator):
         family = self.family if self.family != "auto" else ("binomial" if set(np.unique(y)) <= {0.0, 1.0} else "gaussian")
         covariates = None
         if self.outcome_model != "simple":
-            covariates = CovariateDesign.from_data(X).transform(X, drop_first=True)[0]
+            # the outcome model handles missing covariates as the weighter does (indicators + median fill, or error)
+            design = CovariateDesign.from_data(X, missing=getattr(final, "missing", "error"))
+            covariates = design.transform(X, drop_first=True)[0]
         estimand = str(getattr(final, "estimand", "ATE")).upper()
         labels = [estimand if self.scale == "difference" else f"{estimand} ({SCALE_LABELS[self.scale]})", "mu1", "mu0"]
         problem = _EffectProblem(

@@ -55,6 +55,10 @@ class PropensityWeights(BaseWeighter):
         Convergence tolerance of the logistic MLE on the score (see :func:`~balance.weights._logistic.fit_logistic`).
     max_iter : int, default=100
         Maximum number of Newton iterations.
+    missing : {"error", "indicator"}, default="error"
+        Missing covariate values: ``"error"`` raises naming the column; ``"indicator"`` adds a missingness
+        indicator ``<column>:<NA>`` per incomplete column and fills its missing values with the observed median
+        (WeightIt's and cobalt's approach), so the propensity model uses the missingness pattern.
 
     Attributes
     ----------
@@ -117,7 +121,7 @@ class PropensityWeights(BaseWeighter):
     """
 
     def __init__(self, estimand="ATE", *, model=None, treated=None, clip=None, trim=None, trim_lower=False,
-                 tol=1e-8, max_iter=100):
+                 tol=1e-8, max_iter=100, missing="error"):
         self.estimand = estimand
         self.model = model
         self.treated = treated
@@ -126,6 +130,7 @@ class PropensityWeights(BaseWeighter):
         self.trim_lower = trim_lower
         self.tol = tol
         self.max_iter = max_iter
+        self.missing = missing
 
     # -- fitting ----------------------------------------------------------------------------------------------
     def fit(self, X, treatment, sample_weight=None):
