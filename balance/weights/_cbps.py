@@ -176,7 +176,8 @@ class CBPS(BaseWeighter):
         """
         data, M = _new_terms(self, X, treatment, sample_weight)
         eta = self.intercept_ + M @ self.coef_
-        return self._wrap(odds_weights(eta, data.a, self.estimand.upper()) * data.sample_weight, data)
+        weights = odds_weights(eta, data.a, self.estimand.upper()) * data.sample_weight
+        return self._wrap(_finite_prediction(weights, "CBPS"), data)
 
     def predict_proba(self, X):
         """Propensity scores P(treated | X) from the fitted model, shape (n_samples,)."""
@@ -221,6 +222,17 @@ def _new_terms(est, X, treatment, sample_weight):
     check_is_fitted(est, "weights_")
     data = est._validate_data(X, treatment, sample_weight, reset=False)
     return data, est._terms_expansion.transform(data.X, data.names)[0]
+
+
+def _finite_prediction(weights, who):
+    """Refuse predicted weights that overflow (new units far outside the data the model was fitted on)."""
+    bad = ~np.isfinite(weights)
+    if bad.any():
+        raise ValueError(
+            f"{who}.predict_weights: the weights of {int(bad.sum())} units overflow (logit beyond what exp() can "
+            "represent): these units lie far outside the data the model was fitted on."
+        )
+    return weights
 
 
 def _check_reachable(M, sw, active, r, names, who):

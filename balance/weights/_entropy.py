@@ -41,7 +41,8 @@ class EntropyBalance(BaseWeighter):
     tols : float or array-like of shape (n_terms,), default=0.0
         Allowed imbalance per term, in the units of cobalt's default SMD (as WeightIt): non-binary terms in SDs
         (the treated group's SD for the ATT, the control group's for the ATC, the root mean of the two group
-        variances for the ATE, all unweighted but with sampling weights), binary terms as raw proportions. For the
+        variances for the ATE, all unweighted but with sampling weights in cobalt's form, so those with integer
+        sampling weights differ slightly from repeated rows), binary terms as raw proportions. For the
         ATE each group is held within ``tols / 2`` of the target, so the groups differ by at most ``tols``.
         0 gives exact balance.
     base_weights : array-like of shape (n_samples,), default=None

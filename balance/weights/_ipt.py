@@ -6,7 +6,8 @@ import numpy as np
 from scipy.special import expit
 
 from .._base import BaseWeighter, MParts
-from ._cbps import _check_reachable, _check_solver_params, _fit_terms, _new_terms, _store_fits, logit_balance_parts
+from ._cbps import (_check_reachable, _check_solver_params, _finite_prediction, _fit_terms, _new_terms, _store_fits,
+                    logit_balance_parts)
 from ._tilt import balance_sides, odds_weights, solve_balance
 
 
@@ -147,8 +148,8 @@ class InverseProbabilityTilting(BaseWeighter):
         Series or ndarray of shape (n_samples,)
         """
         data, M = _new_terms(self, X, treatment, sample_weight)
-        eta = self._eta(M, data.a)
-        return self._wrap(odds_weights(eta, data.a, self.estimand.upper()) * data.sample_weight, data)
+        weights = odds_weights(self._eta(M, data.a), data.a, self.estimand.upper()) * data.sample_weight
+        return self._wrap(_finite_prediction(weights, "InverseProbabilityTilting"), data)
 
     def _eta(self, M, a):
         """The logit each unit's weight comes from (for the ATE: the treated model for treated units)."""
