@@ -233,14 +233,13 @@ class WeightedEffect(BaseEstimator):
         self
         """
         self._check_params()
+        n, index = len(X), (X.index if isinstance(X, pd.DataFrame) else None)
+        y = self._check_outcome(y, n, index)  # before the (possibly slow) weight fit
+        clusters = self._check_cluster(cluster, n, index)
         self.weighter_, weights = _fit_weighter(self.weighter, X, treatment, sample_weight)
         final = _final_step(self.weighter_)
-        n = len(weights)
-        index = X.index if isinstance(X, pd.DataFrame) else None
         t = check_treatment(treatment, treated=getattr(final, "treated", None), n_samples=n, index=index)
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=index)
-        y = self._check_outcome(y, n, index)
-        clusters = self._check_cluster(cluster, n, index)
         family = self.family if self.family != "auto" else ("binomial" if set(np.unique(y)) <= {0.0, 1.0} else "gaussian")
         covariates = None
         if self.outcome_model != "simple":
@@ -315,6 +314,7 @@ class WeightedEffect(BaseEstimator):
         notes = [f"variance: {VCOV_TYPES[self.vcov]}" + (" (cluster-robust)" if clusters is not None else "")]
         # rows of (effect, mu1, mu0) as linear maps of (mu0, mu1)
         jac = np.array([grad, [0.0, 1.0], [1.0, 0.0]])
+        self.n_failed_ = self.n_nonconverged_ = 0
         if self.vcov in ("asympt", "HC0"):
             parts = self._m_parts(X, treatment, sample_weight) if self.vcov == "asympt" else None
             if parts is not None and not np.allclose(parts.weights(parts.params), np.asarray(_final_step(self.weighter_).weights_), rtol=1e-8, atol=0):
