@@ -1,0 +1,69 @@
+"""Input checks shared by the heterogeneous-effect learners."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from .._validation import CovariateDesign, as_1d, check_treatment
+
+
+def check_outcome(y, n, name="y"):
+    """A finite float outcome of length n."""
+    arr, _ = as_1d(y, name)
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} entries but X has {n} rows.")
+    try:
+        arr = arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be numeric.") from exc
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} has {int(np.sum(~np.isfinite(arr)))} missing or infinite values.")
+    return arr
+
+
+def validate(estimator, X, treatment, y=None, *, treated=None):
+    """Learn the covariate design on X and check treatment and outcome; set the scikit-learn fitted metadata.
+
+    Returns ``(matrix, a, y, index)`` with ``a`` coded 0/1.
+    """
+    design = CovariateDesign.from_data(X)
+    matrix, _ = design.transform(X, drop_first=True)
+    index = getattr(X, "index", None) if design.is_frame else None
+    t = check_treatment(treatment, treated=treated, n_samples=matrix.shape[0], index=index)
+    estimator.design_ = design
+    estimator.n_features_in_ = len(design.columns)
+    if design.is_frame:
+        estimator.feature_names_in_ = np.asarray(design.columns, dtype=object)
+    else:
+        estimator.__dict__.pop("feature_names_in_", None)
+    estimator.treatment_levels_ = t.levels
+    y = None if y is None else check_outcome(y, matrix.shape[0])
+    return matrix, t.a.astype(np.int64), y, index
+
+
+def check_choice(value, name, options):
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name}={value!r} is not supported; choose one of {list(options)}.")
+
+
+def check_int(value, name, low):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+
+
+def check_probability_bound(value, name):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 < value < 0.5:
+        raise ValueError(f"{name} must be a number in (0, 0.5); got {value!r}.")
+
+
+def check_model(model, name, method):
+    if not (hasattr(model, "fit") and hasattr(model, method)):
+        raise TypeError(f"{name} must be a scikit-learn estimator with fit and {method}; got {model!r}.")
+
+
+def seed_from(random_state):
+    """An integer seed drawn from ``random_state`` (None, int or RandomState), for the fold splitters."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
