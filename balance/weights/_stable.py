@@ -44,7 +44,7 @@ class StableWeights(BaseWeighter):
         sqrt((s²_T + s²_C)/2) for the ATE, all without balancing weights) and raw differences in proportion for
         binary terms (two-valued columns, categorical levels). Every term then has ``|SMD| <= tols`` after
         weighting. For the ATE each group is held within ``tols / 2`` of the full-sample mean, so that their
-        difference is within ``tols`` (as optweight). A dict maps term names (see ``terms_``) or a categorical
+        difference is within ``tols`` (optweight's rule). A dict maps term names (see ``terms_``) or a categorical
         column's name (all its levels) to a tolerance; terms not named are balanced exactly. 0 asks for exact
         balance, which may be infeasible (see :func:`smallest_feasible_tols`).
     norm : {"l2", "l1", "linf"}, default="l2"
@@ -65,7 +65,7 @@ class StableWeights(BaseWeighter):
         QP solver (optional dependencies: ``pip install 'causal-balance[qp]'``). Clarabel, an interior-point
         method, is the default, chosen by measurement (benchmarks/results/stable_weights.md): it needs about 10
         iterations at any n, against hundreds to thousands for OSQP (ADMM, the solver WeightIt uses), and was
-        5–9x faster at n = 1e4 and 1e5; OSQP with its default infeasibility tolerances declared a feasible
+        4–10x faster at n = 1e4 and 1e5 (on a par at n = 1e3); OSQP with its default infeasibility tolerances declared a feasible
         n = 1e5 problem infeasible (they are tightened here), stalled at its iteration limit on lalonde with
         squares and interactions, where Clarabel certified infeasibility; after the polish both give the same
         weights, matching WeightIt's to 4e-13.
@@ -246,8 +246,8 @@ def smallest_feasible_tols(X, treatment, *, estimand="ATT", sample_weight=None, 
                            interactions=False, treated=None, solver="clarabel"):
     """The smallest common tolerance ``tols`` for which :class:`StableWeights` has a solution.
 
-    Solves the linear program "minimise t subject to |SMD_j| <= t for every term, the weights' constraints"
-    (Zubizarreta 2015 recommends choosing tolerances from such a search). Any ``tols`` above the returned value
+    Solves the linear program "minimise t subject to |SMD_j| <= t for every term and the weights' constraints"
+    (for the ATE, each group within t/2 of the target). Any ``tols`` above the returned value
     is feasible; at the value itself the problem is feasible only up to solver tolerance, so add a margin.
 
     Parameters
