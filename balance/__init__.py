@@ -14,6 +14,7 @@ from .weights import PropensityWeights, trim_weights, weights_from_propensity
 from .weights import CBPS, EntropyBalance, InverseProbabilityTilting
 from .weights import UniformTransformer, UniformTransformerWeights
 from .weights import StableWeights, smallest_feasible_tols
+from .weights import EnergyBalance
 
 __version__ = "0.1.0.dev0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "EntropyBalance",
     "InverseProbabilityTilting",
     "EffectResults",
+    "EnergyBalance",
     "MParts",
     "PropensityWeights",
     "UniformTransformer",

@@ -12,6 +12,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from balance import PropensityWeights, balance_table
 from balance import CBPS, EntropyBalance, InverseProbabilityTilting
+from balance import EnergyBalance
 from balance import UniformTransformerWeights
 from balance import StableWeights
 
@@ -34,6 +35,8 @@ WEIGHTERS = [
     EntropyBalance(estimand="ATT"),
     EntropyBalance(estimand="ATE", moments=2),
     EntropyBalance(estimand="ATT", tols=0.05),
+    EnergyBalance(estimand="ATT"),
+    EnergyBalance(estimand="ATE"),
 ]
 IDS = [f"{type(w).__name__}-{w.estimand}" for w in WEIGHTERS]
 

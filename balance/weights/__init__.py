@@ -1,6 +1,7 @@
 """Weighting estimators: one private module per family, re-exported here."""
 
 from ._cbps import CBPS
+from ._energy import EnergyBalance
 from ._entropy import EntropyBalance
 from ._estimands import weights_from_propensity
 from ._ipt import InverseProbabilityTilting
@@ -13,3 +14,4 @@ from ._uniform_transformer import UniformTransformer
 __all__ = ["PropensityWeights", "StableWeights", "smallest_feasible_tols", "trim_weights", "weights_from_propensity"]
 __all__ += ["UniformTransformer", "UniformTransformerWeights"]
 __all__ += ["CBPS", "EntropyBalance", "InverseProbabilityTilting"]
+__all__ += ["EnergyBalance"]

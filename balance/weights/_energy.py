@@ -1,0 +1,484 @@
+"""Energy balancing weights (Huling & Mak 2024), as WeightIt's ``method = "energy"``, exact or scalable.
+
+The weights minimise the energy distance between the weighted group(s) and the target sample, a convex quadratic
+program on the probability simplex. Notation: x is the vector of weight masses of the reweighted units (each
+group's masses sum to 1), D the matrix of Euclidean distances between units on scaled covariates, and
+
+    F(x) = x'Qx + 2 b'x + const + (penalty / 2) sum_i h_i x_i^2,
+
+whose first three terms are the energy distance reported as ``energy_distance_``:
+
+* ATT (ATC): Q = -D_cc over the controls (treated), b = D_ct p_t with p_t the target group's base distribution,
+  const = -p_t'D_tt p_t; this is E(x, p_t) = 2 x'D_ct p_t - x'D_cc x - p_t'D_tt p_t.
+* ATE: x = (x_0, x_1) on both groups, u the full sample's base distribution, b = D u, const = -2 u'D u and
+  F = E(x_0, u) + E(x_1, u) (+ E(x_0, x_1) when ``improved``), so Q = -D on same-group blocks (-2D when improved)
+  and 0 (+D when improved) on the cross blocks.
+
+Two solvers: OSQP on the dense QP with WeightIt's settings (exact to its tolerance; O(m^2) memory), and an
+accelerated projected gradient (APG) method whose only use of D is the product D @ V, done by the numba kernels
+of :mod:`balance._kernels._energy`, from a float32 copy of the block when it fits ``memory_limit`` and recomputed
+on the fly otherwise.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from .._base import BaseWeighter
+from .._validation import check_constant, check_full_rank
+
+SOLVERS = ("auto", "osqp", "apg")
+AUTO_OSQP_MAX = 1500  # "auto" uses OSQP up to this many weights to solve: its dense KKT system grows as m^3
+OSQP_SETTINGS = {"eps_abs": 1e-8, "eps_rel": 1e-6, "adaptive_rho_interval": 10, "polishing": True}  # WeightIt 1.5.1 (its polish = TRUE)
+DEFAULT_MAX_ITER = {"osqp": 50_000, "apg": 2_000}
+# Weights below min_weight by less than this (relative to a mean weight of 1) are solver round-off: clamped and
+# counted silently; larger violations are also warned about.
+ROUNDOFF = 1e-6
+_WINDOW = 10  # APG stops when F fell by less than tol * F over this many iterations
+# Products with fewer distance pairs run on one thread: waking the thread pool costs more than it saves, a lot more
+# on a busy machine (measured: 2.6 ms instead of 0.1 ms per product of a 429 x 429 block).
+PARALLEL_MIN_PAIRS = 4_000_000
+
+
+@dataclass
+class _Problem:
+    """The QP in mass coordinates: see the module docstring. ``free`` indexes the reweighted units."""
+
+    Xs: np.ndarray  # scaled covariates of the units with positive sample weight, (n_active, p)
+    free: np.ndarray  # indices into Xs of the reweighted units
+    group: np.ndarray  # 0/1 group of each reweighted unit (its simplex)
+    mass: np.ndarray  # base mass s_i / S_g of each reweighted unit (the unweighted solution)
+    h: np.ndarray  # penalty multipliers
+    b: np.ndarray
+    const: float
+    same: float  # coefficient of the same-group product in Qx
+    cross: float  # coefficient of the cross-group product in Qx (ATE only)
+
+
+class EnergyBalance(BaseWeighter):
+    """Energy balancing weights (Huling & Mak 2024): the weights that minimise an energy distance.
+
+    The energy distance between two distributions is zero exactly when they are equal, so energy balancing targets
+    the whole joint covariate distribution, not chosen moments. Distances are Euclidean on covariates scaled to unit
+    (sampling-weighted) standard deviation, categorical covariates expanded to one indicator per level: WeightIt's
+    default ``dist.mat = "scaled_euclidean"``.
+
+    - ATT: the controls are reweighted so that their distribution is closest to the treated one (treated units
+      keep their sampling weights). ATC: the reverse.
+    - ATE: each group is reweighted towards the full sample; ``improved`` (the default, as WeightIt) also
+      minimises the energy distance between the two weighted groups.
+
+    Parameters
+    ----------
+    estimand : {"ATT", "ATC", "ATE"}, default="ATT"
+    penalty : float, default=1e-4
+        WeightIt's ``lambda``: adds ``penalty / 2`` times the sum of squared weight masses (for sampling weights
+        s, mass_i^2 * mean(s) / s_i; see Notes), which makes the solution unique and favours even weights. The
+        default is essentially 0.
+    improved : bool, default=True
+        For the ATE, also balance the treated group against the control group (Huling & Mak's improved weights).
+    min_weight : float, default=0.0
+        Lower bound on each weight relative to the group's mean weight (WeightIt's ``min.w`` on its scale; WeightIt
+        uses 1e-8, which prints zeros as 1e-8). Must lie in [0, 1).
+    solver : {"auto", "osqp", "apg"}, default="auto"
+        ``"osqp"``: the dense QP by OSQP with WeightIt's settings (``eps_abs=1e-8, eps_rel=1e-6,
+        adaptive_rho_interval=10, polish=True``); needs O(m^2) memory for m weights and time that grows about as
+        m^3. ``"apg"``: accelerated projected gradient on the simplex (FISTA with backtracking and adaptive restart)
+        using only products with the distance matrix; O(m) memory when the matrix does not fit ``memory_limit``.
+        ``"auto"``: OSQP up to 1500 weights to solve, APG above.
+    tol : float, default=1e-5
+        APG only: stop when the objective fell by less than ``tol`` times its value over the last 10 iterations.
+    max_iter : int or None, default=None
+        Iteration limit; None means 50000 for OSQP (WeightIt's) and 2000 for APG.
+    memory_limit : float, default=1024
+        APG only: the distance block is stored in float32 when it takes at most this many MiB; otherwise distances
+        are recomputed in every iteration (slower, O(m) memory).
+    treated : scalar, default=None
+        The treated level when the treatment is neither 0/1 nor boolean.
+
+    Attributes
+    ----------
+    weights_ : Series or ndarray of shape (n_samples,)
+        Analysis weights, sampling weights included. Scale (WeightIt 1.5.1): each group's weights sum to its size
+        (the sum of its sampling weights); units of the target group of an ATT/ATC keep their sampling weight. The
+        scale of a group changes no balance statistic, ESS or effect estimate.
+    energy_distance_ : float
+        The energy distance attained (the objective without the penalty; for the ATE the sum of the two or three
+        distances above), computed exactly in float64 at the returned weights.
+    initial_energy_distance_ : float
+        The same at the base (unadjusted) weights.
+    duality_gap_ : float
+        Frank–Wolfe gap of the returned weights: an upper bound on how far the penalised objective is above its
+        minimum (usually a loose one).
+    solver_ : str
+        The solver used, ``"osqp"`` or ``"apg"``.
+    status_ : str
+        The solver's status: OSQP's own word, or ``"converged"`` / ``"max_iter"`` for APG.
+    converged_ : bool
+    n_iter_ : int
+    n_clamped_ : int
+        Weights the solver returned below ``min_weight`` (round-off of OSQP's tolerance) and that were set to it.
+    terms_ : list of str
+        The covariate columns the distance uses (categoricals with one indicator per level).
+    scale_ : ndarray of shape (n_terms,)
+        The standard deviation each column was divided by.
+    treatment_levels_, n_features_in_, feature_names_in_
+        As in the other weighting estimators.
+
+    See Also
+    --------
+    balance.EntropyBalance : exact balance of chosen moments.
+
+    Notes
+    -----
+    WeightIt's QP is reproduced exactly without sampling weights (``tests/test_energy.py`` compares against WeightIt
+    1.5.1 on lalonde). With sampling weights s, each group's base distribution is s_i / sum(s) within the group,
+    the ATE target is the sampling-weighted full sample s_i / sum(s) (WeightIt weights each group by its row count
+    instead), the column SDs are sampling-weighted, and the penalty on unit i is scaled by mean(s_g) / s_i so that a
+    unit of sampling weight 2 is penalised like two units of weight 1 (up to the mean, which keeps the penalty
+    invariant to rescaling s). Integer sampling weights then give the same energy distance as repeated rows.
+
+    Energy balancing has no estimating equations, so there is no M-estimation variance (``_m_parts`` raises); use
+    HC0 standard errors (weights treated as fixed, WeightIt's default for this method) or a bootstrap that refits
+    the weights.
+
+    References
+    ----------
+    Huling, J. D., & Mak, S. (2024). Energy balancing of covariate distributions. Journal of Causal Inference
+    12(1). doi:10.1515/jci-2022-0029.
+    Székely, G. J., & Rizzo, M. L. (2013). Energy statistics: A class of statistics based on distances. Journal of
+    Statistical Planning and Inference 143, 1249–1272.
+    Beck, A., & Teboulle, M. (2009). A fast iterative shrinkage-thresholding algorithm for linear inverse problems.
+    SIAM Journal on Imaging Sciences 2, 183–202. O'Donoghue, B., & Candès, E. (2015). Adaptive restart for
+    accelerated gradient schemes. Foundations of Computational Mathematics 15, 715–732.
+    Stellato, B., Banjac, G., Goulart, P., Bemporad, A., & Boyd, S. (2020). OSQP: an operator splitting solver for
+    quadratic programs. Mathematical Programming Computation 12, 637–672.
+    Greifer, N. (2024). WeightIt: Weighting for Covariate Balance in Observational Studies. R package 1.5.1.
+
+    Examples
+    --------
+    >>> from balance import EnergyBalance
+    >>> from balance.datasets import load_lalonde
+    >>> data = load_lalonde()
+    >>> eb = EnergyBalance(estimand="ATT").fit(data.X, data.treatment)
+    >>> eb.solver_, round(float(eb.weights_[data.treatment == 0].sum()), 6)
+    ('osqp', 429.0)
+    >>> bool(eb.energy_distance_ < 0.1 * eb.initial_energy_distance_)
+    True
+    """
+
+    _supported_estimands = ("ATT", "ATC", "ATE")
+
+    def __init__(self, estimand="ATT", *, penalty=1e-4, improved=True, min_weight=0.0, solver="auto", tol=1e-5,
+                 max_iter=None, memory_limit=1024, treated=None):
+        self.estimand = estimand
+        self.penalty = penalty
+        self.improved = improved
+        self.min_weight = min_weight
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.memory_limit = memory_limit
+        self.treated = treated
+
+    # -- fitting ----------------------------------------------------------------------------------------------
+    def fit(self, X, treatment, sample_weight=None):
+        """Solve for the energy balancing weights.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Covariates (numeric, boolean or categorical columns).
+        treatment : array-like of shape (n_samples,)
+            Binary treatment.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sampling (base) weights: they define each group's base distribution and the target, and multiply the
+            resulting weights. Units with weight 0 take no part and get weight 0.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        data = self._validate_data(X, treatment, sample_weight)
+        check_constant(data.X, data.names)
+        check_full_rank(data.X, data.names)
+        matrix, names = self.design_.transform(X, drop_first=False)
+        # Units with sampling weight 0 take no part. The others are put in a canonical order (lexicographic in the
+        # covariates) before anything is summed, so that the weights do not depend, to the last digit, on row order.
+        active = np.flatnonzero(data.sample_weight > 0)
+        keys = np.column_stack([matrix[active], data.a[active], data.sample_weight[active]])
+        active = active[np.lexsort(keys.T[::-1])]
+        a, sw = data.a[active], data.sample_weight[active]
+        Xs, self.terms_, self.scale_ = _scaled_covariates(matrix[active], names, sw)
+        solver = self.solver
+        n_free = int(np.sum(a != self._focal())) if self._focal() is not None else len(a)
+        if solver == "auto":
+            solver = "osqp" if n_free <= AUTO_OSQP_MAX else "apg"
+        max_iter = DEFAULT_MAX_ITER[solver] if self.max_iter is None else self.max_iter
+        ops = _Operators(Xs, self.memory_limit if solver == "apg" else 0.0)
+        prob = _build_problem(ops, a, sw, self.estimand, self.improved)
+        self.initial_energy_distance_ = _energy(prob, prob.mass, ops)[0]
+        if solver == "osqp":
+            x, status, n_iter, converged = self._solve_osqp(prob, max_iter)
+        else:
+            x, status, n_iter, converged = self._solve_apg(prob, ops, max_iter)
+        self.energy_distance_, qx = _energy(prob, x, ops)
+        self.duality_gap_ = _fw_gap(prob, x, qx, self.penalty, self.min_weight)
+        self.solver_, self.status_, self.n_iter_, self.converged_ = solver, status, n_iter, converged
+        if not converged:
+            warnings.warn(
+                f"EnergyBalance: the {solver} solver stopped with status {status!r} after {n_iter} iterations "
+                f"(energy distance {self.energy_distance_:.4g}); raise max_iter"
+                + (" or loosen tol." if solver == "apg" else "."), ConvergenceWarning, stacklevel=2,
+            )
+        weights = np.zeros(len(data.a))
+        act_w = sw.copy()  # the target group of an ATT/ATC keeps its sampling weights
+        totals = np.array([sw[a == 0].sum(), sw[a == 1].sum()])
+        act_w[prob.free] = x * totals[prob.group]
+        weights[active] = act_w
+        return self._set_weights(weights, data)
+
+    # -- internals ---------------------------------------------------------------------------------------------
+    def _check_params(self):
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver={self.solver!r} is not supported; choose one of {list(SOLVERS)}.")
+        for name in ("penalty", "tol", "memory_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
+        if not isinstance(self.min_weight, numbers.Real) or not 0 <= self.min_weight < 1:
+            raise ValueError(f"min_weight={self.min_weight!r} must lie in [0, 1) (weights relative to a group mean of 1).")
+        if self.max_iter is not None and not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
+            raise ValueError(f"max_iter={self.max_iter!r} must be a positive integer or None.")
+        if not isinstance(self.improved, (bool, np.bool_)):
+            raise ValueError(f"improved={self.improved!r} must be True or False.")
+
+    def _focal(self):
+        return {"ATT": 1, "ATC": 0}.get(self.estimand)
+
+    def _solve_osqp(self, prob, max_iter):
+        """WeightIt's QP in relative weights w = x / mass, solved by OSQP."""
+        import osqp
+        import scipy.sparse as sp
+
+        from scipy.spatial.distance import cdist
+
+        m = prob.mass
+        Xf = prob.Xs[prob.free]
+        same_group = prob.group[:, None] == prob.group[None, :]
+        Q = cdist(Xf, Xf) * np.where(same_group, prob.same, prob.cross)
+        P = (2 * Q + np.diag(self.penalty * prob.h)) * np.outer(m, m)
+        groups = np.unique(prob.group)
+        A = sp.vstack([sp.identity(len(m), format="csc"),
+                       sp.csc_matrix(np.stack([np.where(prob.group == g, m, 0.0) for g in groups]))], format="csc")
+        lower = np.r_[np.full(len(m), self.min_weight), np.ones(len(groups))]
+        upper = np.r_[np.full(len(m), np.inf), np.ones(len(groups))]
+        solver = osqp.OSQP()
+        solver.setup(sp.triu(sp.csc_matrix(P), format="csc"), 2 * m * prob.b, A, lower, upper, verbose=False,
+                     max_iter=max_iter, **OSQP_SETTINGS)
+        result = solver.solve(raise_error=False)
+        status = str(result.info.status)
+        w = np.asarray(result.x, dtype=np.float64)
+        if not np.all(np.isfinite(w)):
+            raise RuntimeError(f"OSQP returned no solution (status {status!r}); try solver='apg'.")
+        below = w < self.min_weight
+        self.n_clamped_ = int(below.sum())
+        if below.any() and float(np.max(self.min_weight - w)) > ROUNDOFF:
+            warnings.warn(f"EnergyBalance: {self.n_clamped_} weights came out below min_weight by up to "
+                          f"{float(np.max(self.min_weight - w)):.2e} and were set to min_weight.", UserWarning, stacklevel=3)
+        w = np.maximum(w, self.min_weight)
+        return w * m, status, int(result.info.iter), status == "solved"
+
+    def _solve_apg(self, prob, ops, max_iter):
+        self.n_clamped_ = 0  # the projection is exact: no weight falls below min_weight
+        res = apg(lambda x: _qmv(prob, x, ops), prob.b, self.penalty * prob.h, self.min_weight * prob.mass,
+                  prob.group, prob.mass, prob.const, tol=self.tol, max_iter=max_iter)
+        return res.x, "converged" if res.converged else "max_iter", res.n_iter, res.converged
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# problem set-up
+# ----------------------------------------------------------------------------------------------------------------
+def _scaled_covariates(matrix, names, sw):
+    """Covariates divided by their sampling-weighted SD (WeightIt's ``"scaled_euclidean"``).
+
+    Columns that are constant (possible for an indicator per level, or among the units with positive sampling
+    weight) carry no distance and are dropped, as WeightIt's ``transform_covariates`` does.
+    """
+    s = sw / sw.sum()
+    centred = matrix - s @ matrix
+    var = (s @ centred**2) / (1 - np.sum(s**2))  # cobalt's / WeightIt's n - 1 ("reliability weights") form
+    keep = var > 0
+    if not keep.any():
+        raise ValueError("every covariate is constant among the units with positive sample_weight.")
+    sd = np.sqrt(var[keep])
+    return np.ascontiguousarray(centred[:, keep] / sd), [n for n, k in zip(names, keep) if k], sd
+
+
+class _Operators:
+    """Products with blocks of the distance matrix of the rows of ``Xs``, via the numba kernels."""
+
+    def __init__(self, Xs, memory_limit_mib):
+        from .._kernels import _energy as kernels
+
+        self.kernels = kernels
+        self.Xt = np.ascontiguousarray(Xs.T)
+        self.memory_limit = memory_limit_mib * 2**20
+        self._square = None  # (points, float32 block or None) of the reweighted units, set by square()
+
+    @staticmethod
+    def _run(kernel, pairs, *args):
+        import numba
+
+        if pairs >= PARALLEL_MIN_PAIRS:
+            return kernel(*args)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return kernel(*args)
+        finally:
+            numba.set_num_threads(threads)
+
+    def exact(self, rows, cols, V):
+        """``D[rows][:, cols] @ V`` for index arrays rows, cols and V of shape (len(cols), k), in float64."""
+        Vt = np.ascontiguousarray(np.reshape(V, (len(cols), -1)).T, dtype=np.float64)
+        return self._run(self.kernels.distance_matvec, len(rows) * len(cols),
+                         np.ascontiguousarray(self.Xt[:, rows]), np.ascontiguousarray(self.Xt[:, cols]), Vt)
+
+    def square(self, rows, V):
+        """``D[rows][:, rows] @ V`` from the float32 block when it fits the memory limit (built once)."""
+        if self._square is None:
+            points = np.ascontiguousarray(self.Xt[:, rows])
+            fits = 4.0 * len(rows) ** 2 <= self.memory_limit
+            block = self._run(self.kernels.distance_block32, len(rows) ** 2, points, points) if fits else None
+            self._square = (points, block)
+        points, block = self._square
+        Vt = np.ascontiguousarray(V.T, dtype=np.float64)
+        if block is not None:
+            return self._run(self.kernels.block_matvec, len(rows) ** 2, block, Vt)
+        return self._run(self.kernels.distance_matvec, len(rows) ** 2, points, points, Vt)
+
+
+def _build_problem(ops, a, sw, estimand, improved):
+    focal = {"ATT": 1, "ATC": 0}.get(estimand)
+    mass_all = sw / np.where(a == 1, sw[a == 1].sum(), sw[a == 0].sum())
+    mean_s = np.array([sw[a == 0].mean(), sw[a == 1].mean()])
+    if focal is not None:
+        free, target = np.flatnonzero(a != focal), np.flatnonzero(a == focal)
+        pt = mass_all[target]
+        b = ops.exact(free, target, pt)[:, 0]
+        const = -float(pt @ ops.exact(target, target, pt)[:, 0])
+        same, cross = -1.0, 0.0
+    else:
+        free = np.arange(len(a))
+        u = sw / sw.sum()
+        b = ops.exact(free, free, u)[:, 0]
+        const = -2.0 * float(u @ b)
+        same, cross = (-2.0, 1.0) if improved else (-1.0, 0.0)
+    group = a[free].astype(np.int64)
+    h = mean_s[group] / sw[free]
+    return _Problem(ops.Xt.T, free, group, mass_all[free], h, b, const, same, cross)
+
+
+def _qmv(prob, x, ops, *, exact=False):
+    """Q @ x: one pass over the distance block of the reweighted units (two columns for the ATE)."""
+    if prob.cross == 0.0 and len(np.unique(prob.group)) == 1:
+        V = x[:, None]
+    else:
+        V = np.column_stack([np.where(prob.group == 0, x, 0.0), np.where(prob.group == 1, x, 0.0)])
+    Y = ops.exact(prob.free, prob.free, V) if exact else ops.square(prob.free, V)
+    if Y.shape[1] == 1:
+        return prob.same * Y[:, 0]
+    rows = np.arange(len(x))
+    return prob.same * Y[rows, prob.group] + prob.cross * Y[rows, 1 - prob.group]
+
+
+def _energy(prob, x, ops):
+    """Energy distance (objective without penalty) at masses x, in float64; also returns Q @ x."""
+    qx = _qmv(prob, x, ops, exact=True)
+    return max(float(x @ qx + 2 * prob.b @ x + prob.const), 0.0), qx
+
+
+def _fw_gap(prob, x, qx, penalty, min_weight):
+    """Frank–Wolfe gap g'(x - s) of the penalised objective, s the best vertex of the feasible set."""
+    grad = 2 * qx + 2 * prob.b + penalty * prob.h * x
+    lower = min_weight * prob.mass
+    gap = float(grad @ (x - lower))
+    for g in np.unique(prob.group):
+        in_g = prob.group == g
+        gap -= (1 - lower[in_g].sum()) * float(grad[in_g].min())
+    return max(gap, 0.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# accelerated projected gradient on a product of simplices
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _APGResult:
+    x: np.ndarray
+    n_iter: int
+    converged: bool
+
+
+def _project(y, lower, group):
+    """Euclidean projection of y onto {x >= lower, sum of x over each group = 1} (sort-based; Duchi et al. 2008)."""
+    x = np.empty_like(y)
+    for g in np.unique(group):
+        in_g = np.flatnonzero(group == g)
+        z, radius = y[in_g] - lower[in_g], 1.0 - lower[in_g].sum()
+        srt = np.sort(z)[::-1]
+        cums = np.cumsum(srt) - radius
+        rho = np.flatnonzero(srt * np.arange(1, len(z) + 1) > cums)[-1]
+        x[in_g] = np.maximum(z - cums[rho] / (rho + 1), 0.0) + lower[in_g]
+    return x
+
+
+def apg(qmv, b, h, lower, group, x0, const, *, tol, max_iter):
+    """Minimise F(x) = x'Qx + 2b'x + const + sum(h x^2) / 2 over {x >= lower, per-group sums 1} by FISTA.
+
+    Q enters only through ``qmv(x) = Q @ x``, called once per iteration: the momentum point is a linear
+    combination of the last two iterates, so its product is too. The step 1/L starts from a Rayleigh quotient of
+    Q and doubles whenever the quadratic upper bound fails (each failure costs one product); momentum restarts
+    when F increases (O'Donoghue & Candès 2015), which keeps F monotone. Stops when F fell by less than
+    ``tol * F`` over the last few iterations.
+    """
+    def objective(z, qz):
+        return float(z @ qz + 2 * b @ z + 0.5 * np.sum(h * z * z)) + const
+
+    x, qx = x0, qmv(x0)
+    fx = objective(x, qx)
+    direction = _project(x - (qx + b), lower, group) - x  # a feasible direction for the first curvature estimate
+    if np.any(direction):
+        lip = 2 * abs(float(direction @ qmv(direction))) / float(direction @ direction) + float(np.max(h))
+    else:
+        lip = 1.0
+    x_prev, qx_prev, t, history = x, qx, 1.0, [fx]
+    for it in range(1, max_iter + 1):
+        t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+        beta = (t - 1) / t_next
+        y, qy = x + beta * (x - x_prev), qx + beta * (qx - qx_prev)
+        fy = objective(y, qy)
+        grad = 2 * qy + 2 * b + h * y
+        while True:
+            x_new = _project(y - grad / lip, lower, group)
+            q_new = qmv(x_new)
+            f_new, step = objective(x_new, q_new), x_new - y
+            if f_new <= fy + grad @ step + 0.5 * lip * (step @ step) + 1e-12 * abs(fy):
+                break
+            lip *= 2
+        if f_new > fx:  # restart the momentum from x; the next step is a plain projected gradient step
+            if beta == 0.0:  # even a plain step does not descend: F is at its minimum to rounding
+                return _APGResult(x, it, True)
+            x_prev, qx_prev, t = x, qx, 1.0
+            continue
+        x_prev, qx_prev, x, qx, fx, t = x, qx, x_new, q_new, f_new, t_next
+        history.append(fx)
+        if len(history) > _WINDOW and history[-_WINDOW - 1] - fx <= tol * max(fx, 0.0):
+            return _APGResult(x, it, True)
+    return _APGResult(x, max_iter, False)
