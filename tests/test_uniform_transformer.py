@@ -332,3 +332,14 @@ def test_unsupported_inputs_are_refused_clearly():
     w = UniformTransformerWeights(random_state=0).fit(X, a)
     with pytest.raises(ValueError, match="100 finite outcomes"):
         w.plugin_se(np.ones(99))
+
+
+def test_bootstrap_of_the_variance_engine_is_reproducible():
+    from balance import WeightedEffect
+
+    X, a, y = _design(n=300, seed=18)
+    runs = [WeightedEffect(UniformTransformerWeights(random_state=0), vcov="bootstrap", n_bootstrap=20,
+                           random_state=1).fit(X, a, y) for _ in range(2)]
+    # each replicate refits a clone with the same random_state: the whole bootstrap is a function of the seeds
+    assert_array_equal(runs[0].summary()["std_err"], runs[1].summary()["std_err"])
+    assert np.all(np.isfinite(runs[0].summary()["std_err"]))

@@ -68,25 +68,23 @@ def scale_by_exp_neg_half(s2, val, y_buf, e_buf):
 
 
 @njit(cache=True)
-def _coordinate_factor(code, coef, ak, row, val, s2, p):
+def _coordinate_factor(code, coef, ak, row, val, s2):
     """Multiply ``val`` by the one-coordinate kernel at u = ak - row (Gaussian: add u^2 to ``s2``, exponentiated
     later, and multiply by the even polynomial of the higher orders). One loop per kernel, so that each vectorises."""
     n = val.shape[0]
-    if code == 0:
+    if code == 0 and coef.shape[0] == 1:
         for j in range(n):
             u = ak - row[j]
             s2[j] += u * u
-        if coef.shape[0] > 1:
-            top = coef.shape[0] - 1
-            for j in range(n):
-                p[j] = coef[top]
-            for k in range(top - 1, -1, -1):
-                c = coef[k]
-                for j in range(n):
-                    u = ak - row[j]
-                    p[j] = p[j] * (u * u) + c
-            for j in range(n):
-                val[j] *= p[j]
+    elif code == 0:
+        # higher orders: ``coef`` is padded to five terms (order 10), so the Horner chain has a fixed length, is
+        # unrolled and the loop vectorises
+        c0, c1, c2, c3, c4 = coef[0], coef[1], coef[2], coef[3], coef[4]
+        for j in range(n):
+            u = ak - row[j]
+            u2 = u * u
+            s2[j] += u2
+            val[j] *= (((c4 * u2 + c3) * u2 + c2) * u2 + c1) * u2 + c0
     elif code == 1:
         for j in range(n):
             u = ak - row[j]
@@ -123,8 +121,8 @@ def kernel_sums(A, Bt, W, h, code, coef, n_chunks):
     """Return ``S`` of shape (n_A, m) with ``S[i] = sum_j K_h(A[i] - B[j]) W[j]`` (product kernel, K_h = K(./h)/h^d).
 
     ``A`` is (n_A, d) and ``Bt`` = B transposed, (d, n_B); ``W`` is (n_B, m); all C-contiguous float64. ``code`` is
-    a kernel code (see above) and ``coef`` the even-polynomial coefficients of the Gaussian family (``[1.0]`` for
-    order 2). ``n_chunks`` (>= 1) splits the rows of ``A`` into that many parallel tasks. Exact up to the order of
+    a kernel code (see above) and ``coef`` the even-polynomial coefficients of the Gaussian family: ``[1.0]`` for
+    order 2, else padded with zeros to five terms. ``n_chunks`` (>= 1) splits the rows of ``A`` into that many parallel tasks. Exact up to the order of
     floating-point summation (no pair is skipped unless its kernel value is zero).
     """
     n_a, d = A.shape
@@ -139,7 +137,6 @@ def kernel_sums(A, Bt, W, h, code, coef, n_chunks):
     for c in prange(n_chunks):
         val = np.empty(_BLOCK)
         s2 = np.empty(_BLOCK)
-        p = np.empty(_BLOCK)
         y_buf = np.empty(_BLOCK)
         e_buf = np.empty(_BLOCK, dtype=np.int64)
         for start in range(0, n_b, _BLOCK):
@@ -150,7 +147,7 @@ def kernel_sums(A, Bt, W, h, code, coef, n_chunks):
                 v[:] = 1.0
                 s2[:width] = 0.0
                 for k in range(d):
-                    _coordinate_factor(code, coef, As[i, k], Bs[k, start:stop], v, s2[:width], p[:width])
+                    _coordinate_factor(code, coef, As[i, k], Bs[k, start:stop], v, s2[:width])
                 if code == 0:
                     scale_by_exp_neg_half(s2[:width], v, y_buf[:width], e_buf[:width])
                 for col in range(m):

@@ -50,7 +50,10 @@ def kernel_sums(A, B, W, bandwidth, kernel="gaussian", order=2):
 
     from .._kernels._uniform import kernel_sums as _sums
 
-    coef = gaussian_kernel_coef(order) if kernel == "gaussian" else np.ones(1)
+    coef = np.ones(1)
+    if kernel == "gaussian" and order > 2:
+        coef = np.zeros(5)  # the compiled loop takes the polynomial padded to order 10
+        coef[:order // 2] = gaussian_kernel_coef(order)
     return _sums(np.ascontiguousarray(A, dtype=np.float64), np.ascontiguousarray(np.asarray(B, dtype=np.float64).T),
                  np.ascontiguousarray(W, dtype=np.float64), float(bandwidth), KERNEL_CODES[kernel], coef,
                  8 * numba.get_num_threads())
