@@ -1,0 +1,24 @@
+"""Plots of balance, weights, overlap and effects (matplotlib, the optional extra ``causal-balance[plot]``).
+
+Every plot is a plain function that takes the data (or a fitted estimator), draws on ``ax`` (a new figure when
+``ax=None``) and returns that matplotlib Axes; none calls ``show()``. Plain functions rather than scikit-learn's
+Display objects: the numbers behind each plot are already public (:func:`balance.balance_table`,
+:func:`balance.effective_sample_size`, a weighter's ``weights_`` and ``ps_``), so a Display would only repeat them.
+
+matplotlib is imported when a plot is drawn, never at ``import balance`` or ``import balance.plot``.
+
+- :func:`love_plot`: a balance statistic per covariate, unadjusted and for one or several weightings (cobalt's
+  ``love.plot``).
+- :func:`balance_plot`: one covariate's weighted distribution per group (cobalt's ``bal.plot``).
+- :func:`weight_plot`: the weights per group with their effective sample sizes (WeightIt).
+- :func:`ps_overlap_plot`: mirrored propensity-score distributions (overlap).
+- :func:`cate_plot`: conditional effects against a covariate, from arrays or a fitted learner.
+- :func:`ipm_history_plot`: the CBIPM training curve.
+"""
+
+from ._distribution import balance_plot
+from ._effects import cate_plot, ipm_history_plot
+from ._love import love_plot
+from ._weights import ps_overlap_plot, weight_plot
+
+__all__ = ["balance_plot", "cate_plot", "ipm_history_plot", "love_plot", "ps_overlap_plot", "weight_plot"]

@@ -1,0 +1,181 @@
+"""Love plot: a balance statistic per covariate before and after weighting (cobalt's ``love.plot``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..diagnostics import balance_table
+from ..diagnostics._weights import resolve_weights
+from ._common import get_axes
+
+ORDERS = ("unadjusted", "adjusted", "alphabetical", "data")
+_XLABELS = {"smd": "Standardized Mean Difference", "vratio": "Variance Ratio", "ks": "Kolmogorov-Smirnov Statistic"}
+_MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
+
+
+def _weightings(weights):
+    """The weightings to compare, as an ordered dict name -> weights or fitted estimator."""
+    if weights is None:
+        return {}
+    if isinstance(weights, dict):
+        if not weights:
+            raise ValueError("weights is an empty dict; give at least one name -> weights entry, or None.")
+        if "Unadjusted" in weights:
+            raise ValueError('"Unadjusted" is reserved for the unweighted sample; rename that weights entry.')
+        return {str(name): w for name, w in weights.items()}
+    return {"Adjusted": weights}
+
+
+def _common_estimand(estimand, weightings):
+    """One estimand for every table, so that all share the SMD's denominator and the unadjusted column."""
+    if estimand is not None:
+        return estimand
+    fitted = {name: resolve_weights(w)[1] for name, w in weightings.items()}
+    found = {e for e in fitted.values() if e is not None}
+    if len(found) > 1:
+        raise ValueError(f"the weightings were fitted for different estimands ({fitted}); pass estimand= so that "
+                         "every SMD uses the same standard deviation.")
+    return found.pop() if found else None
+
+
+def _transform(values, stat, absolute):
+    if not absolute:
+        return values
+    # cobalt's abs=TRUE: |SMD|; a variance ratio below one is shown as its inverse, so that 1/2 and 2 coincide
+    if stat != "vratio":
+        return np.abs(values)
+    with np.errstate(divide="ignore"):  # a zero ratio folds to inf, as 1/0 should
+        return np.maximum(values, 1.0 / values)
+
+
+def _threshold_lines(threshold, stat, absolute):
+    if threshold is None:
+        return ()
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not threshold > 0:
+        raise ValueError(f"threshold must be a positive number or None; got {threshold!r}.")
+    if absolute or stat == "ks":  # a KS statistic is never negative
+        return (threshold,)
+    return (1.0 / threshold, threshold) if stat == "vratio" else (-threshold, threshold)
+
+
+def _order(frame, order):
+    if order == "data":
+        return list(frame.index)
+    if order == "alphabetical":
+        return sorted(frame.index, key=str)
+    key = frame.iloc[:, 0] if order == "unadjusted" else frame.iloc[:, 1]
+    return list(key.sort_values(ascending=False, kind="stable").index)  # largest imbalance on top
+
+
+def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=True, order="unadjusted",
+              stat="smd", sample_weight=None, treated=None, ax=None):
+    """Plot a balance statistic for every covariate, unadjusted and after one or several weightings.
+
+    After cobalt's ``love.plot()``: one row per covariate (categorical covariates one row per level), one marker
+    series for the unweighted sample ("Unadjusted") and one per weighting, and a vertical line at the balance
+    threshold. Every number comes from :func:`balance.balance_table`.
+
+    Parameters
+    ----------
+    X : DataFrame or array-like of shape (n_samples, n_features)
+        Covariates, as for :func:`balance.balance_table`.
+    treatment : array-like of shape (n_samples,)
+        Binary treatment: 0/1, boolean, or two levels with ``treated`` given.
+    weights : array-like, fitted weighting estimator, dict of str to either, or None, default=None
+        One weighting (labelled "Adjusted"), or several to compare side by side: a dict name -> weights or fitted
+        estimator, one marker series per entry in the dict's order. None: the unadjusted series only.
+    estimand : {"ATE", "ATT", "ATC", "ATO", "ATM", "ATOS"}, default=None
+        Selects the SMD's standard deviation as in :func:`balance.balance_table`. None: the fitted estimators'
+        common ``estimand`` (an error if they differ), else ``"ATE"``. One estimand serves every series, so the
+        unadjusted series and the yardstick are shared.
+    threshold : float or None, default=0.1
+        Where to draw the balance threshold: at ``threshold``, or with ``abs=False`` at ±threshold (variance ratios:
+        at 1/threshold and threshold); None draws none. For variance ratios cobalt's customary value is 2.
+    abs : bool, default=True
+        Plot absolute values; for variance ratios, max(r, 1/r) (cobalt's convention).
+    order : {"unadjusted", "adjusted", "alphabetical", "data"}, default="unadjusted"
+        Row order from top to bottom: decreasing (plotted) unadjusted statistic, decreasing statistic of the first
+        weighting, alphabetical, or X's column order.
+    stat : {"smd", "vratio", "ks"}, default="smd"
+        The statistic plotted. Binary covariates show the raw difference in proportions under "smd" (cobalt's
+        default) and have no variance ratio (their rows are left out of a "vratio" plot).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Sampling weights, as for :func:`balance.balance_table`.
+    treated : scalar, default=None
+        The treated level, when ``treatment`` is not 0/1 or boolean.
+    ax : matplotlib Axes, default=None
+        Axes to draw on; None creates a new figure.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on: y tick labels are the covariates in ``order`` from top to bottom (the y axis is
+        inverted, so row ``i`` sits at y = i); each series is one ``Line2D`` of markers labelled by its name.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``order`` or ``stat``, ``order="adjusted"`` without weights, weightings fitted for
+        different estimands without ``estimand``, and everything :func:`balance.balance_table` refuses.
+
+    See Also
+    --------
+    balance.balance_table : the numbers plotted.
+    balance_plot : one covariate's distributions.
+
+    References
+    ----------
+    Greifer, N. cobalt: Covariate Balance Tables and Plots. R package version 4.6.1, ``love.plot()``.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from balance import EntropyBalance, PropensityWeights
+    >>> from balance.datasets import load_lalonde
+    >>> from balance.plot import love_plot
+    >>> data = load_lalonde()
+    >>> fits = {"logit": PropensityWeights(estimand="ATT").fit(data.X, data.treatment),
+    ...         "ebal": EntropyBalance(estimand="ATT").fit(data.X, data.treatment)}
+    >>> ax = love_plot(data.X, data.treatment, fits)
+    >>> [t.get_text() for t in ax.get_yticklabels()][:3]
+    ['re74', 'race_black', 'race_white']
+    >>> plt.close(ax.figure)
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order={order!r} is not supported; choose one of {list(ORDERS)}.")
+    if stat not in _XLABELS:
+        raise ValueError(f"stat={stat!r} is not supported; choose one of {list(_XLABELS)}.")
+    weightings = _weightings(weights)
+    if order == "adjusted" and not weightings:
+        raise ValueError('order="adjusted" needs weights; use order="unadjusted" for the unweighted sample.')
+    estimand = _common_estimand(estimand, weightings)
+    thresholds = _threshold_lines(threshold, stat, abs)
+
+    def table(w):
+        return balance_table(X, treatment, w, estimand=estimand, stats=stat, sample_weight=sample_weight,
+                             treated=treated)
+
+    tables = {name: table(w) for name, w in weightings.items()} or {"Unadjusted": table(None)}
+    first = next(iter(tables.values()))
+    columns = {"Unadjusted": first[f"{stat}_un"]}
+    columns.update({name: t[f"{stat}_adj"] for name, t in tables.items() if name != "Unadjusted"})
+    frame = first[[]].assign(**{k: _transform(v.to_numpy(dtype=float), stat, abs) for k, v in columns.items()})
+    frame = frame.dropna(how="all")  # binary rows under "vratio"
+    rows = _order(frame, order)
+
+    ax = get_axes(ax)
+    y = np.arange(len(rows))
+    for k, (name, values) in enumerate(frame.loc[rows].items()):
+        ax.plot(values.to_numpy(), y, linestyle="none", marker=_MARKERS[k % len(_MARKERS)], label=name, gid=name)
+    ax.axvline(1.0 if stat == "vratio" else 0.0, color="black", linewidth=0.8, gid="reference")
+    for x in thresholds:
+        ax.axvline(x, color="grey", linestyle="--", linewidth=1, gid="threshold")
+    ax.set_yticks(y, rows)
+    ax.invert_yaxis()
+    ax.set_xlabel(("Absolute " if abs and stat == "smd" else "") + _XLABELS[stat])
+    ax.set_title("Covariate Balance")
+    ax.legend(title="Sample")
+    return ax
