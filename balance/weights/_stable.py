@@ -456,12 +456,11 @@ def _term_scales(Z, a, s, focal):
     else:
         sd = np.sqrt(_reliability_var(Z[a == focal], s[a == focal]))
     scale = np.where(sd > 0, sd, 1.0)
-    for j in range(Z.shape[1]):
-        values = np.unique(Z[:, j])
-        if len(values) == 2:
-            reference = 0.0 if 0.0 in values else values[0]
-            scale[j] = values[values != reference][0] - reference
-    return scale
+    lo, hi = Z.min(axis=0), Z.max(axis=0)
+    two_valued = np.all((Z == lo) | (Z == hi), axis=0) & (hi > lo)  # O(n), no sort
+    reference = np.where(lo == 0.0, lo, np.where(hi == 0.0, hi, lo))
+    other = np.where(reference == lo, hi, lo)
+    return np.where(two_valued, other - reference, scale)
 
 
 def _check_tols_type(tols):
