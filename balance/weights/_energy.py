@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
 
 from .._base import BaseWeighter
 from .._validation import check_constant, check_full_rank
@@ -39,6 +40,7 @@ DEFAULT_MAX_ITER = {"osqp": 50_000, "apg": 2_000}
 # Weights below min_weight by less than this (relative to a mean weight of 1) are solver round-off: clamped and
 # counted silently; larger violations are also warned about.
 ROUNDOFF = 1e-6
+DEFAULT_PART = 4096  # units per part when the full block does not fit memory_limit
 _WINDOW = 10  # APG stops when F fell by less than tol * F over this many iterations
 # Products with fewer distance pairs run on one thread: waking the thread pool costs more than it saves, a lot more
 # on a busy machine (measured: 2.6 ms instead of 0.1 ms per product of a 429 x 429 block).
@@ -98,6 +100,14 @@ class EnergyBalance(BaseWeighter):
     memory_limit : float, default=1024
         APG only: the distance block is stored in float32 when it takes at most this many MiB; otherwise distances
         are recomputed in every iteration (slower, O(m) memory).
+    partition_size : int or None, default=None
+        APG only, for large samples: split the units at random into parts of at most this many weights to solve
+        (each group dealt evenly, the target group alike), solve each part against its own share of the target and
+        average the parts' solutions by base mass. None: no parts when the distance block of the weights to solve
+        fits ``memory_limit``, else parts of 4096. The energy distance reported is always that of the averaged
+        weights on the full sample (it is above the full problem's minimum; see the benchmark).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random partition (used only with parts).
     treated : scalar, default=None
         The treated level when the treatment is neither 0/1 nor boolean.
 
@@ -120,7 +130,11 @@ class EnergyBalance(BaseWeighter):
     status_ : str
         The solver's status: OSQP's own word, or ``"converged"`` / ``"max_iter"`` for APG.
     converged_ : bool
+        Whether the solver met its tolerance (every part, with parts).
     n_iter_ : int
+        Solver iterations (summed over parts).
+    n_partitions_ : int
+        Number of parts the APG problem was split into (1: the full problem).
     n_clamped_ : int
         Weights the solver returned below ``min_weight`` (round-off of OSQP's tolerance) and that were set to it.
     terms_ : list of str
@@ -175,7 +189,7 @@ class EnergyBalance(BaseWeighter):
     _supported_estimands = ("ATT", "ATC", "ATE")
 
     def __init__(self, estimand="ATT", *, penalty=1e-4, improved=True, min_weight=0.0, solver="auto", tol=1e-5,
-                 max_iter=None, memory_limit=1024, treated=None):
+                 max_iter=None, memory_limit=1024, partition_size=None, random_state=None, treated=None):
         self.estimand = estimand
         self.penalty = penalty
         self.improved = improved
@@ -184,6 +198,8 @@ class EnergyBalance(BaseWeighter):
         self.tol = tol
         self.max_iter = max_iter
         self.memory_limit = memory_limit
+        self.partition_size = partition_size
+        self.random_state = random_state
         self.treated = treated
 
     # -- fitting ----------------------------------------------------------------------------------------------
@@ -221,16 +237,23 @@ class EnergyBalance(BaseWeighter):
         if solver == "auto":
             solver = "osqp" if n_free <= AUTO_OSQP_MAX else "apg"
         max_iter = DEFAULT_MAX_ITER[solver] if self.max_iter is None else self.max_iter
-        ops = _Operators(Xs, self.memory_limit if solver == "apg" else 0.0)
+        n_parts = self._n_parts(n_free) if solver == "apg" else 1
+        ops = _Operators(Xs, self.memory_limit if n_parts == 1 else 0.0)
         prob = _build_problem(ops, a, sw, self.estimand, self.improved)
-        self.initial_energy_distance_ = _energy(prob, prob.mass, ops)[0]
+        self.n_clamped_ = 0  # APG's projection is exact: no weight falls below min_weight
         if solver == "osqp":
             x, status, n_iter, converged = self._solve_osqp(prob, max_iter)
+        elif n_parts == 1:
+            x, n_iter, converged = self._solve_apg(prob, ops, max_iter)
         else:
-            x, status, n_iter, converged = self._solve_apg(prob, ops, max_iter)
-        self.energy_distance_, qx = _energy(prob, x, ops)
-        self.duality_gap_ = _fw_gap(prob, x, qx, self.penalty, self.min_weight)
+            x, n_iter, converged = self._solve_parts(Xs, a, sw, prob, n_parts, max_iter)
+        if solver == "apg":
+            status = "converged" if converged else "max_iter"
+        # one exact pass over the distances gives the energy distance before and after weighting
+        (self.initial_energy_distance_, self.energy_distance_), qx = _energies(prob, np.column_stack([prob.mass, x]), ops)
+        self.duality_gap_ = _fw_gap(prob, x, qx[:, 1], self.penalty, self.min_weight)
         self.solver_, self.status_, self.n_iter_, self.converged_ = solver, status, n_iter, converged
+        self.n_partitions_ = n_parts
         if not converged:
             warnings.warn(
                 f"EnergyBalance: the {solver} solver stopped with status {status!r} after {n_iter} iterations "
@@ -256,6 +279,9 @@ class EnergyBalance(BaseWeighter):
             raise ValueError(f"min_weight={self.min_weight!r} must lie in [0, 1) (weights relative to a group mean of 1).")
         if self.max_iter is not None and not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
             raise ValueError(f"max_iter={self.max_iter!r} must be a positive integer or None.")
+        if self.partition_size is not None and not (isinstance(self.partition_size, numbers.Integral)
+                                                    and self.partition_size >= 2):
+            raise ValueError(f"partition_size={self.partition_size!r} must be an integer >= 2 or None.")
         if not isinstance(self.improved, (bool, np.bool_)):
             raise ValueError(f"improved={self.improved!r} must be True or False.")
 
@@ -296,10 +322,40 @@ class EnergyBalance(BaseWeighter):
         return w * m, status, int(result.info.iter), status == "solved"
 
     def _solve_apg(self, prob, ops, max_iter):
-        self.n_clamped_ = 0  # the projection is exact: no weight falls below min_weight
         res = apg(lambda x: _qmv(prob, x, ops), prob.b, self.penalty * prob.h, self.min_weight * prob.mass,
                   prob.group, prob.mass, prob.const, tol=self.tol, max_iter=max_iter)
-        return res.x, "converged" if res.converged else "max_iter", res.n_iter, res.converged
+        return res.x, res.n_iter, res.converged
+
+    def _n_parts(self, n_free):
+        if self.partition_size is None:
+            fits = 4.0 * n_free**2 <= self.memory_limit * 2**20
+            return 1 if fits else -(-n_free // DEFAULT_PART)
+        return max(1, -(-n_free // self.partition_size))
+
+    def _solve_parts(self, Xs, a, sw, prob, n_parts, max_iter):
+        """Solve on random parts (each group dealt evenly) and average the parts' solutions by base mass.
+
+        Each part balances its own units against its own share of the target, so the parts' errors are nearly
+        independent and largely cancel in the average: the energy distance of the average is close to the full
+        problem's minimum (within 1.5x of it with 8 parts in the benchmarks), at 1/K of the work and 1/K^2 of the
+        memory of the full problem.
+        """
+        rng = check_random_state(self.random_state)
+        part = np.empty(len(a), dtype=np.int64)
+        for g in (0, 1):
+            idx = np.flatnonzero(a == g)
+            part[rng.permutation(idx)] = np.arange(len(idx)) % n_parts
+        x_all = np.zeros(len(a))
+        n_iter, converged = 0, True
+        for k in range(n_parts):
+            units = np.flatnonzero(part == k)
+            sub_ops = _Operators(Xs[units], self.memory_limit)
+            sub = _build_problem(sub_ops, a[units], sw[units], self.estimand, self.improved)
+            x_k, it, conv = self._solve_apg(sub, sub_ops, max_iter)
+            share = np.array([sw[units][a[units] == g].sum() / sw[a == g].sum() for g in (0, 1)])
+            x_all[units[sub.free]] = x_k * share[sub.group]
+            n_iter, converged = n_iter + it, converged and conv
+        return x_all[prob.free], n_iter, converged
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -387,22 +443,28 @@ def _build_problem(ops, a, sw, estimand, improved):
 
 
 def _qmv(prob, x, ops, *, exact=False):
-    """Q @ x: one pass over the distance block of the reweighted units (two columns for the ATE)."""
+    """Q @ x for x of shape (m,) or (m, c): one pass over the distances of the reweighted units."""
+    xm = x.reshape(len(prob.free), -1)
     if prob.cross == 0.0 and len(np.unique(prob.group)) == 1:
-        V = x[:, None]
-    else:
-        V = np.column_stack([np.where(prob.group == 0, x, 0.0), np.where(prob.group == 1, x, 0.0)])
+        V = xm
+    else:  # one set of columns per group: D x_0 and D x_1 give the same-group and cross-group products
+        in1 = (prob.group == 1)[:, None]
+        V = np.hstack([np.where(in1, 0.0, xm), np.where(in1, xm, 0.0)])
     Y = ops.exact(prob.free, prob.free, V) if exact else ops.square(prob.free, V)
-    if Y.shape[1] == 1:
-        return prob.same * Y[:, 0]
-    rows = np.arange(len(x))
-    return prob.same * Y[rows, prob.group] + prob.cross * Y[rows, 1 - prob.group]
+    if Y.shape[1] == xm.shape[1]:
+        return (prob.same * Y).reshape(x.shape)
+    c = xm.shape[1]
+    in1 = (prob.group == 1)[:, None]
+    same = np.where(in1, Y[:, c:], Y[:, :c])
+    cross = np.where(in1, Y[:, :c], Y[:, c:])
+    return (prob.same * same + prob.cross * cross).reshape(x.shape)
 
 
-def _energy(prob, x, ops):
-    """Energy distance (objective without penalty) at masses x, in float64; also returns Q @ x."""
-    qx = _qmv(prob, x, ops, exact=True)
-    return max(float(x @ qx + 2 * prob.b @ x + prob.const), 0.0), qx
+def _energies(prob, xs, ops):
+    """Energy distances (objective without penalty) at the columns of xs, exactly in float64; also Q @ xs."""
+    qx = _qmv(prob, xs, ops, exact=True)
+    values = np.sum(xs * qx, axis=0) + 2 * prob.b @ xs + prob.const
+    return np.maximum(values, 0.0), qx
 
 
 def _fw_gap(prob, x, qx, penalty, min_weight):
