@@ -15,11 +15,13 @@ from .weights import CBPS, EntropyBalance, InverseProbabilityTilting
 from .weights import UniformTransformer, UniformTransformerWeights
 from .weights import StableWeights, smallest_feasible_tols
 from .weights import EnergyBalance
+from .weights import CBIPM
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "BaseWeighter",
+    "CBIPM",
     "CBPS",
     "EntropyBalance",
     "InverseProbabilityTilting",

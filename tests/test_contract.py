@@ -15,6 +15,7 @@ from balance import CBPS, EntropyBalance, InverseProbabilityTilting
 from balance import EnergyBalance
 from balance import UniformTransformerWeights
 from balance import StableWeights
+from balance import CBIPM
 
 from .conftest import COVARIATES
 
@@ -37,6 +38,11 @@ WEIGHTERS = [
     EntropyBalance(estimand="ATT", tols=0.05),
     EnergyBalance(estimand="ATT"),
     EnergyBalance(estimand="ATE"),
+    CBIPM(estimand="ATT", n_epochs=20),
+    CBIPM(estimand="ATE", model="linear", n_epochs=20, random_state=0),
+    CBIPM(estimand="ATT", ipm="sipm", n_epochs=20, n_sigmoids=10, random_state=0),
+    CBIPM(estimand="ATE", ipm="wass", n_epochs=20, hidden=10, random_state=0),
+    CBIPM(estimand="ATT", solver="qp"),
 ]
 IDS = [f"{type(w).__name__}-{w.estimand}" for w in WEIGHTERS]
 

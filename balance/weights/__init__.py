@@ -1,5 +1,6 @@
 """Weighting estimators: one private module per family, re-exported here."""
 
+from ._cbipm import CBIPM
 from ._cbps import CBPS
 from ._energy import EnergyBalance
 from ._entropy import EntropyBalance

@@ -1,0 +1,194 @@
+"""The balancing problems of :class:`balance.CBIPM`: set-up, random initialisation, and the calls into the kernels.
+
+Imported by ``CBIPM.fit`` only, so that numba loads when a fit needs it and not at ``import balance``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._kernels import _ipm
+
+# Below this many unit-discriminator pairs per pass (n x K or n x hidden) a pass takes well under a millisecond and
+# a parallel region per pass costs more than it saves (much more on a busy machine): run those problems on one thread.
+_PARALLEL_WORK = 250_000
+
+
+@dataclass
+class ProblemResult:
+    """One solved balancing problem: the weighted arm's rows (in the canonical order) and its simplex weights."""
+
+    name: str
+    rows: np.ndarray
+    w: np.ndarray
+    history: np.ndarray | None
+    value: float
+    converged: bool
+    n_iter: int
+    coef: np.ndarray | None = None
+
+
+def solve_problems(est, Z, a, sw, rng):
+    """Solve the ATT problem (controls to treated) or the two ATE problems (each arm to the pooled sample)."""
+    positive = sw > 0
+    if est.estimand == "ATT":
+        specs = [("control", positive & (a == 0), positive & (a == 1))]
+    else:
+        specs = [("treated", positive & (a == 1), positive), ("control", positive & (a == 0), positive)]
+    results = []
+    for name, arm, target in specs:
+        rows, trows = np.flatnonzero(arm), np.flatnonzero(target)
+        alpha = sw[rows].sum() / sw[trows].sum() if (est.estimand == "ATE" and est.model == "linear") else 0.0
+        problem = _Problem(Z[trows], sw[trows] / sw[trows].sum(), Z[rows], sw[rows], alpha, est, rng)
+        results.append(problem.solve(name, rows))
+    return results
+
+
+class _Problem:
+    """One arm (Xc, base weights) balanced towards a target sample (Xt, probabilities pt)."""
+
+    def __init__(self, Xt, pt, Xc, base, alpha, est, rng):
+        self.Xt, self.pt = np.ascontiguousarray(Xt), pt
+        self.Xc, self.base = np.ascontiguousarray(Xc), base
+        self.alpha, self.est, self.rng = float(alpha), est, rng
+        self.d = Xc.shape[1]
+
+    # -- shared pieces ----------------------------------------------------------------------------------------
+    def _weight_state(self):
+        """Initial weight parameters (equal logits, or PyTorch's default init of a d -> 1 linear layer)."""
+        if self.est.model == "nonpara":
+            params = np.ones(len(self.base))
+        else:
+            bound = 1 / np.sqrt(self.d)
+            params = self.rng.uniform(-bound, bound, self.d)
+        return params, np.zeros_like(params), np.zeros_like(params), np.empty(len(self.base)), np.empty(len(self.base))
+
+    def _run(self, step):
+        """Call ``step(start, stop)`` over all epochs, in blocks behind a progress bar when verbose."""
+        n_epochs = self.est.n_epochs
+        bar = _progress_bar(self.est.verbose, n_epochs, f"CBIPM {self.est.ipm}")
+        if bar is None:
+            step(0, n_epochs)
+            return
+        block = max(1, n_epochs // 100)
+        with bar:
+            for start in range(0, n_epochs, block):
+                stop = min(start + block, n_epochs)
+                step(start, stop)
+                bar.update(stop - start)
+
+    def _result(self, name, rows, w, hist, value, coef):
+        return ProblemResult(name, rows, w.copy(), hist, float(value), _stalled_less_than(hist), self.est.n_epochs,
+                             coef)
+
+    def solve(self, name, rows):
+        if self.est.ipm == "mmd":
+            return self._solve_mmd(name, rows)
+        return self._solve_sipm(name, rows) if self.est.ipm == "sipm" else self._solve_wass(name, rows)
+
+    # -- MMD --------------------------------------------------------------------------------------------------
+    def _solve_mmd(self, name, rows):
+        inv = 1.0 / (2.0 * np.atleast_1d(np.asarray(self.est.bandwidth, dtype=np.float64)) ** 2)
+        K = _ipm.gaussian_gram(self.Xc, self.Xc, inv)
+        b = _ipm.gaussian_gram_dot(self.Xc, self.Xt, self.pt, inv)
+        c = float(self.pt @ _ipm.gaussian_gram_dot(self.Xt, self.Xt, self.pt, inv))
+        if self.est.solver == "qp":
+            from ._cbipm_qp import solve_simplex_qp
+
+            w, ok, n_iter = solve_simplex_qp(K, b)
+            value, _ = _ipm.mmd_objective_grad(K, b, c, w)
+            return ProblemResult(name, rows, w, None, float(value), ok, n_iter)
+        params, m, v, w, s = self._weight_state()
+        model = _ipm.MODEL_CODES[self.est.model]
+        hist = np.empty(self.est.n_epochs)
+        self._run(lambda start, stop: _ipm.mmd_epochs(
+            K, b, c, params, m, v, model, self.Xc, self.base, self.alpha, float(self.est.lr), start, stop, hist, w, s))
+        value, _ = _ipm.mmd_objective_grad(K, b, c, w)
+        return self._result(name, rows, w, hist, value, self._coef(params))
+
+    # -- SIPM -------------------------------------------------------------------------------------------------
+    def _solve_sipm(self, name, rows):
+        est, d, K = self.est, self.d, self.est.n_sigmoids
+        params, m, v, w, s = self._weight_state()
+        bound = 1 / np.sqrt(d)  # PyTorch's default init of a d -> K linear layer
+        theta = self.rng.uniform(-bound, bound, (d, K))
+        bias = self.rng.uniform(-bound, bound, K)
+        X = np.ascontiguousarray(np.vstack([self.Xt, self.Xc]))
+        lo, hi, seg = _ipm.chunk_bounds(len(self.Xt), len(self.Xc))
+        sig = np.empty((len(self.Xc), K))
+        t_cache, cache_ok = np.empty((d + 2, K)), np.zeros(1, dtype=np.int64)
+        moments = [np.zeros_like(p) for p in (theta, theta, bias, bias)]
+        hist = np.empty(est.n_epochs)
+        model = _ipm.MODEL_CODES[est.model]
+        with _threads_for(len(X) * K):
+            self._run(lambda start, stop: _ipm.sipm_epochs(
+                X, len(self.Xt), self.pt, self.base, self.alpha, model, params, m, v, theta, bias, *moments, sig,
+                t_cache, cache_ok, lo, hi, seg, int(est.adv_steps), float(est.adv_lr), float(est.lr), start, stop,
+                hist, w, s))
+        return self._result(name, rows, w, hist, hist[-1], self._coef(params))
+
+    # -- WASS -------------------------------------------------------------------------------------------------
+    def _solve_wass(self, name, rows):
+        est, d, H = self.est, self.d, self.est.hidden
+        params, m, v, w, s = self._weight_state()
+        b_in, b_out = 1 / np.sqrt(d), 1 / np.sqrt(H)  # PyTorch's default init of d -> H -> 1
+        W = self.rng.uniform(-b_in, b_in, (d, H))
+        cb = self.rng.uniform(-b_in, b_in, H)
+        vv = self.rng.uniform(-b_out, b_out, H)
+        eo = self.rng.uniform(-b_out, b_out, 1)
+        shape = (est.n_epochs, est.adv_steps, est.wass_gp_points)
+        gp_ic = self.rng.choice(len(self.Xc), size=shape, p=self.base / self.base.sum())
+        gp_it = self.rng.choice(len(self.Xt), size=shape, p=self.pt)
+        gp_a = self.rng.random(shape)
+        moments = [np.zeros_like(p) for p in (W, W, cb, cb, vv, vv, eo, eo)]
+        X = np.ascontiguousarray(np.vstack([self.Xt, self.Xc]))
+        lo, hi, seg = _ipm.chunk_bounds(len(self.Xt), len(self.Xc))
+        t_cache, cache_ok, f_arm = np.empty((d + 2, H)), np.zeros(1, dtype=np.int64), np.empty(len(self.Xc))
+        hist = np.empty(est.n_epochs)
+        model = _ipm.MODEL_CODES[est.model]
+        clip = float(est.wass_clip) if est.wass_clip is not None else 0.0
+        with _threads_for(len(X) * H):
+            self._run(lambda start, stop: _ipm.wass_epochs(
+                X, len(self.Xt), self.pt, self.base, self.alpha, model, params, m, v, W, cb, vv, eo, *moments, gp_ic,
+                gp_it, gp_a, float(est.wass_slope), clip, float(est.wass_gp), t_cache, cache_ok, f_arm, lo, hi, seg,
+                int(est.adv_steps), float(est.adv_lr), float(est.lr), start, stop, hist, w, s))
+        return self._result(name, rows, w, hist, hist[-1], self._coef(params))
+
+    def _coef(self, params):
+        return params.copy() if self.est.model == "linear" else None
+
+
+def _stalled_less_than(hist, rtol=1e-2):
+    """Adam's converged_: relative change of the objective over the last tenth of the epochs is below rtol."""
+    window = max(1, len(hist) // 10)
+    if len(hist) <= window:
+        return False
+    old, new = hist[-1 - window], hist[-1]
+    return bool(abs(new - old) <= rtol * max(abs(old), np.finfo(float).tiny))
+
+
+@contextmanager
+def _threads_for(work):
+    """Run small problems single-threaded (numba's thread count restored on exit)."""
+    import numba
+
+    previous = numba.get_num_threads()
+    if work < _PARALLEL_WORK:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _progress_bar(verbose, total, desc):
+    if not verbose:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the bar is a convenience (extra "progress"): run without it
+        return None
+    return tqdm(total=total, desc=desc, unit="epoch")
