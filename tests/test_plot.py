@@ -154,6 +154,15 @@ def test_love_plot_unadjusted_only_and_arrays(data):
     assert _ticklabels(ax) == [f"x{j}" for j in range(Xn.shape[1])]
 
 
+def test_unfitted_weighters_are_refused(data):
+    with pytest.raises(TypeError, match="unfitted PropensityWeights"):
+        love_plot(data.X, data.a, {"logit": PropensityWeights()})
+    with pytest.raises(TypeError, match="unfitted EntropyBalance"):
+        balance_plot(data.X, data.a, "age", EntropyBalance())
+    with pytest.raises(TypeError, match="unfitted PropensityWeights"):
+        weight_plot(PropensityWeights(), data.a)
+
+
 def test_love_plot_estimands_must_agree(data):
     ate = PropensityWeights(estimand="ATE").fit(data.X, data.a)
     with pytest.raises(ValueError, match="different estimands"):
@@ -490,3 +499,31 @@ def test_plots_draw_on_the_given_axes(data):
     for call, ax in zip(calls, axes.ravel()):
         assert call(ax) is ax
     assert plt.get_fignums() == [fig.number]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# documentation: the examples run, and every parameter is documented
+# ------------------------------------------------------------------------------------------------------------
+PLOTS = [balance_plot, cate_plot, ipm_history_plot, love_plot, ps_overlap_plot, weight_plot]
+
+
+@pytest.mark.parametrize("function", PLOTS, ids=lambda f: f.__name__)
+def test_docstring_examples_run(function):
+    import doctest
+
+    finder = doctest.DocTestFinder(recurse=False)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = finder.find(function, function.__name__, globs={})
+    assert tests and tests[0].examples, f"{function.__name__} has no Examples section"
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0
+
+
+@pytest.mark.parametrize("function", PLOTS, ids=lambda f: f.__name__)
+def test_docstring_parameters_match_signature(function):
+    import inspect
+
+    doc = function.__doc__.split("Parameters\n    ----------\n")[1].split("\n    Returns\n")[0]
+    documented = [name for line in re.findall(r"^    (\w[\w, ]*) :", doc, flags=re.M) for name in line.split(", ")]
+    assert documented == list(inspect.signature(function).parameters)

@@ -66,7 +66,8 @@ def balance_plot(X, treatment, covariate, weights=None, *, kind="density", mirro
         bandwidth), a weighted histogram on bins shared by both groups (density scale), or the weighted ECDF
         :math:`F_w(x) = \\sum_{i: x_i \\le x} w_i / \\sum_i w_i`. Ignored for categorical and binary covariates.
     mirrored : bool, default=False
-        Draw the control group below the horizontal axis (``kind="density"`` or ``"hist"`` only).
+        Draw the control group below the horizontal axis (``kind="density"`` or ``"hist"`` only; level bars are
+        never mirrored).
     treated : scalar, default=None
         The treated level, when ``treatment`` is not 0/1 or boolean.
     ax : matplotlib Axes, default=None

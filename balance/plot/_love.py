@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..diagnostics import balance_table
-from ..diagnostics._weights import resolve_weights
-from ._common import get_axes
+from ._common import fitted_weights, get_axes
 
 ORDERS = ("unadjusted", "adjusted", "alphabetical", "data")
 _XLABELS = {"smd": "Standardized Mean Difference", "vratio": "Variance Ratio", "ks": "Kolmogorov-Smirnov Statistic"}
@@ -30,7 +29,7 @@ def _common_estimand(estimand, weightings):
     """One estimand for every table, so that all share the SMD's denominator and the unadjusted column."""
     if estimand is not None:
         return estimand
-    fitted = {name: resolve_weights(w)[1] for name, w in weightings.items()}
+    fitted = {name: fitted_weights(w, f"weights[{name!r}]")[1] for name, w in weightings.items()}
     found = {e for e in fitted.values() if e is not None}
     if len(found) > 1:
         raise ValueError(f"the weightings were fitted for different estimands ({fitted}); pass estimand= so that "
