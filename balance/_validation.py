@@ -338,13 +338,16 @@ def check_full_rank(matrix, names):
     """Raise naming the columns that are linear combinations of the others (with an intercept)."""
     from scipy.linalg import qr
 
-    design = np.column_stack([np.ones(len(matrix)), matrix])
-    scale = np.abs(design).max(axis=0)
+    # Gram matrix of the scaled [1, X] without materialising the n x (k + 1) design
+    scale = np.r_[1.0, np.abs(matrix).max(axis=0)] if matrix.shape[0] else np.ones(matrix.shape[1] + 1)
     scale[scale == 0] = 1.0
-    design = design / scale
-    eig = np.linalg.eigvalsh(design.T @ design)
+    sums = matrix.sum(axis=0)
+    gram = np.block([[np.array([[len(matrix)]], dtype=float), sums[None, :]], [sums[:, None], matrix.T @ matrix]])
+    gram /= np.outer(scale, scale)
+    eig = np.linalg.eigvalsh(gram)
     if eig[0] > eig[-1] * 1e-12:  # well conditioned: full rank, no need for the O(n k^2) pivoted QR
         return
+    design = np.column_stack([np.ones(len(matrix)), matrix]) / scale
     r, piv = qr(design, mode="r", pivoting=True)
     diag = np.abs(np.diag(r))
     rank = int(np.sum(diag > diag[0] * max(design.shape) * np.finfo(float).eps * 10))
