@@ -358,3 +358,15 @@ def test_missing_solver_says_how_to_install(lalonde_xt, monkeypatch):
     monkeypatch.setitem(sys.modules, "osqp", None)  # makes "import osqp" raise ImportError
     with pytest.raises(ImportError, match=r"pip install 'causal-balance\[qp\]'"):
         StableWeights(solver="osqp").fit(X, t)
+
+
+def test_a_term_constant_in_the_focal_group_is_balanced_exactly():
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"x": rng.normal(size=200), "dose": rng.uniform(0, 10, 200)})
+    t = pd.Series((np.arange(200) < 60).astype(int))
+    X.loc[t == 1, "dose"] = 5.0  # every treated unit has the same dose: its treated SD is 0
+    sbw = StableWeights(tols=0.3).fit(X, t)
+    limit = pd.Series(sbw.tols_, index=sbw.terms_)
+    assert limit["dose"] == 0.0 and limit["x"] == 0.3
+    control_dose = np.average(X.loc[t == 0, "dose"], weights=sbw.weights_[t == 0])
+    assert control_dose == pytest.approx(5.0, rel=1e-9)  # an infinite SMD is avoided only by exact balance

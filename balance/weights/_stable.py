@@ -304,7 +304,8 @@ class _Problem:
         a, s = data.a, data.sample_weight
         focal = {"ATT": 1, "ATC": 0}.get(estimand)
         center = _weighted_mean(Z, s) if focal is None else _weighted_mean(Z[a == focal], s[a == focal])
-        scale = _term_scales(Z, a, s, focal)
+        scale, zero_sd = _term_scales(Z, a, s, focal)
+        tols[zero_sd] = 0.0  # an SMD with a zero SD is infinite unless the means are equal
         free_groups = [0, 1] if focal is None else [1 - focal]
         return cls(data, names, tols, Z, center, scale, free_groups)
 
@@ -355,11 +356,13 @@ class _Problem:
         G, bound = self._balance_rows()
         is_sum = np.isnan(bound)
         c = 0.5 if self.half else 1.0
-        m, k = self.n_free, G.shape[0]
-        t_col = np.where(is_sum, 0.0, c)[:, None]
-        rows = np.vstack([np.hstack([G, -t_col]), np.hstack([G, t_col])])
-        l = np.concatenate([np.where(is_sum, 1.0, -np.inf), np.where(is_sum, 1.0, 0.0)])
-        u = np.concatenate([np.where(is_sum, 1.0, 0.0), np.where(is_sum, 1.0, np.inf)])
+        m, n_bal = self.n_free, int((~is_sum).sum())
+        # sum rows (= 1), then row_j w - c t <= 0 and row_j w + c t >= 0
+        rows = np.vstack([np.hstack([G[is_sum], np.zeros((int(is_sum.sum()), 1))]),
+                          np.hstack([G[~is_sum], np.full((n_bal, 1), -c)]),
+                          np.hstack([G[~is_sum], np.full((n_bal, 1), c)])])
+        l = np.concatenate([np.ones(int(is_sum.sum())), np.full(n_bal, -np.inf), np.zeros(n_bal)])
+        u = np.concatenate([np.ones(int(is_sum.sum())), np.zeros(n_bal), np.full(n_bal, np.inf)])
         lb = np.concatenate([np.full(m, float(min_weight)), [0.0]])
         q = np.zeros(m + 1)
         q[-1] = 1.0
@@ -449,7 +452,12 @@ def _term_scales(Z, a, s, focal):
 
     A binary term is coded by balance_table as 1 for values other than its reference (0 when present, else the
     smaller value), so its raw SMD is the mean difference divided by (other value − reference). A continuous
-    term whose SD is 0 gets scale 1 (its tolerance is then 0 in the covariate's units: exact balance).
+    term whose SD is 0 gets scale 1 and is flagged (the caller balances it exactly).
+
+    Returns
+    -------
+    scale : ndarray of shape (n_terms,)
+    zero_sd : ndarray of bool, shape (n_terms,)
     """
     if focal is None:
         sd = np.sqrt((_reliability_var(Z[a == 1], s[a == 1]) + _reliability_var(Z[a == 0], s[a == 0])) / 2)
@@ -460,7 +468,7 @@ def _term_scales(Z, a, s, focal):
     two_valued = np.all((Z == lo) | (Z == hi), axis=0) & (hi > lo)  # O(n), no sort
     reference = np.where(lo == 0.0, lo, np.where(hi == 0.0, hi, lo))
     other = np.where(reference == lo, hi, lo)
-    return np.where(two_valued, other - reference, scale)
+    return np.where(two_valued, other - reference, scale), ~two_valued & ~(sd > 0)
 
 
 def _check_tols_type(tols):
