@@ -46,7 +46,8 @@ class StableWeights(BaseWeighter):
         weighting. For the ATE each group is held within ``tols / 2`` of the full-sample mean, so that their
         difference is within ``tols`` (optweight's rule). A dict maps term names (see ``terms_``) or a categorical
         column's name (all its levels) to a tolerance; terms not named are balanced exactly. 0 asks for exact
-        balance, which may be infeasible (see :func:`smallest_feasible_tols`).
+        balance, which may be infeasible (see :func:`smallest_feasible_tols`). A continuous term whose SD is 0
+        is always balanced exactly (its SMD would otherwise be infinite).
     norm : {"l2", "l1", "linf"}, default="l2"
         Dispersion minimised, of the weights w relative to 1 (the within-group mean): ``"l2"`` Σ s(w − 1)², i.e.
         the variance of the weights; ``"l1"`` Σ s|w − 1|; ``"linf"`` max |w − 1|, per group. Only ``"l2"`` is
