@@ -144,6 +144,14 @@ def test_love_plot_vratio_drops_binary_rows_and_folds_ratios(data):
     assert [line.get_xdata()[0] for line in ax.get_lines() if line.get_gid() == "threshold"] == [2]
 
 
+def test_love_plot_ks(data):
+    ax = love_plot(data.X, data.a, data.ebal, stat="ks", order="data", threshold=0.05)
+    table = balance_table(data.X, data.a, data.ebal)
+    assert_allclose(_series(ax, "Adjusted").get_xdata(), table["ks_adj"], rtol=0, atol=0)  # same numbers, exact
+    assert_allclose(_series(ax, "Unadjusted").get_xdata(), table["ks_un"], rtol=0, atol=0)
+    assert ax.get_xlabel() == "Kolmogorov-Smirnov Statistic"
+
+
 def test_love_plot_unadjusted_only_and_arrays(data):
     ax = love_plot(data.X, data.a, threshold=None)
     assert [line.get_label() for line in ax.get_lines() if line.get_gid() not in ("reference", "threshold")] == \
@@ -397,6 +405,13 @@ def test_cate_plot_from_arrays_with_band():
     band = ax.collections[0].get_paths()[0].vertices
     assert_allclose(band[:, 1].min(), cate.min() - 0.1, rtol=0, atol=1e-15)
     assert_allclose(band[:, 1].max(), cate.max() + 0.2, rtol=0, atol=1e-15)
+
+
+def test_cate_plot_scatter_from_series_names_the_axis():
+    x = pd.Series([3.0, 1.0, 2.0], name="age")
+    ax = cate_plot(x, [0.3, 0.1, 0.2], kind="scatter")
+    assert ax.get_xlabel() == "age"
+    assert_array_equal(ax.collections[0].get_offsets(), [[3.0, 0.3], [1.0, 0.1], [2.0, 0.2]])
 
 
 def test_cate_plot_from_learner(data, lalonde):
