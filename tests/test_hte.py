@@ -13,7 +13,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.neighbors import KNeighborsRegressor
 
-from balance.hte import (DRLearner, IVWDRLearner, PseudoOutcomeLearner, RLearner, SLearner, TLearner, ULearner,
+from balance.hte import (CovLearner, DRLearner, IVWCovLearner, IVWDRLearner, PseudoOutcomeLearner, RLearner, SLearner, TLearner, ULearner,
                          make_hte_setup)
 from balance.hte._pseudo import pseudo_outcome, pseudo_weights
 
@@ -199,7 +199,8 @@ def test_ate_covers_truth_in_randomised_setup():
 # -- presets, meta-learners, contract ------------------------------------------------------------------------------
 def test_presets_equal_generic_learner(data):
     for preset, (pseudo, weighting) in ((RLearner, ("u", "r")), (DRLearner, ("dr", "none")),
-                                        (IVWDRLearner, ("dr", "ivw")), (ULearner, ("u", "none"))):
+                                        (IVWDRLearner, ("dr", "ivw")), (ULearner, ("u", "none")),
+                                        (CovLearner, ("cov", "none")), (IVWCovLearner, ("cov", "ivw"))):
         a = preset(final_model=LinearRegression(), cv=3, random_state=5, **LIN).fit(data.X, data.treatment, data.y)
         b = PseudoOutcomeLearner(pseudo, weighting, final_model=LinearRegression(), cv=3, random_state=5, **LIN)
         b.fit(data.X, data.treatment, data.y)

@@ -90,7 +90,12 @@ class PseudoOutcomeLearner(BaseEstimator):
     Notes
     -----
     Intercept-only final model (``DummyRegressor``) with "dr" + "ivw" gives the augmented overlap-weighted (ATO)
-    estimator; U + "r" with a linear final model gives the R-loss coefficients (Fisher 2024, §5 of the spec).
+    estimator; U + "r" with a linear final model gives the R-loss coefficients (Fisher 2024).
+
+    Given ``sample_weight``, scikit-learn's ``HistGradientBoostingRegressor`` (1.9) computes its bin edges as
+    weighted quantiles, one quantile at a time; on large samples that step can cost more than the boosting itself.
+    ``make_pipeline(KBinsDiscretizer(255, encode="ordinal", strategy="quantile"), HistGradientBoostingRegressor())``
+    bins without weights (what the regressor does when unweighted); the weights reach the last step.
 
     References
     ----------
@@ -289,6 +294,12 @@ DRLearner = _preset("DRLearner", "dr", "none", _PRESET_DOC.format(
 IVWDRLearner = _preset("IVWDRLearner", "dr", "ivw", _PRESET_DOC.format(
     title="Inverse-variance-weighted DR-learner (Fisher 2024).", name="IVWDRLearner", pseudo="dr", weighting="ivw",
     extra=": the AIPW pseudo-outcome weighted by π̂(1 − π̂)"))
+CovLearner = _preset("CovLearner", "cov", "none", _PRESET_DOC.format(
+    title="Covariance-based learner: regression of (Y − m̂)(A − π̂)/(π̂κ̂), unbiased for any m̂ when π̂ is right.",
+    name="CovLearner", pseudo="cov", weighting="none", extra=""))
+IVWCovLearner = _preset("IVWCovLearner", "cov", "ivw", _PRESET_DOC.format(
+    title="Inverse-variance-weighted covariance-based learner (Fisher 2024).", name="IVWCovLearner", pseudo="cov",
+    weighting="ivw", extra=": locally, Σ(A − π̂)(Y − m̂)/Σπ̂κ̂, the R-learner's numerator over its expected denominator"))
 ULearner = _preset("ULearner", "u", "none", _PRESET_DOC.format(
     title="U-learner: unweighted regression of Robinson's ratio (Y − m̂)/(A − π̂).", name="ULearner", pseudo="u",
     weighting="none", extra=" (unstable when π̂ is near 0 or 1; the R-learner weights it)"))
