@@ -426,3 +426,13 @@ def test_progress_bar_is_optional(rng, monkeypatch):
 def test_import_balance_does_not_load_numba():
     code = "import sys, balance; assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_mmd_refuses_a_kernel_matrix_beyond_the_memory_limit(rng, monkeypatch):
+    from balance.weights import _cbipm_solve
+
+    monkeypatch.setattr(_cbipm_solve, "_MMD_MEMORY", 8 * 30 ** 2)  # allow a 30 x 30 kernel matrix at most
+    X, t = _design(rng, 100)
+    with pytest.raises(ValueError, match="kernel matrix of the weighted arm"):
+        CBIPM(n_epochs=5).fit(X, t)
+    CBIPM(ipm="sipm", n_epochs=5, n_sigmoids=5, random_state=0).fit(X, t)  # O(n) memory: unaffected

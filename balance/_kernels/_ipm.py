@@ -315,12 +315,10 @@ def wass_sums(X, omega, W, cb, v, slope, lo, hi, seg, do_seg, n_target, f_out, s
         for i in range(lo[c], hi[c]):
             _affine_into(z, X, i, W, cb)
             wi = omega[i]
-            f = 0.0
-            for h in range(H):
+            for h in range(H):  # branch-free and without a reduction, so that it vectorises
                 dphi = 1.0 if z[h] > 0.0 else slope
-                phi = z[h] * dphi
-                f += v[h] * phi
-                a[0, h] += wi * phi
+                z[h] *= dphi  # phi(z)
+                a[0, h] += wi * z[h]
                 dz[h] = wi * dphi
                 a[1, h] += dz[h]
             for l in range(d):
@@ -328,6 +326,9 @@ def wass_sums(X, omega, W, cb, v, slope, lo, hi, seg, do_seg, n_target, f_out, s
                 for h in range(H):
                     a[2 + l, h] += dz[h] * xl
             if arm and store:
+                f = 0.0
+                for h in range(H):
+                    f += v[h] * z[h]
                 f_out[i - n_target] = f
         acc[c] = a
     return acc

@@ -130,6 +130,9 @@ class CBIPM(BaseWeighter):
     step; the weights descend D^2. Analytic gradients and PyTorch's Adam (beta = (0.9, 0.999), eps = 1e-8) run in
     numba kernels (:mod:`balance._kernels._ipm`), in float64 (the authors' code runs in float32).
 
+    Memory: MMD keeps the weighted arm's n_g x n_g kernel matrix (refused beyond 4 GB, about 22,000 units); SIPM
+    and WASS need O(n) memory (plus n_g x K stored sigmoid values for SIPM) and suit large samples.
+
     Sampling weights weight the target measure, the standardisation, the gradient-penalty draws and the softmax's
     base measure; the nonpara logit gradient is taken per unit of sampling weight, so an integer sampling weight k
     acts as k repeated rows. Units are processed in a canonical order (sorted by their covariates), so results do not

@@ -15,6 +15,8 @@ from .._kernels import _ipm
 # Below this many unit-discriminator pairs per pass (n x K or n x hidden) a pass takes well under a millisecond and
 # a parallel region per pass costs more than it saves (much more on a busy machine): run those problems on one thread.
 _PARALLEL_WORK = 250_000
+# The MMD objective keeps the arm's kernel matrix (8 n_arm^2 bytes); refuse beyond 4 GB rather than swap or crash.
+_MMD_MEMORY = 4e9
 
 
 @dataclass
@@ -91,6 +93,11 @@ class _Problem:
 
     # -- MMD --------------------------------------------------------------------------------------------------
     def _solve_mmd(self, name, rows):
+        n_arm = len(self.Xc)
+        if 8.0 * n_arm * n_arm > _MMD_MEMORY:
+            raise ValueError(f"ipm='mmd' stores the {n_arm} x {n_arm} kernel matrix of the weighted arm "
+                             f"({8e-9 * n_arm * n_arm:.0f} GB); use ipm='sipm' or 'wass' (O(n) memory) for samples "
+                             "this large.")
         inv = 1.0 / (2.0 * np.atleast_1d(np.asarray(self.est.bandwidth, dtype=np.float64)) ** 2)
         K = _ipm.gaussian_gram(self.Xc, self.Xc, inv)
         b = _ipm.gaussian_gram_dot(self.Xc, self.Xt, self.pt, inv)
