@@ -93,6 +93,7 @@ def main():
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--n", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--tag", default="", help="suffix of the output files (runs per n can be kept apart)")
     args = parser.parse_args()
     started = time.time()
     rows = []
@@ -102,7 +103,7 @@ def main():
         print(f"n={n}: {args.reps} replications done after {time.time() - started:.0f}s", flush=True)
     frame = pd.DataFrame(rows, columns=["n", "rep", "estimator", "plain", "ols_aug", "seconds"])
     results = Path(__file__).resolve().parent / "results"
-    frame.to_csv(results / "cbipm_kang_schafer.csv", index=False)
+    frame.to_csv(results / f"cbipm_kang_schafer{args.tag}.csv", index=False)
     summary = frame.groupby(["n", "estimator"], sort=False).agg(
         bias=("plain", "mean"), rmse=("plain", lambda e: np.sqrt(np.mean(e ** 2))),
         bias_ols=("ols_aug", "mean"), rmse_ols=("ols_aug", lambda e: np.sqrt(np.mean(e ** 2))),
@@ -117,7 +118,7 @@ def main():
         "## Machine", "", machine_markdown(), f"- wall time of the whole run: {time.time() - started:.0f} s", "",
         "## Results", "", markdown_table(summary), "",
     ])
-    (results / "cbipm_kang_schafer.md").write_text(text)
+    (results / f"cbipm_kang_schafer{args.tag}.md").write_text(text)
     print(text)
 
 

@@ -16,3 +16,4 @@ __all__ = ["PropensityWeights", "StableWeights", "smallest_feasible_tols", "trim
 __all__ += ["UniformTransformer", "UniformTransformerWeights"]
 __all__ += ["CBPS", "EntropyBalance", "InverseProbabilityTilting"]
 __all__ += ["EnergyBalance"]
+__all__ += ["CBIPM"]
