@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
 from sklearn.neighbors import KNeighborsRegressor
 
 from balance.hte import (CovLearner, DRLearner, IVWCovLearner, IVWDRLearner, PseudoOutcomeLearner, RLearner, SLearner, TLearner, ULearner,
@@ -155,6 +155,17 @@ def test_grid_search_uses_weighted_mse_and_group_folds(data):
             scores.append(-np.average((phi[te] - pred) ** 2, weights=w[te]))
         # Same folds, same fits: agreement to floating-point rounding.
         assert_allclose(search.cv_results_["mean_test_score"][i], np.mean(scores), rtol=1e-10, atol=0)
+
+
+def test_grid_search_with_its_own_scoring_is_weighted(data):
+    grid = GridSearchCV(Ridge(), {"alpha": [0.1, 1000.0]}, scoring="neg_mean_absolute_error", cv=3)
+    est = IVWDRLearner(final_model=grid, cv=3, random_state=0, **LIN).fit(data.X, data.treatment, data.y)
+    X, phi, w = data.X, np.asarray(est.pseudo_outcome_), np.asarray(est.weights_)
+    tr, te = next(iter(KFold(n_splits=3).split(X)))  # cf_order 2: no copies, the search's own 3-fold split
+    pred = Ridge(alpha=0.1).fit(X[tr], phi[tr], sample_weight=w[tr]).predict(X[te])
+    # First split, first candidate: the weighted mean absolute error, to floating-point rounding.
+    assert_allclose(est.final_model_.cv_results_["split0_test_score"][0],
+                    -np.average(np.abs(phi[te] - pred), weights=w[te]), rtol=1e-10, atol=0)
 
 
 # -- inference ------------------------------------------------------------------------------------------------------

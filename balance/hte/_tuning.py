@@ -1,18 +1,19 @@
 """Fitting the second-stage (effect) model with case weights, including a tuned one (GridSearchCV and friends).
 
 A search object is tuned by the **weighted** mean squared error of the pseudo-outcome, the metric of Fisher's
-``wpor`` (``R/tunefit.R``): the case weights reach both the candidate fits and the scorer through scikit-learn's
-metadata routing, switched on only inside this fit. When higher-order cross-fitting made several copies of a row, the
+``wpor`` (``R/tunefit.R``), unless it names its own ``scoring`` (which is then weighted too): the case weights reach
+both the candidate fits and the scorer through scikit-learn's metadata routing, switched on only inside this fit. When higher-order cross-fitting made several copies of a row, the
 search's integer ``cv`` becomes ``GroupKFold`` on the row, so copies of one unit never sit on both sides of a split.
 """
 
 from __future__ import annotations
 
+import copy
 import numbers
 
 import numpy as np
 from sklearn import config_context
-from sklearn.metrics import make_scorer
+from sklearn.metrics import get_scorer, make_scorer
 from sklearn.model_selection import GroupKFold
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline
@@ -63,6 +64,10 @@ def _fit_search(search, X, phi, w, groups):
             _inner(search).set_fit_request(sample_weight=True)
         if search.scoring is None:
             scorer = make_scorer(weighted_mse, greater_is_better=False)
+            search.set_params(scoring=scorer.set_score_request(sample_weight=True))
+        elif w is not None and (isinstance(search.scoring, str) or hasattr(search.scoring, "set_score_request")):
+            # The user's metric, weighted too (a copy: the scorer object may be shared).
+            scorer = copy.deepcopy(get_scorer(search.scoring))
             search.set_params(scoring=scorer.set_score_request(sample_weight=True))
         params = {} if w is None else {"sample_weight": w}
         if grouped and (search.cv is None or isinstance(search.cv, numbers.Integral)):
