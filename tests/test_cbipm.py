@@ -416,6 +416,14 @@ def test_bad_parameters_name_the_problem(rng, params, match):
         CBIPM(**params).fit(X, t)
 
 
+@pytest.mark.parametrize("ipm_name", ["sipm", "wass"])
+def test_progress_bar_runs_epochs_in_blocks_with_identical_results(rng, ipm_name):
+    pytest.importorskip("tqdm")
+    X, t = _design(rng, 60)
+    est = CBIPM(ipm=ipm_name, **dict(FAST, n_epochs=250))  # verbose: 100 blocks of 2 epochs, resumed from state
+    assert_allclose(clone(est).set_params(verbose=1).fit(X, t).weights_, clone(est).fit(X, t).weights_, rtol=0)
+
+
 def test_progress_bar_is_optional(rng, monkeypatch):
     X, t = _design(rng, 60)
     quiet = CBIPM(n_epochs=30).fit(X, t).weights_
