@@ -150,7 +150,7 @@ class CBPS(BaseWeighter):
             active, s, r = balance_sides(a, estimand)
             if estimand != "ATE":
                 _check_reachable(M, sw, active, r, self.terms_, "CBPS")
-            fit = solve_balance(M, sw, active, s, r, tol=self.tol, max_iter=self.max_iter)
+            fit = solve_balance(M, sw, active, s, r, names=self.terms_, tol=self.tol, max_iter=self.max_iter)
             coef, converged, n_iter, imbalance = fit.coef, fit.converged, fit.n_iter, fit.imbalance
         if not converged:
             _warn_not_converged("CBPS", self.max_iter, imbalance, self.tol)
@@ -209,10 +209,12 @@ def _check_solver_params(est):
         raise ValueError(f"tol={est.tol!r} must be a positive number.")
 
 
-def _fit_terms(est, data):
-    """Check the covariates and learn the balance terms; returns the term matrix and names."""
-    check_constant(data.X, data.names)
-    check_full_rank(data.X, data.names)
+def _fit_terms(est, data, check=True):
+    """Check the covariates (unless the caller does) and learn the balance terms; returns the term matrix and
+    names."""
+    if check:
+        check_constant(data.X, data.names)
+        check_full_rank(data.X, data.names)
     est._terms_expansion = TermExpansion.learn(data.X, data.names, est.design_, est.moments, est.interactions)
     return est._terms_expansion.transform(data.X, data.names)
 
@@ -238,7 +240,7 @@ def _finite_prediction(weights, who):
 def _check_reachable(M, sw, active, r, names, who):
     rows = active & (sw > 0)
     share = np.abs(sw * r)
-    check_target_inside(M[rows], share @ M / share.sum(), names, 0.0, who,
+    check_target_inside(M[rows].min(axis=0), M[rows].max(axis=0), share @ M / share.sum(), names, 0.0, who,
                         "Drop or coarsen that term, or use EntropyBalance(tols=...) for approximate balance.")
 
 
@@ -350,8 +352,15 @@ def _over_identified(M, a, sw, estimand, start, max_iter, tol):
     # solution at rounding level, so it does not depend on where a looser optimiser happens to stop
     res = minimize(objective, std.to_standard(start), jac=True, hess=hessian, method="trust-exact",
                    options={"maxiter": max_iter, "gtol": tol * 1e-4})
-    # Converged when one more Newton step would move no standardised coefficient by tol: the gradient itself
-    # carries rounding noise amplified by W (the score and balance conditions are nearly collinear).
-    step = float(np.max(np.abs(np.linalg.lstsq(hessian(res.x), objective(res.x)[1], rcond=None)[0])))
+    # trust-exact stops once the objective's decrease is no longer representable; plain Newton steps then take
+    # the coefficients to rounding level (the step is insensitive to the gradient's rounding noise, which W
+    # amplifies as much as the Hessian), so the answer does not depend on the data's row order.
+    beta = res.x
+    for _ in range(5):
+        step = np.linalg.lstsq(hessian(beta), objective(beta)[1], rcond=None)[0]
+        beta = beta - step
+        if np.max(np.abs(step)) < 1e-13 * max(1.0, np.max(np.abs(beta))):
+            break
+    step = float(np.max(np.abs(step)))
     converged = step < tol
-    return std.to_original(res.x), converged, int(res.nit), step
+    return std.to_original(beta), converged, int(res.nit), step

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
@@ -151,31 +153,35 @@ class EntropyBalance(BaseWeighter):
         """
         _check_solver_params(self)
         data = self._validate_data(X, treatment, sample_weight)
-        M, self.terms_ = _fit_terms(self, data)
+        # constant terms are found from the one-pass group statistics below, collinear ones by the solver
+        M, self.terms_ = _fit_terms(self, data, check=False)
         tols = self._tols(len(self.terms_))
         a, sw = data.a, data.sample_weight
         base = sw * self._base(len(a), data.index)
         estimand = self.estimand.upper()
-        allowed = tols * _tolerance_units(M, a, sw, estimand) if tols.any() else tols
+        stats = _GroupStats.compute(M, a, sw)
+        stats.check_not_constant(self.terms_)
+        allowed = tols * stats.tolerance_units(M, estimand) if tols.any() else tols
+        total, mean = stats.target(estimand)
         weights = sw.astype(float).copy()
         fits = []
-        for arm, target in _arms(a, estimand):
-            rows = (a == arm) & (base > 0)
-            target_w = sw * target
-            total = float(target_w.sum())
-            mean = target_w @ M / total
-            check_target_inside(M[rows], mean, self.terms_, allowed, "EntropyBalance", _INFEASIBLE_FIX)
+        for arm in (0, 1) if estimand == "ATE" else (1 - int(estimand == "ATT"),):
+            rows = np.flatnonzero((a == arm) & (base > 0))
+            lo, hi = stats.range(arm) if self.base_weights is None else (M[rows].min(axis=0), M[rows].max(axis=0))
+            check_target_inside(lo, hi, mean, self.terms_, allowed, "EntropyBalance", _INFEASIBLE_FIX)
             if tols.any():
-                fit = solve_tilt_l1(M[rows], base[rows], mean, allowed, tol=self.tol, max_iter=self.max_iter)
+                fit = solve_tilt_l1(M[rows], base[rows], mean, allowed, names=self.terms_, tol=self.tol,
+                                    max_iter=self.max_iter)
                 fit = type(fit)(fit.coef + np.r_[np.log(total), np.zeros(len(mean))], fit.converged, fit.n_iter,
                                 fit.imbalance)
             else:
-                fit = solve_tilt(M[rows], base[rows], 1.0, total * np.r_[1.0, mean], total, mean,
-                                 tol=self.tol, max_iter=self.max_iter)
+                fit = solve_tilt(M, rows, base, 1.0, total * np.r_[1.0, mean], total, mean, stats.sd(arm),
+                                 names=self.terms_, tol=self.tol, max_iter=self.max_iter)
             # the tilted weights sum to the target's size; the group is rescaled to its own size (WeightIt 1.5.1)
             # by the data constant the estimating equations use too, so weights_ == MParts.weights(params)
             weights[a == arm] = 0.0
-            weights[rows] = base[rows] * np.exp(fit.coef[0] + M[rows] @ fit.coef[1:]) * (sw[a == arm].sum() / total)
+            eta = fit.coef[0] + (M @ fit.coef[1:])[rows]  # a product over all rows beats gathering the group's
+            weights[rows] = base[rows] * np.exp(eta) * (stats.wsum[arm] / total)
             fits.append(fit)
         _store_fits(self, fits, "EntropyBalance")
         return self._set_weights(weights, data)
@@ -236,25 +242,56 @@ def _arms(a, estimand):
     return [(0, np.ones(len(a))), (1, np.ones(len(a)))]
 
 
-def _weighted_var(x, w):
-    """cobalt's weighted variance: sum w (x - m)^2 / (1 - sum w^2), w normalised to sum 1."""
-    w = w / w.sum()
-    m = w @ x
-    return (w @ (x - m) ** 2) / (1.0 - np.sum(w**2))
+@dataclass(frozen=True)
+class _GroupStats:
+    """Per-group (control 0, treated 1) weighted totals, means, sums of squared deviations and ranges of the
+    balance terms, from one pass over the data (numba kernel), units with positive sampling weight only."""
 
+    wsum: np.ndarray
+    w2sum: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
 
-def _tolerance_units(M, a, sw, estimand):
-    """Per-term unit of ``tols`` (WeightIt / cobalt): the SD of non-binary terms, 1 for binary ones; halved for
-    the ATE, where each group is held within the tolerance of the full-sample target."""
-    units = np.ones(M.shape[1])
-    binary = np.all((M == 0) | (M == 1), axis=0)
-    for j in np.flatnonzero(~binary):
+    @classmethod
+    def compute(cls, M, a, sw):
+        from .._kernels._tilt import group_moments
+
+        return cls(*group_moments(np.ascontiguousarray(M), a.astype(np.int64), np.ascontiguousarray(sw)))
+
+    def check_not_constant(self, names):
+        constant = np.flatnonzero(np.minimum(*self.lo) == np.maximum(*self.hi))
+        if constant.size:
+            raise ValueError(f"covariate(s) {[names[j] for j in constant]} are constant; remove them.")
+
+    def target(self, estimand):
+        """Size and means of the target population: the treated (ATT), the controls (ATC), everyone (ATE)."""
         if estimand == "ATE":
-            units[j] = np.sqrt(np.mean([_weighted_var(M[a == g, j], sw[a == g]) for g in (0, 1)]))
-        else:
-            focal = a == (1 if estimand == "ATT" else 0)
-            units[j] = np.sqrt(_weighted_var(M[focal, j], sw[focal]))
-    return units / 2.0 if estimand == "ATE" else units
+            total = self.wsum.sum()
+            return float(total), (self.wsum @ self.mean) / total
+        group = 1 if estimand == "ATT" else 0
+        return float(self.wsum[group]), self.mean[group].copy()
+
+    def range(self, group):
+        return self.lo[group], self.hi[group]
+
+    def sd(self, group):
+        return np.sqrt(self.m2[group] / self.wsum[group])
+
+    def variance(self, group):
+        """cobalt's weighted variance, sum w (x - m)^2 / (1 - sum w^2) with w normalised to sum 1."""
+        return self.m2[group] / (self.wsum[group] - self.w2sum[group] / self.wsum[group])
+
+    def tolerance_units(self, M, estimand):
+        """Per-term unit of ``tols`` (WeightIt / cobalt): the SD of non-binary terms (the focal group's, or the root
+        mean of the group variances for the ATE), 1 for binary ones; halved for the ATE, where each group is held
+        within the tolerance of the full-sample target."""
+        binary = np.all((M == 0) | (M == 1), axis=0)
+        if estimand == "ATE":
+            sd = np.sqrt((self.variance(0) + self.variance(1)) / 2.0) / 2.0
+            return np.where(binary, 0.5, sd)
+        return np.where(binary, 1.0, np.sqrt(self.variance(1 if estimand == "ATT" else 0)))
 
 
 def _entropy_parts(M, a, sw, base, arms, params, names):

@@ -134,7 +134,8 @@ class InverseProbabilityTilting(BaseWeighter):
         for side in sides:
             active, s, r = balance_sides(a, side)
             _check_reachable(M, sw, active, r, self.terms_, "InverseProbabilityTilting")
-            fits.append(solve_balance(M, sw, active, s, r, tol=self.tol, max_iter=self.max_iter))
+            fits.append(solve_balance(M, sw, active, s, r, names=self.terms_, tol=self.tol,
+                                      max_iter=self.max_iter))
         _store_fits(self, fits, "InverseProbabilityTilting")
         eta = self._eta(M, a)
         self.ps_ = self._wrap(expit(eta), data)

@@ -41,6 +41,8 @@ class TermExpansion:
     @classmethod
     def learn(cls, X, names, design, moments=1, interactions=False):
         """Choose the terms for the model matrix ``X`` (columns ``names``) of ``design``."""
+        if moments == 1 and not interactions:
+            return cls((), (), ())
         binary = np.all((X == 0) | (X == 1), axis=0)
         sources = _sources(design) if design is not None and len(_sources(design)) == X.shape[1] \
             else list(range(X.shape[1]))

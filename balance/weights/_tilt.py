@@ -32,6 +32,7 @@ from scipy.special import expit, logsumexp
 # F is below its rounding error (at the optimum F changes by ~|grad|^2, far below eps * |F|).
 _ARMIJO = 1e-4
 _F_SLACK = 1e-13
+_REUSE_HESSIAN = 1e-4  # imbalance (SDs) below which the last Hessian is kept
 
 
 @dataclass(frozen=True)
@@ -68,103 +69,147 @@ class Standardizer:
         return np.concatenate([[coef[0] + coef[1:] @ self.center], coef[1:] * self.scale])
 
 
-def _evaluate(Z, c, s, beta, target):
-    """F(beta) and the per-unit terms t = c exp(s eta) (its first derivative in eta is s t, the second t)."""
-    with np.errstate(over="ignore"):
-        t = c * np.exp(s * (Z @ beta))
-    value = float(np.sum(t) - beta @ target)
-    return value, t
+def dense_evaluator(Z, c, s):
+    """The sums Newton's method needs, from a stored standardised design ``Z`` (numpy; small problems)."""
+
+    def evaluate(beta, want_hess=True):
+        with np.errstate(over="ignore"):
+            t = c * np.exp(s * (Z @ beta))
+        return float(np.sum(t)), Z.T @ (s * t), (Z * t[:, None]).T @ Z if want_hess else None
+
+    return evaluate
 
 
-def newton_exp_dual(Z, c, s, target, total, *, tol=1e-8, max_iter=100, start=None):
+def kernel_evaluator(X, rows, c, s, center, scale):
+    """The same sums from one group's standardised covariates, gathered once and then read by a numba kernel
+    (one pass per call)."""
+    from .._kernels._tilt import standardize_rows, tilt_pass
+
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    zt = standardize_rows(np.ascontiguousarray(X, dtype=np.float64), rows, np.asarray(center, dtype=np.float64),
+                          1.0 / np.asarray(scale, dtype=np.float64))
+    c_rows = np.ascontiguousarray(np.asarray(c, dtype=np.float64)[rows])
+    s_rows = np.ascontiguousarray(np.broadcast_to(np.asarray(s, dtype=np.float64), np.shape(c))[rows])  # s: scalar ok
+
+    def evaluate(beta, want_hess=True):
+        total, grad, hess = tilt_pass(zt, c_rows, s_rows, np.ascontiguousarray(beta, dtype=np.float64), want_hess)
+        return total, grad, hess if want_hess else None
+
+    return evaluate
+
+
+def newton_exp_dual(evaluate, target, total, beta, *, tol=1e-8, max_iter=100, first=None):
     """Minimise F(beta) = sum_i c_i exp(s_i z_i' beta) - beta' target by Newton's method with line search.
 
     Parameters
     ----------
-    Z : ndarray of shape (m, k)
-        Standardised design rows (first column the intercept) of the units with c_i > 0.
-    c : ndarray of shape (m,)
-        Positive coefficients (sampling or base weights).
-    s : ndarray of shape (m,) or float
-        +1 or -1 per unit.
+    evaluate : callable
+        ``evaluate(beta) -> (sum t, sum s t z, sum t z z')`` with t_i = c_i exp(s_i z_i' beta) (see
+        :func:`dense_evaluator`, :func:`kernel_evaluator`).
     target : ndarray of shape (k,)
-        The balance target totals sum_i r_i z_i on the same standardised scale.
+        The balance target totals sum_i r_i z_i on the standardised scale.
     total : float
-        The size of the target (sum_i r_i), which turns the gradient into a mean difference in SD units.
+        The size of the target (sum_i |r_i|), which turns the gradient into a mean difference in SD units.
+    beta : ndarray of shape (k,)
+        Starting point (standardised scale).
     tol : float
-        Stop when max_j |grad_j| / total < tol.
-    start : ndarray of shape (k,), default=None
-        Starting point; None starts at zero slopes with the intercept that matches the target's total when
-        every s_i is +1 (else zero).
+        Stop when max_j |grad_j| / total < tol (then one more Newton step, see below).
+    first : tuple, default=None
+        ``evaluate(beta)`` when the caller has it already.
 
     Returns
     -------
     beta : ndarray of shape (k,)
-        On the standardised scale.
     converged : bool
     n_iter : int
     imbalance : float
         max_j |grad_j| / total at ``beta``.
     """
-    k = Z.shape[1]
-    beta = np.zeros(k) if start is None else np.asarray(start, dtype=float).copy()
-    if start is None and np.all(np.asarray(s) > 0):
-        beta[0] = np.log(target[0] / np.sum(c))
-    elif start is None and np.all(np.asarray(s) < 0):
-        beta[0] = -np.log(-target[0] / np.sum(c))
-    value, t = _evaluate(Z, c, s, beta, target)
-    st = s * t
+    beta = np.asarray(beta, dtype=float).copy()
+    total_t, g, hess = evaluate(beta) if first is None else first
+    value = total_t - beta @ target
     it, imbalance, reached = 0, np.inf, False
     for it in range(max_iter + 1):
-        grad = Z.T @ st - target
+        grad = g - target
         imbalance = float(np.max(np.abs(grad)) / total)
         if it == max_iter or (imbalance < tol and (reached or imbalance < tol * 1e-6)):
             break
         # once below tol, one more Newton step: quadratic convergence takes the imbalance to rounding level, so
         # the weights do not depend on where the tolerance happened to cut
         reached = imbalance < tol
-        hess = (Z * t[:, None]).T @ Z
         try:
             step = -scipy.linalg.cho_solve(scipy.linalg.cho_factor(hess), grad)
         except np.linalg.LinAlgError:
             step = -np.linalg.lstsq(hess, grad, rcond=None)[0]
         slope = float(grad @ step)
         accepted = False
+        # near the solution the Hessian barely changes: reuse it (a chord step) and evaluate the gradient only,
+        # a quarter of the work; the convergence stays superlinear
+        fresh = imbalance > _REUSE_HESSIAN
         for _ in range(60):
-            new_value, new_t = _evaluate(Z, c, s, beta + step, target)
+            new = evaluate(beta + step, fresh)
+            new_value = new[0] - (beta + step) @ target
             if np.isfinite(new_value) and new_value <= value + _ARMIJO * slope + _F_SLACK * abs(value):
                 accepted = True
                 break
             step /= 2.0
         if not accepted:  # no decrease representable in floating point: the solver has stalled
             break
-        beta, value, t = beta + step, new_value, new_t
-        st = s * t
+        beta, value = beta + step, new_value
+        total_t, g = new[0], new[1]
+        hess = new[2] if fresh else hess
     return beta, imbalance < tol, it, imbalance
 
 
-def solve_tilt(X_rows, c, s, target, total, center, *, tol, max_iter, start=None):
+def dependent_columns(gram, tol=1e-10):
+    """Columns (after the first, the intercept) of a Gram matrix that are linear combinations of earlier ones."""
+    keep, dependent = [0], []
+    for j in range(1, gram.shape[0]):
+        g = gram[keep, j]
+        residual = gram[j, j] - g @ np.linalg.lstsq(gram[np.ix_(keep, keep)], g, rcond=None)[0]
+        (keep if residual > tol * gram[j, j] else dependent).append(j)
+    return dependent
+
+
+def solve_tilt(X, rows, c, s, target, total, center, scale, *, names, tol, max_iter, start=None):
     """Solve one set of exact balance conditions, with coefficients on the original scale.
 
-    ``X_rows`` are the covariates of the units with c > 0; ``target`` is the vector of target totals
-    ``sum_i r_i (1, x_i)`` on the original scale and ``total`` its size (for the convergence criterion). Columns
-    are centred at ``center`` (the target means, where there is one) and scaled by their SD before solving;
-    ``start`` is on the original scale.
+    ``rows`` index the units of ``X`` with c > 0 (``c`` and ``s`` are per row of ``X``); ``target`` is the vector
+    of target totals ``sum_i r_i (1, x_i)`` on the original scale and ``total`` its size (for the convergence
+    criterion). Columns are centred at ``center`` (the target means, where there is one) and divided by ``scale``
+    inside the kernel (conditioning); ``start`` is on the original scale.
+
+    Raises
+    ------
+    ValueError
+        When the balance terms are perfectly collinear among the units in ``rows`` (the Newton system is
+        singular), naming the dependent terms.
 
     Returns
     -------
     DualFit
     """
-    std = Standardizer.fit(X_rows, center)
-    Z = std.design(X_rows)
+    std = Standardizer(np.asarray(center, dtype=float), np.where(scale > 0, scale, 1.0))
     target_std = np.concatenate([[target[0]], (target[1:] - target[0] * std.center) / std.scale])
-    beta0 = None if start is None else std.to_standard(np.asarray(start, dtype=float))
-    beta, converged, n_iter, imbalance = newton_exp_dual(Z, c, s, target_std, total, tol=tol, max_iter=max_iter,
-                                                         start=beta0)
+    evaluate = kernel_evaluator(X, rows, c, s, std.center, std.scale)
+    if start is None:
+        beta = np.zeros(X.shape[1] + 1)
+        sign = np.unique(np.broadcast_to(np.asarray(s, dtype=float), np.shape(c))[rows])
+        if sign.size == 1:  # every unit on one side: the intercept that matches the target's total
+            beta[0] = sign[0] * np.log(sign[0] * target[0] / np.sum(c[rows]))
+    else:
+        beta = std.to_standard(np.asarray(start, dtype=float))
+    first = evaluate(beta)
+    dependent = dependent_columns(first[2])
+    if dependent:
+        raise ValueError(f"covariates are perfectly collinear among the reweighted units: "
+                         f"{[names[j - 1] for j in dependent]} are linear combinations of the others.")
+    beta, converged, n_iter, imbalance = newton_exp_dual(evaluate, target_std, total, beta, tol=tol,
+                                                         max_iter=max_iter, first=first)
     return DualFit(std.to_original(beta), converged, n_iter, imbalance)
 
 
-def solve_tilt_l1(X_rows, c, target_mean, tols, *, tol, max_iter):
+def solve_tilt_l1(X_rows, c, target_mean, tols, *, names, tol, max_iter):
     """Entropy balancing with inexact balance: |weighted mean_j - target_j| <= tols_j for every column.
 
     The dual of min KL(w || c) subject to sum w = 1 and the box constraints is the L1-penalised log-sum-exp
@@ -185,6 +230,11 @@ def solve_tilt_l1(X_rows, c, target_mean, tols, *, tol, max_iter):
     scale = X_rows.std(axis=0) if X_rows.shape[0] > 1 else np.ones(X_rows.shape[1])
     scale = np.where(scale > 0, scale, 1.0)
     Xs = (X_rows - target_mean) / scale
+    design = np.column_stack([np.ones(len(Xs)), Xs])
+    dependent = dependent_columns(design.T @ design)
+    if dependent:
+        raise ValueError(f"covariates are perfectly collinear among the reweighted units: "
+                         f"{[names[j - 1] for j in dependent]} are linear combinations of the others.")
     tol_s = np.asarray(tols, dtype=float) / scale
     log_c = np.log(c)
     p = Xs.shape[1]
@@ -208,9 +258,11 @@ def solve_tilt_l1(X_rows, c, target_mean, tols, *, tol, max_iter):
     if active.size:
         # exact solve on the active set: weighted mean of x~_j equal to -tols~_j * sign_j
         shifted = -tol_s[active] * sign[active]
+        start = np.zeros(active.size + 1)
+        start[0] = -np.log(np.sum(c))
         beta, _, it, _ = newton_exp_dual(
-            np.column_stack([np.ones(len(Xs)), Xs[:, active]]), c, 1.0,
-            np.concatenate([[1.0], shifted]), 1.0, tol=tol, max_iter=max_iter,
+            dense_evaluator(np.column_stack([np.ones(len(Xs)), Xs[:, active]]), c, 1.0),
+            np.concatenate([[1.0], shifted]), 1.0, start, tol=tol, max_iter=max_iter,
         )
         candidate = np.zeros(p)
         candidate[active] = beta[1:]
@@ -228,13 +280,12 @@ def _excess(Xs, log_c, lam, tol_s):
     return float(np.max(np.maximum(np.abs(Xs.T @ (w / w.sum())) - tol_s, 0.0)))
 
 
-def check_target_inside(X_rows, target_mean, names, slack, who, fix):
-    """Raise when a target mean lies outside (or on the edge of) the range of the reweighted units' values.
+def check_target_inside(lo, hi, target_mean, names, slack, who, fix):
+    """Raise when a target mean lies outside (or on the edge of) the range [lo, hi] of the reweighted units' values.
 
     No positive weights can then reach it exactly, so the dual diverges. ``slack`` (per column) is the allowed
     imbalance (0 for exact balance).
     """
-    lo, hi = X_rows.min(axis=0), X_rows.max(axis=0)
     slack = np.broadcast_to(np.asarray(slack, dtype=float), target_mean.shape)
     spread = np.maximum(hi - lo, 1.0) * 1e-12
     bad = (target_mean - slack >= hi - spread) | (target_mean + slack <= lo + spread)
@@ -300,17 +351,17 @@ def balance_sides(a, estimand):
     return active, s, r
 
 
-def solve_balance(X, sw, active, s, r, *, tol, max_iter, start=None):
+def solve_balance(X, sw, active, s, r, *, names, tol, max_iter, start=None):
     """Solve sum_i sw_i [active_i s_i exp(s_i eta_i) - r_i] z_i = 0 for the logit coefficients.
 
     Returns
     -------
     DualFit
     """
-    rows = active & (sw > 0)
+    rows = np.flatnonzero(active & (sw > 0))
     share = sw * r
     total = float(np.sum(np.abs(share)))
     target = np.concatenate([[share.sum()], share @ X])
     center = (np.abs(share) @ X) / total
-    s_rows = s[rows]
-    return solve_tilt(X[rows], sw[rows], s_rows, target, total, center, tol=tol, max_iter=max_iter, start=start)
+    return solve_tilt(X, rows, sw, s, target, total, center, X.std(axis=0), names=names, tol=tol,
+                      max_iter=max_iter, start=start)
