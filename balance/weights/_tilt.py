@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 
@@ -33,6 +32,10 @@ from scipy.special import expit, logsumexp
 _ARMIJO = 1e-4
 _F_SLACK = 1e-13
 _REUSE_HESSIAN = 1e-4  # imbalance (SDs) below which the last Hessian is kept
+# Above this many units the sums come from the numba kernel (one pass, no stored design); below it numpy's BLAS on
+# a stored standardised design is faster (measured: 0.12 ms against 0.34 ms per pass at 6,500 units, 11 ms against
+# 3.8 ms at 65,000).
+_KERNEL_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,11 @@ class Standardizer:
 
     def design(self, X):
         """The standardised design [1, (X - center) / scale]."""
-        return np.column_stack([np.ones(X.shape[0]), (X - self.center) / self.scale])
+        Z = np.empty((X.shape[0], X.shape[1] + 1))
+        Z[:, 0] = 1.0
+        np.subtract(X, self.center, out=Z[:, 1:])
+        Z[:, 1:] /= self.scale
+        return Z
 
     def to_original(self, beta):
         slopes = beta[1:] / self.scale
@@ -73,9 +80,10 @@ def dense_evaluator(Z, c, s):
     """The sums Newton's method needs, from a stored standardised design ``Z`` (numpy; small problems)."""
 
     def evaluate(beta, want_hess=True):
-        with np.errstate(over="ignore"):
+        # an overflow gives inf (and inf * 0 = nan in the sums): the line search rejects such a point
+        with np.errstate(over="ignore", invalid="ignore"):
             t = c * np.exp(s * (Z @ beta))
-        return float(np.sum(t)), Z.T @ (s * t), (Z * t[:, None]).T @ Z if want_hess else None
+            return float(np.sum(t)), Z.T @ (s * t), (Z * t[:, None]).T @ Z if want_hess else None
 
     return evaluate
 
@@ -138,7 +146,7 @@ def newton_exp_dual(evaluate, target, total, beta, *, tol=1e-8, max_iter=100, fi
         # the weights do not depend on where the tolerance happened to cut
         reached = imbalance < tol
         try:
-            step = -scipy.linalg.cho_solve(scipy.linalg.cho_factor(hess), grad)
+            step = -np.linalg.solve(hess, grad)  # positive definite unless terms are collinear among the units
         except np.linalg.LinAlgError:
             step = -np.linalg.lstsq(hess, grad, rcond=None)[0]
         slope = float(grad @ step)
@@ -163,6 +171,14 @@ def newton_exp_dual(evaluate, target, total, beta, *, tol=1e-8, max_iter=100, fi
 
 def dependent_columns(gram, tol=1e-10):
     """Columns (after the first, the intercept) of a Gram matrix that are linear combinations of earlier ones."""
+    d = np.sqrt(np.diag(gram))
+    if np.all(d > 0):
+        try:  # the usual case, full rank: one Cholesky factor of the scaled Gram matrix says so
+            factor = np.linalg.cholesky(gram / np.outer(d, d))
+            if np.all(np.diag(factor) ** 2 > tol):
+                return []
+        except np.linalg.LinAlgError:
+            pass
     keep, dependent = [0], []
     for j in range(1, gram.shape[0]):
         g = gram[keep, j]
@@ -191,7 +207,11 @@ def solve_tilt(X, rows, c, s, target, total, center, scale, *, names, tol, max_i
     """
     std = Standardizer(np.asarray(center, dtype=float), np.where(scale > 0, scale, 1.0))
     target_std = np.concatenate([[target[0]], (target[1:] - target[0] * std.center) / std.scale])
-    evaluate = kernel_evaluator(X, rows, c, s, std.center, std.scale)
+    if len(rows) > _KERNEL_ROWS:
+        evaluate = kernel_evaluator(X, rows, c, s, std.center, std.scale)
+    else:
+        s_rows = np.broadcast_to(np.asarray(s, dtype=float), np.shape(c))[rows]
+        evaluate = dense_evaluator(std.design(X[rows]), np.asarray(c, dtype=float)[rows], s_rows)
     if start is None:
         beta = np.zeros(X.shape[1] + 1)
         sign = np.unique(np.broadcast_to(np.asarray(s, dtype=float), np.shape(c))[rows])
