@@ -13,7 +13,6 @@ Usage: python benchmarks/cbipm_speed.py [--reps 5] [--big-epochs 20]
 
 import argparse
 import importlib.util
-import math
 import os
 import sys
 import time
@@ -162,7 +161,8 @@ def main():
     lines += [f"| {r[0]} | {r[1]:.3f} | {r[2]:.3f} | {r[3]:.3f} | {r[4]} | {r[5]} |" for r in small]
     lines += [
         "", f"## n = 100,000 ({args.big_epochs} epochs timed, scaled to 1000)", "",
-        "| IPM | per epoch (ms) | set-up (s) | 1000 epochs (s, extrapolated) | CPU/wall |", "| --- | --- | --- | --- | --- |",
+        "| IPM | per epoch (ms) | set-up (s) | 1000 epochs (s, extrapolated) | CPU/wall |",
+        "| --- | --- | --- | --- | --- |",
     ]
     lines += [f"| {r[0]} | {r[1] * 1e3:.0f} | {r[2]:.2f} | {r[3]:.0f} | {r[4]:.2f} |" for r in big]
     lines += [

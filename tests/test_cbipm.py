@@ -352,7 +352,8 @@ def test_random_state_makes_fits_reproducible(rng, ipm_name):
                                              ("wass", "nonpara"), ("wass", "linear")])
 def test_balance_improves_and_weights_have_the_documented_scale(rng, estimand, ipm_name, model):
     X, t = _design(rng, 400)
-    params = {"mmd": dict(n_epochs=300), "sipm": dict(FAST, n_epochs=300), "wass": dict(n_epochs=300, random_state=0)}[ipm_name]
+    params = {"mmd": dict(n_epochs=300), "sipm": dict(FAST, n_epochs=300),
+              "wass": dict(n_epochs=300, random_state=0)}[ipm_name]
     if ipm_name == "mmd" and model == "nonpara":
         params["bandwidth"] = [1.0, 3.0]  # a narrower kernel also sees X1^2 (the default 10 is nearly linear)
     est = CBIPM(estimand, ipm=ipm_name, model=model, **params).fit(X, t)

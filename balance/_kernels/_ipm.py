@@ -397,9 +397,9 @@ def wass_epochs(X, n_target, pt, base, alpha, model, params, m, v_w, W, cb, vv, 
     """WASS epochs ``[start, stop)``: ``adv_steps`` Adam ascent steps of the critic on D^2 - GP, each followed by
     clipping W and v to [-clip, clip] (clip <= 0: off), then one weight step on D^2.
 
-    The critic is W (d, H), cb (H), vv (H) and the output bias eo (1,), with Adam moments mW, vW, ... Gradient-penalty draws for epoch e and ascent
-    step a are gp_ic[e, a] (arm indices), gp_it[e, a] (target indices) and gp_a[e, a] (mixing weights); tau = 0
-    switches the penalty off. hist[e] = D^2 at the weight step.
+    The critic is W (d, H), cb (H), vv (H) and the output bias eo (1,), with Adam moments mW, vW, ...
+    Gradient-penalty draws for epoch e and ascent step a are gp_ic[e, a] (arm indices), gp_it[e, a] (target
+    indices) and gp_a[e, a] (mixing weights); tau = 0 switches the penalty off. hist[e] = D^2 at the weight step.
     """
     d, H = W.shape
     Xc = X[n_target:]
