@@ -52,7 +52,7 @@ def import_solver(solver):
         return importlib.import_module(solver)
     except ImportError as exc:
         raise ImportError(
-            f"solver={solver!r} needs the '{solver}' package: pip install 'causal-balance[qp]' (or pip install {solver})."
+            f"solver={solver!r} needs the '{solver}' package, a dependency of causal-balance: pip install {solver}."
         ) from exc
 
 

@@ -63,7 +63,7 @@ class StableWeights(BaseWeighter):
     treated : scalar, default=None
         The treated level, when the treatment is not 0/1 or boolean.
     solver : {"clarabel", "osqp"}, default="clarabel"
-        QP solver (optional dependencies: ``pip install 'causal-balance[qp]'``). Clarabel, an interior-point
+        QP solver (both are dependencies of the package). Clarabel, an interior-point
         method, is the default, chosen by measurement (benchmarks/results/stable_weights.md): it needs about 10
         iterations at any n, against hundreds to thousands for OSQP (ADMM, the solver WeightIt uses), and was
         4–10x faster at n = 1e4 and 1e5 (on a par at n = 1e3); OSQP with its default infeasibility tolerances declared a feasible
