@@ -122,8 +122,9 @@ def kernel_sums(A, Bt, W, h, code, coef, n_chunks):
 
     ``A`` is (n_A, d) and ``Bt`` = B transposed, (d, n_B); ``W`` is (n_B, m); all C-contiguous float64. ``code`` is
     a kernel code (see above) and ``coef`` the even-polynomial coefficients of the Gaussian family: ``[1.0]`` for
-    order 2, else padded with zeros to five terms. ``n_chunks`` (>= 1) splits the rows of ``A`` into that many parallel tasks. Exact up to the order of
-    floating-point summation (no pair is skipped unless its kernel value is zero).
+    order 2, else padded with zeros to five terms. ``n_chunks`` (>= 1) splits the rows of ``A`` into that many
+    parallel tasks. Exact up to the order of floating-point summation (no pair is skipped unless its kernel value
+    is zero).
     """
     n_a, d = A.shape
     n_b = Bt.shape[1]

@@ -144,8 +144,8 @@ class UniformTransformerWeights(BaseWeighter):
     transformer_ : UniformTransformer or tuple of two
         The fitted transformer (ATT: fitted on the controls; ATC: on the treated; ATE: both, in that order).
     arms_ : list of ArmFit
-        Per density-ratio fit (one, or two for the ATE): reference group and its units, the embedding of every unit (n_samples,
-        d) and the reference units' normalised weights. Used by :meth:`plugin_se`.
+        Per density-ratio fit (one, or two for the ATE): reference group and its units, the embedding of every
+        unit (n_samples, d) and the reference units' normalised weights. Used by :meth:`plugin_se`.
     n_negative_ : int
         Reference-group weights that came out negative (possible with higher-order or Silverman kernels and with
         the projection method) and were set to zero, with a warning. Weights are never negative in this package.
