@@ -92,9 +92,11 @@ class CBPS(BaseWeighter):
     none (it is a GMM estimator with more conditions than parameters); use an HC0 or bootstrap variance.
 
     The over-identified estimate depends on the optimiser only through its tolerance: this implementation solves
-    the two-step GMM problem to a tight tolerance, while WeightIt 1.5.1 stops BFGS at a relative change of 1e-10
-    of the square-rooted objective, so the two agree to about 1e-3 in the weights rather than to machine
-    precision (the R package CBPS, whose GMM is set up differently, differs more).
+    the two-step GMM problem to rounding level (trust-region Newton with the exact Hessian, then Newton steps),
+    while WeightIt 1.5.1 stops BFGS at a relative change of 1e-10 of the square-rooted objective; on lalonde the
+    two agree to about 1e-5 in the weights (the R package CBPS, whose GMM is set up differently, differs more).
+    With sampling weights the GMM weight matrix uses them once (frequency-weight form, so integer weights equal
+    repeated rows), where WeightIt uses their squares; without sampling weights the two coincide.
 
     References
     ----------

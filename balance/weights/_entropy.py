@@ -100,6 +100,10 @@ class EntropyBalance(BaseWeighter):
     the weights agree). With ``tols > 0`` the weights are not smooth in the data and there are no estimating
     equations: use a bootstrap.
 
+    Cost: one pass over the data for the group statistics, then one pass over the reweighted group per Newton
+    iteration (usually six or seven), done by a numba kernel for groups above 20,000 units; memory O(n p). See
+    ``benchmarks/results/entropy_balance.md``.
+
     References
     ----------
     Hainmueller, J. (2012). Entropy balancing for causal effects. Political Analysis 20(1), 25–46.
