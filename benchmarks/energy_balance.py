@@ -1,6 +1,7 @@
 """Time EnergyBalance (ATT) on WeightIt's synthetic timing data, with the energy distance each solver attains.
 
-Run: ``python benchmarks/energy_balance.py [--quick]`` (writes benchmarks/results/energy_balance.md). Every fit runs
+Run: ``python benchmarks/energy_balance.py [--quick | --only N]`` (writes benchmarks/results/energy_balance.md;
+``--only N`` re-runs the rows of sample size N and keeps the other rows of the previous run's JSON). Every fit runs
 in a fresh Python process, so its peak memory is that process's high-water mark (``ru_maxrss``, which includes the
 interpreter, numpy and the data: about 150 MB before any fit); one small warm-up fit loads the cached numba kernels
 before the clock starts. Stage times come from timers wrapped around the estimator's distance products. WeightIt's
@@ -139,19 +140,26 @@ def median_run(label, n, params, reps):
     return best
 
 
-def main(quick):
+def main(quick, only=None):
     sys.path.append(str(HERE))
     from _machine import machine_markdown
 
     header = machine_markdown()
     rates = run_worker(["--rates"])
+    runs = QUICK if quick else [run for run in RUNS if only is None or run[1] == only]
+    previous = HERE / "results" / "energy_balance.json"
+    kept = [r for r in json.loads(previous.read_text())["runs"] if r["n"] != only] if only and previous.exists() else []
     results = []
-    for label, n, params, reps in (QUICK if quick else RUNS):
+    for label, n, params, reps in runs:
         print(f"{label} n={n} ...", flush=True)
         try:
             results.append(median_run(label, n, params, reps))
         except subprocess.CalledProcessError as exc:
             results.append({"label": label, "n": n, "failed": exc.stderr.strip().splitlines()[-1]})
+    order = {(label, n): i for i, (label, n, _, _) in enumerate(RUNS)}
+    results = sorted(kept + results, key=lambda r: order.get((r["label"], r["n"]), len(order)))
+    if kept:
+        header += f"\n- rows other than n = {only}: from the previous run (see its load column)"
     write(header, rates, results, weightit_energy())
 
 
@@ -201,4 +209,5 @@ if __name__ == "__main__":
     elif sys.argv[1:2] == ["--rates"]:
         kernel_rates()
     else:
-        main(quick="--quick" in sys.argv)
+        main(quick="--quick" in sys.argv,
+             only=int(sys.argv[sys.argv.index("--only") + 1]) if "--only" in sys.argv else None)

@@ -108,8 +108,15 @@ def test_partitioned_solution_is_a_near_minimum_measured_exactly(lalonde, estima
     assert parts.n_partitions_ == (2 if estimand == "ATT" else 3) and parts.converged_
     a, w = t.to_numpy(), parts.weights_.to_numpy()
     assert_allclose([w[a == 0].sum(), w[a == 1].sum()], [429, 185], rtol=1e-10)  # the documented scale
+    assert np.isnan(parts.duality_gap_)  # not computed with parts
+    Z = scaled_all_levels(lalonde)
+    p0, p1 = np.where(a == 0, w, 0.0) / 429, np.where(a == 1, w, 0.0) / 185
     if estimand == "ATT":  # the attribute is the full-sample energy distance of the averaged weights
-        assert_allclose(parts.energy_distance_, att_energy(scaled_all_levels(lalonde), a, w), rtol=1e-9)
+        expected = energy_distance(Z, p0, p1)
+    else:
+        u = np.full(len(a), 1 / len(a))
+        expected = energy_distance(Z, p0, u) + energy_distance(Z, p1, u) + energy_distance(Z, p0, p1)
+    assert_allclose(parts.energy_distance_, expected, rtol=1e-9)  # computed once per pair instead of twice
     # above the minimum, but near it: the parts' errors largely cancel in the average (the factor is what the
     # benchmark measures; 2 is a loose bound that the unweighted sample, 70 times the minimum, is far from)
     assert exact.energy_distance_ * (1 - 1e-6) <= parts.energy_distance_ < 2 * exact.energy_distance_
@@ -225,6 +232,15 @@ def test_distance_kernels_match_numpy(rng, m, n, k):
     assert block.dtype == np.float32
     assert_allclose(block, D, rtol=1e-7, atol=1e-7)  # float32 rounding: half an ulp, 6e-8 relative
     assert_allclose(block_matvec(block, Vt), block.astype(np.float64) @ V, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("m", [1, 2, 31, 33, 65, 700])  # around the 32-row blocks and their pairing
+def test_distance_quadform_matches_numpy(rng, m):
+    from balance._kernels._energy import distance_quadform
+
+    A, V = rng.normal(size=(m, 5)), rng.normal(size=(m, 3))
+    G = distance_quadform(np.ascontiguousarray(A.T), np.ascontiguousarray(V.T))
+    assert_allclose(G, V.T @ cdist(A, A) @ V, rtol=1e-12, atol=1e-12)  # each pair once instead of twice
 
 
 def test_projection_onto_shifted_simplices(rng):

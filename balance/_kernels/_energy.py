@@ -110,3 +110,42 @@ def block_matvec(block, Vt):
                     s += block[i, j] * Vt[col, j]
                 out[i, col] = s
     return out
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def distance_quadform(At, Vt):
+    """Return ``Vt @ D @ Vt.T`` (shape (k, k)) for the distances ``D`` among the points of ``At``.
+
+    Each pair is visited once (j > i): half the work of a product with D. Row i contributes
+    ``V_ia r_ib + V_ib r_ia`` with ``r_i = sum_{j > i} D_ij V_j``. Chunk c pairs row block c with block
+    ``n_blocks - 1 - c`` so that every chunk has about the same number of pairs.
+    """
+    p, m = At.shape
+    k = Vt.shape[0]
+    n_blocks = (m + _ROWS - 1) // _ROWS
+    n_chunks = (n_blocks + 1) // 2
+    partial = np.zeros((n_chunks, k, k))
+    for chunk in prange(n_chunks):
+        d2 = np.empty(_COLS)
+        a = np.empty(p)
+        r = np.empty(k)
+        for side in range(2):
+            blk = chunk if side == 0 else n_blocks - 1 - chunk
+            if side == 1 and blk == chunk:
+                continue
+            for i in range(blk * _ROWS, min(m, (blk + 1) * _ROWS)):
+                for c in range(p):
+                    a[c] = At[c, i]
+                r[:] = 0.0
+                for j0 in range(i + 1, m, _COLS):
+                    j1 = min(m, j0 + _COLS)
+                    _row_block(At, a, j0, j1, d2)
+                    for col in range(k):
+                        s = 0.0
+                        for jj in range(j1 - j0):
+                            s += math.sqrt(d2[jj]) * Vt[col, j0 + jj]
+                        r[col] += s
+                for u in range(k):
+                    for v in range(k):
+                        partial[chunk, u, v] += Vt[u, i] * r[v] + Vt[v, i] * r[u]
+    return partial.sum(axis=0)
