@@ -213,3 +213,22 @@ def test_m_parts_refused_with_tols(rng):
     eb = EntropyBalance(tols=0.1).fit(X, a)
     with pytest.raises(NotImplementedError, match="bootstrap"):
         eb._m_parts(X, a)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# known truth: linear potential outcomes (make_synthetic)
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("weighter", [EntropyBalance("ATT"), EntropyBalance("ATE"), InverseProbabilityTilting("ATE")],
+                         ids=["ebal-ATT", "ebal-ATE", "ipt-ATE"])
+def test_exact_balance_recovers_the_sample_effect_up_to_noise(weighter):
+    from balance.datasets import make_synthetic
+
+    data = make_synthetic(3000, random_state=5)
+    a, y = data.treatment.to_numpy(), data.y.to_numpy()
+    w = np.asarray(weighter.fit(data.X, data.treatment).weights_)
+    estimate = np.average(y[a == 1], weights=w[a == 1]) - np.average(y[a == 0], weights=w[a == 0])
+    truth = data.true_att if weighter.estimand == "ATT" else data.true_ate
+    # both potential outcomes are linear in X and the weights balance X exactly towards the target, so the error
+    # is the weighted mean of the N(0, 1) noise in each arm: 4 of its SDs bound it (Zhao & Percival 2017)
+    noise_sd = np.sqrt(sum(np.sum(w[a == g] ** 2) / np.sum(w[a == g]) ** 2 for g in (0, 1)))
+    assert abs(estimate - truth) < 4 * noise_sd
