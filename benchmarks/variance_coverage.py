@@ -7,7 +7,7 @@ the population ATT is 1 + 0.5·E[x1 | treated] = 1 + 0.5·E[e(X)·x1] / E[e(X)],
 
 A coverage estimate from R replications has standard error sqrt(0.95·0.05/R) = 0.69 points at R = 1000.
 
-Run: python benchmarks/coverage.py [R]  ->  benchmarks/results/coverage.md
+Run: python benchmarks/variance_coverage.py [R]  ->  benchmarks/results/variance_coverage.md
 """
 
 import sys
@@ -68,7 +68,7 @@ def main(reps=1000):
                              f"{se.mean():.4f} | {est.std(ddof=1):.4f} | {est.mean() - truth[estimand]:+.4f} |")
                 print(lines[-1], flush=True)
     lines += ["", f"Total time: {time.perf_counter() - start:.0f} s on 2 processes.", "", "Machine:", machine_markdown(), ""]
-    out = Path(__file__).resolve().parent / "results" / "coverage.md"
+    out = Path(__file__).resolve().parent / "results" / "variance_coverage.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))
 
