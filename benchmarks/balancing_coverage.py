@@ -7,7 +7,7 @@ targets estimated, unlike WeightIt's ebal); "HC0" treats the weights as known.
 
 A coverage estimate from R replications has standard error sqrt(0.95·0.05/R) = 0.97 points at R = 500.
 
-Run: python benchmarks/balancing_coverage.py [R]  ->  benchmarks/results/balancing_coverage.md
+Run: python benchmarks/balancing_coverage.py [R] [n]  ->  benchmarks/results/balancing_coverage_n{n}.md
 """
 
 import importlib.util
@@ -29,7 +29,7 @@ from balance import CBPS, EntropyBalance, InverseProbabilityTilting, WeightedEff
 from balance.datasets import make_synthetic  # noqa: E402
 
 Z = 1.959963984540054
-N = 1000
+N = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 METHODS = {
     "EntropyBalance ATT": lambda: EntropyBalance("ATT"),
     "EntropyBalance ATE": lambda: EntropyBalance("ATE"),
@@ -80,7 +80,7 @@ def main(reps=500):
                          f"| {se.mean():.4f} | {cover:.1f} |")
     lines.append("")
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "balancing_coverage.md").write_text("\n".join(lines))
+    (HERE / "results" / f"balancing_coverage_n{N}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
