@@ -56,6 +56,7 @@ def test_local_constant_r_learner(data):
     assert_allclose(est.predict(data.X[:5]), expected, rtol=1e-10, atol=0)  # a weighted mean: exact algebra
 
 
+@pytest.mark.filterwarnings("ignore:.*were clipped")
 @pytest.mark.parametrize("cf_order", [2, 4])
 def test_intercept_only_ivw_dr_is_augmented_overlap_weighting(data, cf_order):
     est = IVWDRLearner(final_model=DummyRegressor(), cv=5, cf_order=cf_order, random_state=0, **LIN)
@@ -111,6 +112,7 @@ def test_weight_formulas_are_inverse_conditional_variances(rng):
 
 
 # -- cross-fitting -------------------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:.*were clipped")
 @pytest.mark.parametrize("cf_order,copies", [(2, 1), (3, 2), (4, 6)])
 def test_crossfit_copies_and_fold_roles(data, cf_order, copies):
     est = DRLearner(final_model=LinearRegression(), cv=3, cf_order=cf_order, random_state=0, **LIN)

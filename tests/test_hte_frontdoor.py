@@ -55,6 +55,7 @@ def test_pseudo_outcome_is_doubly_robust(wrong, biased):
     assert (z > 4) if biased else (z < 4)
 
 
+@pytest.mark.filterwarnings("ignore:.*were floored")
 def test_learners_recover_average_effect():
     fd = make_front_door(n=2000, random_state=3)
     lin = dict(propensity_model=LogisticRegression(), mediator_model=LogisticRegression(),
