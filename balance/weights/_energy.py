@@ -93,8 +93,10 @@ class EnergyBalance(BaseWeighter):
         m^3. ``"apg"``: accelerated projected gradient on the simplex (FISTA with backtracking and adaptive restart)
         using only products with the distance matrix; O(m) memory when the matrix does not fit ``memory_limit``.
         ``"auto"``: OSQP up to 1500 weights to solve, APG above.
-    tol : float, default=1e-5
-        APG only: stop when the objective fell by less than ``tol`` times its value over the last 10 iterations.
+    tol : float, default=1e-4
+        APG only: stop when the objective fell by less than ``tol`` times its value over the last 10 iterations
+        (on the n = 10,000 benchmark: energy distance within 0.1 % of the minimum; 1e-5 gives 0.01 % in twice the
+        iterations).
     max_iter : int or None, default=None
         Iteration limit; None means 50000 for OSQP (WeightIt's) and 2000 for APG.
     memory_limit : float, default=1024
@@ -188,7 +190,7 @@ class EnergyBalance(BaseWeighter):
 
     _supported_estimands = ("ATT", "ATC", "ATE")
 
-    def __init__(self, estimand="ATT", *, penalty=1e-4, improved=True, min_weight=0.0, solver="auto", tol=1e-5,
+    def __init__(self, estimand="ATT", *, penalty=1e-4, improved=True, min_weight=0.0, solver="auto", tol=1e-4,
                  max_iter=None, memory_limit=1024, partition_size=None, random_state=None, treated=None):
         self.estimand = estimand
         self.penalty = penalty
