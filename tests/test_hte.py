@@ -278,3 +278,19 @@ def test_setups_match_their_definitions():
     assert a.propensity.min() >= 0.1 and a.propensity.max() <= 0.9
     with pytest.raises(ValueError, match="p >= 5"):
         make_hte_setup("D", n=10, p=3)
+
+
+@pytest.mark.filterwarnings("ignore:.*were (clipped|floored)")
+@pytest.mark.parametrize("name", sorted(__import__("balance.hte", fromlist=["__all__"]).__all__))
+def test_docstring_examples_run(name):
+    import doctest
+
+    import balance.hte as hte
+
+    obj = getattr(hte, name)
+    tests = doctest.DocTestFinder(recurse=False).find(obj, name, globs={})
+    assert tests and tests[0].examples, f"{name} has no Examples section"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0
