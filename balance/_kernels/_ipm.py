@@ -22,7 +22,7 @@ added in chunk order, so results do not depend on the number of threads.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, vectorize
 
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8  # PyTorch Adam defaults, as in the authors' code
 MODEL_CODES = {"nonpara": 0, "linear": 1}
@@ -197,14 +197,67 @@ def _reduce(acc, seg, which, out):
 # ----------------------------------------------------------------------------------------------------------------
 # SIPM
 # ----------------------------------------------------------------------------------------------------------------
+@vectorize(["float64(float64)"], cache=True)
+def sigmoid(z):
+    """Logistic sigmoid 1 / (1 + exp(-z)) by scaling and squaring, so that it vectorises (a libm exp call does not).
+
+    exp(-z) = (e^t)^256 with t = -z / 256 and z clamped to [-50, 50] (|t| <= 0.196); e^t is its degree-11 Taylor
+    polynomial (truncation below 1e-17). The eight squarings amplify rounding 256-fold: absolute error below 2e-14
+    (tested against numpy). The clamp changes the result by less than 2e-22. About 3.5 times faster than the libm
+    sigmoid here, and the SIPM passes are dominated by sigmoid evaluations.
+    """
+    t = -z
+    t = t if t < 50.0 else 50.0
+    t = t if t > -50.0 else -50.0
+    t = t * (1.0 / 256.0)
+    p = 1.0 / 39916800.0
+    p = p * t + 1.0 / 3628800.0
+    p = p * t + 1.0 / 362880.0
+    p = p * t + 1.0 / 40320.0
+    p = p * t + 1.0 / 5040.0
+    p = p * t + 1.0 / 720.0
+    p = p * t + 1.0 / 120.0
+    p = p * t + 1.0 / 24.0
+    p = p * t + 1.0 / 6.0
+    p = p * t + 0.5
+    p = p * t + 1.0
+    p = p * t + 1.0
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    return 1.0 / (1.0 + p)
+
+
+@njit(cache=True)
+def _sipm_accumulate(a, values, X, start, omega, ws):
+    """Add one chunk's sums to ``a`` from its sigmoid values (rows = units start, start + 1, ...)."""
+    d, K = a.shape[0] - 2, a.shape[1]
+    for r in range(values.shape[0]):
+        i = start + r
+        wi = omega[i]
+        for k in range(K):
+            a[0, k] += wi * values[r, k]
+            ws[k] = wi * values[r, k] * (1.0 - values[r, k])
+            a[1, k] += ws[k]
+        for l in range(d):
+            xl = X[i, l]
+            for k in range(K):
+                a[2 + l, k] += ws[k] * xl
+
+
 @njit(cache=True, parallel=True)
 def sipm_sums(X, omega, theta, bias, lo, hi, seg, do_seg, n_target, sig, use_cache, store):
     """Per chunk: S_k = sum omega_i sig_ik, Gb_k = sum omega_i s_ik, Gtheta_lk = sum omega_i s_ik x_il.
 
     sig = sigmoid(x' theta_k + b_k), s = sig (1 - sig). Returns acc of shape (n_chunks, d + 2, K): row 0 = S,
     row 1 = Gb, rows 2.. = Gtheta. Only chunks with do_seg[seg] are computed. For arm points (seg 1), ``use_cache``
-    reads sig from ``sig`` (rows i - n_target) instead of evaluating it, and ``store`` writes it there. The loops
-    over the K discriminators are innermost so that they vectorise.
+    reads sig from ``sig`` (rows i - n_target) instead of evaluating it, and ``store`` writes it there. Sigmoids
+    are evaluated a chunk at a time by the vectorised :func:`sigmoid`.
     """
     d, K = theta.shape
     acc = np.zeros((lo.size, d + 2, K))
@@ -212,27 +265,18 @@ def sipm_sums(X, omega, theta, bias, lo, hi, seg, do_seg, n_target, sig, use_cac
         if not do_seg[seg[c]]:
             continue
         arm = seg[c] == 1
-        z = np.empty(K)
         ws = np.empty(K)
         a = np.zeros((d + 2, K))
-        for i in range(lo[c], hi[c]):
-            if arm and use_cache:
-                z[:] = sig[i - n_target]
-            else:
-                _affine_into(z, X, i, theta, bias)
-                for k in range(K):
-                    z[k] = 1.0 / (1.0 + math.exp(-z[k]))
-                if arm and store:
-                    sig[i - n_target] = z
-            wi = omega[i]
-            for k in range(K):
-                a[0, k] += wi * z[k]
-                ws[k] = wi * z[k] * (1.0 - z[k])
-                a[1, k] += ws[k]
-            for l in range(d):
-                xl = X[i, l]
-                for k in range(K):
-                    a[2 + l, k] += ws[k] * xl
+        if arm and use_cache:
+            _sipm_accumulate(a, sig[lo[c] - n_target:hi[c] - n_target], X, lo[c], omega, ws)
+        else:
+            pre = np.empty((hi[c] - lo[c], K))
+            for r in range(hi[c] - lo[c]):
+                _affine_into(pre[r], X, lo[c] + r, theta, bias)
+            values = sigmoid(pre)
+            if arm and store:
+                sig[lo[c] - n_target:hi[c] - n_target] = values
+            _sipm_accumulate(a, values, X, lo[c], omega, ws)
         acc[c] = a
     return acc
 
