@@ -130,6 +130,19 @@ def test_crossfit_copies_and_fold_roles(data, cf_order, copies):
         assert_allclose(est.nuisances_["pi"][fold0], np.clip(ref, 0.01, 0.99), rtol=1e-10, atol=0)
 
 
+def test_separate_and_single_outcome_models_out_of_fold(data):
+    X, a, y = data.X, data.treatment, data.y
+    sep = DRLearner(final_model=LinearRegression(), cv=3, outcome_form="separate", random_state=0, **LIN).fit(X, a, y)
+    single = DRLearner(final_model=LinearRegression(), cv=3, random_state=0, **LIN).fit(X, a, y)
+    out = sep.folds_ != 1
+    for arm, key in ((1, "mu1"), (0, "mu0")):
+        ref = LinearRegression().fit(X[out & (a == arm)], y[out & (a == arm)]).predict(X[~out])
+        assert_allclose(sep.nuisances_[key][~out], ref, rtol=1e-10, atol=1e-10)  # same least squares fit
+    model = LinearRegression().fit(np.column_stack([X[out], a[out]]), y[out])
+    ref1 = model.predict(np.column_stack([X[~out], np.ones((~out).sum())]))
+    assert_allclose(single.nuisances_["mu1"][~out], ref1, rtol=1e-10, atol=1e-10)
+
+
 def test_clipping_counted_and_warned(data):
     est = RLearner(propensity_model=ExtremeProba(), outcome_model=LinearRegression(), final_model=LinearRegression(),
                    cv=3, clip=0.05, random_state=0)
