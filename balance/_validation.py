@@ -243,6 +243,12 @@ class CovariateDesign:
         if absent:
             raise ValueError(f"X lacks the column(s) {absent} it was fitted with.")
         X = X.rename(columns=str)
+        if all(kind == "numeric" for kind in self.kinds) and not any(f is not None for f in self.fills):
+            # all-numeric frame without missing-value handling: one conversion instead of one per column
+            arr = X[list(self.columns)].to_numpy(dtype=np.float64, na_value=np.nan)
+            if not np.all(np.isfinite(arr)):
+                self._raise_missing(X, arr)
+            return arr, list(self.columns)
         blocks, names = [], []
         fills = self.fills or (None,) * len(self.columns)
         for col, kind, levels, fill in zip(self.columns, self.kinds, self.categories, fills):
@@ -272,6 +278,16 @@ class CovariateDesign:
                 blocks.append(na.astype(np.float64))
                 names.append(f"{col}:<NA>")
         return np.column_stack(blocks) if blocks else np.empty((len(X), 0)), names
+
+    def _raise_missing(self, X, arr):
+        """Name the first column with missing or infinite values, as the column-by-column path does."""
+        j = int(np.flatnonzero(~np.all(np.isfinite(arr), axis=0))[0])
+        n_missing = int(X[self.columns[j]].isna().sum())
+        if n_missing:
+            hint = ("; pass missing='indicator' to add missingness indicators (as WeightIt and cobalt do)"
+                    if self.missing == "error" else ", but had none in the data the estimator was fitted on")
+            raise ValueError(f"covariate {self.columns[j]!r} has {n_missing} missing values{hint}.")
+        raise ValueError(f"X has missing or infinite values in column(s) {[self.columns[j]]}.")
 
     def indicator_flags(self, *, drop_first=True):
         """Per column of :meth:`transform`'s output: True for level dummies, booleans and missingness indicators."""
