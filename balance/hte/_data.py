@@ -67,3 +67,17 @@ def check_model(model, name, method):
 def seed_from(random_state):
     """An integer seed drawn from ``random_state`` (None, int or RandomState), for the fold splitters."""
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def default_classifier():
+    """``HistGradientBoostingClassifier()``, imported here so that ``import balance`` stays fast."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier()
+
+
+def default_regressor():
+    """``HistGradientBoostingRegressor()``, imported lazily as :func:`default_classifier`."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return HistGradientBoostingRegressor()

@@ -16,7 +16,6 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from . import _data
@@ -45,10 +44,10 @@ def _xc(x, C):
 
 
 def _fd_models(est):
-    clf = HistGradientBoostingClassifier
+    clf = _data.default_classifier
     prop = clf() if est.propensity_model is None else est.propensity_model
     med = clf() if est.mediator_model is None else est.mediator_model
-    out = HistGradientBoostingRegressor() if est.outcome_model is None else est.outcome_model
+    out = _data.default_regressor() if est.outcome_model is None else est.outcome_model
     for model, name, method in ((prop, "propensity_model", "predict_proba"), (med, "mediator_model", "predict_proba"),
                                 (out, "outcome_model", "predict")):
         _data.check_model(model, name, method)
@@ -131,11 +130,11 @@ class FrontDoorDRLearner(_FrontDoorBase):
     Parameters
     ----------
     propensity_model, mediator_model : classifiers, default=None
-        P(X = 1 | C) and P(Z = 1 | X, C); None: ``HistGradientBoostingClassifier()``.
+        P(X = 1 | C) and P(Z = 1 | X, C); None: ``_data.default_classifier()``.
     outcome_model : regressor, default=None
-        E[Y | Z, X, C]; None: ``HistGradientBoostingRegressor()``.
+        E[Y | Z, X, C]; None: ``_data.default_regressor()``.
     final_model : regressor, default=None
-        Regression of ψ on C; None: ``HistGradientBoostingRegressor()``.
+        Regression of ψ on C; None: ``_data.default_regressor()``.
     cv : int, default=5
         Cross-fitting folds.
     floor : float, default=0.05
@@ -191,7 +190,7 @@ class FrontDoorDRLearner(_FrontDoorBase):
         """Cross-fit the nuisances, build ψ and regress it on X (the covariates C). Returns self."""
         self._check_common()
         models = _fd_models(self)
-        final = HistGradientBoostingRegressor() if self.final_model is None else self.final_model
+        final = _data.default_regressor() if self.final_model is None else self.final_model
         check_final_model(final, weighted=False)
         C, x, z, y = _validate(self, X, treatment, mediator, y)
         folds = _folds(x, self.cv, _data.seed_from(self.random_state))

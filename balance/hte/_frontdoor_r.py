@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from . import _data
@@ -33,13 +32,13 @@ class FrontDoorRLearner(_FrontDoorBase):
     Parameters
     ----------
     propensity_model, mediator_model : classifiers, default=None
-        For ê_X and for m̂_Z, ê_Z; None: ``HistGradientBoostingClassifier()``.
+        For ê_X and for m̂_Z, ê_Z; None: ``_data.default_classifier()``.
     outcome_model : regressor, default=None
-        m̂_Y; None: ``HistGradientBoostingRegressor()``.
+        m̂_Y; None: ``_data.default_regressor()``.
     stage_model : regressor accepting sample_weight, default=None
-        b- and g-stage regressions; None: ``HistGradientBoostingRegressor()``.
+        b- and g-stage regressions; None: ``_data.default_regressor()``.
     final_model : regressor, default=None
-        Regression of ζ (or b̂ζ) on C; None: ``HistGradientBoostingRegressor()``.
+        Regression of ζ (or b̂ζ) on C; None: ``_data.default_regressor()``.
     cv : int, default=5
     floor : float, default=0.05
         ê_X and ê_Z are bounded to [floor, 1 − floor]; counted in ``n_floored_`` and warned about.
@@ -99,8 +98,8 @@ class FrontDoorRLearner(_FrontDoorBase):
         self._check_common()
         _data.check_choice(self.final_stage, "final_stage", ("product", "regress"))
         models = _fd_models(self)
-        stage = HistGradientBoostingRegressor() if self.stage_model is None else self.stage_model
-        final = HistGradientBoostingRegressor() if self.final_model is None else self.final_model
+        stage = _data.default_regressor() if self.stage_model is None else self.stage_model
+        final = _data.default_regressor() if self.final_model is None else self.final_model
         check_final_model(stage, weighted=True)
         check_final_model(final, weighted=False)
         C, x, z, y = _validate(self, X, treatment, mediator, y)

@@ -19,7 +19,6 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from . import _data
@@ -45,13 +44,13 @@ class PseudoOutcomeLearner(BaseEstimator):
         of the U pseudo-outcome given A, X: U + "r" is the R-learner); (π̂κ̂)²/(π̂³ + κ̂³) (U given X); π̂² or κ̂² by
         arm (DR given A, X).
     propensity_model : classifier with predict_proba, default=None
-        Model of P(A = 1 | X); None: ``HistGradientBoostingClassifier()``.
+        Model of P(A = 1 | X); None: ``_data.default_classifier()``.
     outcome_model : regressor, default=None
-        Model of E[Y | X] ("u", "cov") or E[Y | X, A] ("dr", "plugin"); None: ``HistGradientBoostingRegressor()``.
+        Model of E[Y | X] ("u", "cov") or E[Y | X, A] ("dr", "plugin"); None: ``_data.default_regressor()``.
     final_model : regressor, default=None
         Second-stage model; must accept ``sample_weight`` unless ``weighting="none"``. A ``GridSearchCV`` (or other
         search) is tuned by the weighted MSE of the pseudo-outcome (its own ``scoring`` is kept if set).
-        None: ``HistGradientBoostingRegressor()``.
+        None: ``_data.default_regressor()``.
     cv : int, default=10
         Number of folds of order-2 cross-fitting.
     cf_order : {2, 3, 4}, default=2
@@ -94,7 +93,7 @@ class PseudoOutcomeLearner(BaseEstimator):
 
     Given ``sample_weight``, scikit-learn's ``HistGradientBoostingRegressor`` (1.9) computes its bin edges as
     weighted quantiles, one quantile at a time; on large samples that step can cost more than the boosting itself.
-    ``make_pipeline(KBinsDiscretizer(255, encode="ordinal", strategy="quantile"), HistGradientBoostingRegressor())``
+    ``make_pipeline(KBinsDiscretizer(255, encode="ordinal", strategy="quantile"), _data.default_regressor())``
     bins without weights (what the regressor does when unweighted); the weights reach the last step.
 
     References
@@ -127,9 +126,9 @@ class PseudoOutcomeLearner(BaseEstimator):
         self.random_state = random_state
 
     def _models(self):
-        prop = HistGradientBoostingClassifier() if self.propensity_model is None else self.propensity_model
-        outcome = HistGradientBoostingRegressor() if self.outcome_model is None else self.outcome_model
-        final = HistGradientBoostingRegressor() if self.final_model is None else self.final_model
+        prop = _data.default_classifier() if self.propensity_model is None else self.propensity_model
+        outcome = _data.default_regressor() if self.outcome_model is None else self.outcome_model
+        final = _data.default_regressor() if self.final_model is None else self.final_model
         return prop, outcome, final
 
     def _check_params(self):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from . import _data
@@ -21,7 +20,7 @@ class _DifferenceLearner(BaseEstimator):
 
     def fit(self, X, treatment, y):
         """Fit clone(s) of ``outcome_model``. Returns self."""
-        model = HistGradientBoostingRegressor() if self.outcome_model is None else self.outcome_model
+        model = _data.default_regressor() if self.outcome_model is None else self.outcome_model
         _data.check_model(model, "outcome_model", "predict")
         matrix, a, y, _ = _data.validate(self, X, treatment, y)
         self._fit_models(matrix, a, y, model)
@@ -34,7 +33,7 @@ class TLearner(_DifferenceLearner):
     Parameters
     ----------
     outcome_model : regressor, default=None
-        Cloned once per arm; None: ``HistGradientBoostingRegressor()``.
+        Cloned once per arm; None: ``_data.default_regressor()``.
 
     Attributes
     ----------
@@ -72,7 +71,7 @@ class SLearner(_DifferenceLearner):
     Parameters
     ----------
     outcome_model : regressor, default=None
-        None: ``HistGradientBoostingRegressor()``.
+        None: ``_data.default_regressor()``.
 
     Attributes
     ----------
