@@ -157,7 +157,9 @@ class EnergyBalance(BaseWeighter):
     the ATE target is the sampling-weighted full sample s_i / sum(s) (WeightIt weights each group by its row count
     instead), the column SDs are sampling-weighted, and the penalty on unit i is scaled by mean(s_g) / s_i so that a
     unit of sampling weight 2 is penalised like two units of weight 1 (up to the mean, which keeps the penalty
-    invariant to rescaling s). Integer sampling weights then give the same energy distance as repeated rows.
+    invariant to rescaling s). Integer sampling weights then solve the same problem as repeated rows (with
+    ``penalty=0`` exactly; the reported ``energy_distance_`` differs by the constant factor that the column SDs'
+    n - 1 makes, as rows are counted differently).
 
     Energy balancing has no estimating equations, so there is no M-estimation variance (``_m_parts`` raises); use
     HC0 standard errors (weights treated as fixed, WeightIt's default for this method) or a bootstrap that refits
