@@ -118,7 +118,6 @@ class _FrontDoorBase(BaseEstimator):
     def _check_common(self):
         _data.check_int(self.cv, "cv", 2)
         _data.check_probability_bound(self.floor, "floor")
-        _data.check_probability_bound(self.clip, "clip")
 
 
 class FrontDoorDRLearner(_FrontDoorBase):
@@ -189,6 +188,7 @@ class FrontDoorDRLearner(_FrontDoorBase):
     def fit(self, X, treatment, mediator, y):
         """Cross-fit the nuisances, build ψ and regress it on X (the covariates C). Returns self."""
         self._check_common()
+        _data.check_probability_bound(self.clip, "clip")
         models = _fd_models(self)
         final = _data.default_regressor() if self.final_model is None else self.final_model
         check_final_model(final, weighted=False)
@@ -209,11 +209,23 @@ class FrontDoorDRLearner(_FrontDoorBase):
         return np.asarray(self.final_model_.predict(self.design_.transform(X)[0]), dtype=float)
 
 
-class FrontDoorPluginLearner(FrontDoorDRLearner):
+class FrontDoorPluginLearner(BaseEstimator):
     """FD-PI: the plug-in front-door formula with nuisance models fitted on the full data (Jung 2025, Eq. 49).
 
-    Same parameters as :class:`FrontDoorDRLearner` (``final_model``, ``cv`` and ``floor`` are unused). Baseline
-    for the debiased learners.
+    τ̂(c) = {q̂(1 | 1, c) − q̂(1 | 0, c)} Σ_x ê(x | c){m̂(1, x, c) − m̂(0, x, c)}; the baseline for the debiased
+    learners.
+
+    Parameters
+    ----------
+    propensity_model, mediator_model, outcome_model
+        As for :class:`FrontDoorDRLearner`.
+    clip : float, default=1e-6
+        Probabilities are clipped to [clip, 1 − clip].
+
+    Attributes
+    ----------
+    models_ : tuple
+        Fitted clones (e, q, m).
 
     Examples
     --------
@@ -224,6 +236,12 @@ class FrontDoorPluginLearner(FrontDoorDRLearner):
     >>> bool(abs(pi.fit(fd.C, fd.treatment, fd.mediator, fd.y).predict(fd.C).mean() - fd.tau.mean()) < 0.1)
     True
     """
+
+    def __init__(self, propensity_model=None, mediator_model=None, outcome_model=None, clip=1e-6):
+        self.propensity_model = propensity_model
+        self.mediator_model = mediator_model
+        self.outcome_model = outcome_model
+        self.clip = clip
 
     def fit(self, X, treatment, mediator, y):
         """Fit e, q and m on all the data. Returns self."""

@@ -42,8 +42,6 @@ class FrontDoorRLearner(_FrontDoorBase):
     cv : int, default=5
     floor : float, default=0.05
         ê_X and ê_Z are bounded to [floor, 1 − floor]; counted in ``n_floored_`` and warned about.
-    clip : float, default=1e-6
-        Unused here except for validation; kept for symmetry with :class:`FrontDoorDRLearner`.
     final_stage : {"product", "regress"}, default="product"
     random_state : int, RandomState or None, default=None
 
@@ -68,7 +66,7 @@ class FrontDoorRLearner(_FrontDoorBase):
     """
 
     def __init__(self, propensity_model=None, mediator_model=None, outcome_model=None, stage_model=None,
-                 final_model=None, cv=5, floor=0.05, clip=1e-6, final_stage="product", random_state=None):
+                 final_model=None, cv=5, floor=0.05, final_stage="product", random_state=None):
         self.propensity_model = propensity_model
         self.mediator_model = mediator_model
         self.outcome_model = outcome_model
@@ -76,7 +74,6 @@ class FrontDoorRLearner(_FrontDoorBase):
         self.final_model = final_model
         self.cv = cv
         self.floor = floor
-        self.clip = clip
         self.final_stage = final_stage
         self.random_state = random_state
 
