@@ -70,8 +70,7 @@ class CBIPM(BaseWeighter):
         WASS: number R of interpolates.
     solver : {"adam", "qp"}, default="adam"
         "adam": the paper's softmax-Adam path. "qp" (MMD with ``model="nonpara"`` only): the exact minimiser of
-        MMD^2 over the simplex, a convex quadratic programme solved by Clarabel (optional dependency, extra
-        ``causal-balance[qp]``). The two differ; see Notes.
+        MMD^2 over the simplex, a convex quadratic programme solved by Clarabel. The two differ; see Notes.
     standardize : bool, default=True
         Standardise covariates on the pooled sample (mean 0, population s.d. 1, sampling weights included).
     treated : scalar, default=None

@@ -1,8 +1,8 @@
 """The exact simplex-constrained MMD minimiser of :class:`balance.CBIPM` (``solver="qp"``), solved by Clarabel.
 
 min_w  w'K w - 2 b'w  subject to  sum(w) = 1, w >= 0: a convex quadratic programme (K is a positive semi-definite
-Gaussian kernel matrix). Clarabel (Goulart & Chen, 2024) is an interior-point solver for conic programmes; it is
-an optional dependency (extra ``causal-balance[qp]``).
+Gaussian kernel matrix). Clarabel (Goulart & Chen, 2024) is an interior-point solver for conic programmes and a
+dependency of the package.
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ _TOL = 1e-10
 
 def solve_simplex_qp(K, b):
     """Return ``(w, solved, n_iter)``: the minimiser of w'Kw - 2b'w over the probability simplex."""
-    try:
-        import clarabel
-    except ImportError as exc:
-        raise ImportError("CBIPM(solver='qp') needs the Clarabel QP solver: pip install 'causal-balance[qp]' "
-                          "(or pip install clarabel).") from exc
+    import clarabel  # imported here: only this solver path needs it
     n = len(b)
     P = sp.triu(sp.csc_matrix(2.0 * K), format="csc")  # Clarabel reads the upper triangle of P in 1/2 w'Pw
     A = sp.vstack([sp.csc_matrix(np.ones((1, n))), -sp.identity(n, format="csc")], format="csc")
