@@ -1,21 +1,29 @@
 """causal-balance: causal-inference weighting for observational data, scikit-learn native.
 
 Weighting estimators learn one weight per unit (``fit(X, treatment).weights_``); diagnostics measure the balance
-they achieve; effect estimators (:class:`WeightedEffect`) report effects with standard errors that account for estimating the
-weights. Submodules: :mod:`balance.datasets` (bundled data and simulation designs).
+they achieve; :class:`WeightedEffect` estimates effects with standard errors that account for estimating the
+weights. Submodules: :mod:`balance.datasets` (bundled data and simulation designs), :mod:`balance.hte`
+(heterogeneous effects) and :mod:`balance.plot` (matplotlib, imported on demand).
 """
 
-from . import datasets
-from . import hte
+from . import datasets, hte
 from ._base import BaseWeighter, MParts
-from .effects import EffectResults, WeightedEffect
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
-from .weights import PropensityWeights, trim_weights, weights_from_propensity
-from .weights import CBPS, EntropyBalance, InverseProbabilityTilting
-from .weights import UniformTransformer, UniformTransformerWeights
-from .weights import StableWeights, smallest_feasible_tols
-from .weights import EnergyBalance
-from .weights import CBIPM
+from .effects import EffectResults, WeightedEffect
+from .weights import (
+    CBIPM,
+    CBPS,
+    EnergyBalance,
+    EntropyBalance,
+    InverseProbabilityTilting,
+    PropensityWeights,
+    StableWeights,
+    UniformTransformer,
+    UniformTransformerWeights,
+    smallest_feasible_tols,
+    trim_weights,
+    weights_from_propensity,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -23,23 +31,23 @@ __all__ = [
     "BaseWeighter",
     "CBIPM",
     "CBPS",
-    "EntropyBalance",
-    "InverseProbabilityTilting",
     "EffectResults",
     "EnergyBalance",
+    "EntropyBalance",
+    "InverseProbabilityTilting",
     "MParts",
     "PropensityWeights",
+    "StableWeights",
     "UniformTransformer",
     "UniformTransformerWeights",
-    "StableWeights",
+    "WeightSummary",
     "WeightedEffect",
     "balance_table",
     "datasets",
     "effective_sample_size",
     "hte",
-    "WeightSummary",
-    "trim_weights",
     "smallest_feasible_tols",
+    "trim_weights",
     "weight_summary",
     "weights_from_propensity",
 ]

@@ -10,12 +10,17 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, check_cv
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from balance import PropensityWeights, balance_table
-from balance import CBPS, EntropyBalance, InverseProbabilityTilting
-from balance import EnergyBalance
-from balance import UniformTransformerWeights
-from balance import StableWeights
-from balance import CBIPM
+from balance import (
+    CBIPM,
+    CBPS,
+    EnergyBalance,
+    EntropyBalance,
+    InverseProbabilityTilting,
+    PropensityWeights,
+    StableWeights,
+    UniformTransformerWeights,
+    balance_table,
+)
 
 from .conftest import COVARIATES
 

@@ -12,8 +12,17 @@ from ._trim import trim_weights
 from ._uniform import UniformTransformerWeights
 from ._uniform_transformer import UniformTransformer
 
-__all__ = ["PropensityWeights", "StableWeights", "smallest_feasible_tols", "trim_weights", "weights_from_propensity"]
-__all__ += ["UniformTransformer", "UniformTransformerWeights"]
-__all__ += ["CBPS", "EntropyBalance", "InverseProbabilityTilting"]
-__all__ += ["EnergyBalance"]
-__all__ += ["CBIPM"]
+__all__ = [
+    "CBIPM",
+    "CBPS",
+    "EnergyBalance",
+    "EntropyBalance",
+    "InverseProbabilityTilting",
+    "PropensityWeights",
+    "StableWeights",
+    "UniformTransformer",
+    "UniformTransformerWeights",
+    "smallest_feasible_tols",
+    "trim_weights",
+    "weights_from_propensity",
+]
