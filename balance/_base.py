@@ -52,6 +52,19 @@ class MParts:
         ``psi_jacobian(theta)`` -> ndarray (k, k), ``sum_i d psi_i / d theta``. None: differentiate numerically.
     weights_jacobian : callable or None
         ``weights_jacobian(theta)`` -> ndarray (n_samples, k), ``d w_i / d theta``. None: differentiate numerically.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from balance import PropensityWeights
+    >>> from balance.datasets import load_lalonde
+    >>> data = load_lalonde()
+    >>> pw = PropensityWeights(estimand="ATT").fit(data.X, data.treatment)
+    >>> parts = pw._m_parts(data.X, data.treatment)
+    >>> parts.names[:3]
+    ('(Intercept)', 'age', 'educ')
+    >>> bool(np.allclose(parts.psi(parts.params).sum(axis=0), 0, atol=1e-6))
+    True
     """
 
     params: np.ndarray
@@ -67,6 +80,22 @@ class BaseWeighter(BaseEstimator):
 
     Subclasses store their hyper-parameters in ``__init__`` (no other work), define ``_supported_estimands`` and
     implement ``fit``, which calls :meth:`_validate_data` first and :meth:`_set_weights` last.
+
+    Examples
+    --------
+    A minimal weighter (equal weights), which inherits validation, ``score`` and the scikit-learn plumbing:
+
+    >>> import numpy as np
+    >>> from balance import BaseWeighter
+    >>> class EqualWeights(BaseWeighter):
+    ...     def __init__(self, estimand="ATE"):
+    ...         self.estimand = estimand
+    ...     def fit(self, X, treatment, sample_weight=None):
+    ...         data = self._validate_data(X, treatment, sample_weight)
+    ...         return self._set_weights(data.sample_weight, data)
+    >>> X = np.array([[1.0], [2.0], [3.0], [4.0]])
+    >>> EqualWeights().fit(X, [0, 1, 0, 1]).weights_
+    array([1., 1., 1., 1.])
     """
 
     _supported_estimands = ESTIMANDS

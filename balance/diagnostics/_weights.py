@@ -134,6 +134,16 @@ class WeightSummary:
         ``scaled_mad``, ``neg_entropy``, ``n_zeros``, ``ess``.
     top : dict of str to pandas.Series
         Per group, the largest weights (largest first), indexed by row label.
+
+    Examples
+    --------
+    >>> from balance import PropensityWeights, weight_summary
+    >>> from balance.datasets import load_lalonde
+    >>> data = load_lalonde()
+    >>> pw = PropensityWeights(estimand="ATT").fit(data.X, data.treatment)
+    >>> summary = weight_summary(pw.weights_, data.treatment)
+    >>> round(float(summary.table.loc["ess", "control"]), 2)
+    99.82
     """
 
     table: pd.DataFrame

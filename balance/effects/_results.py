@@ -41,6 +41,17 @@ class EffectResults:
         Bootstrap replicates (effect on the log scale for ratios), NaN rows for failed replicates.
     notes : tuple of str
         Statements printed under the table.
+
+    Examples
+    --------
+    >>> from balance import PropensityWeights, WeightedEffect
+    >>> from balance.datasets import load_lalonde
+    >>> data = load_lalonde()
+    >>> result = WeightedEffect(PropensityWeights(estimand="ATT")).fit(data.X, data.treatment, data.y).result_
+    >>> list(result.summary().index)
+    ['ATT', 'mu1', 'mu0']
+    >>> result.conf_int().round(1).loc["ATT"].tolist()
+    [-350.3, 2778.4]
     """
 
     estimand: str

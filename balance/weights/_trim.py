@@ -30,6 +30,16 @@ def trim_weights(weights, a, at, *, lower=False, focal=None):
     trimmed : ndarray of shape (n_samples,)
     touched : ndarray of bool, shape (n_samples,)
         Which units' weights changed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from balance import trim_weights
+    >>> trimmed, touched = trim_weights(np.arange(1.0, 11.0), np.zeros(10, dtype=int), 3)
+    >>> trimmed
+    array([1., 2., 3., 4., 5., 6., 7., 7., 7., 7.])
+    >>> int(touched.sum())
+    3
     """
     weights = np.asarray(weights, dtype=float)
     eligible = np.ones(weights.shape, dtype=bool) if focal is None else (a != focal)
