@@ -1,8 +1,8 @@
 """Execute every vignette (vignettes/*.ipynb) top to bottom, so the worked analyses can never go stale.
 
 Each notebook runs in a fresh kernel of the current interpreter with the working directory set to vignettes/, the
-repository root first on PYTHONPATH (the kernel imports this checkout's ``balance``, not another install) and the
-non-interactive matplotlib backend. A cell that raises fails the test with the kernel's traceback.
+repository root first on PYTHONPATH (the kernel imports this checkout's ``balance``, not another install), the
+non-interactive matplotlib backend and one OpenMP thread. A cell that raises fails the test with the kernel's traceback.
 """
 
 import os
@@ -63,7 +63,9 @@ def test_vignette_runs(path):
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     client = nbclient.NotebookClient(nb, km=_kernel_manager(), timeout=300,
                                      resources={"metadata": {"path": str(VIGNETTES)}})
-    with _KernelEnv(PYTHONPATH=pythonpath, MPLBACKEND="Agg"):
+    # One OpenMP thread: scikit-learn's gradient boosting (vignette 04) otherwise spin-waits on a loaded machine and
+    # ran 20x slower in one measurement; single-threaded it is as fast as the threaded run on an idle one.
+    with _KernelEnv(PYTHONPATH=pythonpath, MPLBACKEND="Agg", OMP_NUM_THREADS="1"):
         client.execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
