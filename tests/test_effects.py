@@ -325,3 +325,21 @@ def test_cluster_bootstrap_resamples_whole_clusters(lalonde):
 def test_no_progress_bar_when_not_a_terminal(lalonde, capsys):
     _fit(lalonde, "simple", "bootstrap", n_bootstrap=4, random_state=0, verbose=1)
     assert capsys.readouterr().err == ""
+
+
+def test_asympt_refuses_unconverged_weights(lalonde):
+    with pytest.warns(Warning):
+        with pytest.raises(ValueError, match="did not converge; fix the weights' convergence or use vcov='bootstrap'"):
+            WeightedEffect(PropensityWeights("ATT", max_iter=1)).fit(lalonde[COVARIATES], lalonde["treat"],
+                                                                     lalonde["re78"])
+
+
+def test_balance_table_reads_a_pipeline(lalonde):
+    from balance import balance_table
+
+    numeric = ["age", "educ", "married", "nodegree", "re74", "re75"]
+    prep = ColumnTransformer([("num", StandardScaler(), numeric), ("cat", OneHotEncoder(drop="first"), ["race"])])
+    pipe = make_pipeline(prep, PropensityWeights(estimand="ATT")).fit(lalonde[COVARIATES], lalonde["treat"])
+    table = balance_table(lalonde[COVARIATES], lalonde["treat"], pipe)
+    direct = balance_table(lalonde[COVARIATES], lalonde["treat"], pipe[-1].weights_, estimand="ATT")
+    pd.testing.assert_frame_equal(table, direct)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
 from .._validation import check_treatment, check_weights
 
@@ -24,6 +25,8 @@ GROUPS = ("control", "treated")
 # --------------------------------------------------------------------------------------------------------------
 def resolve_weights(weights):
     """Return ``(weights, estimand)``: a fitted estimator's ``weights_`` and ``estimand``, or ``(weights, None)``."""
+    if isinstance(weights, Pipeline):  # a pipeline ending in a weighting estimator: read its last step
+        weights = weights[-1]
     if hasattr(weights, "weights_"):
         return weights.weights_, getattr(weights, "estimand", None)
     return weights, None

@@ -348,13 +348,16 @@ class WeightedEffect(BaseEstimator):
     def _m_parts(self, X, treatment, sample_weight):
         final = _final_step(self.weighter_)
         Xt = self.weighter_[:-1].transform(X) if isinstance(self.weighter_, Pipeline) else X
+        if getattr(final, "converged_", True) is False:
+            raise ValueError(f"vcov='asympt' needs solved estimating equations, but {type(final).__name__} did not "
+                             "converge; fix the weights' convergence or use vcov='bootstrap'.")
         reason = f"{type(final).__name__} provides no estimating equations"
         if hasattr(final, "_m_parts"):
             try:
                 return final._m_parts(Xt, treatment, sample_weight)
             except NotImplementedError as exc:
                 reason = str(exc)
-        raise ValueError(f"vcov='asympt' is not available: {reason}. Use vcov='bootstrap' or 'fwb' (re-estimating the "
+        raise ValueError(f"vcov='asympt' is not available: {reason.rstrip('.')}. Use vcov='bootstrap' or 'fwb' (re-estimating the "
                          "weights), or 'HC0' (weights treated as known).")
 
     # -- convenience ------------------------------------------------------------------------------------------
