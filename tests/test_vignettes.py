@@ -1,8 +1,9 @@
 """Execute every vignette (vignettes/*.ipynb) top to bottom, so the worked analyses can never go stale.
 
 Each notebook runs in a fresh kernel of the current interpreter with the working directory set to vignettes/, the
-repository root first on PYTHONPATH (the kernel imports this checkout's ``balance``, not another install), the
-non-interactive matplotlib backend and one OpenMP thread. A cell that raises fails the test with the kernel's traceback.
+repository root first on PYTHONPATH (the kernel imports this checkout's ``balance``, not another install), and one
+OpenMP thread. The kernel keeps Jupyter's inline matplotlib backend (no display needed), so the test also checks
+that every notebook that draws shows its figures inline. A cell that raises fails the test with its traceback.
 """
 
 import os
@@ -65,7 +66,11 @@ def test_vignette_runs(path):
                                      resources={"metadata": {"path": str(VIGNETTES)}})
     # One OpenMP thread: scikit-learn's gradient boosting (vignette 04) otherwise spin-waits on a loaded machine and
     # ran 20x slower in one measurement; single-threaded it is as fast as the threaded run on an idle one.
-    with _KernelEnv(PYTHONPATH=pythonpath, MPLBACKEND="Agg", OMP_NUM_THREADS="1"):
+    with _KernelEnv(PYTHONPATH=pythonpath, MPLBACKEND="module://matplotlib_inline.backend_inline",
+                    OMP_NUM_THREADS="1"):
         client.execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
+    draws = any("_plot(" in cell.source for cell in nb.cells if cell.cell_type == "code")
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert images or not draws, f"{path.name} draws plots but shows none inline"
