@@ -145,6 +145,22 @@ def check_weights(weights, n_samples=None, *, index=None, name="weights"):
     return w
 
 
+def check_outcome(y, n_samples, *, index=None, name="y"):
+    """Return a finite numeric outcome of length ``n_samples`` as float64; errors name the argument."""
+    values, y_index = as_1d(y, name)
+    if values.shape[0] != n_samples:
+        raise ValueError(f"{name} has {values.shape[0]} entries but X has {n_samples} rows.")
+    if index is not None and y_index is not None and not y_index.equals(index):
+        raise ValueError(f"{name} is a Series whose index differs from X's index; align them first.")
+    try:
+        values = values.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be numeric.") from exc
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} has {int(np.sum(~np.isfinite(values)))} missing or infinite values.")
+    return values
+
+
 def check_sample_weight(sample_weight, n_samples, *, index=None):
     """Return sampling (base) weights as a float array; ``None`` means all ones.
 

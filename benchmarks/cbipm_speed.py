@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-# benchmarks/coverage.py would shadow the coverage package that numba probes at import: drop this folder from the path
+# keep this folder off sys.path: no script here may shadow an installed package (a former coverage.py did)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 _spec = importlib.util.spec_from_file_location("_machine", HERE / "_machine.py")

@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# benchmarks/coverage.py would shadow the coverage package that numba probes: keep this folder off the front of the path
+# keep this folder off sys.path: no script here may shadow an installed package (a former coverage.py did)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 DATA = HERE.parents[1] / "shared" / "data" / "synthetic"
 TIMINGS = HERE.parents[1] / "shared" / "oracle" / "weightit-timings.csv"

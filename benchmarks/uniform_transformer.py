@@ -33,7 +33,7 @@ import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# benchmarks/coverage.py would shadow the `coverage` package that numba imports: keep this folder off the path and
+# keep this folder off sys.path (no script here may shadow an installed package; a former coverage.py did) and
 # import the shared machine facts through the repository root instead.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE.parent)]
 

@@ -102,3 +102,16 @@ def test_bad_inputs():
         FrontDoorRLearner(final_stage="x").fit(fd.C, fd.treatment, fd.mediator, fd.y)
     with pytest.raises(ValueError, match="mediator_logit"):
         make_front_door(n=10, overlap=2, mediator_logit="x")
+
+
+def test_b_predictions_outside_minus_one_one_are_counted_and_warned():
+    from sklearn.dummy import DummyRegressor
+
+    fd = make_front_door(n=400, random_state=2)
+    # a stage model that predicts b(C) = 3 everywhere: every prediction is bounded to 1, and said so
+    r = FrontDoorRLearner(LogisticRegression(), LogisticRegression(), LinearRegression(),
+                          DummyRegressor(strategy="constant", constant=3.0), LinearRegression(),
+                          final_stage="regress", random_state=0)
+    with pytest.warns(UserWarning, match="400 predictions of b\\(C\\) were outside \\[-1, 1\\]"):
+        r.fit(fd.C, fd.treatment, fd.mediator, fd.y)
+    assert r.n_b_bounded_ == 400

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import CovariateDesign, as_1d, check_sample_weight, check_treatment
+from .._validation import CovariateDesign, as_1d, check_outcome, check_sample_weight, check_treatment
 from ..diagnostics import effective_sample_size
 from ._bootstrap import run_bootstrap
 from ._outcome import OUTCOME_MODELS, outcome_equations
@@ -276,17 +276,7 @@ class WeightedEffect(BaseEstimator):
 
     # -- input checks -----------------------------------------------------------------------------------------
     def _check_outcome(self, y, n, index):
-        values, y_index = as_1d(y, "y")
-        if len(values) != n:
-            raise ValueError(f"y has {len(values)} entries but X has {n} rows.")
-        if index is not None and y_index is not None and not y_index.equals(index):
-            raise ValueError("y is a Series whose index differs from X's index; align them first.")
-        try:
-            values = values.astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError("y must be numeric.") from exc
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"y has {int(np.sum(~np.isfinite(values)))} missing or infinite values.")
+        values = check_outcome(y, n, index=index)
         if self.scale != "difference" and not _is_binary(values):
             raise ValueError(f"scale={self.scale!r} needs a binary (0/1) outcome; y has other values.")
         if self.family == "binomial" and not _is_binary(values):

@@ -8,20 +8,12 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from .._validation import CovariateDesign, as_1d, check_treatment
+from .._validation import check_outcome as _check_outcome
 
 
 def check_outcome(y, n, name="y"):
-    """A finite float outcome of length n."""
-    arr, _ = as_1d(y, name)
-    if arr.shape[0] != n:
-        raise ValueError(f"{name} has {arr.shape[0]} entries but X has {n} rows.")
-    try:
-        arr = arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be numeric.") from exc
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} has {int(np.sum(~np.isfinite(arr)))} missing or infinite values.")
-    return arr
+    """A finite float outcome of length n (the package's shared check)."""
+    return _check_outcome(y, n, name=name)
 
 
 def validate(estimator, X, treatment, y=None, *, treated=None):

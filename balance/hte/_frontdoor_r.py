@@ -8,6 +8,8 @@ enters, which is why FD-R stays stable under weak overlap.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
@@ -53,6 +55,9 @@ class FrontDoorRLearner(_FrontDoorBase):
     nuisances_ : dict of ndarray
         "e_x", "m_z", "e_z", "m_y" (out of fold, after the floor).
     n_floored_ : int
+    n_b_bounded_ : int
+        Units whose predicted b(C), an effect on a probability, fell outside [-1, 1] and was bounded to it in fit
+        ("regress" final stage; ``predict`` with the "product" stage bounds and warns the same way).
 
     Examples
     --------
@@ -119,17 +124,28 @@ class FrontDoorRLearner(_FrontDoorBase):
             g0 = g.predict(_xc(np.zeros(te.sum()), C[te]))
             e = nuis["e_x"][te]
             zeta[te] = (1 - e) * g0 + e * g1 + (x[te] - e) * (g1 - g0)
-        target = zeta if self.final_stage == "product" else self._b(C) * zeta
+        self.n_b_bounded_ = 0
+        if self.final_stage == "product":
+            target = zeta
+        else:
+            b, self.n_b_bounded_ = self._b(C)
+            target = b * zeta
         self.final_model_ = fit_final(clone(final), C, target, None, rows, weighted=False)
         self.pseudo_g_, self.nuisances_ = zeta, nuis
         return self
 
     def _b(self, C):
-        return np.clip(self.b_model_.predict(C), -1.0, 1.0)
+        """b(C), an effect on a probability, bounded to [-1, 1]; returns it and how many were bounded (warned)."""
+        b = self.b_model_.predict(C)
+        n_bounded = int(np.sum(np.abs(b) > 1))
+        if n_bounded:
+            warnings.warn(f"{n_bounded} predictions of b(C) were outside [-1, 1] and were bounded to it.",
+                          UserWarning, stacklevel=3)
+        return np.clip(b, -1.0, 1.0), n_bounded
 
     def predict(self, X):
         """τ̂(c), shape (n_samples,)."""
         check_is_fitted(self, "final_model_")
         C = self.design_.transform(X)[0]
         gamma = np.asarray(self.final_model_.predict(C), dtype=float)
-        return self._b(C) * gamma if self.final_stage == "product" else gamma
+        return self._b(C)[0] * gamma if self.final_stage == "product" else gamma
