@@ -81,6 +81,10 @@ class CBIPM(BaseWeighter):
     verbose : int, default=0
         1: a progress bar over epochs (needs tqdm, the extra ``causal-balance[progress]``; silently skipped without
         it).
+    missing : {"error", "indicator"}, default="error"
+        Missing covariate values: ``"error"`` raises naming the column; ``"indicator"`` adds a missingness
+        indicator ``<column>:<NA>`` per incomplete column and fills its missing values with the observed median
+        (WeightIt's and cobalt's approach), so the missingness pattern is balanced too.
 
     Attributes
     ----------
@@ -167,7 +171,8 @@ class CBIPM(BaseWeighter):
 
     def __init__(self, estimand="ATT", *, ipm="mmd", model="nonpara", n_epochs=1000, lr=0.03, adv_steps=5,
                  adv_lr=0.3, n_sigmoids=100, hidden=100, bandwidth=10.0, wass_slope=0.1, wass_clip=0.1, wass_gp=0.3,
-                 wass_gp_points=100, solver="adam", standardize=True, treated=None, random_state=None, verbose=0):
+                 wass_gp_points=100, solver="adam", standardize=True, treated=None, random_state=None, verbose=0,
+                 missing="error"):
         self.estimand = estimand
         self.ipm = ipm
         self.model = model
@@ -187,6 +192,7 @@ class CBIPM(BaseWeighter):
         self.treated = treated
         self.random_state = random_state
         self.verbose = verbose
+        self.missing = missing
 
     # -- fitting ----------------------------------------------------------------------------------------------
     def fit(self, X, treatment, sample_weight=None):

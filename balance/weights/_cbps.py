@@ -57,6 +57,10 @@ class CBPS(BaseWeighter):
         the covariate (the sup-norm of the standardised estimating equations over their total).
     max_iter : int, default=100
         Maximum number of Newton (or, with ``over=True``, trust-region Newton) iterations.
+    missing : {"error", "indicator"}, default="error"
+        Missing covariate values: ``"error"`` raises naming the column; ``"indicator"`` adds a missingness
+        indicator ``<column>:<NA>`` per incomplete column and fills its missing values with the observed median
+        (WeightIt's and cobalt's approach), so the missingness pattern is balanced too.
 
     Attributes
     ----------
@@ -116,7 +120,7 @@ class CBPS(BaseWeighter):
     _supported_estimands = ("ATE", "ATT", "ATC", "ATO")
 
     def __init__(self, estimand="ATE", *, over=False, moments=1, interactions=False, treated=None, tol=1e-8,
-                 max_iter=100):
+                 max_iter=100, missing="error"):
         self.estimand = estimand
         self.over = over
         self.moments = moments
@@ -124,6 +128,7 @@ class CBPS(BaseWeighter):
         self.treated = treated
         self.tol = tol
         self.max_iter = max_iter
+        self.missing = missing
 
     # -- fitting ----------------------------------------------------------------------------------------------
     def fit(self, X, treatment, sample_weight=None):

@@ -112,6 +112,10 @@ class EnergyBalance(BaseWeighter):
         Seeds the random partition (used only with parts).
     treated : scalar, default=None
         The treated level when the treatment is neither 0/1 nor boolean.
+    missing : {"error", "indicator"}, default="error"
+        Missing covariate values: ``"error"`` raises naming the column; ``"indicator"`` adds a missingness
+        indicator ``<column>:<NA>`` per incomplete column and fills its missing values with the observed median
+        (WeightIt's and cobalt's approach), so the missingness pattern is balanced too.
 
     Attributes
     ----------
@@ -193,7 +197,8 @@ class EnergyBalance(BaseWeighter):
     _supported_estimands = ("ATT", "ATC", "ATE")
 
     def __init__(self, estimand="ATT", *, penalty=1e-4, improved=True, min_weight=0.0, solver="auto", tol=1e-4,
-                 max_iter=None, memory_limit=1024, partition_size=None, random_state=None, treated=None):
+                 max_iter=None, memory_limit=1024, partition_size=None, random_state=None, treated=None,
+                 missing="error"):
         self.estimand = estimand
         self.penalty = penalty
         self.improved = improved
@@ -205,6 +210,7 @@ class EnergyBalance(BaseWeighter):
         self.partition_size = partition_size
         self.random_state = random_state
         self.treated = treated
+        self.missing = missing
 
     # -- fitting ----------------------------------------------------------------------------------------------
     def fit(self, X, treatment, sample_weight=None):

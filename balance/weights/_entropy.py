@@ -56,6 +56,10 @@ class EntropyBalance(BaseWeighter):
         Convergence tolerance: the largest remaining violation of a balance constraint, in SDs of the term.
     max_iter : int, default=200
         Maximum number of Newton (L-BFGS-B for ``tols > 0``) iterations per group.
+    missing : {"error", "indicator"}, default="error"
+        Missing covariate values: ``"error"`` raises naming the column; ``"indicator"`` adds a missingness
+        indicator ``<column>:<NA>`` per incomplete column and fills its missing values with the observed median
+        (WeightIt's and cobalt's approach), so the missingness pattern is balanced too.
 
     Attributes
     ----------
@@ -130,7 +134,7 @@ class EntropyBalance(BaseWeighter):
     _supported_estimands = ("ATT", "ATC", "ATE")
 
     def __init__(self, estimand="ATT", *, moments=1, interactions=False, tols=0.0, base_weights=None, treated=None,
-                 tol=1e-8, max_iter=200):
+                 tol=1e-8, max_iter=200, missing="error"):
         self.estimand = estimand
         self.moments = moments
         self.interactions = interactions
@@ -139,6 +143,7 @@ class EntropyBalance(BaseWeighter):
         self.treated = treated
         self.tol = tol
         self.max_iter = max_iter
+        self.missing = missing
 
     def fit(self, X, treatment, sample_weight=None):
         """Solve for the balancing weights.

@@ -42,6 +42,10 @@ class InverseProbabilityTilting(BaseWeighter):
         Convergence tolerance on the largest remaining imbalance, in standard deviations.
     max_iter : int, default=100
         Maximum number of Newton iterations (per model).
+    missing : {"error", "indicator"}, default="error"
+        Missing covariate values: ``"error"`` raises naming the column; ``"indicator"`` adds a missingness
+        indicator ``<column>:<NA>`` per incomplete column and fills its missing values with the observed median
+        (WeightIt's and cobalt's approach), so the missingness pattern is balanced too.
 
     Attributes
     ----------
@@ -101,13 +105,15 @@ class InverseProbabilityTilting(BaseWeighter):
 
     _supported_estimands = ("ATE", "ATT", "ATC")
 
-    def __init__(self, estimand="ATE", *, moments=1, interactions=False, treated=None, tol=1e-8, max_iter=100):
+    def __init__(self, estimand="ATE", *, moments=1, interactions=False, treated=None, tol=1e-8, max_iter=100,
+                 missing="error"):
         self.estimand = estimand
         self.moments = moments
         self.interactions = interactions
         self.treated = treated
         self.tol = tol
         self.max_iter = max_iter
+        self.missing = missing
 
     def fit(self, X, treatment, sample_weight=None):
         """Solve the tilting conditions and compute the weights.

@@ -76,6 +76,10 @@ class StableWeights(BaseWeighter):
         (see Notes), identical from 1e-4 to 1e-10 in our runs, so this mostly trades speed for robustness.
     max_iter : int or None, default=None
         Solver iteration limit; None means 200 for Clarabel, 200,000 for OSQP.
+    missing : {"error", "indicator"}, default="error"
+        Missing covariate values: ``"error"`` raises naming the column; ``"indicator"`` adds a missingness
+        indicator ``<column>:<NA>`` per incomplete column and fills its missing values with the observed median
+        (WeightIt's and cobalt's approach), so the missingness pattern is balanced too.
 
     Attributes
     ----------
@@ -172,7 +176,7 @@ class StableWeights(BaseWeighter):
     _supported_estimands = ("ATE", "ATT", "ATC")
 
     def __init__(self, estimand="ATT", *, tols=0.0, norm="l2", min_weight=0.0, moments=1, interactions=False,
-                 treated=None, solver="clarabel", solver_tol=1e-8, max_iter=None):
+                 treated=None, solver="clarabel", solver_tol=1e-8, max_iter=None, missing="error"):
         self.estimand = estimand
         self.tols = tols
         self.norm = norm
@@ -183,6 +187,7 @@ class StableWeights(BaseWeighter):
         self.solver = solver
         self.solver_tol = solver_tol
         self.max_iter = max_iter
+        self.missing = missing
 
     def fit(self, X, treatment, sample_weight=None):
         """Solve for the weights.
@@ -413,8 +418,10 @@ def _infeasible_message(problem, est):
 # terms: covariates, powers, interactions
 # ---------------------------------------------------------------------------------------------------------------
 def _origins(design):
-    """Index of the original column behind each expanded (all-levels) column."""
-    counts = [len(levels) if kind == "categorical" else 1 for kind, levels in zip(design.kinds, design.categories)]
+    """Index of the original column behind each expanded (all-levels) column, missingness indicators included."""
+    fills = design.fills or (None,) * len(design.columns)
+    counts = [(len(levels) if kind == "categorical" else 1) + (fill is not None)
+              for kind, levels, fill in zip(design.kinds, design.categories, fills)]
     return np.repeat(np.arange(len(counts)), counts)
 
 
@@ -495,7 +502,7 @@ def _resolve_tols(tols, names, origin, design):
         if key in names:
             out[names.index(key)] = value
         elif key in categorical:
-            out[origin == categorical[key]] = value  # the levels (binary: no powers; interactions have origin -1)
+            out[origin == categorical[key]] = value  # its levels and NA indicator (no powers; interactions: origin -1)
         else:
             raise ValueError(f"tols names {key!r}, which is not a balanced term or categorical column; the terms are {names}.")
     return out

@@ -132,6 +132,10 @@ class UniformTransformerWeights(BaseWeighter):
         Which treatment level is treated, when the treatment is neither 0/1 nor boolean.
     random_state : int, RandomState instance or None, default=None
         Seeds the transformer(s). The weights are a deterministic function of the data given an int.
+    missing : {"error", "indicator"}, default="error"
+        Missing covariate values: ``"error"`` raises naming the column; ``"indicator"`` adds a missingness
+        indicator ``<column>:<NA>`` per incomplete column and fills its missing values with the observed median
+        (WeightIt's and cobalt's approach), so the missingness pattern is balanced too.
 
     Attributes
     ----------
@@ -191,7 +195,7 @@ class UniformTransformerWeights(BaseWeighter):
 
     def __init__(self, estimand="ATT", *, method="kernel", kernel="gaussian", kernel_order=2, bandwidth=None,
                  degree=2, interact=False, extra_X=None, marginal=False, profile="constant", treated=None,
-                 random_state=None):
+                 random_state=None, missing="error"):
         self.estimand = estimand
         self.method = method
         self.kernel = kernel
@@ -204,6 +208,7 @@ class UniformTransformerWeights(BaseWeighter):
         self.profile = profile
         self.treated = treated
         self.random_state = random_state
+        self.missing = missing
 
     # -- fitting ----------------------------------------------------------------------------------------------
     def fit(self, X, treatment, sample_weight=None):
