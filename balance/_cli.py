@@ -49,6 +49,7 @@ def build_parser():
     parser.add_argument("--covariates", help="comma-separated covariate columns (default: all other columns)")
     parser.add_argument("--index", help="column holding row labels (default: id if present)")
     parser.add_argument("--treated", help="the treated level, when the treatment is not 0/1 or true/false")
+    parser.add_argument("--sample-weight", help="column of sampling weights (survey or base weights; default: none)")
     parser.add_argument("--method", default="ps", choices=sorted(METHODS), help="weighting method (default: ps)")
     parser.add_argument("--estimand", default="ATT", type=str.upper, choices=ESTIMANDS, help="default: ATT")
     parser.add_argument("--outcome-model", default="simple", choices=OUTCOME_MODELS,
@@ -109,11 +110,14 @@ def run(args, out=None):
     outcome_col = args.outcome or "re78"
     _require_columns(frame, [treatment_col], "--treatment")
     _require_columns(frame, [outcome_col], "--outcome")
+    weight_col = args.sample_weight
+    if weight_col is not None:
+        _require_columns(frame, [weight_col], "--sample-weight")
     if args.covariates:
         covariates = [c.strip() for c in args.covariates.split(",") if c.strip()]
         _require_columns(frame, covariates, "--covariates")
     else:
-        covariates = [c for c in frame.columns if c not in (treatment_col, outcome_col)]
+        covariates = [c for c in frame.columns if c not in (treatment_col, outcome_col, weight_col)]
     if not covariates:
         raise UsageError("no covariates: name them with --covariates")
     y = frame[outcome_col]
@@ -121,25 +125,30 @@ def run(args, out=None):
         raise UsageError(f"--outcome: column {outcome_col!r} must be numeric with no missing values")
 
     X, t = frame[covariates], frame[treatment_col]
+    # checked (non-negative, finite, numeric) by the estimators, whose messages name sample_weight
+    sw = None if weight_col is None else frame[weight_col]
     treated = _parse_treated(args.treated, t)
     factory, description = METHODS[args.method]
     effect = WeightedEffect(factory(args.estimand, treated), args.outcome_model, args.vcov,
                             n_bootstrap=args.n_bootstrap, random_state=args.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        effect.fit(X, t, y)
+        effect.fit(X, t, y, sample_weight=sw)
     weighter = effect.weighter_
     a = check_treatment(t, treated=treated).a
-    table = balance_table(X, t, weighter, estimand=args.estimand, treated=treated)
-    ess = pd.DataFrame({
-        "before": effective_sample_size(np.ones(len(a)), a),
+    table = balance_table(X, t, weighter, estimand=args.estimand, treated=treated, sample_weight=sw)
+    ess = pd.DataFrame({  # before weighting: Kish's ESS of the sampling weights (WeightIt's "Unweighted")
+        "before": effective_sample_size(np.ones(len(a)) if sw is None else sw.to_numpy(), a),
         "after": effective_sample_size(np.asarray(weighter.weights_), a),
     })
 
     levels = weighter.treatment_levels_
     print(f"Data: {source}; {len(frame)} rows, treatment {treatment_col!r} "
           f"(treated = {levels[1]!r}, control = {levels[0]!r}), outcome {outcome_col!r}", file=out)
-    print(f"Method: {args.method}, {description}; estimand {args.estimand}\n", file=out)
+    print(f"Method: {args.method}, {description}; estimand {args.estimand}", file=out)
+    if weight_col is not None:
+        print(f"Weights include the sampling weights: column {weight_col!r}", file=out)
+    print(file=out)
     for w in caught:
         print(f"Warning: {w.message}", file=out)
     print("Covariate balance (SMD: standardised mean difference, binary rows raw proportions; "

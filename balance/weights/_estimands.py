@@ -85,6 +85,8 @@ def crump_alpha(e, sample_weight=None):
     """
     e = np.asarray(e, dtype=float)
     sw = np.ones_like(e) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    # units with zero sampling weight take no part (their g would otherwise move the max and the brackets)
+    e, sw = e[sw > 0], sw[sw > 0]
     g = 1.0 / (e * (1.0 - e))
     if g.max() <= 2.0 * np.average(g, weights=sw):
         return 0.0
