@@ -153,8 +153,8 @@ def test_integer_sample_weight_equals_duplicated_rows(name):
 def test_cbipm_qp_duplication_same_minimum():
     # The exact MMD minimiser over the simplex: copies at one point make the kernel matrix singular, so only the
     # distribution (the copies' sum) is identified, and with the default bandwidth 10 on standardised data the
-    # objective is so flat that Clarabel's tolerance leaves the weights determined to ~2e-5 only (measured). The minimum
-    # reached is the comparison that the solver's tolerance controls.
+    # objective is so flat that Clarabel's tolerance leaves the weights determined to ~2e-5 only (measured). The
+    # minimum reached is the comparison that the solver's tolerance controls.
     X, t, counts = _balanced_toy()
     Xd, td, rows = _duplicate(X, t, counts)
     weighted, a = _fit(CBIPM("ATT", solver="qp"), X, t, counts.astype(float))
@@ -483,6 +483,17 @@ def test_a_zero_sampling_weight_unit_never_affects_the_bootstrap(lalonde, kind):
     assert_allclose(changed.se_, base.se_, rtol=1e-9)
 
 
+def test_fwb_with_a_weighter_that_refuses_sampling_weights_says_why():
+    # the fractional weighted bootstrap passes Exp(1) draws as sample_weight; a weighter without sampling weights
+    # fails in every replicate, and the error quotes its reason instead of only counting failures
+    X, t, _ = _toy()
+    y = X["x1"] + t
+    effect = WeightedEffect(UniformTransformerWeights(random_state=0), vcov="fwb", n_bootstrap=5, random_state=0)
+    with pytest.raises(ValueError, match="every one of the 5 fwb replicates failed; the first: ValueError: "
+                                         "sample_weight is not supported by UniformTransformerWeights"):
+        effect.fit(X, t, y)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------------------------
@@ -498,7 +509,8 @@ def test_cli_sample_weight_column(tmp_path, capsys):
     ref = WeightedEffect(PropensityWeights("ATT")).fit(frame[covs], frame["treat"], frame["re78"],
                                                       sample_weight=frame["sw"])
     assert f"estimate {ref.estimate_:.4f}   std. error {ref.se_:.4f}" in out
-    assert "Weights include the sampling weights: column 'sw'" in out and "\nsw " not in out  # no balance row for the weights
+    assert "Weights include the sampling weights: column 'sw'" in out
+    assert "\nsw " not in out  # the weight column is no balance row
     before = effective_sample_size(frame["sw"], frame["treat"])  # WeightIt's unweighted ESS(s.weights)
     assert f"{before['control']:.1f}" in out
     frame.loc[frame.index[0], "sw"] = -1.0

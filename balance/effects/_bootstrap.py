@@ -32,7 +32,7 @@ def replicate_draws(kind, rng, n, clusters):
 
 
 def _run_chunk(problem, kind, seeds, clusters):
-    rows, statuses = [], []
+    rows, statuses, errors = [], [], []
     for seed in seeds:
         draw = replicate_draws(kind, np.random.default_rng(seed), problem.n_obs, clusters)
         with warnings.catch_warnings(record=True) as caught:
@@ -40,20 +40,22 @@ def _run_chunk(problem, kind, seeds, clusters):
             try:
                 values, converged = problem.replicate(kind, draw)
                 status = "ok" if converged else "nonconverged"
-            except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
                 values, status = np.full(3, np.nan), "failed"
+                errors.append(f"{type(exc).__name__}: {exc}")
         if status == "ok" and any(issubclass(w.category, ConvergenceWarning) for w in caught):
             status = "nonconverged"
         rows.append(values)
         statuses.append(status)
-    return rows, statuses
+    return rows, statuses, errors
 
 
 def run_bootstrap(problem, kind, n_bootstrap, random_state, clusters=None, n_jobs=None, verbose=0):
     """Run ``n_bootstrap`` replicates of ``problem`` and return (draws DataFrame, status counts).
 
     ``problem.replicate(kind, draw)`` refits the weights and the outcome model on one replicate and returns the
-    effect (log scale for ratios), mu1, mu0 and whether the weight solver converged.
+    effect (log scale for ratios), mu1, mu0 and whether the weight solver converged. Raises a ValueError quoting
+    the first failure when every replicate fails.
     """
     entropy = np.random.default_rng(random_state).integers(0, 2**63 - 1)
     seeds = np.random.SeedSequence(int(entropy)).spawn(n_bootstrap)
@@ -70,9 +72,12 @@ def run_bootstrap(problem, kind, n_bootstrap, random_state, clusters=None, n_job
             results = tqdm(results, total=n_chunks, desc=f"{kind} ({n_bootstrap} replicates)", unit="chunk")
         except ImportError:
             pass
-    rows, statuses = [], []
-    for chunk_rows, chunk_statuses in results:
+    rows, statuses, errors = [], [], []
+    for chunk_rows, chunk_statuses, chunk_errors in results:
         rows += chunk_rows
         statuses += chunk_statuses
+        errors += chunk_errors
     counts = {s: statuses.count(s) for s in ("ok", "nonconverged", "failed")}
+    if counts["failed"] == n_bootstrap:  # a systematic failure (e.g. a weighter without sampling weights for fwb)
+        raise ValueError(f"every one of the {n_bootstrap} {kind} replicates failed; the first: {errors[0]}")
     return pd.DataFrame(np.vstack(rows), columns=problem.labels), counts
