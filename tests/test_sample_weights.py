@@ -46,7 +46,7 @@ from balance import (
 )
 from balance._cli import main
 
-from .conftest import COVARIATES, SHARED
+from .conftest import COVARIATES, SHARED, _shared_file
 
 
 def _toy(seed=3, n=70, binary=True):
@@ -204,6 +204,24 @@ def test_uniform_transformer_refuses_sampling_weights():
     X, t, _ = _toy()
     with pytest.raises(ValueError, match="sample_weight is not supported by UniformTransformerWeights"):
         UniformTransformerWeights(random_state=0).fit(X, t, sample_weight=np.ones(len(t)))
+
+
+@pytest.mark.parametrize("est", [PropensityWeights("ATT", missing="indicator"),
+                                 EntropyBalance("ATE", missing="indicator")], ids=lambda e: type(e).__name__)
+def test_duplication_with_missing_indicators(est):
+    # missing="indicator" fills with the unweighted median of the observed values (WeightIt's replace_na_with), so
+    # repeated rows move the fill value. For methods that model or balance the linear span of (1, filled column,
+    # indicator) the fill value does not matter (filled = observed * (1 - indicator) + fill * indicator), and
+    # duplication still holds; distance-based methods (energy, CBIPM, the uniform transformer) see the fill value.
+    lalonde_mis = pd.read_csv(_shared_file(SHARED / "data" / "lalonde_mis_cobalt614.csv"))
+    X, t = lalonde_mis[COVARIATES], lalonde_mis["treat"].to_numpy()
+    counts = np.random.default_rng(9).integers(1, 4, len(t))
+    counts[:40] = 3  # the first rows hold missing re74/re75 values: make the repeated rows' medians move
+    Xd, td, rows = _duplicate(X, t, counts)
+    assert Xd["re74"].median() != X["re74"].median()
+    weighted, _ = _fit(est, X, t, counts.astype(float))
+    repeated, _ = _fit(est, Xd, td)
+    assert_allclose(repeated, (weighted / counts)[rows], rtol=0, atol=1e-8 * weighted.max())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -498,7 +516,7 @@ def test_fwb_with_a_weighter_that_refuses_sampling_weights_says_why():
 # command line
 # ---------------------------------------------------------------------------------------------------------------
 def test_cli_sample_weight_column(tmp_path, capsys):
-    frame = pd.read_csv(SHARED / "data" / "lalonde_matchit614.csv", index_col="id")
+    frame = pd.read_csv(_shared_file(SHARED / "data" / "lalonde_matchit614.csv"), index_col="id")
     frame["race"] = pd.Categorical(frame["race"], categories=["black", "hispan", "white"])
     frame["sw"] = np.random.default_rng(8).uniform(0.5, 2.0, len(frame)).round(3)
     path = tmp_path / "data.csv"
