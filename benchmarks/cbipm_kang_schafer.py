@@ -11,11 +11,14 @@ variants {nonpara, linear} x {MMD, SIPM, WASS} at the paper's defaults, the exac
 (PropensityWeights, unpenalised MLE), and entropy / energy balancing when balance provides them.
 
 Usage: python benchmarks/cbipm_kang_schafer.py --reps 200 --n 200 1000
-Writes benchmarks/results/cbipm_kang_schafer.md (and a CSV of the per-replication estimates).
+Writes benchmarks/results/cbipm_kang_schafer.md (and a CSV of the per-replication estimates). Replications can be
+run in blocks (``--start 50 --reps 50``): each run adds its rows to the CSV (a replication's rows are replaced if
+it is run again) and the table summarises every row there. Each row records the commit it was computed with.
 """
 
 import argparse
 import importlib.util
+import subprocess
 import sys
 import time
 import warnings
@@ -91,31 +94,43 @@ def markdown_table(frame):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument("--start", type=int, default=0, help="index of the first replication of this block")
     parser.add_argument("--n", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tag", default="", help="suffix of the output files (runs per n can be kept apart)")
     args = parser.parse_args()
     started = time.time()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip()
     rows = []
+    reps = range(args.start, args.start + args.reps)
     for n in args.n:
-        out = Parallel(n_jobs=args.jobs)(delayed(one_replication)(n, rep) for rep in range(args.reps))
-        rows += [r for chunk in out for r in chunk]
-        print(f"n={n}: {args.reps} replications done after {time.time() - started:.0f}s", flush=True)
-    frame = pd.DataFrame(rows, columns=["n", "rep", "estimator", "plain", "ols_aug", "seconds"])
+        out = Parallel(n_jobs=args.jobs)(delayed(one_replication)(n, rep) for rep in reps)
+        rows += [r + (commit,) for chunk in out for r in chunk]
+        print(f"n={n}: replications {reps.start}-{reps.stop - 1} done after {time.time() - started:.0f}s", flush=True)
+    frame = pd.DataFrame(rows, columns=["n", "rep", "estimator", "plain", "ols_aug", "seconds", "commit"])
     results = Path(__file__).resolve().parent / "results"
-    frame.to_csv(results / f"cbipm_kang_schafer{args.tag}.csv", index=False)
+    csv = results / f"cbipm_kang_schafer{args.tag}.csv"
+    if csv.exists():  # earlier blocks: keep their rows unless this run recomputed the same replication
+        frame = pd.concat([pd.read_csv(csv), frame]).drop_duplicates(["n", "rep", "estimator"], keep="last")
+    frame = frame.sort_values(["n", "rep"], kind="stable")
+    frame.to_csv(csv, index=False)
     summary = frame.groupby(["n", "estimator"], sort=False).agg(
         bias=("plain", "mean"), rmse=("plain", lambda e: np.sqrt(np.mean(e ** 2))),
         bias_ols=("ols_aug", "mean"), rmse_ols=("ols_aug", lambda e: np.sqrt(np.mean(e ** 2))),
         failed=("plain", lambda e: int(e.isna().sum())), seconds=("seconds", "median"),
+        replications=("rep", "nunique"),
     ).round(3)
+    commits = ", ".join(sorted(frame["commit"].astype(str).unique()))
     text = "\n".join([
         "# CBIPM on the Kang-Schafer design (ATT, true effect 0)", "",
-        "Script: `benchmarks/cbipm_kang_schafer.py` " + " ".join(sys.argv[1:]) + f"; {args.reps} replications per n; "
+        "Script: `benchmarks/cbipm_kang_schafer.py`, run in blocks of replications (this block: "
+        + " ".join(sys.argv[1:]) + f"); replications per n in the table's last column, computed at commit(s) {commits}; "
         "bias = mean estimate, RMSE = sqrt(mean estimate^2); `_ols` = OLS-augmented (controls-only OLS of y on "
         "standardised X, residuals weighted). CBIPM at the paper's defaults (1000 epochs). seconds = median fit time "
-        "(2 parallel jobs on a shared machine).", "",
-        "## Machine", "", machine_markdown(), f"- wall time of the whole run: {time.time() - started:.0f} s", "",
+        "(2 parallel jobs on a shared machine, niced below the other engineers' test runs: the times include waiting).",
+        "", "## Machine (this block)", "", machine_markdown(),
+        f"- wall time of this block: {time.time() - started:.0f} s", "",
         "## Results", "", markdown_table(summary), "",
     ])
     (results / f"cbipm_kang_schafer{args.tag}.md").write_text(text)
