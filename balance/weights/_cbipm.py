@@ -44,7 +44,7 @@ class CBIPM(BaseWeighter):
         X beta (no intercept; the odds weights of a logistic propensity model). For the ATE the linear model is
         w = 1/n + (1 - n_g/n) softmax(X beta) in an arm of n_g units (normalised inverse propensity weights).
     n_epochs : int, default=1000
-        Weight updates (outer iterations).
+        Weight updates (outer iterations). With ``solver="qp"``: the interior-point iteration limit.
     lr : float, default=0.03
         Adam learning rate of the weight parameters.
     adv_steps : int, default=5
@@ -100,13 +100,18 @@ class CBIPM(BaseWeighter):
     ipm_ : ndarray of shape (n_problems,)
         MMD^2 at the returned weights (MMD) or the last recorded objective (SIPM, WASS).
     converged_ : bool
-        Adam: a stationarity diagnostic, True when the objective changed by less than 1 % (relative) over the last
-        tenth of the epochs in every problem. The method is a fixed-length procedure (its early stopping is part of
-        the estimator, see Notes), so False is no failure and raises no warning; with SIPM and WASS the adversarial
-        objective keeps oscillating and is rarely stationary. QP: whether Clarabel reported an optimal solution
-        (a ConvergenceWarning otherwise).
+        Adam: whether the path has levelled off, in every problem: the objective's mean over the last tenth of the
+        epochs moved by less than 1 % of the first epoch's objective from its mean over the tenth before (window
+        means, because the adversarial objectives of SIPM and WASS oscillate; the first epoch's value as the scale,
+        because the objective tends to 0). The method is a fixed-length procedure whose last iterate is the
+        estimator (its early stopping acts as a regulariser, see Notes), so this does not ask for the minimum of
+        the IPM: it says that more epochs would no longer move the weights much. At the default 1000 epochs the
+        change was below 0.4 % for all three IPMs on lalonde and Kang–Schafer; with too few epochs a
+        ConvergenceWarning states the change and suggests raising ``n_epochs``. QP: whether Clarabel reported an
+        optimal solution; otherwise a ConvergenceWarning states the Frank–Wolfe gap of the returned weights.
     n_iter_ : int
-        Epochs run (Adam) or the largest number of interior-point iterations (QP).
+        Epochs run (Adam, always ``n_epochs``) or the largest number of interior-point iterations over the problems
+        (QP, at most ``n_epochs``).
     coef_ : ndarray of shape (n_features,) or (2, n_features)
         ``model="linear"`` only: beta on the standardised covariates (ATE: one row per arm, treated first).
     mean_, scale_ : ndarray of shape (n_features,)
@@ -248,9 +253,8 @@ class CBIPM(BaseWeighter):
         self.n_iter_ = max(res.n_iter for res in results)
         if self.model == "linear":
             self.coef_ = results[0].coef if len(results) == 1 else np.vstack([res.coef for res in results])
-        if self.solver == "qp" and not self.converged_:
-            warnings.warn("CBIPM(solver='qp'): Clarabel did not report an optimal solution; the weights are its last "
-                          "iterate projected on the simplex.", ConvergenceWarning, stacklevel=3)
+        if not self.converged_:
+            _warn_not_converged(self, max(res.left for res in results if not res.converged))
 
     def _linear_model(self):
         return self.model == "linear"
@@ -315,6 +319,21 @@ class CBIPM(BaseWeighter):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None and self.ipm != "mmd"
         return tags
+
+
+def _warn_not_converged(est, left):
+    if est.solver == "qp":
+        message = (f"CBIPM(solver='qp'): Clarabel did not reach an optimal solution in {est.n_iter_} iterations "
+                   f"(limit n_epochs={est.n_epochs}): the Frank-Wolfe gap of its last iterate, projected on the "
+                   f"simplex, is {left:.2e} > 1e-10; raise n_epochs.")
+    elif np.isfinite(left):
+        message = (f"CBIPM: the {est.ipm} objective had not levelled off after {est.n_iter_} epochs: its mean over "
+                   f"the last tenth of the epochs still moved by {left:.2e} of the first epoch's value (> 1e-2); "
+                   "raise n_epochs (or lr) unless stopping early is intended.")
+    else:
+        message = (f"CBIPM: {est.n_iter_} epochs are too few to show whether the {est.ipm} objective has levelled off "
+                   "(two windows of at least 5 epochs are compared); raise n_epochs.")
+    warnings.warn(message, ConvergenceWarning, stacklevel=4)
 
 
 def _pooled_scaling(X, sw, standardize):

@@ -14,8 +14,9 @@ import scipy.sparse as sp
 _TOL = 1e-10
 
 
-def solve_simplex_qp(K, b):
-    """Return ``(w, solved, n_iter)``: the minimiser of w'Kw - 2b'w over the probability simplex."""
+def solve_simplex_qp(K, b, max_iter=200):
+    """Return ``(w, solved, n_iter)``: the minimiser of w'Kw - 2b'w over the probability simplex, by at most
+    ``max_iter`` interior-point iterations."""
     import clarabel  # imported here: only this solver path needs it
     n = len(b)
     P = sp.triu(sp.csc_matrix(2.0 * K), format="csc")  # Clarabel reads the upper triangle of P in 1/2 w'Pw
@@ -24,6 +25,7 @@ def solve_simplex_qp(K, b):
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = _TOL
+    settings.max_iter = int(max_iter)
     cones = [clarabel.ZeroConeT(1), clarabel.NonnegativeConeT(n)]
     solution = clarabel.DefaultSolver(P, -2.0 * b, A, rhs, cones, settings).solve()
     solved = solution.status == clarabel.SolverStatus.Solved

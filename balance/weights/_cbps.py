@@ -78,7 +78,10 @@ class CBPS(BaseWeighter):
         The balanced terms: model-matrix columns (categoricals in reference-level coding), then powers
         (``"age^2"``) and products (``"age:educ"``); terms implied by earlier ones are left out.
     converged_ : bool
+        Whether ``imbalance_`` fell below ``tol``; otherwise a ConvergenceWarning states it.
     n_iter_ : int
+        Newton (trust-region Newton with ``over=True``) iterations, at most ``max_iter``; fewer without convergence
+        when the line search stalls (no decrease representable, typically infeasible exact balance).
     imbalance_ : float
         Just-identified: the remaining imbalance (in SDs) at the solution. Over-identified: the largest change of a
         (standardised) coefficient that one more Newton step on the GMM objective would make.
@@ -160,13 +163,14 @@ class CBPS(BaseWeighter):
             fit = solve_balance(M, sw, active, s, r, names=self.terms_, tol=self.tol, max_iter=self.max_iter)
             coef, converged, n_iter, imbalance = fit.coef, fit.converged, fit.n_iter, fit.imbalance
         if not converged:
-            _warn_not_converged("CBPS", self.max_iter, imbalance, self.tol)
+            _warn_not_converged("CBPS", n_iter, self.max_iter, imbalance, self.tol)
         if self.over and estimand != "ATO":
             coef, converged, n_iter, imbalance = _over_identified(M, a, sw, estimand, coef, self.max_iter, self.tol)
             if not converged:
                 warnings.warn(
-                    f"over-identified CBPS: the GMM solver stopped after {n_iter} iterations, {imbalance:.2e} (standardised "
-                    f"coefficients) from the optimum > tol={self.tol}; raise max_iter.", ConvergenceWarning, stacklevel=2,
+                    f"CBPS(over=True): the GMM solver did not converge in {n_iter} iterations (max_iter={self.max_iter}): "
+                    f"a Newton step would still move the standardised coefficients by {imbalance:.2e} > tol={self.tol}; "
+                    "raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=2,
                 )
         self.intercept_, self.coef_ = float(coef[0]), coef[1:]
         self.converged_, self.n_iter_, self.imbalance_ = bool(converged), int(n_iter), float(imbalance)
@@ -251,22 +255,26 @@ def _check_reachable(M, sw, active, r, names, who):
                         "Drop or coarsen that term, or use EntropyBalance(tols=...) for approximate balance.")
 
 
-def _warn_not_converged(who, max_iter, imbalance, tol):
+def _warn_not_converged(who, n_iter, max_iter, imbalance, tol):
     warnings.warn(
-        f"{who} did not converge in {max_iter} iterations: the largest remaining imbalance is {imbalance:.2e} SDs "
-        f"(> tol={tol}). Exact balance may be infeasible (a target near the edge of the reweighted group's "
-        "covariates); use fewer terms, or EntropyBalance(tols=...) for approximate balance.",
+        f"{who} did not converge in {n_iter} iterations (max_iter={max_iter}): the largest remaining imbalance is "
+        f"{imbalance:.2e} SDs (> tol={tol}). Raise max_iter or loosen tol; if the solver stalled before max_iter, "
+        "exact balance may be infeasible (a target near the edge of the reweighted group's covariates): use fewer "
+        "terms, or EntropyBalance(tols=...) for approximate balance.",
         ConvergenceWarning, stacklevel=3,
     )
 
 
 def _store_fits(est, fits, who):
-    """Record solver facts and coefficients of one (ATT/ATC) or two (ATE: control, treated) group solves."""
+    """Record solver facts and coefficients of one (ATT/ATC) or two (ATE: control, treated) group solves.
+
+    ``n_iter_`` is the largest iteration count over the solves (each is capped at ``max_iter``), so that
+    ``n_iter_ == max_iter`` says a solve ran out of iterations."""
     est.converged_ = all(f.converged for f in fits)
-    est.n_iter_ = sum(f.n_iter for f in fits)
+    est.n_iter_ = max(f.n_iter for f in fits)
     est.imbalance_ = max(f.imbalance for f in fits)
     if not est.converged_:
-        _warn_not_converged(who, est.max_iter, est.imbalance_, est.tol)
+        _warn_not_converged(who, est.n_iter_, est.max_iter, est.imbalance_, est.tol)
     coef = np.array([f.coef for f in fits])
     if len(fits) == 2:
         est.intercept_, est.coef_ = coef[:, 0].copy(), coef[:, 1:].copy()

@@ -136,9 +136,10 @@ class EnergyBalance(BaseWeighter):
     status_ : str
         The solver's status: OSQP's own word, or ``"converged"`` / ``"max_iter"`` for APG.
     converged_ : bool
-        Whether the solver met its tolerance (every part, with parts).
+        Whether the solver met its tolerance (every part, with parts); otherwise a ConvergenceWarning states OSQP's
+        residual or APG's remaining relative decrease of the objective.
     n_iter_ : int
-        Solver iterations (summed over parts).
+        Solver iterations, at most ``max_iter`` (with parts: the largest over the parts).
     n_partitions_ : int
         Number of parts the APG problem was split into (1: the full problem).
     n_clamped_ : int
@@ -251,12 +252,14 @@ class EnergyBalance(BaseWeighter):
         ops = _Operators(Xs, self.memory_limit if n_parts == 1 else 0.0)
         prob = _build_problem(ops, a, sw, self.estimand, self.improved)
         self.n_clamped_ = 0  # APG's projection is exact: no weight falls below min_weight
+        # ``left`` is what the stopping rule compares with its tolerance: OSQP's largest residual, APG's relative
+        # decrease of the objective over its last iterations
         if solver == "osqp":
-            x, status, n_iter, converged = self._solve_osqp(prob, max_iter)
+            x, status, n_iter, converged, left = self._solve_osqp(prob, max_iter)
         elif n_parts == 1:
-            x, n_iter, converged = self._solve_apg(prob, ops, max_iter)
+            x, n_iter, converged, left = self._solve_apg(prob, ops, max_iter)
         else:
-            x, n_iter, converged = self._solve_parts(Xs, a, sw, prob, n_parts, max_iter)
+            x, n_iter, converged, left = self._solve_parts(Xs, a, sw, prob, n_parts, max_iter)
         if solver == "apg":
             status = "converged" if converged else "max_iter"
         # one exact pass over the distances gives the energy distance before and after weighting; with parts, the
@@ -267,10 +270,14 @@ class EnergyBalance(BaseWeighter):
         self.solver_, self.status_, self.n_iter_, self.converged_ = solver, status, n_iter, converged
         self.n_partitions_ = n_parts
         if not converged:
+            left = (f"its objective still fell by {left:.2e} (relative) over its last (up to {_WINDOW}) iterations > "
+                    f"tol={self.tol}" if solver == "apg" else
+                    f"residual {left:.2e} > eps_abs={OSQP_SETTINGS['eps_abs']}")
             warnings.warn(
                 f"EnergyBalance: the {solver} solver stopped with status {status!r} after {n_iter} iterations "
-                f"(energy distance {self.energy_distance_:.4g}); raise max_iter"
-                + (" or loosen tol." if solver == "apg" else "."), ConvergenceWarning, stacklevel=2,
+                f"(max_iter={max_iter}): {left} (energy distance {self.energy_distance_:.4g}); raise max_iter"
+                + (" or loosen tol." if solver == "apg" else ", or use solver='apg'."), ConvergenceWarning,
+                stacklevel=2,
             )
         weights = np.zeros(len(data.a))
         act_w = sw.copy()  # the target group of an ATT/ATC keeps its sampling weights
@@ -331,12 +338,13 @@ class EnergyBalance(BaseWeighter):
             warnings.warn(f"EnergyBalance: {self.n_clamped_} weights came out below min_weight by up to "
                           f"{float(np.max(self.min_weight - w)):.2e} and were set to min_weight.", UserWarning, stacklevel=3)
         w = np.maximum(w, self.min_weight)
-        return w * m, status, int(result.info.iter), status == "solved"
+        residual = float(max(result.info.prim_res, result.info.dual_res))
+        return w * m, status, int(result.info.iter), status == "solved", residual
 
     def _solve_apg(self, prob, ops, max_iter):
         res = apg(lambda x: _qmv(prob, x, ops), prob.b, self.penalty * prob.h, self.min_weight * prob.mass,
                   prob.group, prob.mass, prob.const, tol=self.tol, max_iter=max_iter)
-        return res.x, res.n_iter, res.converged
+        return res.x, res.n_iter, res.converged, res.decrease
 
     def _n_parts(self, n_free):
         if self.partition_size is None:
@@ -358,16 +366,16 @@ class EnergyBalance(BaseWeighter):
             idx = np.flatnonzero(a == g)
             part[rng.permutation(idx)] = np.arange(len(idx)) % n_parts
         x_all = np.zeros(len(a))
-        n_iter, converged = 0, True
+        n_iter, converged, decrease = 0, True, 0.0
         for k in range(n_parts):
             units = np.flatnonzero(part == k)
             sub_ops = _Operators(Xs[units], self.memory_limit)
             sub = _build_problem(sub_ops, a[units], sw[units], self.estimand, self.improved)
-            x_k, it, conv = self._solve_apg(sub, sub_ops, max_iter)
+            x_k, it, conv, dec = self._solve_apg(sub, sub_ops, max_iter)
             share = np.array([sw[units][a[units] == g].sum() / sw[a == g].sum() for g in (0, 1)])
             x_all[units[sub.free]] = x_k * share[sub.group]
-            n_iter, converged = n_iter + it, converged and conv
-        return x_all[prob.free], n_iter, converged
+            n_iter, converged, decrease = max(n_iter, it), converged and conv, max(decrease, dec)
+        return x_all[prob.free], n_iter, converged, decrease
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -518,6 +526,7 @@ class _APGResult:
     x: np.ndarray
     n_iter: int
     converged: bool
+    decrease: float  # relative decrease of F over the last _WINDOW accepted iterations (fewer if fewer ran)
 
 
 def _project(y, lower, group):
@@ -568,11 +577,17 @@ def apg(qmv, b, h, lower, group, x0, const, *, tol, max_iter):
             lip *= 2
         if f_new > fx:  # restart the momentum from x; the next step is a plain projected gradient step
             if beta == 0.0:  # even a plain step does not descend: F is at its minimum to rounding
-                return _APGResult(x, it, True)
+                return _APGResult(x, it, True, 0.0)
             x_prev, qx_prev, t = x, qx, 1.0
             continue
         x_prev, qx_prev, x, qx, fx, t = x, qx, x_new, q_new, f_new, t_next
         history.append(fx)
         if len(history) > _WINDOW and history[-_WINDOW - 1] - fx <= tol * max(fx, 0.0):
-            return _APGResult(x, it, True)
-    return _APGResult(x, max_iter, False)
+            return _APGResult(x, it, True, _relative_decrease(history))
+    return _APGResult(x, max_iter, False, _relative_decrease(history))
+
+
+def _relative_decrease(history):
+    """(F before the last _WINDOW accepted steps − F now) / F now: the quantity APG's stopping rule bounds by tol."""
+    before = history[max(0, len(history) - 1 - _WINDOW)]
+    return float((before - history[-1]) / max(history[-1], np.finfo(float).tiny))

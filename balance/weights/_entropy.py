@@ -76,9 +76,12 @@ class EntropyBalance(BaseWeighter):
     terms_ : list of str
         The balanced terms (see :class:`CBPS`).
     converged_ : bool
-        Whether every group's solve met the constraints to ``tol``.
+        Whether every group's solve met the constraints to ``tol``; otherwise a ConvergenceWarning states
+        ``imbalance_``.
     n_iter_ : int
-        Iterations, summed over the reweighted groups.
+        Iterations of the longest group solve (for the ATE the larger over the two groups, each capped at
+        ``max_iter``). With ``tols > 0``: L-BFGS-B iterations, plus the Newton iterations of the exact active-set
+        solve when that solve is kept.
     imbalance_ : float
         Largest remaining constraint violation (in SDs) over the groups.
     treatment_levels_, n_features_in_, feature_names_in_

@@ -63,9 +63,11 @@ class InverseProbabilityTilting(BaseWeighter):
     terms_ : list of str
         The balanced terms (see :class:`CBPS`).
     converged_ : bool
-        Whether every model converged.
+        Whether every model converged (``imbalance_`` below ``tol``); otherwise a ConvergenceWarning states
+        ``imbalance_``.
     n_iter_ : int
-        Newton iterations, summed over the models.
+        Newton iterations of the longest solve (for the ATE the larger over the two models, each capped at
+        ``max_iter``).
     imbalance_ : float
         Largest remaining imbalance (in SDs) over the models.
     treatment_levels_, n_features_in_, feature_names_in_

@@ -75,9 +75,11 @@ class PropensityWeights(BaseWeighter):
     terms_ : list of str
         Names of the model matrix columns (categoricals in reference-level coding, e.g. ``race_hispan``).
     converged_ : bool
-        Whether the logistic MLE converged (default model only).
+        Whether the logistic MLE converged: the score norm fell below ``tol`` (default model only; otherwise a
+        ConvergenceWarning names the score norm reached). A classifier ``model`` reports its own convergence (e.g.
+        scikit-learn's ConvergenceWarning, passed through); precomputed scores involve no solver.
     n_iter_ : int
-        Newton iterations used (default model only).
+        Newton iterations used, at most ``max_iter`` (default model only).
     estimator_ : classifier
         The fitted clone of ``model`` (classifier models only).
     atos_alpha_ : float
@@ -163,8 +165,9 @@ class PropensityWeights(BaseWeighter):
             self.converged_, self.n_iter_ = fit.converged, fit.n_iter
             if not fit.converged:
                 warnings.warn(
-                    f"The logistic propensity model did not converge in {self.max_iter} iterations (score norm "
-                    f"{fit.score_norm:.2e} > tol={self.tol}); raise max_iter or check for separation.",
+                    f"PropensityWeights: the logistic propensity model did not converge in {fit.n_iter} iterations "
+                    f"(max_iter={self.max_iter}; score norm {fit.score_norm:.2e} > tol={self.tol}); raise max_iter, "
+                    "loosen tol, or check for separation.",
                     ConvergenceWarning, stacklevel=2,
                 )
         elif self.model != "precomputed":

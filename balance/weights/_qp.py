@@ -44,6 +44,7 @@ class QPResult:
     infeasible: bool
     n_iter: int
     polished: bool
+    residual: float  # the solver's largest KKT residual (primal, dual, gap), to compare with its tolerance
 
 
 def import_solver(solver):
@@ -84,7 +85,7 @@ def solve_qp(P, q, G, l, u, lb, *, solver="clarabel", tol=1e-8, max_iter=None, p
     """
     max_iter = DEFAULT_MAX_ITER[solver] if max_iter is None else max_iter
     run = _solve_clarabel if solver == "clarabel" else _solve_osqp
-    x, status, converged, infeasible, n_iter, row_side, bound_active = run(
+    x, status, converged, infeasible, n_iter, row_side, bound_active, residual = run(
         sp.csc_matrix(P), q, sp.csr_matrix(G), l, u, lb, tol, max_iter)
     polished = False
     if polish and not infeasible and np.all(np.isfinite(x)):
@@ -92,7 +93,8 @@ def solve_qp(P, q, G, l, u, lb, *, solver="clarabel", tol=1e-8, max_iter=None, p
         better = polish_diagonal_qp(P.diagonal(), q, dense, l, u, lb, row_side, bound_active)
         if better is not None:
             x, polished, converged = better, True, True
-    return QPResult(x=x, status=status, converged=converged, infeasible=infeasible, n_iter=n_iter, polished=polished)
+    return QPResult(x=x, status=status, converged=converged, infeasible=infeasible, n_iter=n_iter, polished=polished,
+                    residual=residual)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -136,7 +138,11 @@ def _solve_clarabel(P, q, G, l, u, lb, tol, max_iter):
     bound_active[np.flatnonzero(has_lb)[active[n_eq + n_up + n_lo:]]] = True
     converged = status == "Solved"
     infeasible = status in ("PrimalInfeasible", "AlmostPrimalInfeasible")
-    return x, status, converged, infeasible, int(sol.iterations), row_side, bound_active
+    # Clarabel stops when both feasibility residuals and the absolute or the relative duality gap are below tol
+    gap = abs(sol.obj_val - sol.obj_val_dual)
+    gap = min(gap, gap / max(1.0, min(abs(sol.obj_val), abs(sol.obj_val_dual))))
+    residual = float(max(sol.r_prim, sol.r_dual, gap))
+    return x, status, converged, infeasible, int(sol.iterations), row_side, bound_active, residual
 
 
 def _solve_osqp(P, q, G, l, u, lb, tol, max_iter):
@@ -164,7 +170,8 @@ def _solve_osqp(P, q, G, l, u, lb, tol, max_iter):
     bound_active[has_lb] = -y[k:] > np.maximum(ax[k:] - lower[k:], 0)
     converged = status == "solved"
     infeasible = "primal infeasible" in status
-    return x, status, converged, infeasible, int(res.info.iter), row_side, bound_active
+    residual = float(max(res.info.prim_res, res.info.dual_res))  # OSQP stops when both are below eps_abs (+ eps_rel)
+    return x, status, converged, infeasible, int(res.info.iter), row_side, bound_active, residual
 
 
 # ---------------------------------------------------------------------------------------------------------------

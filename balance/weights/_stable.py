@@ -17,7 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from .._base import BaseWeighter
 from .._validation import check_constant, check_full_rank
 from ._moments import TermExpansion, check_moments
-from ._qp import SOLVERS, solve_qp
+from ._qp import DEFAULT_MAX_ITER, SOLVERS, solve_qp
 
 NORMS = ("l2", "l1", "linf")
 # Solver round-off below the floor is clamped silently up to this much (weights average 1 within a group);
@@ -97,9 +97,11 @@ class StableWeights(BaseWeighter):
     solver_status_ : str
         The solver's own status word (e.g. Clarabel's ``"Solved"``, OSQP's ``"solved"``).
     converged_ : bool
-        Whether the solver reached its tolerance or the polish verified the optimum.
+        Whether the solver reached its tolerance or the polish verified the optimum; otherwise a ConvergenceWarning
+        states the solver's KKT residual.
     n_iter_ : int
-        Solver iterations.
+        Solver iterations, at most ``max_iter`` (a polished L2 solution is exact even when the solver stopped at
+        its limit: ``converged_`` is then True).
     polished_ : bool
         Whether the L2 active-set polish found and verified the exact optimum.
     n_clamped_ : int
@@ -113,12 +115,14 @@ class StableWeights(BaseWeighter):
     ValueError
         When no weights satisfy the constraints (e.g. exact balance with a treated value outside the controls'
         range); the message gives the smallest feasible common tolerance.
+    RuntimeError
+        When the solver stops (e.g. at a tiny ``max_iter``) at a point where a whole group's weights are 0.
 
     Warns
     -----
     ConvergenceWarning
-        When the solver stops short of its tolerance (naming the term with the largest remaining excess
-        imbalance) or returns weights materially below ``min_weight``.
+        When the solver stops short of its tolerance (stating its KKT residual and naming the term with the
+        largest remaining excess imbalance) or returns weights materially below ``min_weight``.
 
     See Also
     --------
@@ -212,22 +216,31 @@ class StableWeights(BaseWeighter):
         if not np.all(np.isfinite(result.x)):
             raise RuntimeError(f"the {self.solver} solver failed ({result.status}) without a solution; try the other solver.")
         w, self.n_clamped_, lowest = problem.clamp(result.x[:problem.n_free], self.min_weight)
+        free_groups = problem.data.a[problem.free]
+        empty = [g for g in problem.groups if not np.any(w[free_groups == g] > 0)]
+        if empty:  # an early iterate with a whole group at the floor 0: no weights can be formed (0 / 0)
+            raise RuntimeError(
+                f"StableWeights: the {self.solver} solver stopped with status {result.status!r} after {result.n_iter} "
+                f"iterations at a point where every weight of the {('control', 'treated')[empty[0]]} group is at or "
+                "below min_weight=0, so no weights can be formed; raise max_iter or try the other solver.")
         weights = problem.weights(w)
         self.smd_ = problem.smd(weights)
         self.solver_status_, self.converged_ = result.status, result.converged
         self.n_iter_, self.polished_ = result.n_iter, result.polished
         if lowest < self.min_weight - MATERIAL_NEGATIVE:
             warnings.warn(
-                f"the solver returned {self.n_clamped_} weights below min_weight={self.min_weight} (lowest {lowest:.2e} "
+                f"StableWeights: the solver returned {self.n_clamped_} weights below min_weight={self.min_weight} (lowest {lowest:.2e} "
                 "in units of the group mean); they were set to min_weight, which loosens balance slightly.",
                 ConvergenceWarning, stacklevel=2,
             )
         if not result.converged:
             excess = np.abs(self.smd_) - self.tols_
             worst = int(np.argmax(excess))
+            max_iter = DEFAULT_MAX_ITER[self.solver] if self.max_iter is None else self.max_iter
             warnings.warn(
-                f"the {self.solver} solver stopped with status {result.status!r} after {result.n_iter} iterations; "
-                f"the largest imbalance beyond tols is {max(excess[worst], 0.0):.2e} SMD units on "
+                f"StableWeights: the {self.solver} solver stopped with status {result.status!r} after {result.n_iter} "
+                f"iterations (max_iter={max_iter}) with KKT residual {result.residual:.2e} > solver_tol="
+                f"{self.solver_tol}; the largest imbalance beyond tols is {max(excess[worst], 0.0):.2e} SMD units on "
                 f"{self.terms_[worst]!r}. Raise max_iter or solver_tol, or try the other solver.",
                 ConvergenceWarning, stacklevel=2,
             )
