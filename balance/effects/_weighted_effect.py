@@ -160,7 +160,10 @@ class WeightedEffect(BaseEstimator):
     potential_outcomes_ : DataFrame
         Rows mu1 and mu0 with estimate and std_err.
     n_failed_, n_nonconverged_ : int
-        Bootstrap replicates that failed (excluded) or whose weight solver did not converge (kept, reported).
+        Bootstrap replicates that failed (excluded) or whose weight solver did not converge (kept, reported): the
+        refitted weighter's ``converged_`` is False, or a ConvergenceWarning was raised while refitting it (e.g. by
+        a scikit-learn propensity classifier). The replicates' own warnings are not repeated; one warning gives
+        both counts.
 
     Notes
     -----

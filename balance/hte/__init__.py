@@ -4,6 +4,9 @@
 inverse-variance or other weights (Fisher 2024); the R-, DR-, IVW-DR-, U-, Cov- and IVW-Cov-learners are presets.
 The front-door learners (Jung 2025) estimate τ(c) when an unobserved confounder of treatment and outcome is bypassed
 by a mediator.
+
+The learners run no iterative solver of their own (no ``converged_`` or ``n_iter_``): their nuisance and final models
+are scikit-learn estimators, whose own ConvergenceWarnings are neither caught nor filtered here.
 """
 
 from ._frontdoor import FrontDoorDRLearner, FrontDoorPluginLearner

@@ -174,6 +174,9 @@ class UniformTransformerWeights(BaseWeighter):
     The kernel sum costs O(n₀ n₁ d) and runs in a parallel numba loop (O(n) memory). The Gaussian kernel's default
     bandwidth leaves visible smoothing bias in small samples; higher orders and smoother profiles reduce it.
 
+    No iterative solver is involved (sorts, kernel sums, an SVD for the projection basis, a least-squares fit for
+    :meth:`plugin_se`), so there is nothing to converge: the class has no ``converged_`` or ``n_iter_``.
+
     References
     ----------
     Yu, R. & Wang, S. Treatment effects estimation by uniform transformer. arXiv:2008.03738 (earlier title:

@@ -144,7 +144,8 @@ class UniformTransformer(TransformerMixin, BaseEstimator):
     the reference sample. Values outside the fitted range are mapped to the nearest edge (0 or 1), with a warning;
     pass them as ``cover`` at fit time to include them in the rescaling, as the authors do for the treated sample.
     Ties are kept together: a value is a function of its coordinates, so tied reference points share one image
-    (discrete covariates cannot be made uniform).
+    (discrete covariates cannot be made uniform). The construction is direct (sorts and random cuts, no iterative
+    solver), so there is no ``converged_`` or ``n_iter_``.
 
     In joint mode the reference sample is uniform exactly at the resolution of the grid (every cell holds the same
     count, ±1 at each level); inside a cell the map is affine, so with few bins per dimension (large d, small n) and
