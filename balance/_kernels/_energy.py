@@ -3,17 +3,24 @@
 Energy balancing (Huling & Mak 2024) needs ``D @ V`` for the n x n matrix of Euclidean distances between units
 (after scaling the covariates) and a few vectors V, once per solver iteration. Two ways are offered:
 
-* :func:`distance_matvec` recomputes every distance in each call (O(m n p) time, O(m + n) memory; exact in float64);
+* :func:`distance_matvec` recomputes every distance in each call (O(m n p) time, O(m + n) memory);
 * :func:`distance_block32` stores the block once in float32 (4 bytes per pair) and :func:`block_matvec` multiplies
-  it with float64 accumulation: about twenty times faster per product when the block fits in memory;
+  it with float64 accumulation: many times faster per product when the block fits in memory;
 * :func:`distance_quadform` gives ``V' D V`` among one point set visiting each pair once (half the work of a product),
   for the exact energy distance when no gradient is needed.
 
+Distances come from tiles of the Gram matrix: ||a - b||^2 = |a|^2 + |b|^2 - 2 a'b with a'b from BLAS (a matrix
+product of a tile of points with another), then a numba pass takes square roots and sums. This runs about four
+times faster than differencing coordinates pair by pair (measured: 0.6e9 against 0.15e9 pairs a second on one
+core at p = 10), since BLAS keeps coordinates in registers. It loses accuracy only for near pairs, where the two
+norms cancel: a pair whose squared distance is below ``NEAR`` times |a|^2 + |b|^2 has its whole row of the tile
+recomputed from coordinates in float64. Every other distance has relative error below about (p + 2) eps / NEAR,
+i.e. 1e-11 at p = 10 (1e-15 for typical pairs).
+
 Conventions: point sets and vectors are passed transposed and C-contiguous, ``At`` of shape (p, m), ``Vt`` of
-shape (k, n), so that the inner loops run over contiguous memory and vectorise; results are new float64 arrays of
-shape (m, k). Rows
-are split into fixed chunks processed in parallel, and every output entry is summed in the same order whatever the
-number of threads, so results do not depend on it.
+shape (k, n), so that the inner loops run over contiguous memory and vectorise; results are new float64 arrays.
+Tiles are visited in a fixed order and each output entry is summed in the same order whatever the number of
+threads, so results do not depend on it.
 """
 
 import math
@@ -21,8 +28,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+NEAR = 1e-4  # relative squared distance below which a tile row is recomputed from coordinates
+_TILE_ROWS, _TILE_COLS = 256, 512  # a tile's Gram block (1 MB) stays in the L2 cache for the numba pass
+_VEC = dict(cache=True, fastmath=True, error_model="numpy")  # no ZeroDivision branch: the loops vectorise
 _ROWS = 32  # rows per parallel chunk
-_COLS = 512  # columns per inner block (its squared distances stay in L1 cache)
 
 
 @njit(cache=True, fastmath=True)
@@ -40,9 +49,87 @@ def _row_block(Bt, a, j0, j1, d2):
             d2[jj] += t * t
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(**_VEC)
+def _near_count(G, sqa, sqb, i):
+    """Pairs of tile row i whose squared distance is below NEAR times the sum of the squared norms."""
+    count = 0
+    for j in range(G.shape[1]):
+        total = sqa[i] + sqb[j]
+        count += (total - 2.0 * G[i, j]) < NEAR * total
+    return count
+
+
+@njit(**_VEC)
+def _tile_row(G, sqa, sqb, At, Bt, i, d):
+    """Distances of tile row i into ``d``: from the Gram block, or from coordinates when a pair is near."""
+    n = G.shape[1]
+    if _near_count(G, sqa, sqb, i) == 0:
+        for j in range(n):
+            d[j] = math.sqrt(max(sqa[i] + sqb[j] - 2.0 * G[i, j], 0.0))
+        return
+    a = np.empty(At.shape[0])
+    for c in range(At.shape[0]):
+        a[c] = At[c, i]
+    _row_block(Bt, a, 0, n, d)
+    for j in range(n):
+        d[j] = math.sqrt(d[j])
+
+
+@njit(nogil=True, **_VEC)
+def _tile_matvec(G, sqa, sqb, At, Bt, Vt, out):
+    """out[i] += sum_j ||A_i - B_j|| Vt[:, j] over one tile (At, Bt: the tile's points; G = At' Bt)."""
+    m, n = G.shape
+    d = np.empty(n)
+    for i in range(m):
+        _tile_row(G, sqa, sqb, At, Bt, i, d)
+        for col in range(Vt.shape[0]):
+            s = 0.0
+            for j in range(n):
+                s += d[j] * Vt[col, j]
+            out[i, col] += s
+
+
+@njit(nogil=True, **_VEC)
+def _tile_block32(G, sqa, sqb, At, Bt, out):
+    """out[i, j] = ||A_i - B_j|| in float32 over one tile."""
+    m, n = G.shape
+    d = np.empty(n)
+    for i in range(m):
+        _tile_row(G, sqa, sqb, At, Bt, i, d)
+        for j in range(n):
+            out[i, j] = d[j]
+
+
+def _tiles(size, step):
+    return [(lo, min(lo + step, size)) for lo in range(0, size, step)]
+
+
+def _squared_norms(Pt):
+    return np.einsum("ij,ij->j", Pt, Pt)
+
+
+def _for_each(task, items):
+    """Run ``task`` on every item, on numba's number of threads (each item writes its own rows of the output).
+
+    Tasks are whole stripes of tiles, handed to a thread pool: a thread that the system deschedules delays only
+    its own stripes, instead of every tile's barrier as in a parallel loop per tile. BLAS runs single-threaded
+    inside (the tiles are small and the pool already uses the cores).
+    """
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    threads = min(numba.get_num_threads(), len(items))
+    with threadpool_limits(1, user_api="blas"):
+        if threads <= 1:
+            return [task(item) for item in items]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(task, items))
+
+
 def distance_matvec(At, Bt, Vt):
-    """Return ``D @ Vt.T`` with ``D[i, j] = ||A_i - B_j||``, computing the distances on the fly.
+    """Return ``D @ Vt.T`` with ``D[i, j] = ||A_i - B_j||``, computing the distances tile by tile.
 
     Parameters
     ----------
@@ -54,46 +141,34 @@ def distance_matvec(At, Bt, Vt):
     -------
     ndarray of shape (m, k)
     """
-    p, m = At.shape
-    n = Bt.shape[1]
-    k = Vt.shape[0]
-    out = np.zeros((m, k))
-    n_chunks = (m + _ROWS - 1) // _ROWS
-    for chunk in prange(n_chunks):
-        d2 = np.empty(_COLS)
-        a = np.empty(p)
-        for i in range(chunk * _ROWS, min(m, (chunk + 1) * _ROWS)):
-            for c in range(p):
-                a[c] = At[c, i]
-            for j0 in range(0, n, _COLS):
-                j1 = min(n, j0 + _COLS)
-                _row_block(Bt, a, j0, j1, d2)
-                for col in range(k):
-                    s = 0.0
-                    for jj in range(j1 - j0):
-                        s += math.sqrt(d2[jj]) * Vt[col, j0 + jj]
-                    out[i, col] += s
+    sqa, sqb = _squared_norms(At), _squared_norms(Bt)
+    out = np.zeros((At.shape[1], Vt.shape[0]))
+    col_tiles = [(j0, j1, np.ascontiguousarray(Bt[:, j0:j1]), np.ascontiguousarray(Vt[:, j0:j1]))
+                 for j0, j1 in _tiles(Bt.shape[1], _TILE_COLS)]
+
+    def stripe(rows):
+        i0, i1 = rows
+        A = np.ascontiguousarray(At[:, i0:i1])
+        for j0, j1, B, V in col_tiles:
+            _tile_matvec(A.T @ B, sqa[i0:i1], sqb[j0:j1], A, B, V, out[i0:i1])
+
+    _for_each(stripe, _tiles(At.shape[1], _TILE_ROWS))
     return out
 
 
-@njit(cache=True, parallel=True, fastmath=True)
 def distance_block32(At, Bt):
     """Return the (m, n) matrix of distances ``||A_i - B_j||`` in float32 (computed in float64)."""
-    p, m = At.shape
-    n = Bt.shape[1]
-    out = np.empty((m, n), dtype=np.float32)
-    n_chunks = (m + _ROWS - 1) // _ROWS
-    for chunk in prange(n_chunks):
-        d2 = np.empty(_COLS)
-        a = np.empty(p)
-        for i in range(chunk * _ROWS, min(m, (chunk + 1) * _ROWS)):
-            for c in range(p):
-                a[c] = At[c, i]
-            for j0 in range(0, n, _COLS):
-                j1 = min(n, j0 + _COLS)
-                _row_block(Bt, a, j0, j1, d2)
-                for jj in range(j1 - j0):
-                    out[i, j0 + jj] = math.sqrt(d2[jj])
+    sqa, sqb = _squared_norms(At), _squared_norms(Bt)
+    out = np.empty((At.shape[1], Bt.shape[1]), dtype=np.float32)
+    col_tiles = [(j0, j1, np.ascontiguousarray(Bt[:, j0:j1])) for j0, j1 in _tiles(Bt.shape[1], _TILE_COLS)]
+
+    def stripe(rows):
+        i0, i1 = rows
+        A = np.ascontiguousarray(At[:, i0:i1])
+        for j0, j1, B in col_tiles:
+            _tile_block32(A.T @ B, sqa[i0:i1], sqb[j0:j1], A, B, out[i0:i1, j0:j1])
+
+    _for_each(stripe, _tiles(At.shape[1], _TILE_ROWS))
     return out
 
 
@@ -114,40 +189,27 @@ def block_matvec(block, Vt):
     return out
 
 
-@njit(cache=True, parallel=True, fastmath=True)
 def distance_quadform(At, Vt):
     """Return ``Vt @ D @ Vt.T`` (shape (k, k)) for the distances ``D`` among the points of ``At``.
 
-    Each pair is visited once (j > i): half the work of a product with D. Row i contributes
-    ``V_ia r_ib + V_ib r_ia`` with ``r_i = sum_{j > i} D_ij V_j``. Chunk c pairs row block c with block
-    ``n_blocks - 1 - c`` so that every chunk has about the same number of pairs.
+    Each pair of tiles is visited once (D is symmetric): a tile above the diagonal contributes ``V_I' D_IJ V_J``
+    and its transpose, a diagonal tile ``V_I' D_II V_I``; about half the work of a product with D. The stripes'
+    parts are added in stripe order.
     """
-    p, m = At.shape
+    sq = _squared_norms(At)
     k = Vt.shape[0]
-    n_blocks = (m + _ROWS - 1) // _ROWS
-    n_chunks = (n_blocks + 1) // 2
-    partial = np.zeros((n_chunks, k, k))
-    for chunk in prange(n_chunks):
-        d2 = np.empty(_COLS)
-        a = np.empty(p)
-        r = np.empty(k)
-        for side in range(2):
-            blk = chunk if side == 0 else n_blocks - 1 - chunk
-            if side == 1 and blk == chunk:
-                continue
-            for i in range(blk * _ROWS, min(m, (blk + 1) * _ROWS)):
-                for c in range(p):
-                    a[c] = At[c, i]
-                r[:] = 0.0
-                for j0 in range(i + 1, m, _COLS):
-                    j1 = min(m, j0 + _COLS)
-                    _row_block(At, a, j0, j1, d2)
-                    for col in range(k):
-                        s = 0.0
-                        for jj in range(j1 - j0):
-                            s += math.sqrt(d2[jj]) * Vt[col, j0 + jj]
-                        r[col] += s
-                for u in range(k):
-                    for v in range(k):
-                        partial[chunk, u, v] += Vt[u, i] * r[v] + Vt[v, i] * r[u]
-    return partial.sum(axis=0)
+    tiles = [(lo, hi, np.ascontiguousarray(At[:, lo:hi]), np.ascontiguousarray(Vt[:, lo:hi]))
+             for lo, hi in _tiles(At.shape[1], _TILE_COLS)]
+
+    def stripe(t):
+        i0, i1, A, VI = tiles[t]
+        total = np.zeros((k, k))
+        for j0, j1, B, VJ in tiles[t:]:
+            r = np.zeros((i1 - i0, k))
+            _tile_matvec(A.T @ B, sq[i0:i1], sq[j0:j1], A, B, VJ, r)
+            part = VI @ r
+            total += part if j0 == i0 else part + part.T
+        return total
+
+    # stripes near the top have more tiles: interleaving them over the threads balances the work
+    return np.sum(_for_each(stripe, list(range(len(tiles)))), axis=0)
