@@ -38,7 +38,8 @@ class CBPS(BaseWeighter):
 
     ``over=True`` gives the over-identified CBPS: two-step GMM on the logistic score and the balance conditions
     together, with the weight matrix the inverse of their expected covariance evaluated at the just-identified fit,
-    started from that fit (WeightIt 1.5.1's set-up, which differs from the R package CBPS).
+    started from that fit (WeightIt 1.5.1's set-up, which differs from the R package CBPS). When that exact-balance
+    fit does not converge (e.g. exact balance is infeasible), the logistic MLE takes its place, with a warning.
 
     Parameters
     ----------
@@ -162,9 +163,17 @@ class CBPS(BaseWeighter):
                 _check_reachable(M, sw, active, r, self.terms_, "CBPS")
             fit = solve_balance(M, sw, active, s, r, names=self.terms_, tol=self.tol, max_iter=self.max_iter)
             coef, converged, n_iter, imbalance = fit.coef, fit.converged, fit.n_iter, fit.imbalance
-        if not converged:
+        over = self.over and estimand != "ATO"
+        if not converged and over:
+            # no exact-balance solution to start from (typically infeasible): the GMM weight matrix, undefined at the
+            # stalled solve, is taken at the logistic MLE instead, the other consistent first step
+            warnings.warn(f"CBPS(over=True): the exact-balance first step did not converge (remaining imbalance "
+                          f"{imbalance:.2e} SDs); the GMM starts from the logistic MLE and takes its weight matrix "
+                          "there.", UserWarning, stacklevel=2)
+            coef = fit_logistic(M, a, sw, tol=self.tol, max_iter=self.max_iter).coef
+        elif not converged:
             _warn_not_converged("CBPS", n_iter, self.max_iter, imbalance, self.tol)
-        if self.over and estimand != "ATO":
+        if over:
             coef, converged, n_iter, imbalance = _over_identified(M, a, sw, estimand, coef, self.max_iter, self.tol)
             if not converged:
                 warnings.warn(
@@ -307,6 +316,16 @@ def logit_balance_parts(M, a, sw, estimand, params, names):
 # ----------------------------------------------------------------------------------------------------------------
 # over-identified CBPS: two-step GMM (WeightIt's set-up)
 # ----------------------------------------------------------------------------------------------------------------
+def _balance_variance(eta, estimand):
+    """h² / (e(1 − e)) of the GMM weight matrix through the logit, finite where e rounds to 0 or 1 (there the
+    ratio of probabilities is 0/0): ATT e/(1 − e), ATC (1 − e)/e, ATE 1/(e(1 − e))."""
+    if estimand == "ATT":
+        return np.exp(eta)
+    if estimand == "ATC":
+        return np.exp(-eta)
+    return 2.0 + np.exp(eta) + np.exp(-eta)
+
+
 def _over_identified(M, a, sw, estimand, start, max_iter, tol):
     """Minimise ḡ(β)' W ḡ(β), ḡ the mean of (logistic score, balance conditions), W = Σ(β_just)⁻¹.
 
@@ -336,9 +355,14 @@ def _over_identified(M, a, sw, estimand, start, max_iter, tol):
     # sampling weights enter once (frequency-weight form), so that integer weights equal repeated rows;
     # WeightIt uses their squares (a survey-variance form), which differs only when sample weights are given
     blocks = [[(Z * (sw * e0 * (1 - e0))[:, None]).T @ Z, (Z * (sw * h)[:, None]).T @ Z],
-              [None, (Z * (sw * h**2 / (e0 * (1 - e0)))[:, None]).T @ Z]]
+              [None, (Z * (sw * _balance_variance(eta0, estimand))[:, None]).T @ Z]]
     blocks[1][0] = blocks[0][1].T
-    weight = np.linalg.pinv(np.block(blocks) / sw.sum())
+    # Σ is close to singular when propensities are small (the score and the balance conditions then nearly
+    # coincide): as WeightIt's generalized_inverse (MASS::ginv), singular values below 1e-8 of the largest are
+    # dropped, instead of inverting rounding noise; the inverse is made exactly symmetric, so that the analytic
+    # gradient 2 Gᵀ W ḡ is that of ḡᵀ W ḡ
+    weight = np.linalg.pinv(np.block(blocks) / sw.sum(), rcond=1e-8, hermitian=True)
+    weight = (weight + weight.T) / 2.0
 
     def objective(beta):
         eta, e, g = moments(beta)

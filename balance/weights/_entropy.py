@@ -297,13 +297,15 @@ class _GroupStats:
 
     def tolerance_units(self, M, estimand):
         """Per-term unit of ``tols`` (WeightIt / cobalt): the SD of non-binary terms (the focal group's, or the root
-        mean of the group variances for the ATE), 1 for binary ones; halved for the ATE, where each group is held
-        within the tolerance of the full-sample target."""
-        binary = np.all((M == 0) | (M == 1), axis=0)
+        mean of the group variances for the ATE), the value gap of binary (two-valued) ones, so that their tolerance
+        is a difference in proportions as in :func:`balance.balance_table`, however they are coded; halved for the
+        ATE, where each group is held within the tolerance of the full-sample target."""
+        lo, hi = M.min(axis=0), M.max(axis=0)
+        binary = np.all((M == lo) | (M == hi), axis=0)
         if estimand == "ATE":
             sd = np.sqrt((self.variance(0) + self.variance(1)) / 2.0) / 2.0
-            return np.where(binary, 0.5, sd)
-        return np.where(binary, 1.0, np.sqrt(self.variance(1 if estimand == "ATT" else 0)))
+            return np.where(binary, (hi - lo) / 2.0, sd)
+        return np.where(binary, hi - lo, np.sqrt(self.variance(1 if estimand == "ATT" else 0)))
 
 
 def _entropy_parts(M, a, sw, base, arms, params, names):

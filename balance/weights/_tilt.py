@@ -32,6 +32,11 @@ from scipy.special import expit, logsumexp
 _ARMIJO = 1e-4
 _F_SLACK = 1e-13
 _REUSE_HESSIAN = 1e-4  # imbalance (SDs) below which the last Hessian is kept
+# Largest standardised coefficient (logit change per SD) a Newton step may reach. When the target lies outside the
+# convex hull of the reweighted units jointly (though inside every term's range) F decreases without bound along a
+# ray; unbounded, the coefficients grow until rounding in the original-scale logit overflows the weights to inf.
+# No solvable problem comes near it, and the stalled solve is reported as not converged.
+_BETA_MAX = 1e4
 # Above this many units the sums come from the numba kernel (one pass, no stored design); below it numpy's BLAS on
 # a stored standardised design is faster (measured: 0.12 ms against 0.34 ms per pass at 6,500 units, 11 ms against
 # 3.8 ms at 65,000).
@@ -134,6 +139,7 @@ def newton_exp_dual(evaluate, target, total, beta, *, tol=1e-8, max_iter=100, fi
         max_j |grad_j| / total at ``beta``.
     """
     beta = np.asarray(beta, dtype=float).copy()
+    bound = max(_BETA_MAX, float(np.max(np.abs(beta))))
     total_t, g, hess = evaluate(beta) if first is None else first
     value = total_t - beta @ target
     it, imbalance, reached = 0, np.inf, False
@@ -157,7 +163,8 @@ def newton_exp_dual(evaluate, target, total, beta, *, tol=1e-8, max_iter=100, fi
         for _ in range(60):
             new = evaluate(beta + step, fresh)
             new_value = new[0] - (beta + step) @ target
-            if np.isfinite(new_value) and new_value <= value + _ARMIJO * slope + _F_SLACK * abs(value):
+            if (np.isfinite(new_value) and new_value <= value + _ARMIJO * slope + _F_SLACK * abs(value)
+                    and np.max(np.abs(beta + step)) <= bound):
                 accepted = True
                 break
             step /= 2.0
@@ -269,7 +276,8 @@ def solve_tilt_l1(X_rows, c, target_mean, tols, *, names, tol, max_iter):
         value = top + np.log(norm) + tol_s @ (v[:p] + v[p:])
         return value, np.concatenate([g + tol_s, -g + tol_s])
 
-    res = minimize(fun, np.zeros(2 * p), jac=True, method="L-BFGS-B", bounds=[(0, None)] * (2 * p),
+    # bounded as Newton's coefficients (_BETA_MAX): infeasible tolerances would send lambda to infinity
+    res = minimize(fun, np.zeros(2 * p), jac=True, method="L-BFGS-B", bounds=[(0, _BETA_MAX)] * (2 * p),
                    options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30})
     lam = res.x[:p] - res.x[p:]
     n_iter = int(res.nit)
