@@ -26,12 +26,11 @@ threads, so results do not depend on it.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 NEAR = 1e-4  # relative squared distance below which a tile row is recomputed from coordinates
 _TILE_ROWS, _TILE_COLS = 256, 512  # a tile's Gram block (1 MB) stays in the L2 cache for the numba pass
 _VEC = dict(cache=True, fastmath=True, error_model="numpy")  # no ZeroDivision branch: the loops vectorise
-_ROWS = 32  # rows per parallel chunk
 
 
 @njit(cache=True, fastmath=True)
@@ -172,20 +171,20 @@ def distance_block32(At, Bt):
     return out
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@njit(nogil=True, **_VEC)
+def _block_rows(block, Vt, out, i0, i1):
+    for i in range(i0, i1):
+        for col in range(Vt.shape[0]):
+            s = 0.0
+            for j in range(block.shape[1]):
+                s += block[i, j] * Vt[col, j]
+            out[i, col] = s
+
+
 def block_matvec(block, Vt):
     """Return ``block @ Vt.T`` for a float32 (m, n) block and float64 (k, n) Vt, accumulating in float64."""
-    m, n = block.shape
-    k = Vt.shape[0]
-    out = np.zeros((m, k))
-    n_chunks = (m + _ROWS - 1) // _ROWS
-    for chunk in prange(n_chunks):
-        for i in range(chunk * _ROWS, min(m, (chunk + 1) * _ROWS)):
-            for col in range(k):
-                s = 0.0
-                for j in range(n):
-                    s += block[i, j] * Vt[col, j]
-                out[i, col] = s
+    out = np.zeros((block.shape[0], Vt.shape[0]))
+    _for_each(lambda rows: _block_rows(block, Vt, out, *rows), _tiles(block.shape[0], _TILE_ROWS))
     return out
 
 
