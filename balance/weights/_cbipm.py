@@ -106,7 +106,8 @@ class CBIPM(BaseWeighter):
         because the objective tends to 0). The method is a fixed-length procedure whose last iterate is the
         estimator (its early stopping acts as a regulariser, see Notes), so this does not ask for the minimum of
         the IPM: it says that more epochs would no longer move the weights much. At the default 1000 epochs the
-        change was below 0.4 % for all three IPMs on lalonde and Kang–Schafer; with too few epochs a
+        change was below 0.5 % for all three IPMs on lalonde and Kang–Schafer (n = 1000), ATT and ATE (but 4 % in
+        SIPM's control problem for the ATE with only 10 sigmoids on 200 units); with too few epochs a
         ConvergenceWarning states the change and suggests raising ``n_epochs``. QP: whether Clarabel reported an
         optimal solution; otherwise a ConvergenceWarning states the Frank–Wolfe gap of the returned weights.
     n_iter_ : int

@@ -19,7 +19,7 @@ _PARALLEL_WORK = 250_000
 _MMD_MEMORY = 4e9
 # Adam's converged_: the objective's mean over the last tenth of the epochs moved by less than this fraction of the
 # first epoch's objective. Measured at the default 1000 epochs on lalonde and Kang-Schafer (n = 1000), ATT and ATE:
-# at most 4e-4 (MMD), 4e-3 (SIPM), 3e-6 (WASS); at 50 epochs mostly above 1e-2.
+# at most 4.0e-4 (MMD), 4.2e-3 (SIPM), 3.1e-6 (WASS); at 50 epochs mostly above 1e-2.
 PLATEAU_RTOL = 1e-2
 PLATEAU_MIN_WINDOW = 5  # epochs per window at least: single Adam steps are too noisy to show a plateau
 
