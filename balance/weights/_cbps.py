@@ -316,9 +316,18 @@ def logit_balance_parts(M, a, sw, estimand, params, names):
 # ----------------------------------------------------------------------------------------------------------------
 # over-identified CBPS: two-step GMM (WeightIt's set-up)
 # ----------------------------------------------------------------------------------------------------------------
+_LOGIT_BOUND = float(np.log((1 - 1e-12) / 1e-12))
+
+
 def _balance_variance(eta, estimand):
     """h² / (e(1 − e)) of the GMM weight matrix through the logit, finite where e rounds to 0 or 1 (there the
-    ratio of probabilities is 0/0): ATT e/(1 − e), ATC (1 − e)/e, ATE 1/(e(1 − e))."""
+    ratio of probabilities is 0/0): ATT e/(1 − e), ATC (1 − e)/e, ATE 1/(e(1 − e)).
+
+    e is bounded to [1e-12, 1 − 1e-12] here (PropensityWeights' numerical bound): a converged exact-balance fit
+    near separation can put logits in the thousands, where these ratios overflow and Σ has no inverse. The weight
+    matrix only sets the GMM estimate's efficiency, not what it estimates.
+    """
+    eta = np.clip(eta, -_LOGIT_BOUND, _LOGIT_BOUND)
     if estimand == "ATT":
         return np.exp(eta)
     if estimand == "ATC":
