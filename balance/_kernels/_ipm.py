@@ -383,39 +383,51 @@ def wass_sums(X, omega, W, cb, v, slope, lo, hi, seg, do_seg, n_target, f_out, s
     return acc
 
 
-@njit(cache=True)
+@njit(cache=True, **_VEC)
 def wass_penalty_grad(Xhat, W, cb, v, slope, tau):
-    """Gradient penalty tau/R sum_r (|grad_x f(xhat_r)| - 1)^2 and its gradients for W and v (cb, e: zero a.e.)."""
+    """Gradient penalty tau/R sum_r (|grad_x f(xhat_r)| - 1)^2 and its gradients for W and v (cb, e: zero a.e.).
+
+    Loops over the H hidden units run innermost (contiguous), so that they vectorise.
+    """
     d, H = W.shape
     R = Xhat.shape[0]
     g_W = np.zeros((d, H))
     g_v = np.zeros(H)
     value = 0.0
+    z = np.empty(H)
     u = np.empty(H)
     dphi = np.empty(H)
+    wg = np.empty(H)
     gx = np.empty(d)
     for r in range(R):
-        for h in range(H):
-            z = cb[h]
-            for l in range(d):
-                z += Xhat[r, l] * W[l, h]
-            dphi[h] = 1.0 if z > 0.0 else slope
-            u[h] = v[h] * dphi[h]
+        z[:] = cb
         for l in range(d):
-            gx[l] = 0.0
+            xl = Xhat[r, l]
             for h in range(H):
-                gx[l] += W[l, h] * u[h]
-        rho = math.sqrt(np.sum(gx * gx))
+                z[h] += xl * W[l, h]
+        for h in range(H):
+            dphi[h] = 1.0 if z[h] > 0.0 else slope
+            u[h] = v[h] * dphi[h]
+        rho2 = 0.0
+        for l in range(d):
+            acc = 0.0
+            for h in range(H):
+                acc += W[l, h] * u[h]
+            gx[l] = acc
+            rho2 += acc * acc
+        rho = math.sqrt(rho2)
         value += tau / R * (rho - 1.0) ** 2
         if rho == 0.0:
             continue  # the norm has no gradient at 0; PyTorch's subgradient there is 0 as well
         coef = tau * 2.0 / R * (rho - 1.0) / rho
+        wg[:] = 0.0
+        for l in range(d):
+            cl = coef * gx[l]
+            for h in range(H):
+                g_W[l, h] += cl * u[h]
+                wg[h] += W[l, h] * gx[l]
         for h in range(H):
-            wg = 0.0
-            for l in range(d):
-                g_W[l, h] += coef * u[h] * gx[l]
-                wg += W[l, h] * gx[l]
-            g_v[h] += coef * dphi[h] * wg
+            g_v[h] += coef * dphi[h] * wg[h]
     return value, g_W, g_v
 
 
