@@ -59,7 +59,7 @@ def _is_missing(arr):
     return np.zeros(arr.shape, dtype=bool)
 
 
-def check_treatment(treatment, *, treated=None, n_samples=None, index=None):
+def check_treatment(treatment, *, treated=None, n_samples=None, index=None, fix=None):
     """Validate a binary treatment and code it 0/1.
 
     Rule for which level is treated (the *focal* level of an ATT):
@@ -78,6 +78,9 @@ def check_treatment(treatment, *, treated=None, n_samples=None, index=None):
         Expected length (the number of rows of X).
     index : pandas.Index, default=None
         Index of X; a Series treatment must carry the same index (in the same order).
+    fix : str, default=None
+        What the error for other labels tells the user to do; None: pass ``treated=<level>`` (for estimators
+        without that parameter, say how to recode instead).
 
     Returns
     -------
@@ -108,10 +111,9 @@ def check_treatment(treatment, *, treated=None, n_samples=None, index=None):
     elif arr.dtype.kind in "iuf" and set(levels.tolist()) == {0, 1}:
         treated_level = 1
     else:
-        raise ValueError(
-            f"treatment has levels {sorted(map(str, levels))}; say which one is treated with treated=<level> "
-            "(only 0/1 and boolean treatments are coded automatically)."
-        )
+        fix = fix or ("say which one is treated with treated=<level> (only 0/1 and boolean treatments are coded "
+                      "automatically)")
+        raise ValueError(f"treatment has levels {sorted(map(str, levels))}; {fix}.")
     a = (arr == treated_level).astype(np.int8)
     control_level = next(v for v in levels.tolist() if v != treated_level)
     return Treatment(a=a, levels=(control_level, treated_level), index=t_index if index is None else index)
@@ -183,9 +185,27 @@ def _column_kind(series):
         return "bool"
     if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype):
         return "numeric"
-    if isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return "categorical"
+    if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
+        _check_text_column(series)
         return "categorical"
     raise TypeError(f"covariate {series.name!r} has dtype {series.dtype}, which cannot be used as a covariate.")
+
+
+def _check_text_column(series, min_rows=10):
+    """Refuse text that is almost surely not a set of categories: numbers stored as text, or a distinct value in
+    every row (an identifier or free text), either of which would silently become one dummy per value."""
+    values = series.dropna()
+    levels = values.unique()
+    as_numbers = pd.to_numeric(pd.Series(levels, dtype=object), errors="coerce")
+    if len(levels) and all(isinstance(v, str) for v in levels) and as_numbers.notna().all():
+        raise TypeError(f"covariate {series.name!r} holds numbers stored as text; convert it with pd.to_numeric, or "
+                        "to a pandas Categorical if its values are category codes.")
+    if len(values) >= min_rows and len(levels) == len(values):
+        raise ValueError(f"covariate {series.name!r} is text with a different value in every row (an identifier or "
+                         "free text?); drop it, or group its values into categories (a pandas Categorical is kept "
+                         "as given).")
 
 
 def _categories(series):
@@ -370,6 +390,10 @@ def check_full_rank(matrix, names):
     """Raise naming the columns that are linear combinations of the others (with an intercept)."""
     from scipy.linalg import qr
 
+    n, k = matrix.shape
+    if k + 1 > n:  # decided without the O(k^3) eigen-decomposition, which takes minutes at k = 10,000
+        raise ValueError(f"covariates are perfectly collinear: {k} covariate columns (categorical ones expanded) "
+                         f"and an intercept but only {n} units; use fewer covariates than units.")
     # Gram matrix of the scaled [1, X] without materialising the n x (k + 1) design
     scale = np.r_[1.0, np.abs(matrix).max(axis=0)] if matrix.shape[0] else np.ones(matrix.shape[1] + 1)
     scale[scale == 0] = 1.0

@@ -74,6 +74,15 @@ def _design(a, covariates, interact):
     return np.hstack(blocks)
 
 
+def _standardise(covariates):
+    """Centre and scale each column: the predictions m_a(X), hence μ and its variance, do not change (the design
+    spans the same space), while a covariate of size 1e12 or 1e-12 no longer ruins the rank check, the least-squares
+    fit and the Jacobian's conditioning. γ is on the standardised scale (it is not reported)."""
+    centred = covariates - covariates.mean(axis=0)
+    scale = np.sqrt(np.mean(centred ** 2, axis=0))
+    return centred / np.where(scale > 0, scale, 1.0)
+
+
 def _fit_regression(design, y, omega, family):
     """Weighted least squares or weighted logistic MLE; raises on a rank-deficient design."""
     keep = omega > 0
@@ -114,6 +123,7 @@ def simple_equations(y, a, weights):
 
 def regression_equations(y, a, weights, sample_weight, covariates, *, estimand, interact, augmented, family):
     """Regression (g-computation) and augmented equations: θ_o = (γ, μ0, μ1) or (γ, ν0, ν1, δ0, δ1)."""
+    covariates = _standardise(covariates)
     design = _design(a, covariates, interact)
     omega = sample_weight if augmented else weights
     gamma = _fit_regression(design, y, omega, family)

@@ -11,9 +11,14 @@ from .._validation import CovariateDesign, as_1d, check_treatment
 from .._validation import check_outcome as _check_outcome
 
 
-def check_outcome(y, n, name="y"):
-    """A finite float outcome of length n (the package's shared check)."""
-    return _check_outcome(y, n, name=name)
+def check_outcome(y, n, name="y", index=None):
+    """A finite float outcome of length n, on X's index when it is a Series (the package's shared check)."""
+    return _check_outcome(y, n, name=name, index=index)
+
+
+# the learners have no treated= parameter, so the shared check's advice for other labels does not apply
+TREATMENT_FIX = ("code it 0/1 or boolean (e.g. compare it with == to the level that means 1); only those are coded "
+                 "automatically, and these learners take no treated= parameter")
 
 
 def validate(estimator, X, treatment, y=None, *, treated=None):
@@ -24,7 +29,7 @@ def validate(estimator, X, treatment, y=None, *, treated=None):
     design = CovariateDesign.from_data(X)
     matrix, _ = design.transform(X, drop_first=True)
     index = getattr(X, "index", None) if design.is_frame else None
-    t = check_treatment(treatment, treated=treated, n_samples=matrix.shape[0], index=index)
+    t = check_treatment(treatment, treated=treated, n_samples=matrix.shape[0], index=index, fix=TREATMENT_FIX)
     estimator.design_ = design
     estimator.n_features_in_ = len(design.columns)
     if design.is_frame:
@@ -32,7 +37,7 @@ def validate(estimator, X, treatment, y=None, *, treated=None):
     else:
         estimator.__dict__.pop("feature_names_in_", None)
     estimator.treatment_levels_ = t.levels
-    y = None if y is None else check_outcome(y, matrix.shape[0])
+    y = None if y is None else check_outcome(y, matrix.shape[0], index=index)
     return matrix, t.a.astype(np.int64), y, index
 
 

@@ -23,20 +23,20 @@ from ._crossfit import _folds, _proba
 from ._tuning import check_final_model, fit_final
 
 
-def _check_binary(values, name, n):
+def _check_binary(values, name, n, index=None):
     from .._validation import check_treatment
 
     if values is None:
         raise ValueError(f"{name} is required.")
     try:
-        return check_treatment(values, n_samples=n).a.astype(np.int64)
+        return check_treatment(values, n_samples=n, index=index, fix=_data.TREATMENT_FIX).a.astype(np.int64)
     except ValueError as exc:
         raise ValueError(f"{name} must be binary (0/1 or boolean): {str(exc).replace('treatment', name)}") from exc
 
 
 def _validate(est, C, treatment, mediator, y):
-    matrix, x, y, _ = _data.validate(est, C, treatment, y)
-    return matrix, x, _check_binary(mediator, "mediator", len(x)), y
+    matrix, x, y, index = _data.validate(est, C, treatment, y)
+    return matrix, x, _check_binary(mediator, "mediator", len(x), index), y
 
 
 def _xc(x, C):

@@ -173,7 +173,11 @@ class EntropyBalance(BaseWeighter):
         estimand = self.estimand.upper()
         stats = _GroupStats.compute(M, a, sw)
         stats.check_not_constant(self.terms_)
-        allowed = tols * stats.tolerance_units(M, estimand) if tols.any() else tols
+        with np.errstate(invalid="ignore", divide="ignore"):  # a group SD from a single unit is 0/0: refused below
+            allowed = tols * stats.tolerance_units(M, estimand) if tols.any() else tols
+        if not np.all(np.isfinite(allowed)):
+            raise ValueError(f"tols={self.tols!r} is in standard deviations of the {_SD_GROUP[estimand]}, which are "
+                             "undefined with fewer than 2 units of positive weight; use tols=0 (exact balance).")
         total, mean = stats.target(estimand)
         weights = sw.astype(float).copy()
         fits = []
@@ -252,6 +256,9 @@ def _arms(a, estimand):
     if estimand == "ATC":
         return [(1, (a == 0).astype(float))]
     return [(0, np.ones(len(a))), (1, np.ones(len(a)))]
+
+
+_SD_GROUP = {"ATT": "treated group", "ATC": "control group", "ATE": "treated and control groups"}
 
 
 @dataclass(frozen=True)

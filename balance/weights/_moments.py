@@ -77,6 +77,10 @@ def _independent_columns(M, n_base):
     not a linear combination of the intercept and the columns kept before it (1 - R^2 below 1e-10 on the
     correlation matrix, in column order, so the base covariates always stay).
     """
+    if n_base + 1 >= len(M):
+        # the intercept and the base columns already span the sample (or are collinear, which the fit then
+        # reports): no later column is independent, and the loop below would cost O(k^4) at k = 10,000 covariates
+        return list(range(n_base))
     scale = M.std(axis=0)
     usable = scale > 0
     Z = np.zeros_like(M)
