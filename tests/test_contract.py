@@ -185,50 +185,9 @@ def test_last_step_of_a_pipeline(lalonde):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# bad input: a clear error naming the problem
+# bad input: the data cases (missing values, treatment coding, index alignment, sample weights, collinearity...)
+# run in tests/test_bad_inputs.py over every estimator of WEIGHTERS; the parameter checks stay here
 # ---------------------------------------------------------------------------------------------------------------
-def _bad_cases(X, t):
-    nan_X = X.copy()
-    nan_X.iloc[3, 0] = np.nan
-    inf_X = X.copy()
-    inf_X.iloc[5, 1] = np.inf
-    const_X = X.assign(k=1.0)
-    t_nan = t.astype(float)
-    t_nan.iloc[2] = np.nan
-    shifted = t.copy()
-    shifted.index = shifted.index + 1
-    return [
-        ("nan in X", nan_X, t, None, ValueError, "covariate 'age' has 1 missing values"),
-        ("inf in X", inf_X, t, None, ValueError, r"missing or infinite values in column\(s\) \['income'\]"),
-        ("nan treatment", X, t_nan, None, ValueError, "treatment has 1 missing"),
-        ("one level", X, pd.Series(1, index=X.index), None, ValueError, "exactly two levels; got 1"),
-        ("three levels", X, t + (np.arange(len(t)) % 7 == 0), None, ValueError, "exactly two levels; got 3"),
-        ("short treatment", X, t.to_numpy()[:-1], None, ValueError, "treatment has 199 entries but X has 200"),
-        ("misaligned index", X, shifted, None, ValueError, "index differs from X's index"),
-        ("constant covariate", const_X, t, None, ValueError, r"\['k'\] are constant"),
-        ("collinear", X.assign(age2=2 * X["age"] + 1), t, None, ValueError, "perfectly collinear"),
-        ("labels without treated", X, t.map({0: "a", 1: "b"}), None, ValueError, "treated=<level>"),
-        ("negative weight", X, t, -np.ones(len(t)), ValueError, "sample_weight has 200 negative"),
-        ("zero weights", X, t, np.zeros(len(t)), ValueError, "sample_weight is zero for every unit"),
-        ("empty group", X, t, t.to_numpy() * 1.0, ValueError, "control group has 0 units with positive weight"),
-        ("nan weight", X, t, np.r_[np.nan, np.ones(len(t) - 1)], ValueError, "sample_weight has 1 missing"),
-    ]
-
-
-CASE_NAMES = ["nan in X", "inf in X", "nan treatment", "one level", "three levels", "short treatment",
-              "misaligned index", "constant covariate", "collinear", "labels without treated", "negative weight",
-              "zero weights", "empty group", "nan weight"]
-
-
-@pytest.mark.parametrize("case", CASE_NAMES)
-def test_bad_input_raises_a_clear_error(weighter, small, case):
-    X, t = small
-    X = X[["age", "income", "region"]]
-    _, Xb, tb, sw, exc, match = next(c for c in _bad_cases(X, t) if c[0] == case)
-    with pytest.raises(exc, match=match):
-        weighter.fit(Xb, tb, sample_weight=sw)
-
-
 def test_unsupported_estimand_names_the_supported_ones(small):
     X, t = small
     with pytest.raises(ValueError, match=r"estimand='ATX' is not supported here; choose one of \['ATE', 'ATT'"):
