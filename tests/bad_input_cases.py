@@ -388,3 +388,22 @@ def run(spec, case, tolerate=None):
     if relevant:
         return Outcome("warning", str(relevant[0].message), warnings=messages, result=result)
     return Outcome("ok", warnings=messages, result=result)
+
+
+# same data another way: the same float matrix reaches the solver; reordered rows: sums in another order (the
+# contract suite's tolerance); a rescaled covariate: every method standardises, CBIPM's QP to its 1e-8 tolerance
+RTOL = {"same": 1e-12, "order": 1e-9, "scale": 1e-6}
+
+
+def differs_from_base(spec, case, outcome, base):
+    """None, or how a valid outcome differs from the clean fit ``base`` (the base case's ``Outcome.result``) when
+    the case holds the same data passed another way, reordered or rescaled. Cross-fitted learners draw their folds
+    by row position, so reordered rows legitimately give them another fit."""
+    if not case.compare or outcome.kind not in ("ok", "warning") or (case.compare == "order" and spec.crossfit):
+        return None
+    reference = base if case.rows is None or spec.kind == "effect" else base[case.rows]
+    rtol = RTOL[case.compare]
+    gap = np.abs(np.asarray(outcome.result) - reference)
+    if np.all(gap <= rtol * np.abs(reference) + rtol * np.max(np.abs(base))):
+        return None
+    return f"results differ from the clean fit by up to {np.max(gap):.3g} (rtol {rtol:g}, {case.compare})"
