@@ -91,7 +91,7 @@ class CBIPM(BaseWeighter):
     weights_ : Series or ndarray of shape (n_samples,)
         Analysis weights, sampling weights included. Scale: ATT, treated units keep their sampling weight and the
         controls sum to the treated total (n_1 without sampling weights, as WeightIt's ATT weights); ATE, each arm
-        sums to the sample total n. The scale never changes balance, ESS or an effect estimate.
+        sums to the sample total n. The scale never changes balance, ESS or a weighted difference in means.
     ipm_history_ : DataFrame of shape (n_epochs, n_problems) or None
         Objective per epoch, one column per balancing problem named by the weighted arm ("control" for the ATT;
         "treated", "control" for the ATE): MMD^2 at the weights entering the epoch; for SIPM max_k D_k^2 and for

@@ -69,7 +69,7 @@ class CBPS(BaseWeighter):
         Analysis weights, sampling weights included, on WeightIt's scale: the glm formulas with CBPS's own
         propensity score, unnormalised (ATT: treated 1, controls e/(1 − e), whose total is then exactly the number
         treated; ATE: 1/e and 1/(1 − e), the two groups having equal totals). The scale of one group changes no
-        balance statistic, ESS or effect estimate.
+        balance statistic, ESS or weighted difference in means.
     ps_ : Series or ndarray of shape (n_samples,)
         Propensity scores.
     coef_ : ndarray of shape (n_terms,)

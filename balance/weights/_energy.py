@@ -124,7 +124,7 @@ class EnergyBalance(BaseWeighter):
     weights_ : Series or ndarray of shape (n_samples,)
         Analysis weights, sampling weights included. Scale (WeightIt 1.5.1): each group's weights sum to its size
         (the sum of its sampling weights); units of the target group of an ATT/ATC keep their sampling weight. The
-        scale of a group changes no balance statistic, ESS or effect estimate.
+        scale of a group changes no balance statistic, ESS or weighted difference in means.
     energy_distance_ : float
         The energy distance attained (the objective without the penalty; for the ATE the sum of the two or three
         distances above), computed exactly in float64 at the returned weights.

@@ -66,7 +66,7 @@ class EntropyBalance(BaseWeighter):
     weights_ : Series or ndarray of shape (n_samples,)
         Analysis weights, sampling weights included. Scale (WeightIt 1.5.1): each group's weights sum to its size
         (the sum of its sampling weights); the units of the target group in an ATT/ATC keep their sampling weight.
-        The scale of a group changes no balance statistic, ESS or effect estimate.
+        The scale of a group changes no balance statistic, ESS or weighted difference in means.
     coef_ : ndarray of shape (n_terms,), or (2, n_terms) for the ATE
         The dual solution λ on the original covariate scale: before rescaling, a reweighted unit's weight is
         b_i exp(intercept_ + X_i coef_), normalised so that the group's weights sum to the target's size. For the

@@ -52,7 +52,8 @@ class InverseProbabilityTilting(BaseWeighter):
     weights_ : Series or ndarray of shape (n_samples,)
         Analysis weights, sampling weights included, on WeightIt's scale: ATT treated 1 and controls e/(1 − e)
         (summing to the number treated); ATC treated (1 − e)/e, controls 1; ATE treated 1/e₁, controls 1/(1 − e₀)
-        (each group summing to n). The scale of a group changes no balance statistic, ESS or effect estimate.
+        (each group summing to n). The scale of a group changes no balance statistic, ESS or weighted difference
+        in means.
     ps_ : Series or ndarray of shape (n_samples,)
         Propensity scores; for the ATE, e₁ for treated units and e₀ for controls (the score each unit's weight
         comes from).

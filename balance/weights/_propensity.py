@@ -65,7 +65,7 @@ class PropensityWeights(BaseWeighter):
     weights_ : Series or ndarray of shape (n_samples,)
         Analysis weights, sampling weights included. Scale: WeightIt's ``glm`` (unnormalised; ATT: treated 1,
         controls e/(1 − e); ATE: 1/e and 1/(1 − e)). Multiplying one group's weights by a constant changes no
-        balance statistic, ESS or effect estimate.
+        balance statistic, ESS or weighted difference in means.
     ps_ : Series or ndarray of shape (n_samples,)
         Propensity scores used (after ``clip`` and the numerical bound below).
     coef_ : ndarray of shape (n_terms,)

@@ -86,7 +86,8 @@ class StableWeights(BaseWeighter):
     weights_ : Series or ndarray of shape (n_samples,)
         Analysis weights s·w, sampling weights s included. Scale (WeightIt 1.5.1's for optweight): each group's
         weights sum to the group's size, Σ s over the group (its count without sampling weights); the focal group
-        of an ATT/ATC keeps its sampling weights. The scale changes no balance statistic, ESS or effect.
+        of an ATT/ATC keeps its sampling weights. The scale changes no balance statistic, ESS or weighted
+        difference in means.
     terms_ : list of str
         The balanced terms: covariates with every level of a categorical, then powers, then interactions
         (constant ones dropped).

@@ -142,7 +142,8 @@ class UniformTransformerWeights(BaseWeighter):
     weights_ : Series or ndarray of shape (n_samples,)
         Analysis weights. Scale: ATT, treated 1 and control weights n₁ a_i / Σ a (summing to n₁, so each arm sums
         to its focal group's size; the paper's weights a_i / Σ a sum to one); ATC, the mirror image; ATE, each arm
-        sums to n. Multiplying one group's weights by a constant changes no balance statistic or effect.
+        sums to n. Multiplying one group's weights by a constant changes no balance statistic or weighted
+        difference in means.
     bandwidth_ : float
         Bandwidth used (kernel method).
     transformer_ : UniformTransformer or tuple of two
