@@ -24,8 +24,8 @@ import pandas as pd
 from sklearn.base import clone
 
 from balance import CBIPM, EntropyBalance, PropensityWeights, WeightedEffect
-from balance.hte import (DRLearner, FrontDoorDRLearner, FrontDoorRLearner, IVWDRLearner, RLearner, SLearner,
-                         TLearner, ULearner)
+from balance.hte import (CovLearner, DRLearner, FrontDoorDRLearner, FrontDoorPluginLearner, FrontDoorRLearner,
+                         IVWCovLearner, IVWDRLearner, RLearner, SLearner, TLearner, ULearner)
 
 from .test_contract import IDS, WEIGHTERS
 
@@ -225,11 +225,13 @@ def _hte_spec(cls):
 def _frontdoor_spec(cls):
     def make(treated=None):
         clf, reg = _small_models()
+        if cls is FrontDoorPluginLearner:  # no cross-fitting, no final model: the plug-in of the nuisances
+            return cls(propensity_model=clf, mediator_model=clone(clf), outcome_model=reg)
         extra = {"stage_model": clone(reg)} if cls is FrontDoorRLearner else {}
         return cls(propensity_model=clf, mediator_model=clone(clf), outcome_model=reg, final_model=clone(reg), cv=2,
                    random_state=0, **extra)
 
-    return Spec(cls.__name__, "frontdoor", make, crossfit=True)
+    return Spec(cls.__name__, "frontdoor", make, crossfit=cls is not FrontDoorPluginLearner)
 
 
 def _unique_ids(ids):
@@ -254,8 +256,9 @@ SPECS = (
         _effect_spec("WeightedEffect(CBIPM-ATE, aipw)", CBIPM(estimand="ATE", model="linear", n_epochs=20,
                                                               random_state=0), "aipw", "HC0"),
     ]
-    + [_hte_spec(cls) for cls in (DRLearner, IVWDRLearner, RLearner, ULearner, TLearner, SLearner)]
-    + [_frontdoor_spec(cls) for cls in (FrontDoorDRLearner, FrontDoorRLearner)]
+    + [_hte_spec(cls) for cls in (DRLearner, IVWDRLearner, RLearner, ULearner, CovLearner, IVWCovLearner, TLearner,
+                                  SLearner)]
+    + [_frontdoor_spec(cls) for cls in (FrontDoorDRLearner, FrontDoorRLearner, FrontDoorPluginLearner)]
 )
 
 

@@ -94,7 +94,7 @@ BOUNDED_PS = "propensity predictions were outside .* and were clipped"
 FLOORED_FD = "denominators were outside .* and were floored"
 RANK_AIPW = "the outcome model's design is rank deficient"
 CROSSFIT_ARMS = "each treatment arm needs at least 2 units for 2-fold cross-fitting; got 1 treated"
-CROSSFITTED = r"(DR|IVWDR|R|U)Learner$"
+CROSSFITTED = r"(DR|IVWDR|R|U|Cov|IVWCov)Learner$"
 OVERRIDES = {
     "NaN in y": [("group:weighter", NA)],
     "inf in y": [("group:weighter", NA)],
@@ -113,7 +113,7 @@ OVERRIDES = {
         (r"CBPS|InverseProbabilityTilting|EntropyBalance|WeightedEffect\(EntropyBalance",
          error(INFEASIBLE + " 's'")),
         (CROSSFITTED, warns(BOUNDED_PS)),
-        ("FrontDoor", warns(FLOORED_FD)),
+        ("FrontDoor(DR|R)Learner", warns(FLOORED_FD)),
     ],
     "treated group of size 1": [
         ("UniformTransformerWeights-ATE", error("the treated group has 1 unit; the uniform transformer fitted on it "
@@ -123,20 +123,20 @@ OVERRIDES = {
         ("EntropyBalance-ATT#2", error("tols=0.05 is in standard deviations of the treated group, which are "
                                        "undefined with fewer than 2 units")),
         (r"WeightedEffect.*aipw", error(RANK_AIPW)),
-        (CROSSFITTED + "|FrontDoor", error(CROSSFIT_ARMS)),
+        (CROSSFITTED + "|FrontDoor(DR|R)Learner", error(CROSSFIT_ARMS)),
     ],
     "treated group of size 2": [
         ("StableWeights-ATE", error("balance within tols=0.02 is infeasible")),
         ("InverseProbabilityTilting-ATE|EntropyBalance-ATE", error(INFEASIBLE + " 'x1'")),
         (r"WeightedEffect.*aipw", error(RANK_AIPW)),
         (CROSSFITTED, warns(BOUNDED_PS)),
-        ("FrontDoor", warns(FLOORED_FD)),
+        ("FrontDoor(DR|R)Learner", warns(FLOORED_FD)),
     ],
-    "treated value outside controls' range": [("FrontDoor", warns(FLOORED_FD))],
+    "treated value outside controls' range": [("FrontDoor(DR|R)Learner", warns(FLOORED_FD))],
     "labels 'a'/'b' without treated=": [("group:hte", error(
         r"treatment has levels \['a', 'b'\]; code it 0/1 or boolean .* no treated= parameter"))],
     "labels 'a'/'b' with treated='b'": [("group:hte", NA)],
-    "shuffled rows and index": [("FrontDoor", warns(FLOORED_FD))],  # other folds, one more extreme score
+    "shuffled rows and index": [("FrontDoor(DR|R)Learner", warns(FLOORED_FD))],  # other folds, one more extreme score
     "some zero sample_weight": [("UniformTransformerWeights", error(
         "sample_weight is not supported by UniformTransformerWeights"))],
     "10,000 covariates": [
