@@ -1,5 +1,6 @@
 """Weighted pseudo-outcome learners (balance.hte): identities of Fisher (2024), cross-fitting, inference, checks."""
 
+import threading
 import warnings
 
 import numpy as np
@@ -155,6 +156,53 @@ def test_clipping_counted_and_warned(data):
     assert est.nuisances_["pi"].min() >= 0.05 and np.all(np.isfinite(est.pseudo_outcome_))
 
 
+@pytest.mark.filterwarnings("ignore:.*were clipped")
+@pytest.mark.parametrize("cf_order,outcome_form", [(2, "single"), (2, "separate"), (4, "single")])
+def test_n_jobs_gives_identical_results(data, cf_order, outcome_form):
+    from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+
+    # Randomised trees with a fixed random_state: deterministic fits that release the GIL, so the threads really
+    # interleave; they may change where a fit runs, never its numbers or where its predictions land. (Not
+    # HistGradientBoosting: its OpenMP barriers make tiny fits take seconds on a loaded machine.)
+    trees = dict(n_estimators=10, min_samples_leaf=20, random_state=0)
+    models = dict(propensity_model=ExtraTreesClassifier(**trees), outcome_model=ExtraTreesRegressor(**trees),
+                  final_model=ExtraTreesRegressor(**trees))
+    fits = [IVWDRLearner(cv=3, cf_order=cf_order, outcome_form=outcome_form, random_state=0, n_jobs=n_jobs,
+                         **models).fit(data.X, data.treatment, data.y) for n_jobs in (1, 2)]
+    for key in fits[0].nuisances_:
+        assert_array_equal(fits[1].nuisances_[key], fits[0].nuisances_[key])  # same fits: 0 tolerance
+    assert_array_equal(fits[1].pseudo_outcome_, fits[0].pseudo_outcome_)
+    assert_array_equal(fits[1].predict(data.X), fits[0].predict(data.X))
+
+
+class ThreadRecorder(LogisticRegression):
+    """LogisticRegression that records the thread it was fitted on and its OpenMP and BLAS thread limits."""
+
+    calls = []
+
+    def fit(self, X, y):
+        from threadpoolctl import threadpool_info
+
+        omp = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] in ("openmp", "blas")]
+        self.calls.append((threading.get_ident(), omp))
+        return super().fit(X, y)
+
+
+def test_n_jobs_uses_threads_with_limited_inner_threads(data):
+    from joblib import cpu_count
+    from threadpoolctl import threadpool_info
+
+    before = threadpool_info()
+    ThreadRecorder.calls = []
+    RLearner(propensity_model=ThreadRecorder(), outcome_model=LinearRegression(), final_model=LinearRegression(),
+             cv=4, random_state=0, n_jobs=2).fit(data.X, data.treatment, data.y)
+    assert len(ThreadRecorder.calls) == 4  # one propensity fit per fold
+    assert all(thread != threading.main_thread().ident for thread, _ in ThreadRecorder.calls)
+    inner = max(1, cpu_count() // 2)
+    assert all(n == inner for _, omp in ThreadRecorder.calls for n in omp)
+    assert threadpool_info() == before  # the limits are undone after fit
+
+
 # -- tuning ---------------------------------------------------------------------------------------------------------
 def test_grid_search_uses_weighted_mse_and_group_folds(data):
     grid = GridSearchCV(Ridge(), {"alpha": [0.1, 1000.0]}, cv=3)
@@ -260,6 +308,7 @@ def test_dataframe_index_and_refit_and_unmodified_models(data):
 @pytest.mark.parametrize("params,match", [
     (dict(pseudo_outcome="x"), "pseudo_outcome"), (dict(weighting="ipw"), "weighting"), (dict(cf_order=5), "cf_order"),
     (dict(clip=0.5), "clip"), (dict(cv=1), "cv"), (dict(outcome_form="both"), "outcome_form"),
+    (dict(n_jobs=0), "n_jobs"), (dict(n_jobs=1.5), "n_jobs"),
 ])
 def test_bad_parameters(data, params, match):
     with pytest.raises(ValueError, match=match):

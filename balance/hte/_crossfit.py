@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from itertools import permutations
 
 import numpy as np
+from joblib import cpu_count, effective_n_jobs
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
+from sklearn.utils.parallel import Parallel, delayed
+from threadpoolctl import ThreadpoolController
 
 
 @dataclass
@@ -53,21 +56,71 @@ def _proba(model, X):
     return model.predict_proba(X)[:, col]
 
 
-def _fit_predict_outcomes(spec, X_tr, a_tr, y_tr, X_te):
-    """Fit the outcome models on a training part; return (m, mu1, mu0) predicted on X_te (None when unused)."""
-    m = mu1 = mu0 = None
+def fit_predict(model, X, t, fit, pred, proba=False, settings=None):
+    """Fit a clone of ``model`` on rows ``fit`` of (X, t); predict rows ``pred`` once per column setting.
+
+    ``fit`` and ``pred`` are integer row indices (so ``X[pred]`` is a copy that may be altered). ``settings`` is a
+    list of {column: value} giving counterfactual inputs (e.g. the treatment column at 1, then 0); None predicts X
+    as it is. ``proba`` returns P(class 1) instead of ``predict``. Returns a list of arrays, one per setting.
+    """
+    fitted = clone(model).fit(X[fit], t[fit])
+    X_pred = X[pred]
+    out = []
+    for setting in settings or [{}]:
+        for col, value in setting.items():
+            X_pred[:, col] = value
+        out.append(_proba(fitted, X_pred) if proba else fitted.predict(X_pred))
+    return out
+
+
+def _limited(controller, inner, fn, args):
+    # OpenMP thread counts are per calling thread, so each worker limits its own (scikit-learn's
+    # HistGradientBoosting reads it at fit time).
+    with controller.limit(limits=inner, user_api="openmp"):
+        return fn(*args)
+
+
+def run_jobs(jobs, n_jobs):
+    """``[fn(*args) for fn, args in jobs]``, on ``n_jobs`` threads when that is more than one.
+
+    With several workers each gets cpu_count // n_workers OpenMP and BLAS threads, so that the workers' own
+    thread pools do not oversubscribe the cores; with one, the models keep their default threading. The results
+    are in the order of ``jobs`` whatever the scheduling.
+    """
+    n_workers = effective_n_jobs(n_jobs)
+    if n_workers == 1:
+        return [fn(*args) for fn, args in jobs]
+    inner = max(1, cpu_count() // n_workers)
+    controller = ThreadpoolController()  # one scan of the loaded libraries, shared by the workers
+    # BLAS thread counts are process-wide: set once here, not by each worker (their restores would race).
+    with controller.limit(limits=inner, user_api="blas"):
+        return Parallel(n_jobs=n_workers, prefer="threads")(
+            delayed(_limited)(controller, inner, fn, args) for fn, args in jobs)
+
+
+def _part_jobs(spec, X, XA, a, y, fit, pred):
+    """The nuisance fits of one training part: a list of (keys, (fn, args)), ``keys`` naming the returned arrays."""
+    jobs = []
+    if spec.need_pi:
+        jobs.append((("pi",), (fit_predict, (spec.propensity_model, X, a, fit, pred, True))))
     if spec.need_m:
-        m = clone(spec.outcome_model).fit(X_tr, y_tr).predict(X_te)
-    if spec.need_mu:
-        if spec.outcome_form == "single":
-            model = clone(spec.outcome_model).fit(np.column_stack([X_tr, a_tr]), y_tr)
-            ones = np.ones(len(X_te))
-            mu1 = model.predict(np.column_stack([X_te, ones]))
-            mu0 = model.predict(np.column_stack([X_te, 0 * ones]))
-        else:
-            mu1 = clone(spec.outcome_model).fit(X_tr[a_tr == 1], y_tr[a_tr == 1]).predict(X_te)
-            mu0 = clone(spec.outcome_model).fit(X_tr[a_tr == 0], y_tr[a_tr == 0]).predict(X_te)
-    return m, mu1, mu0
+        jobs.append((("m",), (fit_predict, (spec.outcome_model, X, y, fit, pred))))
+    if spec.need_mu and spec.outcome_form == "single":
+        # One model of Y on (X, A), A the last column of XA, evaluated at A = 1 and A = 0.
+        settings = [{-1: 1.0}, {-1: 0.0}]
+        jobs.append((("mu1", "mu0"), (fit_predict, (spec.outcome_model, XA, y, fit, pred, False, settings))))
+    elif spec.need_mu:
+        for arm, key in ((1, "mu1"), (0, "mu0")):
+            jobs.append(((key,), (fit_predict, (spec.outcome_model, X, y, fit[a[fit] == arm], pred))))
+    return jobs
+
+
+def _nuisance_jobs(spec, X, a, y, parts):
+    """Jobs for every (training rows, prediction rows) part; returns (part number, keys) per job and the jobs."""
+    XA = np.column_stack([X, a]) if spec.need_mu and spec.outcome_form == "single" else None
+    labelled = [(k, keys, job) for k, (fit, pred) in enumerate(parts)
+                for keys, job in _part_jobs(spec, X, XA, a, y, fit, pred)]
+    return [(k, keys) for k, keys, _ in labelled], [job for _, _, job in labelled]
 
 
 def _folds(a, n_folds, seed):
@@ -85,40 +138,37 @@ def _folds(a, n_folds, seed):
     return labels
 
 
-def crossfit_order2(spec, X, a, y, n_folds, seed):
+def crossfit_order2(spec, X, a, y, n_folds, seed, n_jobs=None):
     """Ordinary v-fold cross-fitting: every nuisance of row i comes from models that did not see fold(i)."""
     n = len(a)
     folds = _folds(a, n_folds, seed)
+    parts = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in range(n_folds)]
+    labels, jobs = _nuisance_jobs(spec, X, a, y, parts)
     out = {k: (np.empty(n) if need else None) for k, need in
            (("pi", spec.need_pi), ("m", spec.need_m), ("mu1", spec.need_mu), ("mu0", spec.need_mu))}
-    for k in range(n_folds):
-        te, tr = folds == k, folds != k
-        if spec.need_pi:
-            out["pi"][te] = _proba(clone(spec.propensity_model).fit(X[tr], a[tr]), X[te])
-        m, mu1, mu0 = _fit_predict_outcomes(spec, X[tr], a[tr], y[tr], X[te])
-        for key, value in (("m", m), ("mu1", mu1), ("mu0", mu0)):
-            if value is not None:
-                out[key][te] = value
+    for (k, keys), values in zip(labels, run_jobs(jobs, n_jobs)):
+        for key, value in zip(keys, values):
+            out[key][parts[k][1]] = value
     kappa = None if out["pi"] is None else 1.0 - out["pi"]
     return CrossFit(rows=np.arange(n), pi=out["pi"], kappa=kappa, m=out["m"], mu1=out["mu1"], mu0=out["mu0"],
                     folds=folds)
 
 
-def crossfit_higher(spec, X, a, y, order, seed):
+def crossfit_higher(spec, X, a, y, order, seed, n_jobs=None):
     """Cross-fitting of order 3 or 4: models fitted on one fold, one copy per role assignment of the other folds."""
     n = len(a)
     folds = _folds(a, order, seed)
     # Per training fold f: predictions of that fold's models on every row (row f of each array).
-    pi_f = np.empty((order, n)) if spec.need_pi else None
-    outcome_f = {key: np.empty((order, n)) for key, need in
-                 (("m", spec.need_m), ("mu1", spec.need_mu), ("mu0", spec.need_mu)) if need}
-    for f in range(order):
-        tr = folds == f
-        if spec.need_pi:
-            pi_f[f] = _proba(clone(spec.propensity_model).fit(X[tr], a[tr]), X)
-        preds = dict(zip(("m", "mu1", "mu0"), _fit_predict_outcomes(spec, X[tr], a[tr], y[tr], X)))
-        for key in outcome_f:
-            outcome_f[key][f] = preds[key]
+    everyone = np.arange(n)
+    labels, jobs = _nuisance_jobs(spec, X, a, y, [(np.flatnonzero(folds == f), everyone) for f in range(order)])
+    keys_needed = [key for key, need in (("pi", spec.need_pi), ("m", spec.need_m), ("mu1", spec.need_mu),
+                                         ("mu0", spec.need_mu)) if need]
+    per_fold = {key: np.empty((order, n)) for key in keys_needed}
+    for (f, keys), values in zip(labels, run_jobs(jobs, n_jobs)):
+        for key, value in zip(keys, values):
+            per_fold[key][f] = value
+    pi_f = per_fold.pop("pi", None)
+    outcome_f = per_fold
     n_roles = order - 1  # (pi, outcome) or (pi, kappa, outcome)
     rows, pi, kappa, outs = [], [], [], {key: [] for key in outcome_f}
     for k in range(order):

@@ -51,6 +51,12 @@ def check_int(value, name, low):
         raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
 
 
+def check_n_jobs(value):
+    """None or a non-zero integer (joblib's convention: -1 is all processors)."""
+    if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value == 0):
+        raise ValueError(f"n_jobs must be None or a non-zero integer; got {value!r}.")
+
+
 def check_probability_bound(value, name):
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 < value < 0.5:
         raise ValueError(f"{name} must be a number in (0, 0.5); got {value!r}.")

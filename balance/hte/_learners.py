@@ -63,6 +63,15 @@ class PseudoOutcomeLearner(BaseEstimator):
         For μ̂_a: one model of Y on (X, A) evaluated at A = 1 and 0, or one model per arm.
     random_state : int, RandomState or None, default=None
         Seeds the fold split.
+    n_jobs : int or None, default=None
+        Number of threads fitting the nuisance models of the folds at the same time (one job per fold and
+        nuisance model; the final model is one fit). None means 1 unless in a ``joblib.parallel_config`` context;
+        -1 means all processors. With more than one worker, each worker's OpenMP and BLAS thread pools are limited
+        to cpu_count // n_jobs threads (threadpoolctl), so that, e.g., HistGradientBoosting's own threads do not
+        oversubscribe the cores. The folds, the fits and their order of assembly do not depend on ``n_jobs``, so the
+        results are identical for any value when the models' fits are deterministic (e.g. a fixed ``random_state``:
+        HistGradientBoosting draws its early-stopping split at random otherwise) and do not depend on their number
+        of threads.
 
     Attributes
     ----------
@@ -113,7 +122,8 @@ class PseudoOutcomeLearner(BaseEstimator):
     """
 
     def __init__(self, pseudo_outcome="dr", weighting="ivw", propensity_model=None, outcome_model=None,
-                 final_model=None, cv=10, cf_order=2, clip=0.01, outcome_form="single", random_state=None):
+                 final_model=None, cv=10, cf_order=2, clip=0.01, outcome_form="single", random_state=None,
+                 n_jobs=None):
         self.pseudo_outcome = pseudo_outcome
         self.weighting = weighting
         self.propensity_model = propensity_model
@@ -124,6 +134,7 @@ class PseudoOutcomeLearner(BaseEstimator):
         self.clip = clip
         self.outcome_form = outcome_form
         self.random_state = random_state
+        self.n_jobs = n_jobs
 
     def _models(self):
         prop = _data.default_classifier() if self.propensity_model is None else self.propensity_model
@@ -139,6 +150,7 @@ class PseudoOutcomeLearner(BaseEstimator):
         if self.cf_order not in (2, 3, 4) or isinstance(self.cf_order, bool):
             raise ValueError(f"cf_order must be 2, 3 or 4; got {self.cf_order!r}.")
         _data.check_probability_bound(self.clip, "clip")
+        _data.check_n_jobs(self.n_jobs)
         prop, outcome, final = self._models()
         _data.check_model(prop, "propensity_model", "predict_proba")
         _data.check_model(outcome, "outcome_model", "predict")
@@ -165,9 +177,9 @@ class PseudoOutcomeLearner(BaseEstimator):
         spec = NuisanceSpec(prop, outcome, need_pi, need_m, need_mu, self.outcome_form)
         seed = _data.seed_from(self.random_state)
         if self.cf_order == 2:
-            cf = crossfit_order2(spec, matrix, a, y, self.cv, seed)
+            cf = crossfit_order2(spec, matrix, a, y, self.cv, seed, self.n_jobs)
         else:
-            cf = crossfit_higher(spec, matrix, a, y, self.cf_order, seed)
+            cf = crossfit_higher(spec, matrix, a, y, self.cf_order, seed, self.n_jobs)
         cf = clip_propensities(cf, self.clip)
         self.n_clipped_ = cf.n_clipped
         if cf.n_clipped:
@@ -258,9 +270,9 @@ def _preset(name, pseudo, weighting, doc):
     """A PseudoOutcomeLearner subclass with the pseudo-outcome and weights fixed (not constructor parameters)."""
 
     def __init__(self, propensity_model=None, outcome_model=None, final_model=None, cv=10, cf_order=2, clip=0.01,
-                 outcome_form="single", random_state=None):
+                 outcome_form="single", random_state=None, n_jobs=None):
         PseudoOutcomeLearner.__init__(self, pseudo, weighting, propensity_model, outcome_model, final_model, cv,
-                                      cf_order, clip, outcome_form, random_state)
+                                      cf_order, clip, outcome_form, random_state, n_jobs)
 
     return type(name, (PseudoOutcomeLearner,), {
         "__init__": __init__, "__doc__": doc,
