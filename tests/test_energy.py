@@ -257,3 +257,24 @@ def test_projection_onto_shifted_simplices(rng):
             tau = (lo + hi) / 2
             lo, hi = (tau, hi) if np.maximum(yg - tau, lg).sum() > 1 else (lo, tau)
         assert_allclose(x[group == g], np.maximum(yg - tau, lg), rtol=0, atol=1e-12)
+
+
+def test_gram_tiles_keep_near_and_coincident_pairs_exact(rng):
+    """The kernels compute |a|^2 + |b|^2 - 2a'b, which cancels for near pairs; those rows are recomputed directly."""
+    from balance._kernels._energy import distance_block32, distance_matvec, distance_quadform
+
+    A = rng.normal(size=(300, 5)) * 10  # large norms: the Gram identity alone would lose ~1e-6 absolute here
+    B = rng.normal(size=(700, 5)) * 10
+    B[:20] = A[:20]  # coincident pairs
+    B[20:40] = A[20:40] + 1e-9  # pairs 2e-9 apart
+    At, Bt = np.ascontiguousarray(A.T), np.ascontiguousarray(B.T)
+    D = cdist(A, B)
+    block = distance_block32(At, Bt)
+    assert np.all(np.diagonal(block[:20, :20]) == 0)  # exact zeros, not sqrt of round-off
+    # near pairs to float32 storage accuracy (the Gram identity alone errs by ~3e-7, a hundred times the distance)
+    near = np.diagonal(block[20:40, 20:40]).astype(np.float64)
+    assert_allclose(near, np.diagonal(D[20:40, 20:40]), rtol=1e-6)  # float32 storage: half an ulp
+    V = rng.normal(size=(700, 2))
+    assert_allclose(distance_matvec(At, Bt, np.ascontiguousarray(V.T)), D @ V, rtol=1e-12, atol=1e-9)
+    W = rng.normal(size=(300, 2))
+    assert_allclose(distance_quadform(At, np.ascontiguousarray(W.T)), W.T @ cdist(A, A) @ W, rtol=1e-12, atol=1e-9)
