@@ -350,36 +350,38 @@ def wass_sums(X, omega, W, cb, v, slope, lo, hi, seg, do_seg, n_target, f_out, s
 
     z = W'x + cb (W has shape (d, H)), phi = LeakyReLU(slope). Returns acc (n_chunks, d + 2, H): row 0 = A,
     row 1 = B, rows 2.. = C. With ``store``, arm points' network outputs f = v'phi(z) (without the output bias) are
-    written to f_out[i - n_target].
+    written to f_out[i - n_target]. A is not summed unit by unit: phi(z) = phi'(z) z and z is affine in x, so
+    A_h = cb_h B_h + sum_l W_lh C_lh exactly, one accumulation per unit and hidden unit fewer.
     """
     d, H = W.shape
     acc = np.zeros((lo.size, d + 2, H))
     for c in prange(lo.size):
         if not do_seg[seg[c]]:
             continue
-        arm = seg[c] == 1
+        keep_f = store and seg[c] == 1
         z = np.empty(H)
         dz = np.empty(H)
-        a = np.zeros((d + 2, H))
+        a = acc[c]
         for i in range(lo[c], hi[c]):
             _affine_into(z, X, i, W, cb)
             wi = omega[i]
             for h in range(H):  # branch-free and without a reduction, so that it vectorises
-                dphi = 1.0 if z[h] > 0.0 else slope
-                z[h] *= dphi  # phi(z)
-                a[0, h] += wi * z[h]
-                dz[h] = wi * dphi
+                dz[h] = wi * (1.0 if z[h] > 0.0 else slope)
                 a[1, h] += dz[h]
             for l in range(d):
                 xl = X[i, l]
                 for h in range(H):
                     a[2 + l, h] += dz[h] * xl
-            if arm and store:
+            if keep_f:
                 f = 0.0
                 for h in range(H):
-                    f += v[h] * z[h]
+                    f += v[h] * z[h] * (1.0 if z[h] > 0.0 else slope)
                 f_out[i - n_target] = f
-        acc[c] = a
+        for h in range(H):
+            a[0, h] = cb[h] * a[1, h]
+        for l in range(d):
+            for h in range(H):
+                a[0, h] += W[l, h] * a[2 + l, h]
     return acc
 
 
