@@ -55,9 +55,9 @@ TRIED = [
     "regions, and on this shared machine a region waits for a descheduled thread: the forced 2-thread rows above "
     "show the gain on a quiet machine (1.6-1.7x); at load 8 on 2 cores the same forced 2-thread SIPM fit took 32.8 s wall against 4.7 s on one thread (measured this session). Problems below 250,000 "
     "unit-discriminator pairs per pass therefore run on one thread, larger ones (n = 100,000) in parallel.",
-    "- Conclusion: the MMD target is met. SIPM and WASS at n = 1000 run ~1.3-1.8 s per fit on one core (1.0-1.1 s "
+    "- Conclusion: the MMD target is met. SIPM and WASS at n = 1000 run ~1.3-1.8 s per fit on one core (1.0-1.2 s "
     "with 2 threads on a quiet machine), 2-3x over their 0.5 / 0.7 s targets but 3-7x faster than the authors' "
-    "PyTorch figures. At n = 100,000 (2 threads) 1000 epochs take about 107 s (SIPM) and 68 s (WASS), down from "
+    "PyTorch figures. At n = 100,000 (2 threads) 1000 epochs take about 100-107 s (SIPM) and 67-68 s (WASS) in two runs, down from "
     "515 / 379 s before the vectorised passes, still over the 60 s target. Each SIPM epoch is 5 full passes over "
     "n x 100 unit-discriminator pairs by the paper's design: 5e8 sigmoid evaluations per fit at n = 1000, about "
     "0.5 s of one core for the sigmoids alone.",
