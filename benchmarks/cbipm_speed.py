@@ -49,6 +49,8 @@ TRIED = [
     "eight squarings are latency-bound), and the affine map and gradient sums another 1 ns per unit-discriminator "
     "pair (d = 4). A float32 sigmoid was measured at 0.34 ns a value but with 1.3e-6 absolute error (20 times "
     "PyTorch's float32 error): not adopted.",
+    "- WASS: the critic's mean output A_h = cb_h B_h + sum_l W_lh C_lh (LeakyReLU is phi'(z) z), one accumulation "
+    "fewer per pair: about 10 % per pass at n = 1000 in isolation, within the noise at fit level.",
     "- BLAS (np.dot inside the kernel) for the affine map and the gradient sums of a chunk: ~10 % in an earlier "
     "version, not kept (BLAS calls inside parallel regions risk nested threading).",
     "- Parallel passes (prange over fixed chunks of units, 2 threads) at n = 1000: each epoch has 6 parallel "
