@@ -115,3 +115,23 @@ def test_b_predictions_outside_minus_one_one_are_counted_and_warned():
     with pytest.warns(UserWarning, match="400 predictions of b\\(C\\) were outside \\[-1, 1\\]"):
         r.fit(fd.C, fd.treatment, fd.mediator, fd.y)
     assert r.n_b_bounded_ == 400
+
+
+def test_numerator_clipping_is_counted_and_warned():
+    """clip bounds the numerator probabilities e1 and q1: never silently (count = entries outside the bounds)."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    from balance.hte import FrontDoorDRLearner, FrontDoorPluginLearner, make_front_door
+
+    fd = make_front_door(n=600, random_state=1)
+    dr = FrontDoorDRLearner(LogisticRegression(), LogisticRegression(), LinearRegression(),
+                            final_model=LinearRegression(), cv=2, floor=0.01, clip=0.3, random_state=0)
+    with pytest.warns(UserWarning, match=r"probabilities were outside \[0.3, 0.7\] and were clipped"):
+        dr.fit(fd.C, fd.treatment, fd.mediator, fd.y)
+    e1, q1 = dr.nuisances_["e1"], dr.nuisances_["q1"]
+    expected = int(np.sum((e1 < 0.3) | (e1 > 0.7)) + np.sum((q1 < 0.3) | (q1 > 0.7)))
+    assert dr.n_clipped_ == expected > 0
+    plugin = FrontDoorPluginLearner(LogisticRegression(), LogisticRegression(), LinearRegression(), clip=0.3)
+    plugin.fit(fd.C, fd.treatment, fd.mediator, fd.y)
+    with pytest.warns(UserWarning, match="were clipped"):
+        plugin.predict(fd.C)

@@ -21,6 +21,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import ThreadpoolController
 
+from ._data import bound_probabilities
+
 
 @dataclass
 class CrossFit:
@@ -196,9 +198,10 @@ def clip_propensities(cf, clip):
     n_clipped = 0
     for key in ("pi", "kappa"):
         values = getattr(cf, key)
+        bounded, count = bound_probabilities(values, clip)
         if key == "pi" or cf.separate_kappa:  # κ̂ = 1 − π̂ is clipped exactly when π̂ is: count it once
-            n_clipped += int(np.sum((values < clip) | (values > 1 - clip)))
+            n_clipped += count
         cf.raw[key] = values
-        setattr(cf, key, np.clip(values, clip, 1 - clip))
+        setattr(cf, key, bounded)
     cf.n_clipped = n_clipped
     return cf

@@ -62,6 +62,12 @@ def check_probability_bound(value, name):
         raise ValueError(f"{name} must be a number in (0, 0.5); got {value!r}.")
 
 
+def bound_probabilities(values, bound):
+    """``values`` bounded to [bound, 1 − bound], and how many entries that moved (every bound is reported)."""
+    outside = (values < bound) | (values > 1 - bound)
+    return np.clip(values, bound, 1 - bound), int(np.sum(outside))
+
+
 def check_model(model, name, method):
     if not (hasattr(model, "fit") and hasattr(model, method)):
         raise TypeError(f"{name} must be a scikit-learn estimator with fit and {method}; got {model!r}.")

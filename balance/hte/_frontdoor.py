@@ -88,12 +88,10 @@ def fd_dr_pseudo_outcome(y, x, z, e1, q1, m, e_den, q_den, floor=0.05, clip=1e-6
     floored to [floor, 1 − floor]; numerators are clipped to [clip, 1 − clip].
     """
     idx = np.arange(len(y))
-    e1, q1 = np.clip(e1, clip, 1 - clip), np.clip(q1, clip, 1 - clip)
-    e_obs_den = np.where(x == 1, e_den, 1 - e_den)
-    q_obs_den = np.where(z == 1, q_den[idx, x], 1 - q_den[idx, x])
-    n_floored = int(np.sum((e_obs_den < floor) | (e_obs_den > 1 - floor))
-                    + np.sum((q_obs_den < floor) | (q_obs_den > 1 - floor)))
-    e_obs_den, q_obs_den = np.clip(e_obs_den, floor, 1 - floor), np.clip(q_obs_den, floor, 1 - floor)
+    e1, q1 = np.clip(e1, clip, 1 - clip), np.clip(q1, clip, 1 - clip)  # counted by the caller: count_clipped
+    e_obs_den, n_e = _data.bound_probabilities(np.where(x == 1, e_den, 1 - e_den), floor)
+    q_obs_den, n_q = _data.bound_probabilities(np.where(z == 1, q_den[idx, x], 1 - q_den[idx, x]), floor)
+    n_floored = n_e + n_q
     e_x = np.column_stack([1 - e1, e1])  # e(x | c) for x = 0, 1
     r = np.einsum("nzx,nx->nz", m, e_x)  # r(z, c)
     q_zx = np.stack([1 - q1, q1], axis=1)  # q(z | x, c), shape (n, z, x)
@@ -106,6 +104,18 @@ def fd_dr_pseudo_outcome(y, x, z, e1, q1, m, e_den, q_den, floor=0.05, clip=1e-6
         phi = xi * resid + (x == xbar) / e_obs_den * (r[idx, z] - nu) + s
         psi += sign * phi
     return psi, n_floored
+
+
+def count_clipped(nuis, clip):
+    """Entries of the numerator probabilities e1 and q1 outside [clip, 1 − clip] (the plug-in and DR formulas clip
+    them)."""
+    return sum(_data.bound_probabilities(nuis[key], clip)[1] for key in ("e1", "q1"))
+
+
+def _warn_clip(count, clip, stacklevel=3):
+    if count:
+        warnings.warn(f"{count} propensity or mediator probabilities were outside [{clip}, {1 - clip}] and were "
+                      f"clipped (clip={clip}).", UserWarning, stacklevel=stacklevel)
 
 
 def _warn_floor(count, floor, stacklevel=3):
@@ -140,7 +150,7 @@ class FrontDoorDRLearner(_FrontDoorBase):
         Denominators e(X | C) and q(Z | X, C) are floored to [floor, 1 − floor] (Jung's code); counted in
         ``n_floored_`` and warned about.
     clip : float, default=1e-6
-        Numerator probabilities are clipped to [clip, 1 − clip].
+        Numerator probabilities are clipped to [clip, 1 − clip]; counted in ``n_clipped_`` and warned about.
     random_state : int, RandomState or None, default=None
 
     Attributes
@@ -150,6 +160,7 @@ class FrontDoorDRLearner(_FrontDoorBase):
     nuisances_ : dict
         Out-of-fold "e1" (n,), "q1" (n, 2), "m" (n, 2, 2).
     n_floored_ : int
+    n_clipped_ : int
 
     Examples
     --------
@@ -199,6 +210,8 @@ class FrontDoorDRLearner(_FrontDoorBase):
             y, x, z, nuis["e1"], nuis["q1"], nuis["m"], nuis.get("e_den", nuis["e1"]), nuis.get("q_den", nuis["q1"]),
             self.floor, self.clip)
         _warn_floor(self.n_floored_, self.floor)
+        self.n_clipped_ = count_clipped(nuis, self.clip)
+        _warn_clip(self.n_clipped_, self.clip)
         self.final_model_ = fit_final(clone(final), C, psi, None, np.arange(len(y)), weighted=False)
         self.pseudo_outcome_, self.nuisances_ = psi, nuis
         return self
@@ -220,7 +233,7 @@ class FrontDoorPluginLearner(BaseEstimator):
     propensity_model, mediator_model, outcome_model
         As for :class:`FrontDoorDRLearner`.
     clip : float, default=1e-6
-        Probabilities are clipped to [clip, 1 − clip].
+        Probabilities are clipped to [clip, 1 − clip]; ``predict`` warns with the count when any is.
 
     Attributes
     ----------
@@ -259,4 +272,5 @@ class FrontDoorPluginLearner(BaseEstimator):
         """τ̂(c) by the plug-in formula, shape (n_samples,)."""
         check_is_fitted(self, "models_")
         nuis = self._predict_nuisances(self.design_.transform(X)[0])
+        _warn_clip(count_clipped(nuis, self.clip), self.clip)
         return fd_plugin(nuis["e1"], nuis["q1"], nuis["m"], self.clip)

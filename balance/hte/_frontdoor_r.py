@@ -109,8 +109,8 @@ class FrontDoorRLearner(_FrontDoorBase):
         nuis = self._nuisances(models, C, x, z, y, folds)
         self.n_floored_ = 0
         for key in ("e_x", "e_z"):
-            self.n_floored_ += int(np.sum((nuis[key] < self.floor) | (nuis[key] > 1 - self.floor)))
-            nuis[key] = np.clip(nuis[key], self.floor, 1 - self.floor)
+            nuis[key], count = _data.bound_probabilities(nuis[key], self.floor)
+            self.n_floored_ += count
         _warn_floor(self.n_floored_, self.floor)
         rows = np.arange(len(y))
         rx, rz = x - nuis["e_x"], z - nuis["e_z"]
