@@ -136,12 +136,7 @@ def check_weights(weights, n_samples=None, *, index=None, name="weights"):
             f"{name} is a Series whose index differs from X's index; align them first "
             f"(e.g. {name}.loc[X.index]) or pass a plain array."
         )
-    try:
-        w = w.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be numeric.") from exc
-    if not np.all(np.isfinite(w)):
-        raise ValueError(f"{name} has {int(np.sum(~np.isfinite(w)))} missing or infinite values.")
+    w = _finite_float(w, name)
     if np.any(w < 0):
         raise ValueError(f"{name} has {int(np.sum(w < 0))} negative values; weights must be >= 0.")
     return w
@@ -154,6 +149,11 @@ def check_outcome(y, n_samples, *, index=None, name="y"):
         raise ValueError(f"{name} has {values.shape[0]} entries but X has {n_samples} rows.")
     if index is not None and y_index is not None and not y_index.equals(index):
         raise ValueError(f"{name} is a Series whose index differs from X's index; align them first.")
+    return _finite_float(values, name)
+
+
+def _finite_float(values, name):
+    """``values`` as float64; a TypeError if they are not numbers, a ValueError counting missing/infinite ones."""
     try:
         values = values.astype(np.float64)
     except (TypeError, ValueError) as exc:

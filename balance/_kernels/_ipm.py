@@ -104,21 +104,26 @@ def _weight_step(g, params, m, v, t, lr, model, Xc, base, alpha, w, s, grad):
 # ----------------------------------------------------------------------------------------------------------------
 # MMD
 # ----------------------------------------------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _gaussian_kernel(A, i, B, j, inv_two_gamma2):
+    """exp(-|A_i - B_j|^2 / (2 gamma^2)) averaged over the bandwidths."""
+    d2 = 0.0
+    for l in range(A.shape[1]):
+        diff = A[i, l] - B[j, l]
+        d2 += diff * diff
+    acc = 0.0
+    for q in range(inv_two_gamma2.size):
+        acc += math.exp(-d2 * inv_two_gamma2[q])
+    return acc / inv_two_gamma2.size
+
+
 @njit(cache=True, parallel=True)
 def gaussian_gram(A, B, inv_two_gamma2):
-    """Kernel matrix of exp(-|a - b|^2 / (2 gamma^2)) averaged over the bandwidths, shape (len(A), len(B))."""
+    """Kernel matrix of the Gaussian kernel averaged over the bandwidths, shape (len(A), len(B))."""
     out = np.empty((A.shape[0], B.shape[0]))
-    nq = inv_two_gamma2.size
     for i in prange(A.shape[0]):
         for j in range(B.shape[0]):
-            d2 = 0.0
-            for l in range(A.shape[1]):
-                diff = A[i, l] - B[j, l]
-                d2 += diff * diff
-            acc = 0.0
-            for q in range(nq):
-                acc += math.exp(-d2 * inv_two_gamma2[q])
-            out[i, j] = acc / nq
+            out[i, j] = _gaussian_kernel(A, i, B, j, inv_two_gamma2)
     return out
 
 
@@ -126,18 +131,10 @@ def gaussian_gram(A, B, inv_two_gamma2):
 def gaussian_gram_dot(A, B, v, inv_two_gamma2):
     """K(A, B) @ v without storing the kernel matrix (O(len(A) + len(B)) memory)."""
     out = np.empty(A.shape[0])
-    nq = inv_two_gamma2.size
     for i in prange(A.shape[0]):
         total = 0.0
         for j in range(B.shape[0]):
-            d2 = 0.0
-            for l in range(A.shape[1]):
-                diff = A[i, l] - B[j, l]
-                d2 += diff * diff
-            acc = 0.0
-            for q in range(nq):
-                acc += math.exp(-d2 * inv_two_gamma2[q])
-            total += v[j] * acc / nq
+            total += v[j] * _gaussian_kernel(A, i, B, j, inv_two_gamma2)
         out[i] = total
     return out
 
