@@ -251,3 +251,18 @@ def test_over_identified_has_no_m_parts(lalonde):
     cb = CBPS("ATT", over=True).fit(X, t)
     with pytest.raises(NotImplementedError, match="HC0 or bootstrap"):
         cb._m_parts(X, t)
+
+
+def test_over_identified_reports_propensities_bounded_in_the_gmm_weight_matrix():
+    """Near separation the first-step logits pass ±log((1 − 1e-12)/1e-12); the GMM weight matrix bounds them: counted
+    in n_bounded_ (independently: the just-identified fit's logits beyond the bound) and warned, never silent."""
+    from .test_properties import make_design
+
+    d = make_design(seed=2615417, n=72, p=3, n_treated=42, confounding=0.3125, kinds=("skewed", "normal", "skewed"))
+    first = CBPS("ATT").fit(d.X, d.a)
+    eta = first.intercept_ + np.asarray(d.X) @ first.coef_
+    expected = int(np.sum(np.abs(eta) > np.log((1 - 1e-12) / 1e-12)))
+    with pytest.warns(UserWarning, match=rf"{expected} units have first-step propensity scores within 1e-12"):
+        over = CBPS("ATT", over=True).fit(d.X, d.a)
+    assert over.n_bounded_ == expected > 0
+    assert CBPS("ATT").fit(d.X, d.a).n_bounded_ == 0

@@ -87,6 +87,9 @@ class CBPS(BaseWeighter):
     imbalance_ : float
         Just-identified: the remaining imbalance (in SDs) at the solution. Over-identified: the largest change of a
         (standardised) coefficient that one more Newton step on the GMM objective would make.
+    n_bounded_ : int
+        Over-identified: units whose first-step propensity score lies within 1e-12 of 0 or 1, bounded there in the
+        GMM weight matrix (warned); 0 otherwise.
     treatment_levels_, n_features_in_, feature_names_in_
         As in :class:`PropensityWeights`.
 
@@ -174,7 +177,17 @@ class CBPS(BaseWeighter):
             coef = fit_logistic(M, a, sw, tol=self.tol, max_iter=self.max_iter).coef
         elif not converged:
             _warn_not_converged("CBPS", n_iter, self.max_iter, imbalance, self.tol)
+        self.n_bounded_ = 0
         if over:
+            # the GMM weight matrix bounds first-step propensities to [1e-12, 1 - 1e-12]: count and report them
+            self.n_bounded_ = int(np.sum(np.abs(coef[0] + M @ coef[1:]) > _LOGIT_BOUND))
+            if self.n_bounded_:
+                warnings.warn(
+                    f"CBPS(over=True): {self.n_bounded_} units have first-step propensity scores within 1e-12 of 0 or "
+                    "1 (near separation); the GMM weight matrix bounds them to [1e-12, 1 - 1e-12]. This changes only "
+                    "the efficiency weighting of the moment conditions, not the weights' formula.", UserWarning,
+                    stacklevel=2,
+                )
             coef, converged, n_iter, imbalance, flatness = _over_identified(M, a, sw, estimand, coef, self.max_iter,
                                                                             self.tol)
             if flatness < _FLAT:
