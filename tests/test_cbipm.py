@@ -136,11 +136,11 @@ def test_mmd_closed_form_equals_the_double_sum(problem, rng, gammas):
     assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)  # a quadratic: central differences are exact up to rounding
 
 
-def test_vectorised_sigmoid_is_within_2e14_of_numpy():
+def test_vectorised_sigmoid_is_within_1e15_of_scipy():
     z = np.r_[np.linspace(-80, 80, 200_001), -745.0, 745.0, 0.0]
     from scipy.special import expit
 
-    assert_allclose(ipm.sigmoid(z), expit(z), rtol=0, atol=2e-14)  # the documented bound
+    assert_allclose(ipm.sigmoid(z), expit(z), rtol=0, atol=1e-15)  # the documented bound
     assert np.all((ipm.sigmoid(z) >= 0) & (ipm.sigmoid(z) <= 1))
 
 
@@ -148,46 +148,43 @@ def test_sipm_sums_and_adversary_gradient(problem, rng):
     Xt, pt, Xc, _ = problem
     w = rng.dirichlet(np.ones(17))
     theta, bias = rng.normal(size=(3, 5)), rng.normal(size=5)
-    X, n_t = np.vstack([Xt, Xc]), len(Xt)
+    XT, n_t = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt)
+    assert XT.shape == (4, 40)  # 3 covariates padded to 4 with a zero row
     lo, hi, seg = ipm.chunk_bounds(n_t, len(Xc))
-    sig = np.empty((17, 5))
-    acc = ipm.sipm_sums(X, np.r_[pt, w], theta, bias, lo, hi, seg, np.array([True, True]), n_t, sig, False, True)
-    T, C = np.empty((5, 5)), np.empty((5, 5))
-    ipm._reduce(acc, seg, 0, T)
-    ipm._reduce(acc, seg, 1, C)
-    D, g_theta, g_bias = ipm.sipm_adversary_grad(T, C)
+    sig = np.empty((5, 17))
+    T, C = ipm.sipm_sums(XT, np.r_[pt, w], ipm.padded_rows(theta, 4), bias, lo, hi, seg, n_t, sig, True)
+    assert np.all(T[:, 5] == 0) and np.all(C[:, 5] == 0)  # the padding covariate adds exactly nothing
+    D, d_theta, d_bias = T[:, 0] - C[:, 0], (T[:, 2:5] - C[:, 2:5]).T, T[:, 1] - C[:, 1]
     rD, r_theta, r_bias, r_sig = ref_sipm_gaps(Xt, pt, Xc, w, theta, bias)
-    # the kernel's polynomial sigmoid is within 2e-14 of numpy's (absolute): sums of weighted values likewise
-    assert_allclose(sig, r_sig, rtol=0, atol=2e-14)
-    assert_allclose(D, rD, rtol=0, atol=5e-14)
-    assert_allclose(g_theta, -2 * rD * r_theta, rtol=1e-10, atol=1e-13)
-    assert_allclose(g_bias, -2 * rD * r_bias, rtol=1e-10, atol=1e-13)
+    # the kernel's sigmoid is within 1e-15 of scipy's (absolute): sums of weighted values likewise
+    assert_allclose(sig.T, r_sig, rtol=0, atol=1e-15)
+    assert_allclose(D, rD, rtol=0, atol=2e-14)
+    assert_allclose(d_theta, r_theta, rtol=1e-10, atol=1e-13)
+    assert_allclose(d_bias, r_bias, rtol=1e-10, atol=1e-13)
 
     def minus_a(th, b=bias):
         return -np.sum(ref_sipm_gaps(Xt, pt, Xc, w, th, b)[0] ** 2)
 
-    assert_allclose(g_theta, central_diff(minus_a, theta), rtol=1e-5, atol=1e-9)
-    assert_allclose(g_bias, central_diff(lambda b: minus_a(theta, b), bias), rtol=1e-5, atol=1e-9)
-    # the cached pass (stored sigmoids, new weights) equals a fresh pass
-    w2 = rng.dirichlet(np.ones(17))
-    cached = ipm.sipm_sums(X, np.r_[pt, w2], theta, bias, lo, hi, seg, np.array([False, True]), n_t, sig, True, False)
-    C2 = np.empty((5, 5))
-    ipm._reduce(cached, seg, 1, C2)
-    assert_allclose(T[0] - C2[0], ref_sipm_gaps(Xt, pt, Xc, w2, theta, bias)[0], rtol=0, atol=5e-14)
+    # the ascent direction the kernels use, -2 D_k dD_k, is the gradient of -A = -sum_k D_k^2
+    assert_allclose(-2 * D * d_theta, central_diff(minus_a, theta), rtol=1e-5, atol=1e-9)
+    assert_allclose(-2 * D * d_bias, central_diff(lambda b: minus_a(theta, b), bias), rtol=1e-5, atol=1e-9)
 
 
 def test_wass_sums_gap_and_penalty_gradients(problem, rng):
     Xt, pt, Xc, _ = problem
     w = rng.dirichlet(np.ones(17))
     W, cb, v, e, slope = rng.normal(size=(3, 6)), rng.normal(size=6), rng.normal(size=6), 0.4, 0.1
-    X, n_t = np.vstack([Xt, Xc]), len(Xt)
+    XT, n_t = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt)
     lo, hi, seg = ipm.chunk_bounds(n_t, len(Xc))
     f_arm = np.empty(17)
-    acc = ipm.wass_sums(X, np.r_[pt, w], W, cb, v, slope, lo, hi, seg, np.array([True, True]), n_t, f_arm, True)
-    T, C = np.empty((5, 6)), np.empty((5, 6))
+    acc = ipm.wass_sums(XT, np.r_[pt, w], ipm.padded_rows(W, 4), cb, v, slope, lo, hi, seg, np.array([True, True]),
+                        n_t, f_arm, True)
+    T, C = np.empty((6, 6)), np.empty((6, 6))
     ipm._reduce(acc, seg, 0, T)
     ipm._reduce(acc, seg, 1, C)
     D, g_W, g_cb, g_v, g_e = ipm.wass_adversary_grad(T, C, v, e, pt.sum(), w.sum())
+    assert np.all(g_W[:, 3] == 0)  # the padding covariate's coefficients get exactly zero gradient
+    g_W = g_W[:, :3].T
 
     def gap(W_=W, cb_=cb, v_=v, e_=e):
         return pt @ ref_critic(Xt, W_, cb_, v_, e_, slope) - w @ ref_critic(Xc, W_, cb_, v_, e_, slope)
@@ -199,7 +196,8 @@ def test_wass_sums_gap_and_penalty_gradients(problem, rng):
     assert_allclose(g_cb, central_diff(lambda q: -gap(cb_=q) ** 2, cb), rtol=1e-5, atol=1e-9)
     assert_allclose(g_v, central_diff(lambda q: -gap(v_=q) ** 2, v), rtol=1e-5, atol=1e-9)
     Xhat = rng.normal(size=(9, 3))
-    value, p_W, p_v = ipm.wass_penalty_grad(Xhat, W, cb, v, slope, 0.3)
+    value, p_W, p_v = ipm.wass_penalty_grad(Xhat, np.ascontiguousarray(W.T), cb, v, slope, 0.3)
+    p_W = p_W.T
     assert_allclose(value, ref_penalty(Xhat, W, cb, v, slope, 0.3), rtol=1e-12)
     assert_allclose(p_W, central_diff(lambda q: ref_penalty(Xhat, q, cb, v, slope, 0.3), W), rtol=1e-5, atol=1e-9)
     assert_allclose(p_v, central_diff(lambda q: ref_penalty(Xhat, W, cb, q, slope, 0.3), v), rtol=1e-5, atol=1e-9)
@@ -235,14 +233,16 @@ def test_mmd_epochs_match_a_numpy_loop(problem, linear):
 def test_sipm_epochs_match_a_numpy_loop(problem, rng):
     Xt, pt, Xc, base = problem
     theta0, bias0 = rng.uniform(-0.5, 0.5, (3, 4)), rng.uniform(-0.5, 0.5, 4)
-    X, n_t = np.vstack([Xt, Xc]), len(Xt)
+    XT, n_t = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt)
     lo, hi, seg = ipm.chunk_bounds(n_t, 17)
-    params, theta, bias = np.ones(17), theta0.copy(), bias0.copy()
+    params, theta, bias = np.ones(17), ipm.padded_rows(theta0, 4), bias0.copy()
     state = [np.zeros(17), np.zeros(17)] + [np.zeros_like(a) for a in (theta, theta, bias, bias)]
-    sig, t_cache, ok = np.empty((17, 4)), np.empty((5, 4)), np.zeros(1, dtype=np.int64)
+    sig, t_cache, ok = np.empty((4, 17)), np.empty((4, 6)), np.zeros(1, dtype=np.int64)
     hist, w, s = np.empty(8), np.empty(17), np.empty(17)
-    ipm.sipm_epochs(X, n_t, pt, base, 0.0, 0, params, *state[:2], theta, bias, *state[2:], sig, t_cache, ok,
+    ipm.sipm_epochs(XT, Xc, n_t, pt, base, 0.0, 0, params, *state[:2], theta, bias, *state[2:], sig, t_cache, ok,
                     lo, hi, seg, 3, 0.3, 0.03, 0, 8, hist, w, s)
+    assert np.all(theta[:, 3] == 0)  # Adam never moves the padding covariate's coefficients
+    theta = theta[:, :3].T
     rp, rm, rv = np.ones(17), np.zeros(17), np.zeros(17)
     th, bi = theta0.copy(), bias0.copy()
     mt, vt, mb, vb = np.zeros_like(th), np.zeros_like(th), np.zeros_like(bi), np.zeros_like(bi)
@@ -267,14 +267,16 @@ def test_wass_epochs_match_a_numpy_loop(problem, rng, clip, tau):
     H, E, S, R = 5, 6, 2, 4
     W0, cb0, v0, e0 = rng.uniform(-.5, .5, (3, H)), rng.uniform(-.5, .5, H), rng.uniform(-.5, .5, H), np.array([.1])
     ic, it, mix = rng.integers(0, 17, (E, S, R)), rng.integers(0, 23, (E, S, R)), rng.random((E, S, R))
-    X, n_t = np.vstack([Xt, Xc]), len(Xt)
+    XT, n_t = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt)
     lo, hi, seg = ipm.chunk_bounds(n_t, 17)
-    params, W, cb, v, eo = np.ones(17), W0.copy(), cb0.copy(), v0.copy(), e0.copy()
+    params, W, cb, v, eo = np.ones(17), ipm.padded_rows(W0, 4), cb0.copy(), v0.copy(), e0.copy()
     moments = [np.zeros_like(a) for a in (W, W, cb, cb, v, v, eo, eo)]
-    t_cache, ok, f_arm = np.empty((5, H)), np.zeros(1, dtype=np.int64), np.empty(17)
+    t_cache, ok, f_arm = np.empty((H, 6)), np.zeros(1, dtype=np.int64), np.empty(17)
     hist, w, s = np.empty(E), np.empty(17), np.empty(17)
-    ipm.wass_epochs(X, n_t, pt, base, 0.0, 0, params, np.zeros(17), np.zeros(17), W, cb, v, eo, *moments, ic, it, mix,
-                    0.1, clip, tau, t_cache, ok, f_arm, lo, hi, seg, S, 0.3, 0.03, 0, E, hist, w, s)
+    ipm.wass_epochs(XT, Xc, n_t, pt, base, 0.0, 0, params, np.zeros(17), np.zeros(17), W, cb, v, eo, *moments, ic, it,
+                    mix, 0.1, clip, tau, t_cache, ok, f_arm, lo, hi, seg, S, 0.3, 0.03, 0, E, hist, w, s)
+    assert np.all(W[:, 3] == 0)  # Adam and clipping never move the padding covariate's coefficients
+    W = W[:, :3].T
     rp, rm, rv = np.ones(17), np.zeros(17), np.zeros(17)
     net = [W0.copy(), cb0.copy(), v0.copy(), e0.copy()]
     mom = [[np.zeros_like(a), np.zeros_like(a)] for a in net]

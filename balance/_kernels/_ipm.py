@@ -15,20 +15,25 @@ authors' code with analytic gradients and PyTorch's Adam:
 Conventions: arrays in are float64 and C-contiguous; the ``*_epochs`` loops advance the state arrays they are given
 in place over epochs ``[start, stop)`` (so a caller can run them in blocks, e.g. to show progress) and write the
 objective of each epoch into ``hist``. Randomness (discriminator initialisation, gradient-penalty draws) is drawn by
-the caller and passed in as arrays. Point sums run in parallel over fixed-size chunks of units whose partial sums are
-added in chunk order, so results do not depend on the number of threads.
+the caller and passed in as arrays. The points are stored transposed, (d4, n) with d4 = d padded to a multiple of 4
+(:func:`padded_transpose`), so that the loops over units are contiguous and vectorise. Point sums are formed over
+fixed-size chunks of units and added in chunk order; SIPM runs its sigmoids in parallel (each sigmoid's ascent is
+independent of the others within an epoch), WASS its chunks (the critic's units are coupled through its output).
+Either way results do not depend on the number of threads.
 """
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8  # PyTorch Adam defaults, as in the authors' code
 MODEL_CODES = {"nonpara": 0, "linear": 1}
 _CHUNK_MIN, _CHUNK_MAX_COUNT = 128, 512
 # the pass kernels: no ZeroDivisionError branch (it blocks vectorisation) and reassociation allowed
 _VEC = dict(fastmath=True, error_model="numpy")
+_LOG2E, _LN2 = 1.4426950408889634, 0.6931471805599453
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -174,14 +179,55 @@ def chunk_bounds(n_target, n_arm):
     return tuple(np.array(col, dtype=np.int64) for col in zip(*bounds))
 
 
-@njit(cache=True, **_VEC)
-def _affine_into(z, X, i, W, b):
-    """z = b + W' X[i] for one unit (W of shape (d, m)), with the loop over the m outputs innermost."""
-    z[:] = b
-    for l in range(W.shape[0]):
-        xl = X[i, l]
-        for k in range(W.shape[1]):
-            z[k] += xl * W[l, k]
+def padded_transpose(X):
+    """``X`` (n, d) as a C-contiguous (d4, n) array with d4 = d rounded up to a multiple of 4, extra rows zero.
+
+    The passes read the covariates four at a time in their loops over units, so that the four sums stay in
+    registers. Padding changes no result: a zero covariate adds exactly 0 to every affine map, and its coefficients
+    get exactly zero gradients, so Adam (and clipping) keep them at the 0 they start from.
+    """
+    out = np.zeros((-(-X.shape[1] // 4) * 4, X.shape[0]))
+    out[:X.shape[1]] = X.T
+    return out
+
+
+def padded_rows(P, d4):
+    """Coefficients ``P`` (d, m), one column per discriminator or hidden unit, as rows of length d4 (zero-padded)."""
+    out = np.zeros((P.shape[1], d4))
+    out[:, :P.shape[0]] = P.T
+    return out
+
+
+@njit(cache=True, inline="always", **_VEC)
+def _affine(XT, lo, m, p, b, z, first=0):
+    """z[i] = b + sum_l p_l x_(lo + i), l for the m units from ``lo`` (``XT`` (d4, n), ``p`` of length d4), over the
+    covariates from ``first`` (0 or 4) on: with 4, a caller adds the first four in its own loop.
+
+    Like every loop over units here, it indexes row slices from 0: an index ``lo + i`` could be negative as far as
+    numba knows, and the wraparound it then adds to each access keeps LLVM from vectorising (3-5x slower).
+    """
+    hi = lo + m
+    z[:m] = b
+    for q in range(first, XT.shape[0], 4):
+        x0, x1, x2, x3 = XT[q, lo:hi], XT[q + 1, lo:hi], XT[q + 2, lo:hi], XT[q + 3, lo:hi]
+        p0, p1, p2, p3 = p[q], p[q + 1], p[q + 2], p[q + 3]
+        for i in range(m):
+            z[i] += p0 * x0[i] + p1 * x1[i] + p2 * x2[i] + p3 * x3[i]
+
+
+@njit(cache=True, inline="always", **_VEC)
+def _covariate_sums(XT, lo, m, g, out, first):
+    """out[2 + l] = sum_i g[i] x_(lo + i), l for the covariates from ``first`` (a multiple of 4) on."""
+    hi = lo + m
+    for q in range(first, XT.shape[0], 4):
+        x0, x1, x2, x3 = XT[q, lo:hi], XT[q + 1, lo:hi], XT[q + 2, lo:hi], XT[q + 3, lo:hi]
+        s0, s1, s2, s3 = 0.0, 0.0, 0.0, 0.0
+        for i in range(m):
+            s0 += g[i] * x0[i]
+            s1 += g[i] * x1[i]
+            s2 += g[i] * x2[i]
+            s3 += g[i] * x3[i]
+        out[2 + q], out[3 + q], out[4 + q], out[5 + q] = s0, s1, s2, s3
 
 
 @njit(cache=True, **_VEC)
@@ -196,31 +242,32 @@ def _reduce(acc, seg, which, out):
 # ----------------------------------------------------------------------------------------------------------------
 # SIPM
 # ----------------------------------------------------------------------------------------------------------------
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float64 whose bit pattern is the int64 ``bits`` (a register reinterpretation, which vectorises)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return types.float64(types.int64), codegen
+
+
 @njit(cache=True, inline="always", **_VEC)
 def _sigmoid(z):
-    """Logistic sigmoid 1 / (1 + exp(-z)) by scaling and squaring, in plain arithmetic so that loops vectorise.
+    """Logistic sigmoid 1 / (1 + exp(-z)) in plain arithmetic, so that the loops calling it vectorise.
 
-    exp(-z) = (e^t)^256 with t = -z / 256 and z clamped to [-50, 50] (|t| <= 0.196); e^t is its degree-11 Taylor
-    polynomial (truncation below 1e-17). The eight squarings amplify rounding 256-fold: absolute error below 2e-14
-    (tested against numpy). The clamp changes the result by less than 2e-22. A libm exp call would keep the loops
-    over discriminators scalar (LLVM vectorises exp only with Intel's SVML, which the PyPI llvmlite lacks).
+    exp(x) = 2^k e^r with x = -z clamped to [-50, 50], k = round(x / ln 2) and |r| <= ln(2) / 2; e^r is its [5/5]
+    Pade approximant P(r) / P(-r) (relative error below 1e-15 there) and 2^k is built from its exponent bits, so
+    that sigmoid = P(-r) / (P(-r) + 2^k P(r)) costs one division. Absolute error below 1e-15 (tested against
+    scipy); the clamp changes the result by less than 2e-22. A libm exp call would keep the loops scalar (LLVM
+    vectorises exp only with Intel's SVML, which the PyPI llvmlite lacks).
     """
-    t = min(max(-z, -50.0), 50.0) * (1.0 / 256.0)
-    p = 1.0 / 39916800.0
-    p = p * t + 1.0 / 3628800.0
-    p = p * t + 1.0 / 362880.0
-    p = p * t + 1.0 / 40320.0
-    p = p * t + 1.0 / 5040.0
-    p = p * t + 1.0 / 720.0
-    p = p * t + 1.0 / 120.0
-    p = p * t + 1.0 / 24.0
-    p = p * t + 1.0 / 6.0
-    p = p * t + 0.5
-    p = p * t + 1.0
-    p = p * t + 1.0
-    for _ in range(8):
-        p = p * p
-    return 1.0 / (1.0 + p)
+    x = min(max(-z, -50.0), 50.0)
+    k = math.floor(x * _LOG2E + 0.5)
+    r = x - k * _LN2
+    u = r * r
+    even = 1.0 + u * (1.0 / 9.0 + u * (1.0 / 1008.0))
+    odd = r * (0.5 + u * (1.0 / 72.0 + u * (1.0 / 30240.0)))
+    return (even - odd) / ((even - odd) + _float_from_bits((np.int64(k) + 1023) << 52) * (even + odd))
 
 
 @njit(cache=True, **_VEC)
@@ -232,108 +279,143 @@ def sigmoid(z):
     return out
 
 
-@njit(cache=True, **_VEC)
-def _sipm_unit(a, wi, z, X, i, g, evaluate):
-    """Add unit i's terms to the sums ``a`` ((d + 2, K)); ``evaluate``: z holds x'theta + b, made sigmoid here.
+@njit(cache=True, inline="always", **_VEC)
+def _sipm_point_sums(XT, omega, lo, m, th, s, g, out, evaluate):
+    """out = [sum w s, sum w s(1 - s), sum w s(1 - s) x_l for each l] over the m units from ``lo``.
 
-    Every loop runs over the K discriminators (contiguous), so that each vectorises.
+    ``s`` holds the sigmoid values, or with ``evaluate`` their arguments less the first four covariates' terms
+    (``th`` (d4) the coefficients): the loop adds those terms and replaces the arguments by the values. ``g``
+    receives w s (1 - s). The first four covariates are summed in the same loop, the rest (if any) four at a
+    time from ``g``.
     """
-    K = z.size
-    if evaluate:
-        for k in range(K):
-            z[k] = _sigmoid(z[k])
-    for k in range(K):
-        sk = z[k]
-        a[0, k] += wi * sk
-        g[k] = wi * sk * (1.0 - sk)
-        a[1, k] += g[k]
-    for l in range(X.shape[1]):
-        xl = X[i, l]
-        for k in range(K):
-            a[2 + l, k] += g[k] * xl
+    hi = lo + m
+    x0, x1, x2, x3, om = XT[0, lo:hi], XT[1, lo:hi], XT[2, lo:hi], XT[3, lo:hi], omega[lo:hi]
+    p0, p1, p2, p3 = th[0], th[1], th[2], th[3]
+    S, Gb, G0, G1, G2, G3 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for i in range(m):
+        si = _sigmoid(s[i] + p0 * x0[i] + p1 * x1[i] + p2 * x2[i] + p3 * x3[i]) if evaluate else s[i]
+        s[i] = si
+        ws = om[i] * si
+        gi = ws - ws * si
+        g[i] = gi
+        S += ws
+        Gb += gi
+        G0 += gi * x0[i]
+        G1 += gi * x1[i]
+        G2 += gi * x2[i]
+        G3 += gi * x3[i]
+    out[0], out[1], out[2], out[3], out[4], out[5] = S, Gb, G0, G1, G2, G3
+    _covariate_sums(XT, lo, m, g, out, 4)
+
+
+@njit(cache=True, inline="always", **_VEC)
+def _sipm_segment(XT, omega, th, b, lo, hi, seg, which, n_target, sig_row, s, g, part, out, cached, store):
+    """Sums of sigmoid (th, b) over the chunks of segment ``which`` (0 target, 1 arm), added in chunk order.
+
+    out = [S, Gb, Gtheta_1..d4] (see :func:`sipm_sums`). For the arm, ``cached`` reads the sigmoid values from
+    ``sig_row`` (indexed from the first arm unit) instead of evaluating them, and ``store`` writes them there.
+    """
+    out[:] = 0.0
+    for c in range(lo.size):
+        if seg[c] != which:
+            continue
+        L, m = lo[c], hi[c] - lo[c]
+        off = L - n_target
+        if cached:
+            s[:m] = sig_row[off:off + m]
+        else:
+            _affine(XT, L, m, th, b, s, 4)
+        _sipm_point_sums(XT, omega, L, m, th, s, g, part, not cached)
+        if store:
+            sig_row[off:off + m] = s[:m]
+        out += part
 
 
 @njit(cache=True, parallel=True, **_VEC)
-def sipm_sums(X, omega, theta, bias, lo, hi, seg, do_seg, n_target, sig, use_cache, store):
-    """Per chunk: S_k = sum omega_i sig_ik, Gb_k = sum omega_i s_ik, Gtheta_lk = sum omega_i s_ik x_il.
+def sipm_sums(XT, omega, theta, bias, lo, hi, seg, n_target, sig, store):
+    """S_k = sum omega_i sig_ik, Gb_k = sum omega_i s_ik, Gtheta_kl = sum omega_i s_ik x_il for target and arm.
 
-    sig = sigmoid(x' theta_k + b_k), s = sig (1 - sig). Returns acc of shape (n_chunks, d + 2, K): row 0 = S,
-    row 1 = Gb, rows 2.. = Gtheta. Only chunks with do_seg[seg] are computed. For arm points (seg 1), ``use_cache``
-    reads sig from ``sig`` (rows i - n_target) instead of evaluating it, and ``store`` writes it there. One unit at
-    a time, every loop runs over the K discriminators (contiguous), so that each vectorises.
+    ``XT`` is the (d4, n) padded transpose of the stacked points (the first ``n_target`` the target), ``theta``
+    (K, d4) and ``bias`` (K) the sigmoids, sig = sigmoid(theta_k . x + b_k) and s = sig (1 - sig). Returns T and C,
+    each (K, d4 + 2): [:, 0] = S, [:, 1] = Gb, [:, 2:] = Gtheta. With ``store`` the arm's sigmoid values are written
+    to ``sig`` ((K, n_arm)).
     """
-    d, K = theta.shape
-    acc = np.zeros((lo.size, d + 2, K))
-    for c in prange(lo.size):
-        if not do_seg[seg[c]]:
-            continue
-        arm = seg[c] == 1
-        z = np.empty(K)
-        g = np.empty(K)
-        a = acc[c]
-        cached = arm and use_cache
-        for i in range(lo[c], hi[c]):
+    K, d4 = theta.shape
+    T, C = np.empty((K, d4 + 2)), np.empty((K, d4 + 2))
+    for k in prange(K):
+        width = np.max(hi - lo)
+        s, g, part = np.empty(width), np.empty(width), np.empty(d4 + 2)
+        _sipm_segment(XT, omega, theta[k], bias[k], lo, hi, seg, 0, n_target, sig[k], s, g, part, T[k], False, False)
+        _sipm_segment(XT, omega, theta[k], bias[k], lo, hi, seg, 1, n_target, sig[k], s, g, part, C[k], False, store)
+    return T, C
+
+
+@njit(cache=True, parallel=True, **_VEC)
+def sipm_ascent(XT, omega, n_target, theta, bias, m_theta, v_theta, m_bias, v_bias, sig, t_cache, cache_ok, C_out,
+                lo, hi, seg, adv_steps, adv_lr, t0):
+    """One epoch of the sigmoids: ``adv_steps`` Adam ascent steps on A = sum_k D_k^2, then the weight step's pass.
+
+    A's gradient for sigmoid k involves only D_k and k's own sums, so each sigmoid runs its whole epoch on its own
+    (in parallel over k: one parallel region per epoch). Per step, k's target sums T_k and arm sums C_k give
+    D_k = T_k[0] - C_k[0] and the gradients -2 D_k (T_k[1] - C_k[1]) (bias) and -2 D_k (T_k[2:] - C_k[2:])
+    (theta_k), and Adam takes step t0 + step + 1. The final pass at the new sigmoids stores the target sums in
+    ``t_cache``, the arm sums in ``C_out`` and the arm's sigmoid values in ``sig``: they do not depend on the
+    weights, so with cache_ok[0] = 1 the first ascent step re-uses them (only the arm sums are redone, from the
+    stored values, at the new weights).
+    """
+    K, d4 = theta.shape
+    use_cache = cache_ok[0] == 1
+    for k in prange(K):
+        width = np.max(hi - lo)
+        s, g, part = np.empty(width), np.empty(width), np.empty(d4 + 2)
+        T, C = np.empty(d4 + 2), np.empty(d4 + 2)
+        g_theta, g_bias = np.empty(d4), np.empty(1)
+        th, b = theta[k], bias[k:k + 1]
+        for step in range(adv_steps + 1):
+            final = step == adv_steps
+            cached = step == 0 and use_cache
             if cached:
-                z[:] = sig[i - n_target]
+                T[:] = t_cache[k]
             else:
-                _affine_into(z, X, i, theta, bias)
-            _sipm_unit(a, omega[i], z, X, i, g, not cached)
-            if arm and store:
-                sig[i - n_target] = z
-    return acc
+                _sipm_segment(XT, omega, th, b[0], lo, hi, seg, 0, n_target, sig[k], s, g, part, T, False, False)
+            _sipm_segment(XT, omega, th, b[0], lo, hi, seg, 1, n_target, sig[k], s, g, part, C, cached, final)
+            if final:
+                break
+            D = T[0] - C[0]
+            g_bias[0] = -2.0 * D * (T[1] - C[1])
+            for l in range(d4):
+                g_theta[l] = -2.0 * D * (T[2 + l] - C[2 + l])
+            adam_step(th, g_theta, m_theta[k], v_theta[k], t0 + step + 1, adv_lr)
+            adam_step(b, g_bias, m_bias[k:k + 1], v_bias[k:k + 1], t0 + step + 1, adv_lr)
+        t_cache[k] = T
+        C_out[k] = C
 
 
 @njit(cache=True)
-def sipm_adversary_grad(T, C):
-    """Gradient of -A = -sum_k D_k^2 for (theta, bias) from target sums T and arm sums C (each (d + 2, K))."""
-    D = T[0] - C[0]
-    g_bias = -2.0 * D * (T[1] - C[1])
-    g_theta = -2.0 * D * (T[2:] - C[2:])
-    return D, g_theta, g_bias
-
-
-@njit(cache=True)
-def sipm_epochs(X, n_target, pt, base, alpha, model, params, m, v, theta, bias, m_theta, v_theta, m_bias, v_bias,
-                sig, t_cache, cache_ok, lo, hi, seg, adv_steps, adv_lr, lr, start, stop, hist, w, s):
+def sipm_epochs(XT, Xc, n_target, pt, base, alpha, model, params, m, v, theta, bias, m_theta, v_theta, m_bias,
+                v_bias, sig, t_cache, cache_ok, lo, hi, seg, adv_steps, adv_lr, lr, start, stop, hist, w, s):
     """SIPM epochs ``[start, stop)``: ``adv_steps`` Adam ascent steps of the sigmoids, then one weight step.
 
-    ``X`` stacks the target points (first ``n_target`` rows) and the arm points. ``t_cache`` ((d + 2, K)) holds the
-    target sums at the current sigmoids and ``sig`` the arm's sigmoid values there, both valid when cache_ok[0] = 1
-    (they do not depend on the weights, so the first ascent step of an epoch re-uses the previous weight step's
-    pass). hist[e] = max_k D_k^2, the objective the weights descend.
+    ``XT`` is the padded transpose of the stacked points (the first ``n_target`` the target, then the arm ``Xc``),
+    ``theta`` (K, d4) and ``bias`` (K) the sigmoids; ``sig`` ((K, n_arm)), ``t_cache`` ((K, d4 + 2)) and
+    ``cache_ok`` carry the stored pass between epochs (see :func:`sipm_ascent`). hist[e] = max_k D_k^2, the
+    objective the weights descend.
     """
-    d, K = theta.shape
-    Xc = X[n_target:]
-    omega = np.empty(X.shape[0])
+    K, d4 = theta.shape
+    omega = np.empty(XT.shape[1])
     omega[:n_target] = pt
     grad = np.empty(params.size)
-    C = np.empty((d + 2, K))
-    T = np.empty((d + 2, K))
-    both = np.array([True, True])
-    arm_only = np.array([False, True])
+    C = np.empty((K, d4 + 2))
     for e in range(start, stop):
         softmax_weights(params, model, Xc, base, alpha, w, s)
         omega[n_target:] = w
-        for step in range(adv_steps):
-            if step == 0 and cache_ok[0] == 1:
-                acc = sipm_sums(X, omega, theta, bias, lo, hi, seg, arm_only, n_target, sig, True, False)
-                T[:] = t_cache
-            else:
-                acc = sipm_sums(X, omega, theta, bias, lo, hi, seg, both, n_target, sig, False, False)
-                _reduce(acc, seg, 0, T)
-            _reduce(acc, seg, 1, C)
-            D, g_theta, g_bias = sipm_adversary_grad(T, C)
-            t = e * adv_steps + step + 1
-            adam_step(theta, g_theta, m_theta, v_theta, t, adv_lr)
-            adam_step(bias, g_bias, m_bias, v_bias, t, adv_lr)
-        acc = sipm_sums(X, omega, theta, bias, lo, hi, seg, both, n_target, sig, False, True)
-        _reduce(acc, seg, 0, t_cache)
-        _reduce(acc, seg, 1, C)
+        sipm_ascent(XT, omega, n_target, theta, bias, m_theta, v_theta, m_bias, v_bias, sig, t_cache, cache_ok, C,
+                    lo, hi, seg, adv_steps, adv_lr, e * adv_steps)
         cache_ok[0] = 1
-        D = t_cache[0] - C[0]
+        D = t_cache[:, 0] - C[:, 0]
         k_star = np.argmax(D * D)
         hist[e] = D[k_star] ** 2
-        g = -2.0 * D[k_star] * sig[:, k_star]
+        g = -2.0 * D[k_star] * sig[k_star]
         _weight_step(g, params, m, v, e + 1, lr, model, Xc, base, alpha, w, s, grad)
     softmax_weights(params, model, Xc, base, alpha, w, s)
 
@@ -342,55 +424,64 @@ def sipm_epochs(X, n_target, pt, base, alpha, model, params, m, v, theta, bias, 
 # WASS
 # ----------------------------------------------------------------------------------------------------------------
 @njit(cache=True, parallel=True, **_VEC)
-def wass_sums(X, omega, W, cb, v, slope, lo, hi, seg, do_seg, n_target, f_out, store):
-    """Per chunk: A_h = sum omega phi(z_h), B_h = sum omega phi'(z_h), C_lh = sum omega phi'(z_h) x_l.
+def wass_sums(XT, omega, W, cb, v, slope, lo, hi, seg, do_seg, n_target, f_out, store):
+    """Per chunk and hidden unit h: A_h = sum omega phi(z_h), B_h = sum omega phi'(z_h), C_hl = sum omega phi'(z_h) x_l.
 
-    z = W'x + cb (W has shape (d, H)), phi = LeakyReLU(slope). Returns acc (n_chunks, d + 2, H): row 0 = A,
-    row 1 = B, rows 2.. = C. With ``store``, arm points' network outputs f = v'phi(z) (without the output bias) are
-    written to f_out[i - n_target]. A is not summed unit by unit: phi(z) = phi'(z) z and z is affine in x, so
-    A_h = cb_h B_h + sum_l W_lh C_lh exactly, one accumulation per unit and hidden unit fewer.
+    z = W x + cb (``W`` (H, d4), ``XT`` the (d4, n) padded transpose of the points), phi = LeakyReLU(slope).
+    Returns acc (n_chunks, H, d4 + 2): [..., 0] = A, [..., 1] = B, [..., 2:] = C. With ``store``, arm points'
+    network outputs f = v'phi(z) (without the output bias) are written to f_out[i - n_target]. A is not summed unit
+    by unit: phi(z) = phi'(z) z and z is affine in x, so A_h = cb_h B_h + sum_l W_hl C_hl exactly.
     """
-    d, H = W.shape
-    acc = np.zeros((lo.size, d + 2, H))
+    H, d4 = W.shape
+    acc = np.zeros((lo.size, H, d4 + 2))
     for c in prange(lo.size):
         if not do_seg[seg[c]]:
             continue
         keep_f = store and seg[c] == 1
-        z = np.empty(H)
-        dz = np.empty(H)
-        a = acc[c]
-        for i in range(lo[c], hi[c]):
-            _affine_into(z, X, i, W, cb)
-            wi = omega[i]
-            for h in range(H):  # branch-free and without a reduction, so that it vectorises
-                dz[h] = wi * (1.0 if z[h] > 0.0 else slope)
-                a[1, h] += dz[h]
-            for l in range(d):
-                xl = X[i, l]
-                for h in range(H):
-                    a[2 + l, h] += dz[h] * xl
-            if keep_f:
-                f = 0.0
-                for h in range(H):
-                    f += v[h] * z[h] * (1.0 if z[h] > 0.0 else slope)
-                f_out[i - n_target] = f
+        L, m = lo[c], hi[c] - lo[c]
+        off = L - n_target
+        if keep_f:
+            f_out[off:off + m] = 0.0
+        z = np.empty(m)
+        g = np.empty(m)
+        x0, x1, x2, x3, om = XT[0, L:L + m], XT[1, L:L + m], XT[2, L:L + m], XT[3, L:L + m], omega[L:L + m]
+        f = f_out[off:off + m] if keep_f else f_out[:0]
         for h in range(H):
-            a[0, h] = cb[h] * a[1, h]
-        for l in range(d):
-            for h in range(H):
-                a[0, h] += W[l, h] * a[2 + l, h]
+            _affine(XT, L, m, W[h], cb[h], z)
+            a = acc[c, h]
+            B, C0, C1, C2, C3 = 0.0, 0.0, 0.0, 0.0, 0.0
+            for i in range(m):  # branch-free, so that it vectorises
+                gi = om[i] * (1.0 if z[i] > 0.0 else slope)
+                g[i] = gi
+                B += gi
+                C0 += gi * x0[i]
+                C1 += gi * x1[i]
+                C2 += gi * x2[i]
+                C3 += gi * x3[i]
+            a[1], a[2], a[3], a[4], a[5] = B, C0, C1, C2, C3
+            _covariate_sums(XT, L, m, g, a, 4)
+            total = cb[h] * B
+            for l in range(d4):
+                total += W[h, l] * a[2 + l]
+            a[0] = total
+            if keep_f:
+                vh = v[h]
+                for i in range(m):
+                    f[i] += vh * z[i] * (1.0 if z[i] > 0.0 else slope)
     return acc
 
 
 @njit(cache=True, **_VEC)
 def wass_penalty_grad(Xhat, W, cb, v, slope, tau):
-    """Gradient penalty tau/R sum_r (|grad_x f(xhat_r)| - 1)^2 and its gradients for W and v (cb, e: zero a.e.).
+    """Gradient penalty tau/R sum_r (|grad_x f(xhat_r)| - 1)^2 and its gradients for W (H, d) and v (cb, e: zero
+    a.e.).
 
-    Loops over the H hidden units run innermost (contiguous), so that they vectorise.
+    Loops over the H hidden units run innermost (on a transposed copy of W), so that they vectorise.
     """
-    d, H = W.shape
+    H, d = W.shape
+    WT = np.ascontiguousarray(W.T)
     R = Xhat.shape[0]
-    g_W = np.zeros((d, H))
+    g_WT = np.zeros((d, H))
     g_v = np.zeros(H)
     value = 0.0
     z = np.empty(H)
@@ -403,7 +494,7 @@ def wass_penalty_grad(Xhat, W, cb, v, slope, tau):
         for l in range(d):
             xl = Xhat[r, l]
             for h in range(H):
-                z[h] += xl * W[l, h]
+                z[h] += xl * WT[l, h]
         for h in range(H):
             dphi[h] = 1.0 if z[h] > 0.0 else slope
             u[h] = v[h] * dphi[h]
@@ -411,7 +502,7 @@ def wass_penalty_grad(Xhat, W, cb, v, slope, tau):
         for l in range(d):
             acc = 0.0
             for h in range(H):
-                acc += W[l, h] * u[h]
+                acc += WT[l, h] * u[h]
             gx[l] = acc
             rho2 += acc * acc
         rho = math.sqrt(rho2)
@@ -423,21 +514,25 @@ def wass_penalty_grad(Xhat, W, cb, v, slope, tau):
         for l in range(d):
             cl = coef * gx[l]
             for h in range(H):
-                g_W[l, h] += cl * u[h]
-                wg[h] += W[l, h] * gx[l]
+                g_WT[l, h] += cl * u[h]
+                wg[h] += WT[l, h] * gx[l]
         for h in range(H):
             g_v[h] += coef * dphi[h] * wg[h]
-    return value, g_W, g_v
+    return value, np.ascontiguousarray(g_WT.T), g_v
 
 
 @njit(cache=True)
 def wass_adversary_grad(T, C, v, e_out, sum_t, sum_c):
-    """D and the gradient of -D^2 for (W, cb, v, e) from target sums T and arm sums C (each (d + 2, H))."""
-    A = T[0] - C[0]
+    """D and the gradient of -D^2 for (W, cb, v, e) from target sums T and arm sums C (each (H, d4 + 2))."""
+    H, d4 = T.shape[0], T.shape[1] - 2
+    A = T[:, 0] - C[:, 0]
     D = np.dot(v, A) + e_out * (sum_t - sum_c)
     g_v = -2.0 * D * A
-    g_cb = -2.0 * D * v * (T[1] - C[1])
-    g_W = -2.0 * D * v * (T[2:] - C[2:])
+    g_cb = -2.0 * D * v * (T[:, 1] - C[:, 1])
+    g_W = np.empty((H, d4))
+    for h in range(H):
+        for l in range(d4):
+            g_W[h, l] = -2.0 * D * v[h] * (T[h, 2 + l] - C[h, 2 + l])
     g_e = np.array([-2.0 * D * (sum_t - sum_c)])
     return D, g_W, g_cb, g_v, g_e
 
@@ -451,47 +546,47 @@ def _clip(a, bound):
 
 
 @njit(cache=True)
-def wass_epochs(X, n_target, pt, base, alpha, model, params, m, v_w, W, cb, vv, eo, mW, vW, mcb, vcb, mv, vv_, me,
-                ve, gp_ic, gp_it, gp_a, slope, clip, tau, t_cache, cache_ok, f_arm, lo, hi, seg, adv_steps, adv_lr, lr,
-                start, stop, hist, w, s):
+def wass_epochs(XT, Xc, n_target, pt, base, alpha, model, params, m, v_w, W, cb, vv, eo, mW, vW, mcb, vcb, mv, vv_,
+                me, ve, gp_ic, gp_it, gp_a, slope, clip, tau, t_cache, cache_ok, f_arm, lo, hi, seg, adv_steps, adv_lr,
+                lr, start, stop, hist, w, s):
     """WASS epochs ``[start, stop)``: ``adv_steps`` Adam ascent steps of the critic on D^2 - GP, each followed by
     clipping W and v to [-clip, clip] (clip <= 0: off), then one weight step on D^2.
 
-    The critic is W (d, H), cb (H), vv (H) and the output bias eo (1,), with Adam moments mW, vW, ...
+    ``XT`` is the padded transpose of the stacked points (the first ``n_target`` the target, then the arm ``Xc``).
+    The critic is W (H, d4), cb (H), vv (H) and the output bias eo (1,), with Adam moments mW, vW, ...
     Gradient-penalty draws for epoch e and ascent step a are gp_ic[e, a] (arm indices), gp_it[e, a] (target
     indices) and gp_a[e, a] (mixing weights); tau = 0 switches the penalty off. hist[e] = D^2 at the weight step.
     """
-    d, H = W.shape
-    Xc = X[n_target:]
-    Xt = X[:n_target]
-    omega = np.empty(X.shape[0])
+    H, d4 = W.shape
+    omega = np.empty(XT.shape[1])
     omega[:n_target] = pt
     sum_t = np.sum(pt)
     grad = np.empty(params.size)
-    C = np.empty((d + 2, H))
-    T = np.empty((d + 2, H))
+    C = np.empty((H, d4 + 2))
+    T = np.empty((H, d4 + 2))
     both = np.array([True, True])
     arm_only = np.array([False, True])
     R = gp_a.shape[2]
-    Xhat = np.empty((R, d))
+    Xhat = np.empty((R, d4))
     for e in range(start, stop):
         softmax_weights(params, model, Xc, base, alpha, w, s)
         omega[n_target:] = w
         sum_c = np.sum(w)
         for step in range(adv_steps):
             if step == 0 and cache_ok[0] == 1:
-                acc = wass_sums(X, omega, W, cb, vv, slope, lo, hi, seg, arm_only, n_target, f_arm, False)
+                acc = wass_sums(XT, omega, W, cb, vv, slope, lo, hi, seg, arm_only, n_target, f_arm, False)
                 T[:] = t_cache
             else:
-                acc = wass_sums(X, omega, W, cb, vv, slope, lo, hi, seg, both, n_target, f_arm, False)
+                acc = wass_sums(XT, omega, W, cb, vv, slope, lo, hi, seg, both, n_target, f_arm, False)
                 _reduce(acc, seg, 0, T)
             _reduce(acc, seg, 1, C)
             D, g_W, g_cb, g_v, g_e = wass_adversary_grad(T, C, vv, eo[0], sum_t, sum_c)
             if tau > 0.0:
                 for r in range(R):
                     a = gp_a[e, step, r]
-                    for l in range(d):
-                        Xhat[r, l] = a * Xc[gp_ic[e, step, r], l] + (1.0 - a) * Xt[gp_it[e, step, r], l]
+                    ic, it = n_target + gp_ic[e, step, r], gp_it[e, step, r]
+                    for l in range(d4):
+                        Xhat[r, l] = a * XT[l, ic] + (1.0 - a) * XT[l, it]
                 _, p_W, p_v = wass_penalty_grad(Xhat, W, cb, vv, slope, tau)
                 g_W += p_W
                 g_v += p_v
@@ -502,11 +597,11 @@ def wass_epochs(X, n_target, pt, base, alpha, model, params, m, v_w, W, cb, vv, 
             adam_step(eo, g_e, me, ve, t, adv_lr)
             _clip(W, clip)
             _clip(vv, clip)
-        acc = wass_sums(X, omega, W, cb, vv, slope, lo, hi, seg, both, n_target, f_arm, True)
+        acc = wass_sums(XT, omega, W, cb, vv, slope, lo, hi, seg, both, n_target, f_arm, True)
         _reduce(acc, seg, 0, t_cache)
         _reduce(acc, seg, 1, C)
         cache_ok[0] = 1
-        D = np.dot(vv, t_cache[0] - C[0]) + eo[0] * (sum_t - sum_c)
+        D = np.dot(vv, t_cache[:, 0] - C[:, 0]) + eo[0] * (sum_t - sum_c)
         hist[e] = D * D
         g = -2.0 * D * (f_arm + eo[0])
         _weight_step(g, params, m, v_w, e + 1, lr, model, Xc, base, alpha, w, s, grad)

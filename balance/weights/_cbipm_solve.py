@@ -130,18 +130,19 @@ class _Problem:
         bound = 1 / np.sqrt(d)  # PyTorch's default init of a d -> K linear layer
         theta = self.rng.uniform(-bound, bound, (d, K))
         bias = self.rng.uniform(-bound, bound, K)
-        X = np.ascontiguousarray(np.vstack([self.Xt, self.Xc]))
+        XT = _ipm.padded_transpose(np.vstack([self.Xt, self.Xc]))
+        theta = _ipm.padded_rows(theta, XT.shape[0])
         lo, hi, seg = _ipm.chunk_bounds(len(self.Xt), len(self.Xc))
-        sig = np.empty((len(self.Xc), K))
-        t_cache, cache_ok = np.empty((d + 2, K)), np.zeros(1, dtype=np.int64)
+        sig = np.empty((K, len(self.Xc)))
+        t_cache, cache_ok = np.empty((K, XT.shape[0] + 2)), np.zeros(1, dtype=np.int64)
         moments = [np.zeros_like(p) for p in (theta, theta, bias, bias)]
         hist = np.empty(est.n_epochs)
         model = _ipm.MODEL_CODES[est.model]
-        with _threads_for(len(X) * K):
+        with _threads_for(XT.shape[1] * K):
             self._run(lambda start, stop: _ipm.sipm_epochs(
-                X, len(self.Xt), self.pt, self.base, self.alpha, model, params, m, v, theta, bias, *moments, sig,
-                t_cache, cache_ok, lo, hi, seg, int(est.adv_steps), float(est.adv_lr), float(est.lr), start, stop,
-                hist, w, s))
+                XT, self.Xc, len(self.Xt), self.pt, self.base, self.alpha, model, params, m, v, theta, bias, *moments,
+                sig, t_cache, cache_ok, lo, hi, seg, int(est.adv_steps), float(est.adv_lr), float(est.lr), start,
+                stop, hist, w, s))
         return self._result(name, rows, w, hist, hist[-1], self._coef(params))
 
     # -- WASS -------------------------------------------------------------------------------------------------
@@ -157,16 +158,17 @@ class _Problem:
         gp_ic = self.rng.choice(len(self.Xc), size=shape, p=self.base / self.base.sum())
         gp_it = self.rng.choice(len(self.Xt), size=shape, p=self.pt)
         gp_a = self.rng.random(shape)
+        XT = _ipm.padded_transpose(np.vstack([self.Xt, self.Xc]))
+        W = _ipm.padded_rows(W, XT.shape[0])
         moments = [np.zeros_like(p) for p in (W, W, cb, cb, vv, vv, eo, eo)]
-        X = np.ascontiguousarray(np.vstack([self.Xt, self.Xc]))
         lo, hi, seg = _ipm.chunk_bounds(len(self.Xt), len(self.Xc))
-        t_cache, cache_ok, f_arm = np.empty((d + 2, H)), np.zeros(1, dtype=np.int64), np.empty(len(self.Xc))
+        t_cache, cache_ok, f_arm = np.empty((H, XT.shape[0] + 2)), np.zeros(1, dtype=np.int64), np.empty(len(self.Xc))
         hist = np.empty(est.n_epochs)
         model = _ipm.MODEL_CODES[est.model]
         clip = float(est.wass_clip) if est.wass_clip is not None else 0.0
-        with _threads_for(len(X) * H):
+        with _threads_for(XT.shape[1] * H):
             self._run(lambda start, stop: _ipm.wass_epochs(
-                X, len(self.Xt), self.pt, self.base, self.alpha, model, params, m, v, W, cb, vv, eo, *moments, gp_ic,
+                XT, self.Xc, len(self.Xt), self.pt, self.base, self.alpha, model, params, m, v, W, cb, vv, eo, *moments, gp_ic,
                 gp_it, gp_a, float(est.wass_slope), clip, float(est.wass_gp), t_cache, cache_ok, f_arm, lo, hi, seg,
                 int(est.adv_steps), float(est.adv_lr), float(est.lr), start, stop, hist, w, s))
         return self._result(name, rows, w, hist, hist[-1], self._coef(params))
