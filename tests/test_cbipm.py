@@ -82,6 +82,12 @@ def central_diff(f, x, h=1e-6):
     return grad
 
 
+def two_chunks_each(n_t, n_c):
+    """Chunk bounds (lo, hi, seg) splitting target and arm in two chunks each (production chunks hold >= 512)."""
+    cuts = [0, n_t // 2, n_t, n_t + n_c // 2, n_t + n_c]
+    return np.array(cuts[:-1]), np.array(cuts[1:]), np.array([0, 0, 1, 1])
+
+
 @pytest.fixture
 def problem(rng):
     Xt, Xc = rng.normal(0.3, 1, (23, 3)), rng.normal(size=(17, 3))
@@ -150,7 +156,7 @@ def test_sipm_sums_and_adversary_gradient(problem, rng):
     theta, bias = rng.normal(size=(3, 5)), rng.normal(size=5)
     XT, n_t = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt)
     assert XT.shape == (4, 40)  # 3 covariates padded to 4 with a zero row
-    lo, hi, seg = ipm.chunk_bounds(n_t, len(Xc))
+    lo, hi, seg = two_chunks_each(n_t, len(Xc))
     sig = np.empty((5, 17))
     T, C = ipm.sipm_sums(XT, np.r_[pt, w], ipm.padded_rows(theta, 4), bias, lo, hi, seg, n_t, sig, True)
     assert np.all(T[:, 5] == 0) and np.all(C[:, 5] == 0)  # the padding covariate adds exactly nothing
@@ -175,13 +181,10 @@ def test_wass_sums_gap_and_penalty_gradients(problem, rng):
     w = rng.dirichlet(np.ones(17))
     W, cb, v, e, slope = rng.normal(size=(3, 6)), rng.normal(size=6), rng.normal(size=6), 0.4, 0.1
     XT, n_t = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt)
-    lo, hi, seg = ipm.chunk_bounds(n_t, len(Xc))
-    f_arm = np.empty(17)
-    acc = ipm.wass_sums(XT, np.r_[pt, w], ipm.padded_rows(W, 4), cb, v, slope, lo, hi, seg, np.array([True, True]),
-                        n_t, f_arm, True)
-    T, C = np.empty((6, 6)), np.empty((6, 6))
-    ipm._reduce(acc, seg, 0, T)
-    ipm._reduce(acc, seg, 1, C)
+    lo, hi, seg = two_chunks_each(n_t, len(Xc))
+    T, C, phi = np.empty((6, 6)), np.empty((6, 6)), np.empty((6, 17))
+    ipm.wass_sums(XT, np.r_[pt, w], ipm.padded_rows(W, 4), cb, slope, lo, hi, seg, n_t, T, C, phi, True, True)
+    f_arm = v @ phi
     D, g_W, g_cb, g_v, g_e = ipm.wass_adversary_grad(T, C, v, e, pt.sum(), w.sum())
     assert np.all(g_W[:, 3] == 0)  # the padding covariate's coefficients get exactly zero gradient
     g_W = g_W[:, :3].T
@@ -196,8 +199,9 @@ def test_wass_sums_gap_and_penalty_gradients(problem, rng):
     assert_allclose(g_cb, central_diff(lambda q: -gap(cb_=q) ** 2, cb), rtol=1e-5, atol=1e-9)
     assert_allclose(g_v, central_diff(lambda q: -gap(v_=q) ** 2, v), rtol=1e-5, atol=1e-9)
     Xhat = rng.normal(size=(9, 3))
-    value, p_W, p_v = ipm.wass_penalty_grad(Xhat, np.ascontiguousarray(W.T), cb, v, slope, 0.3)
-    p_W = p_W.T
+    value, p_W, p_v = ipm.wass_penalty_grad(np.c_[Xhat, np.zeros(9)], ipm.padded_rows(W, 4), cb, v, slope, 0.3)
+    assert np.all(p_W[:, 3] == 0)
+    p_W = p_W[:, :3].T
     assert_allclose(value, ref_penalty(Xhat, W, cb, v, slope, 0.3), rtol=1e-12)
     assert_allclose(p_W, central_diff(lambda q: ref_penalty(Xhat, q, cb, v, slope, 0.3), W), rtol=1e-5, atol=1e-9)
     assert_allclose(p_v, central_diff(lambda q: ref_penalty(Xhat, W, cb, q, slope, 0.3), v), rtol=1e-5, atol=1e-9)
@@ -234,7 +238,7 @@ def test_sipm_epochs_match_a_numpy_loop(problem, rng):
     Xt, pt, Xc, base = problem
     theta0, bias0 = rng.uniform(-0.5, 0.5, (3, 4)), rng.uniform(-0.5, 0.5, 4)
     XT, n_t = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt)
-    lo, hi, seg = ipm.chunk_bounds(n_t, 17)
+    lo, hi, seg = two_chunks_each(n_t, 17)
     params, theta, bias = np.ones(17), ipm.padded_rows(theta0, 4), bias0.copy()
     state = [np.zeros(17), np.zeros(17)] + [np.zeros_like(a) for a in (theta, theta, bias, bias)]
     sig, t_cache, ok = np.empty((4, 17)), np.empty((4, 6)), np.zeros(1, dtype=np.int64)
@@ -268,13 +272,13 @@ def test_wass_epochs_match_a_numpy_loop(problem, rng, clip, tau):
     W0, cb0, v0, e0 = rng.uniform(-.5, .5, (3, H)), rng.uniform(-.5, .5, H), rng.uniform(-.5, .5, H), np.array([.1])
     ic, it, mix = rng.integers(0, 17, (E, S, R)), rng.integers(0, 23, (E, S, R)), rng.random((E, S, R))
     XT, n_t = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt)
-    lo, hi, seg = ipm.chunk_bounds(n_t, 17)
+    lo, hi, seg = two_chunks_each(n_t, 17)
     params, W, cb, v, eo = np.ones(17), ipm.padded_rows(W0, 4), cb0.copy(), v0.copy(), e0.copy()
     moments = [np.zeros_like(a) for a in (W, W, cb, cb, v, v, eo, eo)]
-    t_cache, ok, f_arm = np.empty((H, 6)), np.zeros(1, dtype=np.int64), np.empty(17)
+    t_cache, ok, phi = np.empty((H, 6)), np.zeros(1, dtype=np.int64), np.empty((H, 17))
     hist, w, s = np.empty(E), np.empty(17), np.empty(17)
     ipm.wass_epochs(XT, Xc, n_t, pt, base, 0.0, 0, params, np.zeros(17), np.zeros(17), W, cb, v, eo, *moments, ic, it,
-                    mix, 0.1, clip, tau, t_cache, ok, f_arm, lo, hi, seg, S, 0.3, 0.03, 0, E, hist, w, s)
+                    mix, 0.1, clip, tau, t_cache, ok, phi, lo, hi, seg, S, 0.3, 0.03, 0, E, hist, w, s)
     assert np.all(W[:, 3] == 0)  # Adam and clipping never move the padding covariate's coefficients
     W = W[:, :3].T
     rp, rm, rv = np.ones(17), np.zeros(17), np.zeros(17)
@@ -308,6 +312,7 @@ def test_chunks_cover_each_segment_once():
     lo, hi, seg = ipm.chunk_bounds(300, 70_000)
     assert lo[0] == 0 and np.all(lo[1:] == hi[:-1]) and hi[-1] == 70_300
     assert np.all(hi[seg == 0] <= 300) and np.all(lo[seg == 1] >= 300)
+    assert np.sum(seg == 0) == 1 and np.sum(seg == 1) == 64  # at least 512 units a chunk, at most 64 chunks a segment
 
 
 # ---------------------------------------------------------------------------------------------------------------

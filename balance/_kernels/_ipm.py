@@ -30,7 +30,7 @@ from numba.extending import intrinsic
 
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8  # PyTorch Adam defaults, as in the authors' code
 MODEL_CODES = {"nonpara": 0, "linear": 1}
-_CHUNK_MIN, _CHUNK_MAX_COUNT = 128, 512
+_CHUNK_MIN, _CHUNK_MAX_COUNT = 512, 64
 # the pass kernels: no ZeroDivisionError branch (it blocks vectorisation) and reassociation allowed
 _VEC = dict(fastmath=True, error_model="numpy")
 _LOG2E, _LN2 = 1.4426950408889634, 0.6931471805599453
@@ -168,7 +168,7 @@ def mmd_epochs(K, b, c, params, m, v, model, Xc, base, alpha, lr, start, stop, h
 # chunked point sums (shared by SIPM and WASS)
 # ----------------------------------------------------------------------------------------------------------------
 def chunk_bounds(n_target, n_arm):
-    """Chunks of at most ~n/512 (at least 128) units that never straddle the target/arm split.
+    """Chunks of at most ~n/64 (at least 512) units that never straddle the target/arm split.
 
     Returns (lo, hi, seg) int64 arrays; seg is 0 for target chunks, 1 for arm chunks. Plain Python: called once.
     """
@@ -228,15 +228,6 @@ def _covariate_sums(XT, lo, m, g, out, first):
             s2 += g[i] * x2[i]
             s3 += g[i] * x3[i]
         out[2 + q], out[3 + q], out[4 + q], out[5 + q] = s0, s1, s2, s3
-
-
-@njit(cache=True, **_VEC)
-def _reduce(acc, seg, which, out):
-    """Sum the chunk accumulators of one segment, in chunk order."""
-    out[:] = 0.0
-    for c in range(acc.shape[0]):
-        if seg[c] == which:
-            out += acc[c]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -423,102 +414,110 @@ def sipm_epochs(XT, Xc, n_target, pt, base, alpha, model, params, m, v, theta, b
 # ----------------------------------------------------------------------------------------------------------------
 # WASS
 # ----------------------------------------------------------------------------------------------------------------
-@njit(cache=True, parallel=True, **_VEC)
-def wass_sums(XT, omega, W, cb, v, slope, lo, hi, seg, do_seg, n_target, f_out, store):
-    """Per chunk and hidden unit h: A_h = sum omega phi(z_h), B_h = sum omega phi'(z_h), C_hl = sum omega phi'(z_h) x_l.
+@njit(cache=True, inline="always", **_VEC)
+def _wass_segment(XT, omega, w_h, cb_h, slope, lo, hi, seg, which, n_target, phi_row, z, g, part, out, store):
+    """Sums of hidden unit (w_h, cb_h) over the chunks of segment ``which`` (0 target, 1 arm), added in chunk order.
 
-    z = W x + cb (``W`` (H, d4), ``XT`` the (d4, n) padded transpose of the points), phi = LeakyReLU(slope).
-    Returns acc (n_chunks, H, d4 + 2): [..., 0] = A, [..., 1] = B, [..., 2:] = C. With ``store``, arm points'
-    network outputs f = v'phi(z) (without the output bias) are written to f_out[i - n_target]. A is not summed unit
-    by unit: phi(z) = phi'(z) z and z is affine in x, so A_h = cb_h B_h + sum_l W_hl C_hl exactly.
+    out = [A, B, C_1..d4] (see :func:`wass_sums`); ``store`` writes the arm's phi(z) to ``phi_row`` (indexed from the
+    first arm unit).
+    """
+    out[:] = 0.0
+    p0, p1, p2, p3 = w_h[0], w_h[1], w_h[2], w_h[3]
+    for c in range(lo.size):
+        if seg[c] != which:
+            continue
+        L, m = lo[c], hi[c] - lo[c]
+        x0, x1, x2, x3, om = XT[0, L:L + m], XT[1, L:L + m], XT[2, L:L + m], XT[3, L:L + m], omega[L:L + m]
+        _affine(XT, L, m, w_h, cb_h, z, 4)
+        B, C0, C1, C2, C3 = 0.0, 0.0, 0.0, 0.0, 0.0
+        for i in range(m):  # branch-free, so that it vectorises
+            zi = z[i] + p0 * x0[i] + p1 * x1[i] + p2 * x2[i] + p3 * x3[i]
+            z[i] = zi
+            gi = om[i] * (1.0 if zi > 0.0 else slope)
+            g[i] = gi
+            B += gi
+            C0 += gi * x0[i]
+            C1 += gi * x1[i]
+            C2 += gi * x2[i]
+            C3 += gi * x3[i]
+        part[1], part[2], part[3], part[4], part[5] = B, C0, C1, C2, C3
+        _covariate_sums(XT, L, m, g, part, 4)
+        out += part
+        if store:
+            ph = phi_row[L - n_target:L - n_target + m]
+            for i in range(m):
+                ph[i] = z[i] * (1.0 if z[i] > 0.0 else slope)
+    total = cb_h * out[1]
+    for l in range(w_h.size):
+        total += w_h[l] * out[2 + l]
+    out[0] = total
+
+
+@njit(cache=True, parallel=True, **_VEC)
+def wass_sums(XT, omega, W, cb, slope, lo, hi, seg, n_target, T, C, phi, do_target, store):
+    """A_h = sum omega phi(z_h), B_h = sum omega phi'(z_h), C_hl = sum omega phi'(z_h) x_l over target (into ``T``)
+    and arm (into ``C``), each (H, d4 + 2): [:, 0] = A, [:, 1] = B, [:, 2:] = C.
+
+    z = W x + cb (``W`` (H, d4), ``XT`` the (d4, n) padded transpose of the points), phi = LeakyReLU(slope). The
+    hidden units run in parallel, each over all chunks in order. ``do_target`` False skips the target sums;
+    ``store`` writes the arm's phi(z) to ``phi`` ((H, n_arm)). A is not summed unit by unit: phi(z) = phi'(z) z and
+    z is affine in x, so A_h = cb_h B_h + sum_l W_hl C_hl exactly.
     """
     H, d4 = W.shape
-    acc = np.zeros((lo.size, H, d4 + 2))
-    for c in prange(lo.size):
-        if not do_seg[seg[c]]:
-            continue
-        keep_f = store and seg[c] == 1
-        L, m = lo[c], hi[c] - lo[c]
-        off = L - n_target
-        if keep_f:
-            f_out[off:off + m] = 0.0
-        z = np.empty(m)
-        g = np.empty(m)
-        x0, x1, x2, x3, om = XT[0, L:L + m], XT[1, L:L + m], XT[2, L:L + m], XT[3, L:L + m], omega[L:L + m]
-        f = f_out[off:off + m] if keep_f else f_out[:0]
-        for h in range(H):
-            _affine(XT, L, m, W[h], cb[h], z)
-            a = acc[c, h]
-            B, C0, C1, C2, C3 = 0.0, 0.0, 0.0, 0.0, 0.0
-            for i in range(m):  # branch-free, so that it vectorises
-                gi = om[i] * (1.0 if z[i] > 0.0 else slope)
-                g[i] = gi
-                B += gi
-                C0 += gi * x0[i]
-                C1 += gi * x1[i]
-                C2 += gi * x2[i]
-                C3 += gi * x3[i]
-            a[1], a[2], a[3], a[4], a[5] = B, C0, C1, C2, C3
-            _covariate_sums(XT, L, m, g, a, 4)
-            total = cb[h] * B
-            for l in range(d4):
-                total += W[h, l] * a[2 + l]
-            a[0] = total
-            if keep_f:
-                vh = v[h]
-                for i in range(m):
-                    f[i] += vh * z[i] * (1.0 if z[i] > 0.0 else slope)
-    return acc
+    for h in prange(H):
+        width = np.max(hi - lo)
+        z, g, part = np.empty(width), np.empty(width), np.empty(d4 + 2)
+        if do_target:
+            _wass_segment(XT, omega, W[h], cb[h], slope, lo, hi, seg, 0, n_target, phi[h], z, g, part, T[h], False)
+        _wass_segment(XT, omega, W[h], cb[h], slope, lo, hi, seg, 1, n_target, phi[h], z, g, part, C[h], store)
 
 
 @njit(cache=True, **_VEC)
 def wass_penalty_grad(Xhat, W, cb, v, slope, tau):
-    """Gradient penalty tau/R sum_r (|grad_x f(xhat_r)| - 1)^2 and its gradients for W (H, d) and v (cb, e: zero
+    """Gradient penalty tau/R sum_r (|grad_x f(xhat_r)| - 1)^2 and its gradients for W (H, d4) and v (cb, e: zero
     a.e.).
 
-    Loops over the H hidden units run innermost (on a transposed copy of W), so that they vectorise.
+    grad_x f(xhat_r) = sum_h v_h phi'(z_rh) W_h =: gx_r. With c_r = 2 tau / R (|gx_r| - 1) / |gx_r| and
+    S_hl = sum_r phi'(z_rh) c_r gx_rl, the gradients are dW_hl = v_h S_hl and dv_h = sum_l W_hl S_hl. The loops run
+    over the R interpolates (contiguous, on their transpose), one hidden unit at a time, so that they vectorise.
     """
-    H, d = W.shape
-    WT = np.ascontiguousarray(W.T)
+    H, d4 = W.shape
     R = Xhat.shape[0]
-    g_WT = np.zeros((d, H))
-    g_v = np.zeros(H)
+    XhT = np.ascontiguousarray(Xhat.T)
+    z = np.empty(R)
+    dphi = np.empty((H, R))
+    gx = np.zeros((d4, R))
+    for h in range(H):
+        _affine(XhT, 0, R, W[h], cb[h], z)
+        for r in range(R):
+            dphi[h, r] = 1.0 if z[r] > 0.0 else slope
+        for l in range(d4):
+            c = v[h] * W[h, l]
+            for r in range(R):
+                gx[l, r] += c * dphi[h, r]
     value = 0.0
-    z = np.empty(H)
-    u = np.empty(H)
-    dphi = np.empty(H)
-    wg = np.empty(H)
-    gx = np.empty(d)
+    coef = np.empty(R)
     for r in range(R):
-        z[:] = cb
-        for l in range(d):
-            xl = Xhat[r, l]
-            for h in range(H):
-                z[h] += xl * WT[l, h]
-        for h in range(H):
-            dphi[h] = 1.0 if z[h] > 0.0 else slope
-            u[h] = v[h] * dphi[h]
         rho2 = 0.0
-        for l in range(d):
-            acc = 0.0
-            for h in range(H):
-                acc += WT[l, h] * u[h]
-            gx[l] = acc
-            rho2 += acc * acc
+        for l in range(d4):
+            rho2 += gx[l, r] * gx[l, r]
         rho = math.sqrt(rho2)
         value += tau / R * (rho - 1.0) ** 2
-        if rho == 0.0:
-            continue  # the norm has no gradient at 0; PyTorch's subgradient there is 0 as well
-        coef = tau * 2.0 / R * (rho - 1.0) / rho
-        wg[:] = 0.0
-        for l in range(d):
-            cl = coef * gx[l]
-            for h in range(H):
-                g_WT[l, h] += cl * u[h]
-                wg[h] += WT[l, h] * gx[l]
-        for h in range(H):
-            g_v[h] += coef * dphi[h] * wg[h]
-    return value, np.ascontiguousarray(g_WT.T), g_v
+        # the norm has no gradient at 0; PyTorch's subgradient there is 0 as well
+        coef[r] = tau * 2.0 / R * (rho - 1.0) / rho if rho > 0.0 else 0.0
+    for l in range(d4):
+        for r in range(R):
+            gx[l, r] *= coef[r]
+    g_W = np.empty((H, d4))
+    g_v = np.zeros(H)
+    for h in range(H):
+        for l in range(d4):
+            acc = 0.0
+            for r in range(R):
+                acc += dphi[h, r] * gx[l, r]
+            g_W[h, l] = v[h] * acc
+            g_v[h] += W[h, l] * acc
+    return value, g_W, g_v
 
 
 @njit(cache=True)
@@ -547,7 +546,7 @@ def _clip(a, bound):
 
 @njit(cache=True)
 def wass_epochs(XT, Xc, n_target, pt, base, alpha, model, params, m, v_w, W, cb, vv, eo, mW, vW, mcb, vcb, mv, vv_,
-                me, ve, gp_ic, gp_it, gp_a, slope, clip, tau, t_cache, cache_ok, f_arm, lo, hi, seg, adv_steps, adv_lr,
+                me, ve, gp_ic, gp_it, gp_a, slope, clip, tau, t_cache, cache_ok, phi, lo, hi, seg, adv_steps, adv_lr,
                 lr, start, stop, hist, w, s):
     """WASS epochs ``[start, stop)``: ``adv_steps`` Adam ascent steps of the critic on D^2 - GP, each followed by
     clipping W and v to [-clip, clip] (clip <= 0: off), then one weight step on D^2.
@@ -555,7 +554,8 @@ def wass_epochs(XT, Xc, n_target, pt, base, alpha, model, params, m, v_w, W, cb,
     ``XT`` is the padded transpose of the stacked points (the first ``n_target`` the target, then the arm ``Xc``).
     The critic is W (H, d4), cb (H), vv (H) and the output bias eo (1,), with Adam moments mW, vW, ...
     Gradient-penalty draws for epoch e and ascent step a are gp_ic[e, a] (arm indices), gp_it[e, a] (target
-    indices) and gp_a[e, a] (mixing weights); tau = 0 switches the penalty off. hist[e] = D^2 at the weight step.
+    indices) and gp_a[e, a] (mixing weights); tau = 0 switches the penalty off. ``phi`` ((H, n_arm)) receives the
+    arm's hidden-layer outputs at the weight step's pass. hist[e] = D^2 at the weight step.
     """
     H, d4 = W.shape
     omega = np.empty(XT.shape[1])
@@ -564,8 +564,7 @@ def wass_epochs(XT, Xc, n_target, pt, base, alpha, model, params, m, v_w, W, cb,
     grad = np.empty(params.size)
     C = np.empty((H, d4 + 2))
     T = np.empty((H, d4 + 2))
-    both = np.array([True, True])
-    arm_only = np.array([False, True])
+    f_arm = np.empty(Xc.shape[0])
     R = gp_a.shape[2]
     Xhat = np.empty((R, d4))
     for e in range(start, stop):
@@ -573,13 +572,10 @@ def wass_epochs(XT, Xc, n_target, pt, base, alpha, model, params, m, v_w, W, cb,
         omega[n_target:] = w
         sum_c = np.sum(w)
         for step in range(adv_steps):
-            if step == 0 and cache_ok[0] == 1:
-                acc = wass_sums(XT, omega, W, cb, vv, slope, lo, hi, seg, arm_only, n_target, f_arm, False)
+            cached = step == 0 and cache_ok[0] == 1
+            if cached:
                 T[:] = t_cache
-            else:
-                acc = wass_sums(XT, omega, W, cb, vv, slope, lo, hi, seg, both, n_target, f_arm, False)
-                _reduce(acc, seg, 0, T)
-            _reduce(acc, seg, 1, C)
+            wass_sums(XT, omega, W, cb, slope, lo, hi, seg, n_target, T, C, phi, not cached, False)
             D, g_W, g_cb, g_v, g_e = wass_adversary_grad(T, C, vv, eo[0], sum_t, sum_c)
             if tau > 0.0:
                 for r in range(R):
@@ -597,10 +593,12 @@ def wass_epochs(XT, Xc, n_target, pt, base, alpha, model, params, m, v_w, W, cb,
             adam_step(eo, g_e, me, ve, t, adv_lr)
             _clip(W, clip)
             _clip(vv, clip)
-        acc = wass_sums(XT, omega, W, cb, vv, slope, lo, hi, seg, both, n_target, f_arm, True)
-        _reduce(acc, seg, 0, t_cache)
-        _reduce(acc, seg, 1, C)
+        wass_sums(XT, omega, W, cb, slope, lo, hi, seg, n_target, t_cache, C, phi, True, True)
         cache_ok[0] = 1
+        f_arm[:] = 0.0
+        for h in range(H):  # the critic's output at the arm's points, without the output bias
+            for j in range(f_arm.size):
+                f_arm[j] += vv[h] * phi[h, j]
         D = np.dot(vv, t_cache[:, 0] - C[:, 0]) + eo[0] * (sum_t - sum_c)
         hist[e] = D * D
         g = -2.0 * D * (f_arm + eo[0])

@@ -162,14 +162,14 @@ class _Problem:
         W = _ipm.padded_rows(W, XT.shape[0])
         moments = [np.zeros_like(p) for p in (W, W, cb, cb, vv, vv, eo, eo)]
         lo, hi, seg = _ipm.chunk_bounds(len(self.Xt), len(self.Xc))
-        t_cache, cache_ok, f_arm = np.empty((H, XT.shape[0] + 2)), np.zeros(1, dtype=np.int64), np.empty(len(self.Xc))
+        t_cache, cache_ok, phi = np.empty((H, XT.shape[0] + 2)), np.zeros(1, dtype=np.int64), np.empty((H, len(self.Xc)))
         hist = np.empty(est.n_epochs)
         model = _ipm.MODEL_CODES[est.model]
         clip = float(est.wass_clip) if est.wass_clip is not None else 0.0
         with _threads_for(XT.shape[1] * H):
             self._run(lambda start, stop: _ipm.wass_epochs(
                 XT, self.Xc, len(self.Xt), self.pt, self.base, self.alpha, model, params, m, v, W, cb, vv, eo, *moments, gp_ic,
-                gp_it, gp_a, float(est.wass_slope), clip, float(est.wass_gp), t_cache, cache_ok, f_arm, lo, hi, seg,
+                gp_it, gp_a, float(est.wass_slope), clip, float(est.wass_gp), t_cache, cache_ok, phi, lo, hi, seg,
                 int(est.adv_steps), float(est.adv_lr), float(est.lr), start, stop, hist, w, s))
         return self._result(name, rows, w, hist, hist[-1], self._coef(params))
 
