@@ -150,17 +150,19 @@ def test_vectorised_sigmoid_is_within_1e15_of_scipy():
     assert np.all((ipm.sigmoid(z) >= 0) & (ipm.sigmoid(z) <= 1))
 
 
-def test_sipm_sums_and_adversary_gradient(problem, rng):
+@pytest.mark.parametrize("d", [3, 6])  # one block of four covariates (one padding) or two (two padding)
+def test_sipm_sums_and_adversary_gradient(problem, rng, d):
     Xt, pt, Xc, _ = problem
+    Xt, Xc = np.c_[Xt, rng.normal(size=(23, d - 3))], np.c_[Xc, rng.normal(size=(17, d - 3))]
     w = rng.dirichlet(np.ones(17))
-    theta, bias = rng.normal(size=(3, 5)), rng.normal(size=5)
-    XT, n_t = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt)
-    assert XT.shape == (4, 40)  # 3 covariates padded to 4 with a zero row
+    theta, bias = rng.normal(size=(d, 5)) / np.sqrt(d), rng.normal(size=5)
+    XT, n_t, d4 = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt), 4 * (1 + (d > 4))
+    assert XT.shape == (d4, 40) and np.all(XT[d:] == 0)
     lo, hi, seg = two_chunks_each(n_t, len(Xc))
     sig = np.empty((5, 17))
-    T, C = ipm.sipm_sums(XT, np.r_[pt, w], ipm.padded_rows(theta, 4), bias, lo, hi, seg, n_t, sig, True)
-    assert np.all(T[:, 5] == 0) and np.all(C[:, 5] == 0)  # the padding covariate adds exactly nothing
-    D, d_theta, d_bias = T[:, 0] - C[:, 0], (T[:, 2:5] - C[:, 2:5]).T, T[:, 1] - C[:, 1]
+    T, C = ipm.sipm_sums(XT, np.r_[pt, w], ipm.padded_rows(theta, d4), bias, lo, hi, seg, n_t, sig, True)
+    assert np.all(T[:, 2 + d:] == 0) and np.all(C[:, 2 + d:] == 0)  # padding covariates add exactly nothing
+    D, d_theta, d_bias = T[:, 0] - C[:, 0], (T[:, 2:2 + d] - C[:, 2:2 + d]).T, T[:, 1] - C[:, 1]
     rD, r_theta, r_bias, r_sig = ref_sipm_gaps(Xt, pt, Xc, w, theta, bias)
     # the kernel's sigmoid is within 1e-15 of scipy's (absolute): sums of weighted values likewise
     assert_allclose(sig.T, r_sig, rtol=0, atol=1e-15)
@@ -176,18 +178,20 @@ def test_sipm_sums_and_adversary_gradient(problem, rng):
     assert_allclose(-2 * D * d_bias, central_diff(lambda b: minus_a(theta, b), bias), rtol=1e-5, atol=1e-9)
 
 
-def test_wass_sums_gap_and_penalty_gradients(problem, rng):
+@pytest.mark.parametrize("d", [3, 6])
+def test_wass_sums_gap_and_penalty_gradients(problem, rng, d):
     Xt, pt, Xc, _ = problem
+    Xt, Xc = np.c_[Xt, rng.normal(size=(23, d - 3))], np.c_[Xc, rng.normal(size=(17, d - 3))]
     w = rng.dirichlet(np.ones(17))
-    W, cb, v, e, slope = rng.normal(size=(3, 6)), rng.normal(size=6), rng.normal(size=6), 0.4, 0.1
-    XT, n_t = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt)
+    W, cb, v, e, slope = rng.normal(size=(d, 6)), rng.normal(size=6), rng.normal(size=6), 0.4, 0.1
+    XT, n_t, d4 = ipm.padded_transpose(np.vstack([Xt, Xc])), len(Xt), 4 * (1 + (d > 4))
     lo, hi, seg = two_chunks_each(n_t, len(Xc))
-    T, C, phi = np.empty((6, 6)), np.empty((6, 6)), np.empty((6, 17))
-    ipm.wass_sums(XT, np.r_[pt, w], ipm.padded_rows(W, 4), cb, slope, lo, hi, seg, n_t, T, C, phi, True, True)
+    T, C, phi = np.empty((6, d4 + 2)), np.empty((6, d4 + 2)), np.empty((6, 17))
+    ipm.wass_sums(XT, np.r_[pt, w], ipm.padded_rows(W, d4), cb, slope, lo, hi, seg, n_t, T, C, phi, True, True)
     f_arm = v @ phi
     D, g_W, g_cb, g_v, g_e = ipm.wass_adversary_grad(T, C, v, e, pt.sum(), w.sum())
-    assert np.all(g_W[:, 3] == 0)  # the padding covariate's coefficients get exactly zero gradient
-    g_W = g_W[:, :3].T
+    assert np.all(g_W[:, d:] == 0)  # the padding covariates' coefficients get exactly zero gradient
+    g_W = g_W[:, :d].T
 
     def gap(W_=W, cb_=cb, v_=v, e_=e):
         return pt @ ref_critic(Xt, W_, cb_, v_, e_, slope) - w @ ref_critic(Xc, W_, cb_, v_, e_, slope)
@@ -198,10 +202,11 @@ def test_wass_sums_gap_and_penalty_gradients(problem, rng):
     assert_allclose(g_W, central_diff(lambda q: -gap(W_=q) ** 2, W), rtol=1e-5, atol=1e-9)
     assert_allclose(g_cb, central_diff(lambda q: -gap(cb_=q) ** 2, cb), rtol=1e-5, atol=1e-9)
     assert_allclose(g_v, central_diff(lambda q: -gap(v_=q) ** 2, v), rtol=1e-5, atol=1e-9)
-    Xhat = rng.normal(size=(9, 3))
-    value, p_W, p_v = ipm.wass_penalty_grad(np.c_[Xhat, np.zeros(9)], ipm.padded_rows(W, 4), cb, v, slope, 0.3)
-    assert np.all(p_W[:, 3] == 0)
-    p_W = p_W[:, :3].T
+    Xhat = rng.normal(size=(9, d))
+    value, p_W, p_v = ipm.wass_penalty_grad(np.c_[Xhat, np.zeros((9, d4 - d))], ipm.padded_rows(W, d4), cb, v, slope,
+                                            0.3)
+    assert np.all(p_W[:, d:] == 0)
+    p_W = p_W[:, :d].T
     assert_allclose(value, ref_penalty(Xhat, W, cb, v, slope, 0.3), rtol=1e-12)
     assert_allclose(p_W, central_diff(lambda q: ref_penalty(Xhat, q, cb, v, slope, 0.3), W), rtol=1e-5, atol=1e-9)
     assert_allclose(p_v, central_diff(lambda q: ref_penalty(Xhat, W, cb, q, slope, 0.3), v), rtol=1e-5, atol=1e-9)
@@ -363,6 +368,18 @@ def test_random_state_makes_fits_reproducible(rng, ipm_name):
     assert np.all(np.isfinite(gen.fit(X, t).weights_))
 
 
+@pytest.mark.parametrize("ipm_name", ["mmd", "sipm", "wass"])
+def test_results_do_not_depend_on_the_number_of_threads(rng, ipm_name):
+    # 7 covariates: the kernels' second block of four (three real, one padding) is exercised as well; each sigmoid
+    # or hidden unit sums its chunks in a fixed order whichever thread runs it, so the weights are bitwise equal
+    X = np.c_[_design(rng, 1200)[0], rng.normal(size=(1200, 4))]
+    t = rng.binomial(1, 1 / (1 + np.exp(-X[:, 0] + 0.5 * X[:, 5])))
+    est = CBIPM(ipm=ipm_name, **dict(FAST, n_epochs=20))
+    one = clone(est).set_params(n_jobs=1).fit(X, t).weights_
+    assert_allclose(clone(est).set_params(n_jobs=2).fit(X, t).weights_, one, rtol=0, atol=0)
+    assert_allclose(clone(est).set_params(n_jobs=-1).fit(X, t).weights_, one, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("estimand", ["ATT", "ATE"])
 @pytest.mark.parametrize("ipm_name, model", [("mmd", "nonpara"), ("mmd", "linear"), ("sipm", "nonpara"),
                                              ("wass", "nonpara"), ("wass", "linear")])
@@ -425,6 +442,8 @@ def test_predict_weights_only_for_the_linear_model(rng):
     (dict(lr=-1.0), "lr=-1.0"),
     (dict(bandwidth=[1.0, -2.0]), "bandwidth="),
     (dict(wass_clip=0.0), "wass_clip="),
+    (dict(n_jobs=0), "n_jobs=0 must be None or a non-zero integer"),
+    (dict(n_jobs=1.5), "n_jobs=1.5"),
     (dict(estimand="ATC"), r"estimand='ATC' is not supported here; choose one of \['ATT', 'ATE'\]"),
 ])
 def test_bad_parameters_name_the_problem(rng, params, match):

@@ -75,6 +75,13 @@ class CBIPM(BaseWeighter):
         Standardise covariates on the pooled sample (mean 0, population s.d. 1, sampling weights included).
     treated : scalar, default=None
         Which treatment level is treated, when the treatment is neither 0/1 nor boolean.
+    n_jobs : int, default=None
+        Threads of the numba kernels (SIPM: the sigmoids in parallel; WASS: the hidden units; MMD: the kernel
+        matrix). None: all of numba's threads (the cores, unless ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``
+        says otherwise) for problems of at least 50,000 unit-discriminator pairs (n x n_sigmoids, n x hidden), one
+        thread below, where threads cost more than they save. An integer: that many threads (-1 all, -2 all but
+        one). Results do not depend on it. On a machine already busy, ``n_jobs=1`` avoids waiting for threads that
+        other processes hold up.
     random_state : None, int, numpy Generator or RandomState, default=None
         Seeds the discriminator initialisation, the linear model's initial coefficients and the gradient-penalty
         draws (all drawn in Python and handed to the kernels): a fixed value makes every fit reproducible.
@@ -177,8 +184,8 @@ class CBIPM(BaseWeighter):
 
     def __init__(self, estimand="ATT", *, ipm="mmd", model="nonpara", n_epochs=1000, lr=0.03, adv_steps=5,
                  adv_lr=0.3, n_sigmoids=100, hidden=100, bandwidth=10.0, wass_slope=0.1, wass_clip=0.1, wass_gp=0.3,
-                 wass_gp_points=100, solver="adam", standardize=True, treated=None, random_state=None, verbose=0,
-                 missing="error"):
+                 wass_gp_points=100, solver="adam", standardize=True, treated=None, n_jobs=None, random_state=None,
+                 verbose=0, missing="error"):
         self.estimand = estimand
         self.ipm = ipm
         self.model = model
@@ -196,6 +203,7 @@ class CBIPM(BaseWeighter):
         self.solver = solver
         self.standardize = standardize
         self.treated = treated
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
         self.missing = missing
@@ -302,6 +310,9 @@ class CBIPM(BaseWeighter):
             value = getattr(self, name)
             if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum):
                 raise ValueError(f"{name}={value!r} must be an integer >= {minimum}.")
+        if self.n_jobs is not None and not (isinstance(self.n_jobs, numbers.Integral)
+                                            and not isinstance(self.n_jobs, bool) and self.n_jobs != 0):
+            raise ValueError(f"n_jobs={self.n_jobs!r} must be None or a non-zero integer (-1: all threads).")
         for name in ("lr", "adv_lr"):
             if not (isinstance(getattr(self, name), numbers.Real) and getattr(self, name) > 0):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be a positive number.")

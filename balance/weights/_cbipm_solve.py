@@ -12,9 +12,9 @@ import numpy as np
 
 from .._kernels import _ipm
 
-# Below this many unit-discriminator pairs per pass (n x K or n x hidden) a pass takes well under a millisecond and
-# a parallel region per pass costs more than it saves (much more on a busy machine): run those problems on one thread.
-_PARALLEL_WORK = 250_000
+# Below this many unit-discriminator pairs per pass (n x K, n x hidden, or kernel entries for MMD) a pass takes
+# under 0.1 ms and threads cost more than they save (much more on a busy machine): n_jobs=None runs those on one thread.
+_PARALLEL_WORK = 50_000
 # The MMD objective keeps the arm's kernel matrix (8 n_arm^2 bytes); refuse beyond 4 GB rather than swap or crash.
 _MMD_MEMORY = 4e9
 # Adam's converged_: the objective's mean over the last tenth of the epochs moved by less than this fraction of the
@@ -93,9 +93,12 @@ class _Problem:
         return ProblemResult(name, rows, w.copy(), hist, float(value), converged, self.est.n_epochs, coef, change)
 
     def solve(self, name, rows):
-        if self.est.ipm == "mmd":
-            return self._solve_mmd(name, rows)
-        return self._solve_sipm(name, rows) if self.est.ipm == "sipm" else self._solve_wass(name, rows)
+        est, n = self.est, len(self.Xt) + len(self.Xc)
+        work = {"mmd": n * len(self.Xc), "sipm": n * est.n_sigmoids, "wass": n * est.hidden}[est.ipm]
+        with _threads(est.n_jobs, work):
+            if est.ipm == "mmd":
+                return self._solve_mmd(name, rows)
+            return self._solve_sipm(name, rows) if est.ipm == "sipm" else self._solve_wass(name, rows)
 
     # -- MMD --------------------------------------------------------------------------------------------------
     def _solve_mmd(self, name, rows):
@@ -138,11 +141,10 @@ class _Problem:
         moments = [np.zeros_like(p) for p in (theta, theta, bias, bias)]
         hist = np.empty(est.n_epochs)
         model = _ipm.MODEL_CODES[est.model]
-        with _threads_for(XT.shape[1] * K):
-            self._run(lambda start, stop: _ipm.sipm_epochs(
-                XT, self.Xc, len(self.Xt), self.pt, self.base, self.alpha, model, params, m, v, theta, bias, *moments,
-                sig, t_cache, cache_ok, lo, hi, seg, int(est.adv_steps), float(est.adv_lr), float(est.lr), start,
-                stop, hist, w, s))
+        self._run(lambda start, stop: _ipm.sipm_epochs(
+            XT, self.Xc, len(self.Xt), self.pt, self.base, self.alpha, model, params, m, v, theta, bias, *moments,
+            sig, t_cache, cache_ok, lo, hi, seg, int(est.adv_steps), float(est.adv_lr), float(est.lr), start,
+            stop, hist, w, s))
         return self._result(name, rows, w, hist, hist[-1], self._coef(params))
 
     # -- WASS -------------------------------------------------------------------------------------------------
@@ -166,11 +168,10 @@ class _Problem:
         hist = np.empty(est.n_epochs)
         model = _ipm.MODEL_CODES[est.model]
         clip = float(est.wass_clip) if est.wass_clip is not None else 0.0
-        with _threads_for(XT.shape[1] * H):
-            self._run(lambda start, stop: _ipm.wass_epochs(
-                XT, self.Xc, len(self.Xt), self.pt, self.base, self.alpha, model, params, m, v, W, cb, vv, eo, *moments, gp_ic,
-                gp_it, gp_a, float(est.wass_slope), clip, float(est.wass_gp), t_cache, cache_ok, phi, lo, hi, seg,
-                int(est.adv_steps), float(est.adv_lr), float(est.lr), start, stop, hist, w, s))
+        self._run(lambda start, stop: _ipm.wass_epochs(
+            XT, self.Xc, len(self.Xt), self.pt, self.base, self.alpha, model, params, m, v, W, cb, vv, eo, *moments,
+            gp_ic, gp_it, gp_a, float(est.wass_slope), clip, float(est.wass_gp), t_cache, cache_ok, phi, lo, hi, seg,
+            int(est.adv_steps), float(est.adv_lr), float(est.lr), start, stop, hist, w, s))
         return self._result(name, rows, w, hist, hist[-1], self._coef(params))
 
     def _coef(self, params):
@@ -195,13 +196,19 @@ def plateau(hist, rtol=PLATEAU_RTOL):
 
 
 @contextmanager
-def _threads_for(work):
-    """Run small problems single-threaded (numba's thread count restored on exit)."""
+def _threads(n_jobs, work):
+    """numba's thread count for one problem (restored on exit): ``n_jobs`` threads (-1 all, -2 all but one, ...,
+    capped at numba's maximum), or with None all of numba's current threads from ``work`` pairs per pass on and one
+    thread below."""
     import numba
 
     previous = numba.get_num_threads()
-    if work < _PARALLEL_WORK:
-        numba.set_num_threads(1)
+    if n_jobs is None:
+        count = previous if work >= _PARALLEL_WORK else 1
+    else:
+        top = numba.config.NUMBA_NUM_THREADS
+        count = min(n_jobs, top) if n_jobs > 0 else max(1, top + 1 + n_jobs)
+    numba.set_num_threads(count)
     try:
         yield
     finally:
