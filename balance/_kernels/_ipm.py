@@ -31,6 +31,8 @@ from numba.extending import intrinsic
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8  # PyTorch Adam defaults, as in the authors' code
 MODEL_CODES = {"nonpara": 0, "linear": 1}
 _CHUNK_MIN, _CHUNK_MAX_COUNT = 512, 64
+# parallel loops over sigmoids / hidden units run over this many blocks of them (scratch arrays allocated per block)
+_BLOCKS = 16
 # the pass kernels: no ZeroDivisionError branch (it blocks vectorisation) and reassociation allowed
 _VEC = dict(fastmath=True, error_model="numpy")
 _LOG2E, _LN2 = 1.4426950408889634, 0.6931471805599453
@@ -253,7 +255,7 @@ def _sigmoid(z):
     vectorises exp only with Intel's SVML, which the PyPI llvmlite lacks).
     """
     x = min(max(-z, -50.0), 50.0)
-    k = math.floor(x * _LOG2E + 0.5)
+    k = np.rint(x * _LOG2E)
     r = x - k * _LN2
     u = r * r
     even = 1.0 + u * (1.0 / 9.0 + u * (1.0 / 1008.0))
@@ -356,30 +358,32 @@ def sipm_ascent(XT, omega, n_target, theta, bias, m_theta, v_theta, m_bias, v_bi
     """
     K, d4 = theta.shape
     use_cache = cache_ok[0] == 1
-    for k in prange(K):
+    n_blocks = min(K, _BLOCKS)
+    for block in prange(n_blocks):
         width = np.max(hi - lo)
         s, g, part = np.empty(width), np.empty(width), np.empty(d4 + 2)
         T, C = np.empty(d4 + 2), np.empty(d4 + 2)
         g_theta, g_bias = np.empty(d4), np.empty(1)
-        th, b = theta[k], bias[k:k + 1]
-        for step in range(adv_steps + 1):
-            final = step == adv_steps
-            cached = step == 0 and use_cache
-            if cached:
-                T[:] = t_cache[k]
-            else:
-                _sipm_segment(XT, omega, th, b[0], lo, hi, seg, 0, n_target, sig[k], s, g, part, T, False, False)
-            _sipm_segment(XT, omega, th, b[0], lo, hi, seg, 1, n_target, sig[k], s, g, part, C, cached, final)
-            if final:
-                break
-            D = T[0] - C[0]
-            g_bias[0] = -2.0 * D * (T[1] - C[1])
-            for l in range(d4):
-                g_theta[l] = -2.0 * D * (T[2 + l] - C[2 + l])
-            adam_step(th, g_theta, m_theta[k], v_theta[k], t0 + step + 1, adv_lr)
-            adam_step(b, g_bias, m_bias[k:k + 1], v_bias[k:k + 1], t0 + step + 1, adv_lr)
-        t_cache[k] = T
-        C_out[k] = C
+        for k in range(block * K // n_blocks, (block + 1) * K // n_blocks):
+            th, b = theta[k], bias[k:k + 1]
+            for step in range(adv_steps + 1):
+                final = step == adv_steps
+                cached = step == 0 and use_cache
+                if cached:
+                    T[:] = t_cache[k]
+                else:
+                    _sipm_segment(XT, omega, th, b[0], lo, hi, seg, 0, n_target, sig[k], s, g, part, T, False, False)
+                _sipm_segment(XT, omega, th, b[0], lo, hi, seg, 1, n_target, sig[k], s, g, part, C, cached, final)
+                if final:
+                    break
+                D = T[0] - C[0]
+                g_bias[0] = -2.0 * D * (T[1] - C[1])
+                for l in range(d4):
+                    g_theta[l] = -2.0 * D * (T[2 + l] - C[2 + l])
+                adam_step(th, g_theta, m_theta[k], v_theta[k], t0 + step + 1, adv_lr)
+                adam_step(b, g_bias, m_bias[k:k + 1], v_bias[k:k + 1], t0 + step + 1, adv_lr)
+            t_cache[k] = T
+            C_out[k] = C
 
 
 @njit(cache=True)
@@ -464,12 +468,15 @@ def wass_sums(XT, omega, W, cb, slope, lo, hi, seg, n_target, T, C, phi, do_targ
     z is affine in x, so A_h = cb_h B_h + sum_l W_hl C_hl exactly.
     """
     H, d4 = W.shape
-    for h in prange(H):
+    n_blocks = min(H, _BLOCKS)
+    for block in prange(n_blocks):
         width = np.max(hi - lo)
         z, g, part = np.empty(width), np.empty(width), np.empty(d4 + 2)
-        if do_target:
-            _wass_segment(XT, omega, W[h], cb[h], slope, lo, hi, seg, 0, n_target, phi[h], z, g, part, T[h], False)
-        _wass_segment(XT, omega, W[h], cb[h], slope, lo, hi, seg, 1, n_target, phi[h], z, g, part, C[h], store)
+        for h in range(block * H // n_blocks, (block + 1) * H // n_blocks):
+            if do_target:
+                _wass_segment(XT, omega, W[h], cb[h], slope, lo, hi, seg, 0, n_target, phi[h], z, g, part, T[h],
+                              False)
+            _wass_segment(XT, omega, W[h], cb[h], slope, lo, hi, seg, 1, n_target, phi[h], z, g, part, C[h], store)
 
 
 @njit(cache=True, **_VEC)
