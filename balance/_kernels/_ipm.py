@@ -17,9 +17,10 @@ in place over epochs ``[start, stop)`` (so a caller can run them in blocks, e.g.
 objective of each epoch into ``hist``. Randomness (discriminator initialisation, gradient-penalty draws) is drawn by
 the caller and passed in as arrays. The points are stored transposed, (d4, n) with d4 = d padded to a multiple of 4
 (:func:`padded_transpose`), so that the loops over units are contiguous and vectorise. Point sums are formed over
-fixed-size chunks of units and added in chunk order; SIPM runs its sigmoids in parallel (each sigmoid's ascent is
-independent of the others within an epoch), WASS its chunks (the critic's units are coupled through its output).
-Either way results do not depend on the number of threads.
+fixed-size chunks of units and added in chunk order, one sigmoid or hidden unit on one thread: SIPM runs its
+sigmoids' whole epochs in parallel (each sigmoid's ascent is independent of the others within an epoch), WASS its
+hidden units pass by pass (they are coupled through the critic's output). Either way results do not depend on the
+number of threads.
 """
 
 import math

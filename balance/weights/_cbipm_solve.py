@@ -164,7 +164,8 @@ class _Problem:
         W = _ipm.padded_rows(W, XT.shape[0])
         moments = [np.zeros_like(p) for p in (W, W, cb, cb, vv, vv, eo, eo)]
         lo, hi, seg = _ipm.chunk_bounds(len(self.Xt), len(self.Xc))
-        t_cache, cache_ok, phi = np.empty((H, XT.shape[0] + 2)), np.zeros(1, dtype=np.int64), np.empty((H, len(self.Xc)))
+        t_cache, cache_ok = np.empty((H, XT.shape[0] + 2)), np.zeros(1, dtype=np.int64)
+        phi = np.empty((H, len(self.Xc)))  # the arm's hidden-layer outputs at each weight step
         hist = np.empty(est.n_epochs)
         model = _ipm.MODEL_CODES[est.model]
         clip = float(est.wass_clip) if est.wass_clip is not None else 0.0
