@@ -8,7 +8,7 @@ import pytest
 
 from balance._cli import main
 
-from .conftest import SHARED
+from .conftest import SHARED, _shared_file
 
 
 def test_default_run_reproduces_weightit(capsys):
@@ -32,7 +32,7 @@ def test_runs_as_a_module_in_a_fresh_interpreter():
 
 
 def test_flags_choose_data_columns_and_estimand(tmp_path, capsys):
-    frame = pd.read_csv(SHARED / "data" / "lalonde_matchit614.csv")
+    frame = pd.read_csv(_shared_file(SHARED / "data" / "lalonde_matchit614.csv"))
     frame["group"] = frame["treat"].map({1: "nsw", 0: "psid"})
     path = tmp_path / "data.csv"
     frame.drop(columns="treat").to_csv(path, index=False)
