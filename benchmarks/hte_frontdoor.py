@@ -89,7 +89,7 @@ def one_replication(n, deltas, seed, overlap=None):
             "FD-DR": dr.fit(C, x, z, y).predict(Ct),
             "FD-R": r.fit(C, x, z, y).predict(Ct),
             "FD-PI": fd_plugin(perturb(base_pi["e1"], delta, n, rng, True), perturb(base_pi["q1"], delta, n, rng, True),
-                               perturb(base_pi["m"], delta, n, rng, False)),
+                               perturb(base_pi["m"], delta, n, rng, False))[0],
         }
         out += [{"n": n, "delta": delta, "overlap": overlap, "method": k,
                  "rmse": float(np.sqrt(np.mean((v - tau_t) ** 2)))}

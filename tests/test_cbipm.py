@@ -380,6 +380,21 @@ def test_results_do_not_depend_on_the_number_of_threads(rng, ipm_name):
     assert_allclose(clone(est).set_params(n_jobs=-1).fit(X, t).weights_, one, rtol=0, atol=0)
 
 
+def test_a_thread_request_beyond_numbas_is_reduced_with_a_warning(rng):
+    import numba
+
+    X, t = _design(rng, 200)
+    top = numba.config.NUMBA_NUM_THREADS
+    est = CBIPM("ATE", ipm="sipm", **dict(FAST, n_epochs=20))
+    assert np.all(clone(est).set_params(n_jobs=1).fit(X, t).n_threads_ == 1)
+    assert np.all(clone(est).set_params(n_jobs=-1).fit(X, t).n_threads_ == top)
+    with pytest.warns(UserWarning, match=rf"n_jobs={top + 3} asks for {top + 3} threads; numba has {top}"):
+        assert np.all(clone(est).set_params(n_jobs=top + 3).fit(X, t).n_threads_ == top)
+    with pytest.warns(UserWarning, match=rf"n_jobs={-top - 5} asks for -4 threads; .* so 1 are used"):
+        assert np.all(clone(est).set_params(n_jobs=-top - 5).fit(X, t).n_threads_ == 1)
+    assert np.all(clone(est).fit(X, t).n_threads_ == 1)  # None: 200 units x 20 sigmoids is below 50,000 pairs
+
+
 @pytest.mark.parametrize("estimand", ["ATT", "ATE"])
 @pytest.mark.parametrize("ipm_name, model", [("mmd", "nonpara"), ("mmd", "linear"), ("sipm", "nonpara"),
                                              ("wass", "nonpara"), ("wass", "linear")])

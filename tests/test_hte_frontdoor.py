@@ -31,7 +31,7 @@ def true_nuisances(fd):
 def test_plugin_with_true_nuisances_is_the_effect():
     fd = make_front_door(n=500, random_state=0)
     e1, q1, m = true_nuisances(fd)
-    assert_allclose(fd_plugin(e1, q1, m, clip=1e-12), fd.tau, rtol=1e-10, atol=1e-12)  # exact identity (Eq. 49)
+    assert_allclose(fd_plugin(e1, q1, m, clip=1e-12)[0], fd.tau, rtol=1e-10, atol=1e-12)  # exact identity (Eq. 49)
 
 
 @pytest.mark.parametrize("wrong,biased", [(None, False), ("m_e", False), ("q", False), ("q_m", True)])
@@ -46,7 +46,7 @@ def test_pseudo_outcome_is_doubly_robust(wrong, biased):
             e1 = np.full_like(e1, 0.5)
         if wrong in ("q", "q_m"):
             q1 = expit(np.log(q1 / (1 - q1)) + 0.8)
-        psi, _ = fd_dr_pseudo_outcome(fd.y, fd.treatment, fd.mediator, e1, q1, m, e1, q1, floor=1e-3)
+        psi, _, _ = fd_dr_pseudo_outcome(fd.y, fd.treatment, fd.mediator, e1, q1, m, e1, q1, floor=1e-3)
         errors.append(psi - fd.tau)
     err = np.concatenate(errors)
     z = abs(err.mean()) / (err.std() / np.sqrt(err.size))

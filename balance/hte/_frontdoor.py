@@ -73,14 +73,23 @@ def predict_fd_nuisances(fitted, C):
     return {"e1": _proba(e_model, C), "q1": q1, "m": m}
 
 
+def _clip_numerators(e1, q1, clip):
+    """e1 and q1 bounded to [clip, 1 − clip], and how many entries that moved."""
+    (e1, n_e), (q1, n_q) = _data.bound_probabilities(e1, clip), _data.bound_probabilities(q1, clip)
+    return e1, q1, n_e + n_q
+
+
 def fd_plugin(e1, q1, m, clip=1e-6):
-    """FD-PI for binary Z: Δq(c) Σ_x e(x | c)[m(1, x, c) − m(0, x, c)] (Jung 2025, Eq. 49)."""
-    e1, q1 = np.clip(e1, clip, 1 - clip), np.clip(q1, clip, 1 - clip)
-    return (q1[:, 1] - q1[:, 0]) * (e1 * (m[:, 1, 1] - m[:, 0, 1]) + (1 - e1) * (m[:, 1, 0] - m[:, 0, 0]))
+    """FD-PI for binary Z: Δq(c) Σ_x e(x | c)[m(1, x, c) − m(0, x, c)] (Jung 2025, Eq. 49), and the number of
+    probabilities clipped to [clip, 1 − clip]."""
+    e1, q1, n_clipped = _clip_numerators(e1, q1, clip)
+    tau = (q1[:, 1] - q1[:, 0]) * (e1 * (m[:, 1, 1] - m[:, 0, 1]) + (1 - e1) * (m[:, 1, 0] - m[:, 0, 0]))
+    return tau, n_clipped
 
 
 def fd_dr_pseudo_outcome(y, x, z, e1, q1, m, e_den, q_den, floor=0.05, clip=1e-6):
-    """Jung's front-door pseudo-outcome ψ = φ₁ − φ₀ (Eq. 19) and the number of floored denominators.
+    """Jung's front-door pseudo-outcome ψ = φ₁ − φ₀ (Eq. 19), the number of floored denominators and of clipped
+    numerators.
 
     φ_x̄ = ξ_x̄ (Y − m(Z, X, C)) + π_x̄ (r(Z, C) − ν(X, C)) + s^x̄(X, C), with ξ_x̄ = q(Z | x̄, C)/q(Z | X, C),
     π_x̄ = 1{X = x̄}/e(X | C), r(z) = Σ_x m(z, x) e(x), ν(X) = Σ_z r(z) q(z | X), s^x̄(X) = Σ_z m(z, X) q(z | x̄).
@@ -88,7 +97,7 @@ def fd_dr_pseudo_outcome(y, x, z, e1, q1, m, e_den, q_den, floor=0.05, clip=1e-6
     floored to [floor, 1 − floor]; numerators are clipped to [clip, 1 − clip].
     """
     idx = np.arange(len(y))
-    e1, q1 = np.clip(e1, clip, 1 - clip), np.clip(q1, clip, 1 - clip)  # counted by the caller: count_clipped
+    e1, q1, n_clipped = _clip_numerators(e1, q1, clip)
     e_obs_den, n_e = _data.bound_probabilities(np.where(x == 1, e_den, 1 - e_den), floor)
     q_obs_den, n_q = _data.bound_probabilities(np.where(z == 1, q_den[idx, x], 1 - q_den[idx, x]), floor)
     n_floored = n_e + n_q
@@ -103,13 +112,7 @@ def fd_dr_pseudo_outcome(y, x, z, e1, q1, m, e_den, q_den, floor=0.05, clip=1e-6
         s = m[idx, 0, x] * q_zx[:, 0, xbar] + m[idx, 1, x] * q_zx[:, 1, xbar]
         phi = xi * resid + (x == xbar) / e_obs_den * (r[idx, z] - nu) + s
         psi += sign * phi
-    return psi, n_floored
-
-
-def count_clipped(nuis, clip):
-    """Entries of the numerator probabilities e1 and q1 outside [clip, 1 − clip] (the plug-in and DR formulas clip
-    them)."""
-    return sum(_data.bound_probabilities(nuis[key], clip)[1] for key in ("e1", "q1"))
+    return psi, n_floored, n_clipped
 
 
 def _warn_clip(count, clip, stacklevel=3):
@@ -206,11 +209,10 @@ class FrontDoorDRLearner(_FrontDoorBase):
         C, x, z, y = _validate(self, X, treatment, mediator, y)
         folds = _folds(x, self.cv, _data.seed_from(self.random_state))
         nuis = self._nuisances(models, C, x, z, y, folds)
-        psi, self.n_floored_ = fd_dr_pseudo_outcome(
+        psi, self.n_floored_, self.n_clipped_ = fd_dr_pseudo_outcome(
             y, x, z, nuis["e1"], nuis["q1"], nuis["m"], nuis.get("e_den", nuis["e1"]), nuis.get("q_den", nuis["q1"]),
             self.floor, self.clip)
         _warn_floor(self.n_floored_, self.floor)
-        self.n_clipped_ = count_clipped(nuis, self.clip)
         _warn_clip(self.n_clipped_, self.clip)
         self.final_model_ = fit_final(clone(final), C, psi, None, np.arange(len(y)), weighted=False)
         self.pseudo_outcome_, self.nuisances_ = psi, nuis
@@ -272,5 +274,6 @@ class FrontDoorPluginLearner(BaseEstimator):
         """τ̂(c) by the plug-in formula, shape (n_samples,)."""
         check_is_fitted(self, "models_")
         nuis = self._predict_nuisances(self.design_.transform(X)[0])
-        _warn_clip(count_clipped(nuis, self.clip), self.clip)
-        return fd_plugin(nuis["e1"], nuis["q1"], nuis["m"], self.clip)
+        tau, n_clipped = fd_plugin(nuis["e1"], nuis["q1"], nuis["m"], self.clip)
+        _warn_clip(n_clipped, self.clip)
+        return tau

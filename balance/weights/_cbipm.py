@@ -106,6 +106,9 @@ class CBIPM(BaseWeighter):
         ``solver="qp"``.
     ipm_ : ndarray of shape (n_problems,)
         MMD^2 at the returned weights (MMD) or the last recorded objective (SIPM, WASS).
+    n_threads_ : ndarray of shape (n_problems,)
+        Threads each problem's kernels ran on (see ``n_jobs``; a request beyond numba's thread count is reduced to
+        it, with a warning).
     converged_ : bool
         Adam: whether the path has levelled off, in every problem: the objective's mean over the last tenth of the
         epochs moved by less than 1 % of the first epoch's objective from its mean over the tenth before (window
@@ -260,6 +263,7 @@ class CBIPM(BaseWeighter):
         self.ipm_ = np.array([res.value for res in results])
         self.converged_ = all(res.converged for res in results)
         self.n_iter_ = max(res.n_iter for res in results)
+        self.n_threads_ = np.array([res.threads for res in results])
         if self.model == "linear":
             self.coef_ = results[0].coef if len(results) == 1 else np.vstack([res.coef for res in results])
         if not self.converged_:

@@ -5,6 +5,7 @@ Imported by ``CBIPM.fit`` only, so that numba loads when a fit needs it and not 
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ class ProblemResult:
     n_iter: int
     coef: np.ndarray | None = None
     left: float = np.nan  # what converged compares with its tolerance: plateau change (Adam), Frank-Wolfe gap (QP)
+    threads: int = 1  # numba threads the problem ran on
 
 
 def solve_problems(est, Z, a, sw, rng):
@@ -95,10 +97,13 @@ class _Problem:
     def solve(self, name, rows):
         est, n = self.est, len(self.Xt) + len(self.Xc)
         work = {"mmd": n * len(self.Xc), "sipm": n * est.n_sigmoids, "wass": n * est.hidden}[est.ipm]
-        with _threads(est.n_jobs, work):
+        with _threads(est.n_jobs, work) as count:
             if est.ipm == "mmd":
-                return self._solve_mmd(name, rows)
-            return self._solve_sipm(name, rows) if est.ipm == "sipm" else self._solve_wass(name, rows)
+                result = self._solve_mmd(name, rows)
+            else:
+                result = self._solve_sipm(name, rows) if est.ipm == "sipm" else self._solve_wass(name, rows)
+        result.threads = count
+        return result
 
     # -- MMD --------------------------------------------------------------------------------------------------
     def _solve_mmd(self, name, rows):
@@ -198,9 +203,9 @@ def plateau(hist, rtol=PLATEAU_RTOL):
 
 @contextmanager
 def _threads(n_jobs, work):
-    """numba's thread count for one problem (restored on exit): ``n_jobs`` threads (-1 all, -2 all but one, ...,
-    capped at numba's maximum), or with None all of numba's current threads from ``work`` pairs per pass on and one
-    thread below."""
+    """numba's thread count for one problem, yielded and restored on exit: ``n_jobs`` threads (-1 all, -2 all but
+    one, ...), or with None all of numba's current threads from ``work`` pairs per pass on and one thread below. A
+    request outside 1..numba's maximum is brought into that range with a warning."""
     import numba
 
     previous = numba.get_num_threads()
@@ -208,10 +213,14 @@ def _threads(n_jobs, work):
         count = previous if work >= _PARALLEL_WORK else 1
     else:
         top = numba.config.NUMBA_NUM_THREADS
-        count = min(n_jobs, top) if n_jobs > 0 else max(1, top + 1 + n_jobs)
+        wanted = n_jobs if n_jobs > 0 else top + 1 + n_jobs
+        count = min(max(wanted, 1), top)
+        if count != wanted:
+            warnings.warn(f"CBIPM: n_jobs={n_jobs} asks for {wanted} threads; numba has {top} (NUMBA_NUM_THREADS), "
+                          f"so {count} are used.", UserWarning, stacklevel=6)
     numba.set_num_threads(count)
     try:
-        yield
+        yield count
     finally:
         numba.set_num_threads(previous)
 
