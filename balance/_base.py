@@ -103,7 +103,7 @@ class BaseWeighter(BaseEstimator):
     # -- fitting helpers --------------------------------------------------------------------------------------
     def _validate_data(self, X, treatment, sample_weight=None, *, reset=True):
         """Check inputs; on ``reset`` learn the covariate design and the treatment levels."""
-        check_estimand(getattr(self, "estimand", "ATE"), self._supported_estimands)
+        self._estimand()
         if reset:
             design = CovariateDesign.from_data(X, missing=getattr(self, "missing", "error"))
         else:
@@ -121,6 +121,10 @@ class BaseWeighter(BaseEstimator):
         elif data.treatment.levels[1] != self.treatment_levels_[1] and getattr(self, "treated", None) is None:
             raise ValueError(f"treatment levels {data.treatment.levels} differ from those seen in fit.")
         return data
+
+    def _estimand(self):
+        """``estimand`` upper-cased: any case is accepted ("att"), stored as given and normalised where it is used."""
+        return check_estimand(getattr(self, "estimand", "ATE"), self._supported_estimands)
 
     def _wrap(self, values, data):
         """Return per-unit values as a Series on X's index when X was a DataFrame, else an ndarray."""
@@ -159,7 +163,7 @@ class BaseWeighter(BaseEstimator):
         else:
             weights = clone(self).fit(X, treatment, sample_weight=sample_weight).weights_
         table = balance_table(
-            X, treatment, weights, estimand=self.estimand, stats=("smd",), sample_weight=sample_weight,
+            X, treatment, weights, estimand=self._estimand(), stats=("smd",), sample_weight=sample_weight,
             treated=getattr(self, "treated", None), missing=getattr(self, "missing", "error"),
         )
         return -float(np.mean(np.abs(table["smd_adj"].to_numpy())))

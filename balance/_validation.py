@@ -23,6 +23,54 @@ def check_estimand(estimand, supported=ESTIMANDS):
 
 
 # --------------------------------------------------------------------------------------------------------------
+# pandas indexes
+# --------------------------------------------------------------------------------------------------------------
+def check_indexes_agree(**inputs):
+    """Return the pandas index the inputs share, or None when none carries one; raise if two of them differ.
+
+    The package pairs per-unit inputs by position, so pandas inputs (a DataFrame, a Series, or a bare
+    ``pandas.Index`` standing for one) must carry the same index in the same order; pairing a Series with another
+    index by position would silently mismatch units. Inputs of another type (arrays, lists, None) carry no index and
+    are not compared. Inputs of different lengths are left to the callers' length checks, whose messages say so.
+
+    Parameters
+    ----------
+    **inputs
+        The inputs by the name the user knows them by (``X=X, treatment=treatment, ...``); the first one with an
+        index is the reference the others are compared with.
+
+    Returns
+    -------
+    pandas.Index or None
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_indexes_agree(X=[[1.0], [2.0]], treatment=pd.Series([0, 1], index=[5, 6]), y=[1.0, 2.0])
+    Index([5, 6], dtype='int64')
+    >>> check_indexes_agree(treatment=pd.Series([0, 1]), y=pd.Series([1.0, 2.0], index=[1, 0]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: y is a Series whose index differs from treatment's index; ...
+    """
+    ref_name, ref = None, None
+    for name, values in inputs.items():
+        index = values if isinstance(values, pd.Index) else getattr(values, "index", None)
+        if not isinstance(index, pd.Index):
+            continue
+        if ref is None:
+            ref_name, ref = name, index
+        elif len(index) == len(ref) and not index.equals(ref):
+            kind = "DataFrame" if isinstance(values, pd.DataFrame) else "Series"
+            raise ValueError(
+                f"{name} is a {kind} whose index differs from {ref_name}'s index; pandas inputs are matched by "
+                f"index, never paired by position: align them first ({name}.loc[{ref_name}.index]), or drop both "
+                "indexes (.reset_index(drop=True)) or pass plain arrays (.to_numpy()) if the rows already match."
+            )
+    return ref
+
+
+# --------------------------------------------------------------------------------------------------------------
 # treatment
 # --------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -89,11 +137,7 @@ def check_treatment(treatment, *, treated=None, n_samples=None, index=None, fix=
     arr, t_index = as_1d(treatment, "treatment")
     if n_samples is not None and arr.shape[0] != n_samples:
         raise ValueError(f"treatment has {arr.shape[0]} entries but X has {n_samples} rows.")
-    if index is not None and t_index is not None and not t_index.equals(index):
-        raise ValueError(
-            "treatment is a Series whose index differs from X's index; align them first "
-            "(e.g. treatment.loc[X.index]) or pass plain arrays."
-        )
+    check_indexes_agree(X=index, treatment=treatment)
     missing = _is_missing(arr)
     if missing.any():
         raise ValueError(f"treatment has {int(missing.sum())} missing or infinite values; remove those rows first.")
@@ -128,14 +172,10 @@ def check_weights(weights, n_samples=None, *, index=None, name="weights"):
     Zero weights are allowed (the unit takes no part); missing, infinite or negative values, a length other than
     ``n_samples`` (when given) and a Series whose index differs from ``index`` raise.
     """
-    w, w_index = as_1d(weights, name)
+    w, _ = as_1d(weights, name)
     if n_samples is not None and w.shape[0] != n_samples:
         raise ValueError(f"{name} has {w.shape[0]} entries but X has {n_samples} rows.")
-    if index is not None and w_index is not None and not w_index.equals(index):
-        raise ValueError(
-            f"{name} is a Series whose index differs from X's index; align them first "
-            f"(e.g. {name}.loc[X.index]) or pass a plain array."
-        )
+    check_indexes_agree(X=index, **{name: weights})
     w = _finite_float(w, name)
     if np.any(w < 0):
         raise ValueError(f"{name} has {int(np.sum(w < 0))} negative values; weights must be >= 0.")
@@ -144,11 +184,10 @@ def check_weights(weights, n_samples=None, *, index=None, name="weights"):
 
 def check_outcome(y, n_samples, *, index=None, name="y"):
     """Return a finite numeric outcome of length ``n_samples`` as float64; errors name the argument."""
-    values, y_index = as_1d(y, name)
+    values, _ = as_1d(y, name)
     if values.shape[0] != n_samples:
         raise ValueError(f"{name} has {values.shape[0]} entries but X has {n_samples} rows.")
-    if index is not None and y_index is not None and not y_index.equals(index):
-        raise ValueError(f"{name} is a Series whose index differs from X's index; align them first.")
+    check_indexes_agree(X=index, **{name: y})
     return _finite_float(values, name)
 
 
@@ -430,6 +469,7 @@ def validate_fit_data(design, X, treatment, sample_weight=None, *, treated=None,
     matrix, names = design.transform(X, drop_first=True)
     n = matrix.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None
+    check_indexes_agree(X=index, treatment=treatment, sample_weight=sample_weight)
     t = check_treatment(treatment, treated=treated, n_samples=n, index=index)
     sw = check_sample_weight(sample_weight, n, index=index)
     for arm, label in ((1, "treated"), (0, "control")):

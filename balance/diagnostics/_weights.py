@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from .._validation import check_treatment, check_weights
+from .._validation import check_indexes_agree, check_treatment, check_weights
 
 GROUPS = ("control", "treated")
 
@@ -116,9 +116,10 @@ def effective_sample_size(weights, treatment=None, *, treated=None):
 def _weights_by_group(weights, treatment, treated):
     """Validate weights against a treatment: return ``(w, a, labels)`` with ``a`` coded 0/1."""
     weights, _ = resolve_weights(weights)
+    check_indexes_agree(treatment=treatment, weights=weights)
     t = check_treatment(treatment, treated=treated)
     w_index = weights.index if isinstance(weights, pd.Series) else None
-    w = check_weights(weights, t.a.shape[0], index=t.index)
+    w = check_weights(weights, t.a.shape[0])
     check_groups_weighted(w, t.a)
     return w, t.a, _labels(t.index, w_index, n=t.a.shape[0])
 

@@ -13,7 +13,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import CovariateDesign, as_1d, check_outcome, check_sample_weight, check_treatment
+from .._validation import (CovariateDesign, as_1d, check_indexes_agree, check_outcome, check_sample_weight,
+                           check_treatment)
 from ..diagnostics import effective_sample_size
 from ._bootstrap import run_bootstrap
 from ._outcome import OUTCOME_MODELS, outcome_equations
@@ -237,6 +238,7 @@ class WeightedEffect(BaseEstimator):
         """
         self._check_params()
         n, index = len(X), (X.index if isinstance(X, pd.DataFrame) else None)
+        check_indexes_agree(X=index, treatment=treatment, y=y, sample_weight=sample_weight, cluster=cluster)
         y = self._check_outcome(y, n, index)  # before the (possibly slow) weight fit
         clusters = self._check_cluster(cluster, n, index)
         self.weighter_, weights = _fit_weighter(self.weighter, X, treatment, sample_weight)
@@ -290,11 +292,10 @@ class WeightedEffect(BaseEstimator):
     def _check_cluster(cluster, n, index):
         if cluster is None:
             return None
-        values, c_index = as_1d(cluster, "cluster")
+        values, _ = as_1d(cluster, "cluster")
         if len(values) != n:
             raise ValueError(f"cluster has {len(values)} entries but X has {n} rows.")
-        if index is not None and c_index is not None and not c_index.equals(index):
-            raise ValueError("cluster is a Series whose index differs from X's index; align them first.")
+        check_indexes_agree(X=index, cluster=cluster)
         if pd.isna(values).any():
             raise ValueError("cluster has missing values.")
         return values

@@ -35,7 +35,7 @@ def _check_binary(values, name, n, index=None):
 
 
 def _validate(est, C, treatment, mediator, y):
-    matrix, x, y, index = _data.validate(est, C, treatment, y)
+    matrix, x, y, index = _data.validate(est, C, treatment, y, mediator=mediator)
     return matrix, x, _check_binary(mediator, "mediator", len(x), index), y
 
 

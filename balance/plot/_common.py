@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_treatment, check_weights
+from .._validation import check_indexes_agree, check_treatment, check_weights
 from ..diagnostics._weights import check_groups_weighted, resolve_weights
 
 # one colour per group in every plot, so that a figure of several panels reads the same way throughout
@@ -62,6 +62,7 @@ def treatment_and_weights(treatment, weights, n_samples, *, treated=None, index=
     weights, _ = fitted_weights(weights)
     if weights is None:
         return t, np.ones(n_samples)
-    w = check_weights(weights, n_samples, index=t.index)
+    check_indexes_agree(X=index, treatment=treatment, weights=weights)
+    w = check_weights(weights, n_samples)
     check_groups_weighted(w, t.a)
     return t, w

@@ -30,7 +30,7 @@ def _common_estimand(estimand, weightings):
     if estimand is not None:
         return estimand
     fitted = {name: fitted_weights(w, f"weights[{name!r}]")[1] for name, w in weightings.items()}
-    found = {e for e in fitted.values() if e is not None}
+    found = {e.upper() for e in fitted.values() if isinstance(e, str)}
     if len(found) > 1:
         raise ValueError(f"the weightings were fitted for different estimands ({fitted}); pass estimand= so that "
                          "every SMD uses the same standard deviation.")

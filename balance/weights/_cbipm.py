@@ -246,9 +246,9 @@ class CBIPM(BaseWeighter):
         weights = np.zeros(len(sw))
         total = sw.sum()
         for res in results:
-            scale = sw[data.a == 1].sum() if self.estimand == "ATT" else total
+            scale = sw[data.a == 1].sum() if self._estimand() == "ATT" else total
             weights[order[res.rows]] = res.w * scale
-        if self.estimand == "ATT":
+        if self._estimand() == "ATT":
             weights[data.a == 1] = sw[data.a == 1]
         self._store_results(results)
         return self._set_weights(weights, data)
@@ -288,14 +288,14 @@ class CBIPM(BaseWeighter):
         sw, a = data.sample_weight, data.a
         coef = np.atleast_2d(self.coef_)
         weights = np.zeros(len(a))
-        if self.estimand == "ATT":
+        if self._estimand() == "ATT":
             arms, scale = [0], sw[a == 1].sum()
             weights[a == 1] = sw[a == 1]
         else:
             arms, scale = [1, 0], sw.sum()
         for beta, arm in zip(coef, arms):
             rows = a == arm
-            alpha = sw[rows].sum() / sw.sum() if self.estimand == "ATE" else 0.0
+            alpha = sw[rows].sum() / sw.sum() if self._estimand() == "ATE" else 0.0
             eta = Z[rows] @ beta
             s = sw[rows] * np.exp(eta - eta.max())
             weights[rows] = scale * (alpha * sw[rows] / sw[rows].sum() + (1 - alpha) * s / s.sum())

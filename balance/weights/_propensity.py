@@ -174,7 +174,7 @@ class PropensityWeights(BaseWeighter):
             self.estimator_ = clone(self.model).fit(data.X, data.a, sample_weight=data.sample_weight) \
                 if sample_weight is not None else clone(self.model).fit(data.X, data.a)
         raw_ps = self._raw_propensity(data)
-        if self.estimand == "ATOS":
+        if self._estimand() == "ATOS":
             self.atos_alpha_ = crump_alpha(np.clip(raw_ps, PS_BOUND, 1 - PS_BOUND), data.sample_weight)
         ps, weights = self._weights(raw_ps, data, warn=True)
         self.ps_ = self._wrap(ps, data)
@@ -248,7 +248,7 @@ class PropensityWeights(BaseWeighter):
                 "Consider clip=, a different estimand (ATO) or a simpler model", extreme, data.index, stacklevel=4,
             )
         ps = np.clip(ps, PS_BOUND, 1 - PS_BOUND)
-        weights = arm_weights(ps, data.a, self.estimand, getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
+        weights = arm_weights(ps, data.a, self._estimand(), getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
         n_trimmed = 0
         if self.trim is not None:
             weights, touched = trim_weights(weights, data.a, self.trim, lower=self.trim_lower, focal=self._focal())
@@ -259,7 +259,7 @@ class PropensityWeights(BaseWeighter):
         return ps, weights
 
     def _focal(self):
-        return {"ATT": 1, "ATC": 0}.get(self.estimand)
+        return {"ATT": 1, "ATC": 0}.get(self._estimand())
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
@@ -289,12 +289,12 @@ class PropensityWeights(BaseWeighter):
             return -(design * (sw * e * (1 - e))[:, None]).T @ design
 
         def weights(theta):
-            return arm_weights(np.clip(propensity(theta), lo, hi), a, self.estimand, alpha) * sw
+            return arm_weights(np.clip(propensity(theta), lo, hi), a, self._estimand(), alpha) * sw
 
         def weights_jacobian(theta):
             e = propensity(theta)
             inside = (e >= lo) & (e <= hi)  # the clip's derivative is zero where it binds
-            de = arm_weights_derivative(np.clip(e, lo, hi), a, self.estimand, alpha) * e * (1 - e) * inside
+            de = arm_weights_derivative(np.clip(e, lo, hi), a, self._estimand(), alpha) * e * (1 - e) * inside
             return design * (de * sw)[:, None]
 
         return MParts(
