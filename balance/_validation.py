@@ -222,6 +222,9 @@ def check_sample_weight(sample_weight, n_samples, *, index=None):
 def _column_kind(series):
     if pd.api.types.is_bool_dtype(series):
         return "bool"
+    if pd.api.types.is_complex_dtype(series):
+        raise TypeError(f"covariate {series.name!r} holds complex numbers, whose imaginary part would be dropped; "
+                        "pass its real and imaginary parts (or modulus and angle) as separate real columns.")
     if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype):
         return "numeric"
     if isinstance(series.dtype, pd.CategoricalDtype):
@@ -277,13 +280,18 @@ class CovariateDesign:
     is_frame: bool
     missing: str = "error"
     fills: tuple = ()  # per column: None (no missing values in fit) or the fill value (nan for categoricals)
+    missing_fix: str | None = None  # what errors about missing values advise; None: missing='indicator'
 
     @classmethod
-    def from_data(cls, X, missing="error"):
-        """Learn the design of ``X`` (a DataFrame, or an array-like of numbers)."""
+    def from_data(cls, X, missing="error", missing_fix=None):
+        """Learn the design of ``X`` (a DataFrame, or an array-like of numbers).
+
+        ``missing_fix`` replaces the advice of errors about missing values (for estimators without ``missing=``).
+        """
         if missing not in MISSING_OPTIONS:
             raise ValueError(f"missing={missing!r}; choose one of {list(MISSING_OPTIONS)}.")
         if isinstance(X, pd.DataFrame):
+            _check_flat_columns(X)
             if X.shape[1] == 0:
                 raise ValueError("X has no columns.")
             columns = tuple(str(c) for c in X.columns)
@@ -299,7 +307,7 @@ class CovariateDesign:
             kinds, cats = ("numeric",) * len(columns), (None,) * len(columns)
         fills = tuple(_fill_value(frame[c], k) if missing == "indicator" else None
                       for c, k in zip(frame.columns, kinds))
-        return cls(columns, kinds, cats, isinstance(X, pd.DataFrame), missing, fills)
+        return cls(columns, kinds, cats, isinstance(X, pd.DataFrame), missing, fills, missing_fix)
 
     def transform(self, X, *, drop_first=True):
         """Return ``(matrix, names)``: a float64 array with one column per expanded covariate."""
@@ -308,12 +316,13 @@ class CovariateDesign:
             if arr.shape[1] != len(self.columns):
                 raise ValueError(f"X has {arr.shape[1]} columns; the estimator was fitted with {len(self.columns)}.")
             if np.isinf(arr).any() or self.missing == "error":
-                _check_finite(arr, self.columns, hint=self.missing == "error")
+                _check_finite(arr, self.columns, hint=self._missing_hint() if self.missing == "error" else "")
             if self.missing == "error":
                 return arr, list(self.columns)
             X = pd.DataFrame(arr, columns=self.columns)
         elif not isinstance(X, pd.DataFrame):
             raise TypeError("the estimator was fitted on a DataFrame; pass a DataFrame with the same columns.")
+        _check_flat_columns(X)
         absent = [c for c in self.columns if c not in map(str, X.columns)]
         if absent:
             raise ValueError(f"X lacks the column(s) {absent} it was fitted with.")
@@ -330,15 +339,14 @@ class CovariateDesign:
             s = X[col]
             na = s.isna().to_numpy()
             if na.any() and fill is None:
-                hint = ("; pass missing='indicator' to add missingness indicators (as WeightIt and cobalt do)"
-                        if self.missing == "error" else ", but had none in the data the estimator was fitted on")
-                raise ValueError(f"covariate {col!r} has {int(na.sum())} missing values{hint}.")
+                raise ValueError(f"covariate {col!r} has {int(na.sum())} missing values{self._missing_hint()}.")
             if kind == "categorical":
                 unknown = set(s[~na].unique()) - set(levels)
                 if unknown:
                     raise ValueError(f"covariate {col!r} has level(s) {sorted(map(str, unknown))} not seen in fit.")
                 for level in levels[1:] if drop_first else levels:
-                    blocks.append((s == level).to_numpy(dtype=np.float64))
+                    # pandas' nullable dtypes compare <NA> to <NA>: a missing value is in no level's dummy
+                    blocks.append((s == level).to_numpy(dtype=np.float64, na_value=0.0))
                     names.append(f"{col}_{level}")
             else:
                 try:
@@ -359,10 +367,14 @@ class CovariateDesign:
         j = int(np.flatnonzero(~np.all(np.isfinite(arr), axis=0))[0])
         n_missing = int(X[self.columns[j]].isna().sum())
         if n_missing:
-            hint = ("; pass missing='indicator' to add missingness indicators (as WeightIt and cobalt do)"
-                    if self.missing == "error" else ", but had none in the data the estimator was fitted on")
-            raise ValueError(f"covariate {self.columns[j]!r} has {n_missing} missing values{hint}.")
+            raise ValueError(f"covariate {self.columns[j]!r} has {n_missing} missing values{self._missing_hint()}.")
         raise ValueError(f"X has missing or infinite values in column(s) {[self.columns[j]]}.")
+
+    def _missing_hint(self):
+        if self.missing != "error":
+            return ", but had none in the data the estimator was fitted on"
+        return "; " + (self.missing_fix or "pass missing='indicator' to add missingness indicators (as WeightIt and "
+                                           "cobalt do)")
 
     def indicator_flags(self, *, drop_first=True):
         """Per column of :meth:`transform`'s output: True for level dummies, booleans and missingness indicators."""
@@ -394,9 +406,18 @@ def _fill_value(series, kind):
     return float(np.median(series.dropna().to_numpy(dtype=np.float64)))
 
 
+def _check_flat_columns(X):
+    if isinstance(X.columns, pd.MultiIndex):
+        raise ValueError(f"X has MultiIndex columns ({X.columns.nlevels} levels), which cannot name covariates; "
+                         "flatten them first, e.g. X.columns = ['_'.join(map(str, c)) for c in X.columns].")
+
+
 def _as_2d_numeric(X):
     if sp.issparse(X):
         raise TypeError("sparse X is not supported; pass a dense array (X.toarray()).")
+    if np.iscomplexobj(X):
+        raise TypeError("X holds complex numbers, whose imaginary parts would be dropped; pass real and imaginary "
+                        "parts (or modulus and angle) as separate real columns.")
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -408,11 +429,11 @@ def _as_2d_numeric(X):
     return arr
 
 
-def _check_finite(arr, names, hint=False):
+def _check_finite(arr, names, hint=""):
     bad = ~np.isfinite(arr)
     if bad.any():
         cols = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
-        extra = " (for missing values, missing='indicator' adds missingness indicators)" if hint else ""
+        extra = f" (for missing values{hint})" if hint else ""
         raise ValueError(f"X has missing or infinite values in column(s) {cols}{extra}.")
 
 
@@ -449,7 +470,12 @@ def check_full_rank(matrix, names):
     if rank < design.shape[1]:
         dropped = sorted(int(j) - 1 for j in piv[rank:])
         cols = [names[j] if j >= 0 else "(intercept)" for j in dropped]
-        raise ValueError(f"covariates are perfectly collinear: {cols} are linear combinations of the others.")
+        fix = "remove them"
+        if any(j >= 0 and np.isin(matrix[:, j], (0.0, 1.0)).all() for j in dropped):  # indicators: likely one-hot
+            fix += (", or, if they are one-hot indicators, keep all but one level of each variable (the dropped level "
+                    "is the reference): OneHotEncoder(drop='first') in a Pipeline, pd.get_dummies(..., drop_first=True), "
+                    "or pass the variable as a categorical DataFrame column, which is encoded that way")
+        raise ValueError(f"covariates are perfectly collinear: {cols} are linear combinations of the others; {fix}.")
 
 
 @dataclass(frozen=True)

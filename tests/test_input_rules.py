@@ -89,3 +89,107 @@ def test_estimand_in_any_case_gives_the_same_weights(proto):
         lower.fit(X, T)
     assert lower.estimand == proto.estimand.lower()  # the parameter is untouched (scikit-learn's rule)
     assert_array_equal(np.asarray(lower.weights_), np.asarray(upper.weights_))  # the same computation: bitwise
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# crashes and unclear errors (each raised a KeyError, LinAlgError, TypeError or a misleading message before)
+# ---------------------------------------------------------------------------------------------------------------
+def _one_hot_pipeline():
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    encoder = make_column_transformer((OneHotEncoder(sparse_output=False), ["g"]), remainder="passthrough")
+    return make_pipeline(encoder, PropensityWeights())
+
+
+def _multiindex_columns():
+    return X.set_axis(pd.MultiIndex.from_tuples([("a", "x1"), ("a", "x2"), ("b", "x3")]), axis=1)
+
+
+def _unfitted_pipeline():
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(PropensityWeights())
+
+
+def _with_nan(frame):
+    out = frame.copy()
+    out.iloc[3, 0] = np.nan
+    return out
+
+
+CRASHES = {
+    "MultiIndex columns": (lambda: PropensityWeights().fit(_multiindex_columns(), T), ValueError,
+                           r"X has MultiIndex columns .* flatten them first"),
+    "constant 0/1 outcome, aipw": (lambda: WeightedEffect(PropensityWeights(), "aipw").fit(X, T, np.ones(len(X))),
+                                   ValueError, "y is 1 for every unit: a logistic outcome model .* outcome_model="
+                                               "'simple'"),
+    "clip=0.05": (lambda: PropensityWeights(clip=0.05).fit(X, T), ValueError,
+                  r"clip=0.05 must be a pair \(lo, hi\) .* e.g. clip=\(0.05, 0.95\)"),
+    "unfitted Pipeline to balance_table": (lambda: balance_table(X, T, _unfitted_pipeline()), TypeError,
+                                           "weights is an unfitted Pipeline; fit it first, or pass its weights"),
+    "one-hot without drop": (lambda: _one_hot_pipeline().fit(X.assign(g=["u", "v", "w", "u"] * 20), T), ValueError,
+                             r"perfectly collinear: .* OneHotEncoder\(drop='first'\)"),
+    "missing X in an HTE learner": (lambda: TLearner(LinearRegression()).fit(_with_nan(X), T, Y), ValueError,
+                                    "these learners take no missing= parameter: impute X first"),
+    "complex array X": (lambda: PropensityWeights().fit(XA + 1j, T), TypeError,
+                        "X holds complex numbers, whose imaginary parts would be dropped"),
+    "complex DataFrame column": (lambda: PropensityWeights().fit(X.assign(x1=X["x1"] + 1j), T), TypeError,
+                                 "covariate 'x1' holds complex numbers"),
+}
+
+
+@pytest.mark.parametrize("name", list(CRASHES))
+def test_crash_list_errors_name_input_problem_and_fix(name):
+    call, kind, message = CRASHES[name]
+    with pytest.raises(kind, match=message):
+        call()
+
+
+def test_hte_learners_do_not_suggest_a_missing_parameter():
+    with pytest.raises(ValueError) as info:
+        TLearner(LinearRegression()).fit(_with_nan(X), T, Y)
+    assert "missing='indicator'" not in str(info.value)
+
+
+def test_nullable_string_column_with_na_under_indicator():
+    # pd.NA in a "string" column made the level dummies NaN (LinAlgError); a missing value is in no level's dummy,
+    # as for an object column: the weights must equal those of the same data stored as object
+    g = pd.array(["u", "v", "w", "u"] * 20, dtype="string")
+    g[3] = pd.NA
+    w_string = PropensityWeights(missing="indicator").fit(X.assign(g=g), T).weights_
+    w_object = PropensityWeights(missing="indicator").fit(X.assign(g=g.astype(object)), T).weights_
+    assert_array_equal(w_string, w_object)
+
+
+def test_bootstrap_takes_list_inputs_as_asympt_does():
+    rows, t, y = XA.tolist(), T.tolist(), Y.tolist()
+    listed = WeightedEffect(PropensityWeights(), vcov="bootstrap", n_bootstrap=20, random_state=0).fit(rows, t, y)
+    arrays = WeightedEffect(PropensityWeights(), vcov="bootstrap", n_bootstrap=20, random_state=0).fit(XA, T, Y)
+    # the same data as arrays and the same seed: the same resamples, so the same SE to rounding
+    assert listed.se_ == pytest.approx(arrays.se_, rel=1e-12)
+
+
+def test_cli_data_pointing_at_a_directory(tmp_path, capsys):
+    from balance._cli import main
+
+    assert main(["--data", str(tmp_path)]) == 2  # a usage error, not a traceback with exit code 1
+    assert "--data: cannot read" in capsys.readouterr().err
+
+
+def test_trim_weights_validates_its_inputs():
+    from balance import trim_weights
+
+    a = np.r_[np.zeros(5, dtype=int), np.ones(5, dtype=int)]
+    w = np.arange(1.0, 11.0)
+    with pytest.raises(ValueError, match="weights has 1 missing or infinite values"):
+        trim_weights(np.r_[np.nan, w[1:]], a, 0.9)
+    with pytest.raises(ValueError, match="weights has 1 negative values"):
+        trim_weights(np.r_[-1.0, w[1:]], a, 0.9)
+    with pytest.raises(ValueError, match="a has 10 entries but weights has 9"):
+        trim_weights(w[:-1], a, 0.9)
+    with pytest.raises(ValueError, match="a must be the treatment coded 0/1"):
+        trim_weights(w, a + 1, 0.9)
+    with pytest.raises(ValueError, match="a is a Series whose index differs from weights's index"):
+        trim_weights(pd.Series(w, index=np.arange(10)[::-1]), pd.Series(a), 0.9)

@@ -23,12 +23,18 @@ GROUPS = ("control", "treated")
 # --------------------------------------------------------------------------------------------------------------
 # weight checks (shared with _balance.py)
 # --------------------------------------------------------------------------------------------------------------
-def resolve_weights(weights):
-    """Return ``(weights, estimand)``: a fitted estimator's ``weights_`` and ``estimand``, or ``(weights, None)``."""
+def resolve_weights(weights, name="weights"):
+    """Return ``(weights, estimand)``: a fitted estimator's ``weights_`` and ``estimand``, or ``(weights, None)``.
+
+    An estimator (or a Pipeline ending in one) that is not fitted raises a TypeError saying so.
+    """
+    given = weights
     if isinstance(weights, Pipeline):  # a pipeline ending in a weighting estimator: read its last step
         weights = weights[-1]
     if hasattr(weights, "weights_"):
         return weights.weights_, getattr(weights, "estimand", None)
+    if hasattr(weights, "fit"):
+        raise TypeError(f"{name} is an unfitted {type(given).__name__}; fit it first, or pass its weights.")
     return weights, None
 
 

@@ -246,6 +246,10 @@ class WeightedEffect(BaseEstimator):
         t = check_treatment(treatment, treated=getattr(final, "treated", None), n_samples=n, index=index)
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=index)
         family = self.family if self.family != "auto" else ("binomial" if _is_binary(y) else "gaussian")
+        if family == "binomial" and self.outcome_model != "simple" and np.ptp(y) == 0:
+            raise ValueError(f"y is {y[0]:g} for every unit: a logistic outcome model (family='binomial', the choice "
+                             "for a 0/1 outcome) cannot be fitted to a constant; use outcome_model='simple' (the "
+                             "effect is then 0), or check that y is the intended column.")
         covariates = None
         if self.outcome_model != "simple":
             # the outcome model handles missing covariates as the weighter does (indicators + median fill, or error)
@@ -253,8 +257,8 @@ class WeightedEffect(BaseEstimator):
             covariates = design.transform(X, drop_first=True)[0]
         estimand = str(getattr(final, "estimand", "ATE")).upper()
         labels = [estimand if self.scale == "difference" else f"{estimand} ({SCALE_LABELS[self.scale]})", "mu1", "mu0"]
-        problem = _EffectProblem(
-            weighter=self.weighter, X=X, treatment=np.asarray(as_1d(treatment, "treatment")[0]), y=y,
+        problem = _EffectProblem(  # X as an array unless a DataFrame: the bootstrap takes rows of it
+            weighter=self.weighter, X=X if isinstance(X, pd.DataFrame) else np.asarray(X), treatment=np.asarray(as_1d(treatment, "treatment")[0]), y=y,
             sample_weight=sw, covariates=covariates, a=t.a, model=self.outcome_model, estimand=estimand,
             family=family, scale=self.scale, labels=labels,
         )

@@ -206,9 +206,10 @@ class PropensityWeights(BaseWeighter):
         if self.model is not None and self.model != "precomputed" and not hasattr(self.model, "predict_proba"):
             raise TypeError(f"model must be None, 'precomputed' or a classifier with predict_proba; got {self.model!r}.")
         if self.clip is not None:
-            lo, hi = self.clip
-            if not 0 <= lo < hi <= 1:
-                raise ValueError(f"clip={self.clip!r} must be a pair (lo, hi) with 0 <= lo < hi <= 1.")
+            pair = np.asarray(self.clip, dtype=object)
+            if pair.shape != (2,) or not all(isinstance(v, numbers.Real) for v in pair) or not 0 <= pair[0] < pair[1] <= 1:
+                raise ValueError(f"clip={self.clip!r} must be a pair (lo, hi) with 0 <= lo < hi <= 1, e.g. "
+                                 "clip=(0.05, 0.95) to bound the propensity scores to [0.05, 0.95].")
         if self.trim is not None and not isinstance(self.trim, numbers.Real):
             raise ValueError(f"trim={self.trim!r} must be a quantile in [0.5, 1), a count, or None.")
         if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
