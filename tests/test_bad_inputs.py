@@ -146,6 +146,9 @@ OVERRIDES = {
         ("group:hte", OK),  # the user's (here regularised) models fit p > n
     ],
 }
+# the learners have no missing= parameter: their advice is to impute (it suggested missing='indicator')
+OVERRIDES["NaN in X"] = [("group:hte", error("covariate 'x1' has 1 missing values; these learners take no missing= "
+                                             "parameter: impute X first"))]
 for _name in ("NaN in sample_weight", "inf in sample_weight", "all-zero sample_weight",
               "sample_weight zero for every control", "negative sample_weight", "some zero sample_weight"):
     OVERRIDES.setdefault(_name, []).append(("group:hte", NA))  # their fit takes no sample_weight

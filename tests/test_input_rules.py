@@ -193,3 +193,41 @@ def test_trim_weights_validates_its_inputs():
         trim_weights(w, a + 1, 0.9)
     with pytest.raises(ValueError, match="a is a Series whose index differs from weights's index"):
         trim_weights(pd.Series(w, index=np.arange(10)[::-1]), pd.Series(a), 0.9)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# front-door positivity (issue 15, item 7)
+# ---------------------------------------------------------------------------------------------------------------
+def _front_door_learners():
+    from balance.hte import FrontDoorDRLearner
+
+    return [FrontDoorPluginLearner(LogisticRegression(), LogisticRegression(), LinearRegression()),
+            FrontDoorDRLearner(LogisticRegression(), LogisticRegression(), LinearRegression(), LinearRegression(),
+                               cv=2, random_state=0)]
+
+
+@pytest.mark.parametrize("learner", _front_door_learners(), ids=lambda est: type(est).__name__)
+def test_front_door_refuses_a_mediator_equal_to_the_treatment(learner):
+    # the plug-in returned CATEs without a word: m(1, 0, c) and m(0, 1, c) were pure extrapolation
+    with pytest.raises(ValueError, match=r"mediator: no unit has mediator = 1 with treatment = 0, mediator = 0 with "
+                                         r"treatment = 1 \(the mediator equals the treatment\)"):
+        learner.fit(X, T, T, Y)
+    with pytest.raises(ValueError, match=r"the mediator is the treatment's negation"):
+        learner.fit(X, T, 1 - T, Y)
+
+
+def test_front_door_plugin_reports_low_mediator_overlap():
+    from balance.hte import make_front_door
+
+    fd = make_front_door(n=1000, random_state=0)
+    z = np.asarray(fd.treatment).copy()
+    z[:6] = 1 - z[:6]  # all four (treatment, mediator) pairs occur, but the mediator almost equals the treatment
+    learner = FrontDoorPluginLearner(LogisticRegression(), LogisticRegression(), LinearRegression())
+    with pytest.warns(UserWarning, match=r"of the 2000 fitted mediator distributions .* less than floor=0.05"):
+        learner.fit(fd.C, fd.treatment, z, fd.y)
+    # independent count: the fitted mediator model's q(1 | x, c) at both x, outside [0.05, 0.95]
+    q_model = learner.models_[1]
+    C = np.asarray(fd.C, dtype=float)
+    q1 = np.column_stack([q_model.predict_proba(np.column_stack([np.full(len(C), xv), C]))[:, 1] for xv in (0, 1)])
+    assert learner.n_low_overlap_ == int(np.sum((q1 < 0.05) | (q1 > 0.95)))
+    assert learner.n_low_overlap_ > 1900  # nearly every unit, at both treatment values
