@@ -334,7 +334,7 @@ def balance_table(
     covariates, cov_names = design.transform(X, drop_first=False)
     n = covariates.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None
-    t = check_treatment(treatment, treated=treated, n_samples=n, index=index)
+    t = check_treatment(treatment, treated=treated, n_samples=n, index=index, treatment_type="binary")
     a = t.a
     sw = check_sample_weight(sample_weight, n, index=index)
     check_groups_weighted(sw, a, "sample_weight")

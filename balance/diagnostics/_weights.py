@@ -116,7 +116,7 @@ def effective_sample_size(weights, treatment=None, *, treated=None):
 def _weights_by_group(weights, treatment, treated):
     """Validate weights against a treatment: return ``(w, a, labels)`` with ``a`` coded 0/1."""
     weights, _ = resolve_weights(weights)
-    t = check_treatment(treatment, treated=treated)
+    t = check_treatment(treatment, treated=treated, treatment_type="binary")
     w_index = weights.index if isinstance(weights, pd.Series) else None
     w = check_weights(weights, t.a.shape[0], index=t.index)
     check_groups_weighted(w, t.a)
