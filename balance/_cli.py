@@ -137,7 +137,7 @@ def run(args, out=None):
         warnings.simplefilter("always")
         effect.fit(X, t, y, sample_weight=sw)
     weighter = effect.weighter_
-    a = check_treatment(t, treated=treated).a
+    a = check_treatment(t, treated=treated, treatment_type="binary").a
     table = balance_table(X, t, weighter, estimand=args.estimand, treated=treated, sample_weight=sw)
     ess = pd.DataFrame({  # before weighting: Kish's ESS of the sampling weights (WeightIt's "Unweighted")
         "before": effective_sample_size(np.ones(len(a)) if sw is None else sw.to_numpy(), a),

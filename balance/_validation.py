@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-ESTIMANDS = ("ATE", "ATT", "ATC", "ATO", "ATM", "ATOS")
-
+from ._treatment import ESTIMANDS, Treatment, as_1d, check_treatment  # noqa: F401 (re-exported)
 
 def check_estimand(estimand, supported=ESTIMANDS):
     """Return ``estimand`` upper-cased, or raise a ValueError that lists the supported ones."""
@@ -68,99 +67,6 @@ def check_indexes_agree(**inputs):
                 "indexes (.reset_index(drop=True)) or pass plain arrays (.to_numpy()) if the rows already match."
             )
     return ref
-
-
-# --------------------------------------------------------------------------------------------------------------
-# treatment
-# --------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Treatment:
-    """A binary treatment coded 0/1, with the original labels it came from.
-
-    ``levels`` is ``(control_label, treated_label)``.
-    """
-
-    a: np.ndarray
-    levels: tuple
-    index: pd.Index | None
-
-
-def as_1d(values, name):
-    if isinstance(values, pd.DataFrame):
-        if values.shape[1] != 1:
-            raise ValueError(f"{name} must be one column; got a DataFrame with {values.shape[1]} columns.")
-        values = values.iloc[:, 0]
-    index = values.index if isinstance(values, pd.Series) else None
-    arr = np.asarray(values)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional; got shape {arr.shape}.")
-    return arr, index
-
-
-def _is_missing(arr):
-    if arr.dtype.kind in "fc":
-        return ~np.isfinite(arr)
-    if arr.dtype.kind == "O":
-        return pd.isna(arr) | np.array([isinstance(v, float) and np.isinf(v) for v in arr], dtype=bool)
-    return np.zeros(arr.shape, dtype=bool)
-
-
-def check_treatment(treatment, *, treated=None, n_samples=None, index=None, fix=None):
-    """Validate a binary treatment and code it 0/1.
-
-    Rule for which level is treated (the *focal* level of an ATT):
-
-    1. ``treated`` given: that level is treated, the other one is the control.
-    2. Boolean treatment: ``True`` is treated.
-    3. Numeric treatment with levels exactly {0, 1}: 1 is treated.
-    4. Anything else (strings, {1, 2}, ...): an error asking for ``treated=``; the package never guesses.
-
-    Parameters
-    ----------
-    treatment : array-like of shape (n_samples,)
-    treated : scalar, default=None
-        The treated level.
-    n_samples : int, default=None
-        Expected length (the number of rows of X).
-    index : pandas.Index, default=None
-        Index of X; a Series treatment must carry the same index (in the same order).
-    fix : str, default=None
-        What the error for other labels tells the user to do; None: pass ``treated=<level>`` (for estimators
-        without that parameter, say how to recode instead).
-
-    Returns
-    -------
-    Treatment
-    """
-    arr, t_index = as_1d(treatment, "treatment")
-    if n_samples is not None and arr.shape[0] != n_samples:
-        raise ValueError(f"treatment has {arr.shape[0]} entries but X has {n_samples} rows.")
-    check_indexes_agree(X=index, treatment=treatment)
-    missing = _is_missing(arr)
-    if missing.any():
-        raise ValueError(f"treatment has {int(missing.sum())} missing or infinite values; remove those rows first.")
-    levels = pd.unique(arr)
-    if len(levels) != 2:
-        raise ValueError(
-            f"treatment must have exactly two levels; got {len(levels)}: {sorted(map(str, levels))[:10]}."
-        )
-    if treated is not None:
-        if treated not in set(levels.tolist()):
-            raise ValueError(f"treated={treated!r} is not a level of treatment; the levels are {sorted(map(str, levels))}.")
-        treated_level = treated
-    elif arr.dtype.kind == "b":
-        treated_level = True
-    elif arr.dtype.kind in "iuf" and set(levels.tolist()) == {0, 1}:
-        treated_level = 1
-    else:
-        fix = fix or ("say which one is treated with treated=<level> (only 0/1 and boolean treatments are coded "
-                      "automatically)")
-        raise ValueError(f"treatment has levels {sorted(map(str, levels))}; {fix}.")
-    a = (arr == treated_level).astype(np.int8)
-    control_level = next(v for v in levels.tolist() if v != treated_level)
-    return Treatment(a=a, levels=(control_level, treated_level), index=t_index if index is None else index)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -484,22 +390,36 @@ class FitData:
 
     X: np.ndarray  # model matrix (reference-level coding), float64, no intercept
     names: list
-    a: np.ndarray  # 0/1 treatment
+    a: np.ndarray  # the coded treatment: 0/1 (binary), level codes (multi-category), values (continuous)
     sample_weight: np.ndarray
     index: pd.Index | None  # X's index when X is a DataFrame
     treatment: Treatment
 
 
-def validate_fit_data(design, X, treatment, sample_weight=None, *, treated=None, min_group_size=1):
+def validate_fit_data(design, X, treatment, sample_weight=None, *, treated=None, treatment_type="auto",
+                      min_group_size=1):
     """Check X, treatment and sample weights together, returning a :class:`FitData`."""
     matrix, names = design.transform(X, drop_first=True)
     n = matrix.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None
     check_indexes_agree(X=index, treatment=treatment, sample_weight=sample_weight)
-    t = check_treatment(treatment, treated=treated, n_samples=n, index=index)
+    t = check_treatment(treatment, treated=treated, treatment_type=treatment_type, n_samples=n, index=index)
     sw = check_sample_weight(sample_weight, n, index=index)
-    for arm, label in ((1, "treated"), (0, "control")):
-        size = int(np.sum((t.a == arm) & (sw > 0)))
-        if size < min_group_size:
-            raise ValueError(f"the {label} group has {size} units with positive weight; at least {min_group_size} needed.")
+    check_group_sizes(t, sw, min_group_size)
     return FitData(matrix, names, t.a, sw, index, t)
+
+
+def check_group_sizes(treatment, sample_weight, min_group_size=1):
+    """Raise if a treatment group (binary or multi-category) has fewer than ``min_group_size`` units with positive
+    sampling weight."""
+    if not treatment.is_categorical:
+        return
+    sizes = np.bincount(treatment.codes[sample_weight > 0], minlength=treatment.n_levels)
+    if treatment.kind == "binary":
+        labels = ("control group", "treated group")
+    else:
+        labels = tuple(f"treatment level {level!r}" for level in treatment.levels)
+    for code in (1, 0) if treatment.kind == "binary" else range(treatment.n_levels):
+        if sizes[code] < min_group_size:
+            raise ValueError(f"the {labels[code]} has {int(sizes[code])} units with positive weight; at least "
+                             f"{min_group_size} needed.")

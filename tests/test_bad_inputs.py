@@ -64,8 +64,10 @@ EXPECTED = {
     "covariate of size 1e-12": OK,
     "object column: numbers as strings": error("'x3' holds numbers stored as text"),
     "object column: free text": error("'note' is text with a different value in every row"),
-    "one treatment level": error("treatment must have exactly two levels; got 1"),
-    "three treatment levels": error("treatment must have exactly two levels; got 3"),
+    "one treatment level": error("treatment (has 1 distinct value|must have exactly two levels; got 1)"),
+    # integer codes 0/1/2: categories or doses? the package asks instead of guessing
+    "three treatment levels": error("(integer with 3 distinct values.*treatment_type=|treatment must have exactly "
+                                    "two levels; got 3)"),
     "treatment shorter than X": error("treatment has 79 entries but X has 80 rows"),
     "treatment Series with another index": error("treatment is a Series whose index differs from X's index"),
     "y Series with another index": error("y is a Series whose index differs from X's index"),

@@ -335,7 +335,7 @@ def balance_table(
     n = covariates.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None
     check_indexes_agree(X=index, treatment=treatment, weights=weights, sample_weight=sample_weight)
-    t = check_treatment(treatment, treated=treated, n_samples=n, index=index)
+    t = check_treatment(treatment, treated=treated, n_samples=n, index=index, treatment_type="binary")
     a = t.a
     sw = check_sample_weight(sample_weight, n, index=index)
     check_groups_weighted(sw, a, "sample_weight")

@@ -123,7 +123,7 @@ def _weights_by_group(weights, treatment, treated):
     """Validate weights against a treatment: return ``(w, a, labels)`` with ``a`` coded 0/1."""
     weights, _ = resolve_weights(weights)
     check_indexes_agree(treatment=treatment, weights=weights)
-    t = check_treatment(treatment, treated=treated)
+    t = check_treatment(treatment, treated=treated, treatment_type="binary")
     w_index = weights.index if isinstance(weights, pd.Series) else None
     w = check_weights(weights, t.a.shape[0])
     check_groups_weighted(w, t.a)

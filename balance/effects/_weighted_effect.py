@@ -243,7 +243,8 @@ class WeightedEffect(BaseEstimator):
         clusters = self._check_cluster(cluster, n, index)
         self.weighter_, weights = _fit_weighter(self.weighter, X, treatment, sample_weight)
         final = _final_step(self.weighter_)
-        t = check_treatment(treatment, treated=getattr(final, "treated", None), n_samples=n, index=index)
+        t = check_treatment(treatment, treated=getattr(final, "treated", None), n_samples=n, index=index,
+                            treatment_type="binary")
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=index)
         family = self.family if self.family != "auto" else ("binomial" if _is_binary(y) else "gaussian")
         if family == "binomial" and self.outcome_model != "simple" and np.ptp(y) == 0:

@@ -36,7 +36,8 @@ def validate(estimator, X, treatment, y=None, *, treated=None, mediator=None):
     matrix, _ = design.transform(X, drop_first=True)
     index = getattr(X, "index", None) if design.is_frame else None
     check_indexes_agree(X=index, treatment=treatment, mediator=mediator, y=y)
-    t = check_treatment(treatment, treated=treated, n_samples=matrix.shape[0], index=index, fix=TREATMENT_FIX)
+    t = check_treatment(treatment, treated=treated, n_samples=matrix.shape[0], index=index, fix=TREATMENT_FIX,
+                        treatment_type="binary")
     estimator.design_ = design
     estimator.n_features_in_ = len(design.columns)
     if design.is_frame:

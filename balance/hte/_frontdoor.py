@@ -29,7 +29,8 @@ def _check_binary(values, name, n, index=None):
     if values is None:
         raise ValueError(f"{name} is required.")
     try:
-        return check_treatment(values, n_samples=n, index=index, fix=_data.TREATMENT_FIX).a.astype(np.int64)
+        return check_treatment(values, n_samples=n, index=index, fix=_data.TREATMENT_FIX,
+                               treatment_type="binary").a.astype(np.int64)
     except ValueError as exc:
         raise ValueError(f"{name} must be binary (0/1 or boolean): {str(exc).replace('treatment', name)}") from exc
 

@@ -51,7 +51,7 @@ def treatment_and_weights(treatment, weights, n_samples, *, treated=None, index=
     Returns ``(t, w)`` with ``t`` a :class:`balance._validation.Treatment` and ``w`` a float array on which
     every group has some positive weight.
     """
-    t = check_treatment(treatment, treated=treated, n_samples=n_samples, index=index)
+    t = check_treatment(treatment, treated=treated, n_samples=n_samples, index=index, treatment_type="binary")
     weights, _ = resolve_weights(weights)
     if weights is None:
         return t, np.ones(n_samples)

@@ -71,7 +71,7 @@ def weight_plot(weights, treatment, *, bins=30, treated=None, ax=None):
     """
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer; got {bins!r}.")
-    t = check_treatment(treatment, treated=treated)
+    t = check_treatment(treatment, treated=treated, treatment_type="binary")
     w = resolve_weights(weights)[0]
     check_indexes_agree(treatment=treatment, weights=w)
     w = check_weights(w)
@@ -164,7 +164,7 @@ def ps_overlap_plot(propensity, treatment, *, kind="hist", mirrored=True, treate
     check_kind(kind, mirrored)
     ps, ps_index = _propensity(propensity)
     check_indexes_agree(propensity=ps_index, treatment=treatment)
-    t = check_treatment(treatment, treated=treated)
+    t = check_treatment(treatment, treated=treated, treatment_type="binary")
     _same_length(ps, t, "propensity")
     labels = {arm: group_label(t, arm) for arm in (0, 1)}
     ax = draw_continuous(ax, ps, t.a, np.ones(ps.shape[0]), labels, kind=kind, mirrored=mirrored, support=(0.0, 1.0))

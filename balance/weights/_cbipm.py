@@ -75,6 +75,10 @@ class CBIPM(BaseWeighter):
         Standardise covariates on the pooled sample (mean 0, population s.d. 1, sampling weights included).
     treated : scalar, default=None
         Which treatment level is treated, when the treatment is neither 0/1 nor boolean.
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
+        What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
+        levels: multi-category; float: continuous; integers with more than two values: an error asking for this
+        parameter). See :mod:`balance._treatment`.
     n_jobs : int, default=None
         Threads of the numba kernels (SIPM: the sigmoids in parallel; WASS: the hidden units; MMD: the kernel
         matrix). None: all of numba's threads (the cores, unless ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``
@@ -196,8 +200,8 @@ class CBIPM(BaseWeighter):
 
     def __init__(self, estimand="ATT", *, ipm="mmd", model="nonpara", n_epochs=1000, lr=0.03, adv_steps=5,
                  adv_lr=0.3, n_sigmoids=100, hidden=100, bandwidth=10.0, wass_slope=0.1, wass_clip=0.1, wass_gp=0.3,
-                 wass_gp_points=100, solver="adam", standardize=True, treated=None, n_jobs=None, random_state=None,
-                 verbose=0, missing="error"):
+                 wass_gp_points=100, solver="adam", standardize=True, treated=None, treatment_type="auto",
+                 n_jobs=None, random_state=None, verbose=0, missing="error"):
         self.estimand = estimand
         self.ipm = ipm
         self.model = model
@@ -215,6 +219,7 @@ class CBIPM(BaseWeighter):
         self.solver = solver
         self.standardize = standardize
         self.treated = treated
+        self.treatment_type = treatment_type
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose

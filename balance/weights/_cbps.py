@@ -53,6 +53,10 @@ class CBPS(BaseWeighter):
         Also balance all pairwise products of the covariates (model-matrix columns).
     treated : scalar, default=None
         The treated level when the treatment is neither 0/1 nor boolean.
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
+        What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
+        levels: multi-category; float: continuous; integers with more than two values: an error asking for this
+        parameter). See :mod:`balance._treatment`.
     tol : float, default=1e-8
         Convergence tolerance: the largest remaining imbalance of a balance condition, in standard deviations of
         the covariate (the sup-norm of the standardised estimating equations over their total).
@@ -127,13 +131,14 @@ class CBPS(BaseWeighter):
 
     _supported_estimands = ("ATE", "ATT", "ATC", "ATO")
 
-    def __init__(self, estimand="ATE", *, over=False, moments=1, interactions=False, treated=None, tol=1e-8,
-                 max_iter=100, missing="error"):
+    def __init__(self, estimand="ATE", *, over=False, moments=1, interactions=False, treated=None,
+                 treatment_type="auto", tol=1e-8, max_iter=100, missing="error"):
         self.estimand = estimand
         self.over = over
         self.moments = moments
         self.interactions = interactions
         self.treated = treated
+        self.treatment_type = treatment_type
         self.tol = tol
         self.max_iter = max_iter
         self.missing = missing

@@ -114,6 +114,10 @@ class EnergyBalance(BaseWeighter):
         Seeds the random partition (used only with parts).
     treated : scalar, default=None
         The treated level when the treatment is neither 0/1 nor boolean.
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
+        What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
+        levels: multi-category; float: continuous; integers with more than two values: an error asking for this
+        parameter). See :mod:`balance._treatment`.
     missing : {"error", "indicator"}, default="error"
         Missing covariate values: ``"error"`` raises naming the column; ``"indicator"`` adds a missingness
         indicator ``<column>:<NA>`` per incomplete column and fills its missing values with the observed median
@@ -201,7 +205,7 @@ class EnergyBalance(BaseWeighter):
 
     def __init__(self, estimand="ATT", *, penalty=1e-4, improved=True, min_weight=0.0, solver="auto", tol=1e-4,
                  max_iter=None, memory_limit=1024, partition_size=None, random_state=None, treated=None,
-                 missing="error"):
+                 treatment_type="auto", missing="error"):
         self.estimand = estimand
         self.penalty = penalty
         self.improved = improved
@@ -213,6 +217,7 @@ class EnergyBalance(BaseWeighter):
         self.partition_size = partition_size
         self.random_state = random_state
         self.treated = treated
+        self.treatment_type = treatment_type
         self.missing = missing
 
     # -- fitting ----------------------------------------------------------------------------------------------

@@ -52,6 +52,10 @@ class EntropyBalance(BaseWeighter):
         given to ``fit``; None means uniform. Unlike ``sample_weight`` they do not define the target.
     treated : scalar, default=None
         The treated level when the treatment is neither 0/1 nor boolean.
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
+        What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
+        levels: multi-category; float: continuous; integers with more than two values: an error asking for this
+        parameter). See :mod:`balance._treatment`.
     tol : float, default=1e-8
         Convergence tolerance: the largest remaining violation of a balance constraint, in SDs of the term.
     max_iter : int, default=200
@@ -137,13 +141,14 @@ class EntropyBalance(BaseWeighter):
     _supported_estimands = ("ATT", "ATC", "ATE")
 
     def __init__(self, estimand="ATT", *, moments=1, interactions=False, tols=0.0, base_weights=None, treated=None,
-                 tol=1e-8, max_iter=200, missing="error"):
+                 treatment_type="auto", tol=1e-8, max_iter=200, missing="error"):
         self.estimand = estimand
         self.moments = moments
         self.interactions = interactions
         self.tols = tols
         self.base_weights = base_weights
         self.treated = treated
+        self.treatment_type = treatment_type
         self.tol = tol
         self.max_iter = max_iter
         self.missing = missing

@@ -133,7 +133,7 @@ def weights_from_propensity(propensity, treatment, estimand="ATE", *, treated=No
     """
     estimand = check_estimand(estimand)
     e = np.asarray(propensity, dtype=float).ravel()
-    a = check_treatment(treatment, treated=treated, n_samples=e.shape[0]).a
+    a = check_treatment(treatment, treated=treated, n_samples=e.shape[0], treatment_type="binary").a
     if not np.all((e > 0) & (e < 1)):
         raise ValueError("propensity scores must lie strictly between 0 and 1.")
     alpha = crump_alpha(e) if estimand == "ATOS" else 0.0

@@ -41,6 +41,10 @@ class PropensityWeights(BaseWeighter):
     treated : scalar, default=None
         Which treatment level is treated. Needed only when the treatment is neither 0/1 nor boolean (then 1 or True
         is treated); the package never guesses between two labels.
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
+        What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
+        levels: multi-category; float: continuous; integers with more than two values: an error asking for this
+        parameter). See :mod:`balance._treatment`.
     clip : tuple (lo, hi) or None, default=None
         Bound the propensity scores to [lo, hi] before weighting. Off by default; the number of units clipped is
         stored in ``n_clipped_`` and a warning says how many.
@@ -122,11 +126,12 @@ class PropensityWeights(BaseWeighter):
     186.999
     """
 
-    def __init__(self, estimand="ATE", *, model=None, treated=None, clip=None, trim=None, trim_lower=False,
-                 tol=1e-8, max_iter=100, missing="error"):
+    def __init__(self, estimand="ATE", *, model=None, treated=None, treatment_type="auto", clip=None, trim=None,
+                 trim_lower=False, tol=1e-8, max_iter=100, missing="error"):
         self.estimand = estimand
         self.model = model
         self.treated = treated
+        self.treatment_type = treatment_type
         self.clip = clip
         self.trim = trim
         self.trim_lower = trim_lower

@@ -62,6 +62,10 @@ class StableWeights(BaseWeighter):
         ``"a:b"``.
     treated : scalar, default=None
         The treated level, when the treatment is not 0/1 or boolean.
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
+        What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
+        levels: multi-category; float: continuous; integers with more than two values: an error asking for this
+        parameter). See :mod:`balance._treatment`.
     solver : {"clarabel", "osqp"}, default="clarabel"
         QP solver (both are dependencies of the package). Clarabel, an interior-point
         method, is the default, chosen by measurement (benchmarks/results/stable_weights.md): it needs about 10
@@ -181,7 +185,8 @@ class StableWeights(BaseWeighter):
     _supported_estimands = ("ATE", "ATT", "ATC")
 
     def __init__(self, estimand="ATT", *, tols=0.0, norm="l2", min_weight=0.0, moments=1, interactions=False,
-                 treated=None, solver="clarabel", solver_tol=1e-8, max_iter=None, missing="error"):
+                 treated=None, treatment_type="auto", solver="clarabel", solver_tol=1e-8, max_iter=None,
+                 missing="error"):
         self.estimand = estimand
         self.tols = tols
         self.norm = norm
@@ -189,6 +194,7 @@ class StableWeights(BaseWeighter):
         self.moments = moments
         self.interactions = interactions
         self.treated = treated
+        self.treatment_type = treatment_type
         self.solver = solver
         self.solver_tol = solver_tol
         self.max_iter = max_iter

@@ -130,6 +130,10 @@ class UniformTransformerWeights(BaseWeighter):
         Within-bin profile of the transformer.
     treated : scalar, default=None
         Which treatment level is treated, when the treatment is neither 0/1 nor boolean.
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
+        What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
+        levels: multi-category; float: continuous; integers with more than two values: an error asking for this
+        parameter). See :mod:`balance._treatment`.
     random_state : int, RandomState instance or None, default=None
         Seeds the transformer(s). The weights are a deterministic function of the data given an int.
     missing : {"error", "indicator"}, default="error"
@@ -199,7 +203,7 @@ class UniformTransformerWeights(BaseWeighter):
 
     def __init__(self, estimand="ATT", *, method="kernel", kernel="gaussian", kernel_order=2, bandwidth=None,
                  degree=2, interact=False, extra_X=None, marginal=False, profile="constant", treated=None,
-                 random_state=None, missing="error"):
+                 treatment_type="auto", random_state=None, missing="error"):
         self.estimand = estimand
         self.method = method
         self.kernel = kernel
@@ -211,6 +215,7 @@ class UniformTransformerWeights(BaseWeighter):
         self.marginal = marginal
         self.profile = profile
         self.treated = treated
+        self.treatment_type = treatment_type
         self.random_state = random_state
         self.missing = missing
 
