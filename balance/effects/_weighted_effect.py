@@ -33,9 +33,19 @@ def _final_step(weighter):
     return weighter[-1] if isinstance(weighter, Pipeline) else weighter
 
 
-def _fit_weighter(weighter, X, treatment, sample_weight):
-    """Fit a clone of ``weighter`` (an estimator or a Pipeline ending in one); return it and its weights."""
+def _fit_weighter(weighter, X, treatment, sample_weight, seed=None):
+    """Fit a clone of ``weighter`` (an estimator or a Pipeline ending in one); return it and its weights.
+
+    ``seed`` (an int, for a bootstrap replicate) replaces every ``random_state`` of the clone, nested ones included
+    (a pipeline step, a classifier ``model``), each by its own int derived from it: each replicate then has its own
+    reproducible randomness, whether the weighter's own ``random_state`` was None or one fixed int.
+    """
     fitted = clone(weighter)
+    if seed is not None:
+        keys = sorted(key for key in fitted.get_params(deep=True)
+                      if key == "random_state" or key.endswith("__random_state"))
+        states = np.random.SeedSequence(seed).generate_state(len(keys)) if keys else []
+        fitted.set_params(**{key: int(state) >> 1 for key, state in zip(keys, states)})
     if sample_weight is None:
         fitted.fit(X, treatment)
     elif isinstance(fitted, Pipeline):
@@ -89,15 +99,15 @@ class _EffectProblem:
             self.model, self.y[rows], self.a[rows], weights, sw, covariates, estimand=self.estimand, family=self.family,
         )
 
-    def replicate(self, kind, draw):
+    def replicate(self, kind, draw, seed=None):
         if kind == "bootstrap":
             X = self.X.iloc[draw] if isinstance(self.X, pd.DataFrame) else self.X[draw]
             sw = None if self.sample_weight is None else self.sample_weight[draw]
-            fitted, weights = _fit_weighter(self.weighter, X, self.treatment[draw], sw)
+            fitted, weights = _fit_weighter(self.weighter, X, self.treatment[draw], sw, seed)
             eq = self.equations(weights, sw, rows=draw)
         else:
             sw = draw if self.sample_weight is None else self.sample_weight * draw
-            fitted, weights = _fit_weighter(self.weighter, self.X, self.treatment, sw)
+            fitted, weights = _fit_weighter(self.weighter, self.X, self.treatment, sw, seed)
             eq = self.equations(weights, sw)
         values, _ = self.contrast(eq.mu)
         return values, bool(getattr(_final_step(fitted), "converged_", True))
@@ -141,7 +151,10 @@ class WeightedEffect(BaseEstimator):
     n_jobs : int, default=None
         Parallel jobs for the bootstraps (joblib; use ``joblib.parallel_backend("dask")`` for a dask cluster).
     random_state : int, Generator or None, default=None
-        Seeds the bootstraps; results do not depend on ``n_jobs`` or the backend.
+        Seeds the bootstraps; results do not depend on ``n_jobs`` or the backend. In every replicate the weighter's
+        own ``random_state`` (and any nested one, e.g. a classifier's) is replaced by a seed drawn from the
+        replicate's generator, so the bootstrap of a randomised weighter (CBIPM, UniformTransformerWeights) is
+        reproducible whatever its ``random_state``, and its replicates do not share one inner seed.
     verbose : int, default=0
         1 shows a progress bar for bootstraps (needs tqdm, on a terminal).
 

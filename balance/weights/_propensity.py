@@ -181,7 +181,8 @@ class PropensityWeights(BaseWeighter):
         raw_ps = self._raw_propensity(data)
         if self.estimand == "ATOS":
             self.atos_alpha_ = crump_alpha(np.clip(raw_ps, PS_BOUND, 1 - PS_BOUND), data.sample_weight)
-        ps, weights = self._weights(raw_ps, data, warn=True)
+        ps, weights, counts = self._weights(raw_ps, data)
+        self.n_clipped_, self.n_bounded_, self.n_trimmed_ = counts
         self.ps_ = self._wrap(ps, data)
         return self._set_weights(weights, data)
 
@@ -197,7 +198,7 @@ class PropensityWeights(BaseWeighter):
         """
         check_is_fitted(self, "weights_")
         data = self._validate_data(X, treatment, sample_weight, reset=False)
-        _, weights = self._weights(self._raw_propensity(data), data, warn=True)
+        _, weights, _ = self._weights(self._raw_propensity(data), data)  # counted and warned, not stored
         return self._wrap(weights, data)
 
     def predict_proba(self, X):
@@ -236,17 +237,21 @@ class PropensityWeights(BaseWeighter):
     def _raw_propensity(self, data):
         return self._scores_from_matrix(data.X)
 
-    def _weights(self, raw_ps, data, *, warn):
-        """Clip, bound, weight and trim, counting and reporting every unit touched."""
+    def _weights(self, raw_ps, data):
+        """Clip, bound, weight and trim, warning about every unit touched.
+
+        Returns the scores, the weights and the counts (clipped, bounded, trimmed); ``fit`` stores the counts,
+        ``predict_weights`` only warns (prediction never changes fitted state).
+        """
         ps = raw_ps
         n_clipped = 0
         if self.clip is not None:
             ps = np.clip(raw_ps, *self.clip)
             n_clipped = int(np.sum(ps != raw_ps))
-            if n_clipped and warn:
+            if n_clipped:
                 warnings.warn(f"clip={self.clip}: {n_clipped} propensity scores were clipped.", UserWarning, stacklevel=3)
         extreme = (ps < PS_BOUND) | (ps > 1 - PS_BOUND)
-        if extreme.any() and warn:
+        if extreme.any():
             warn_units(
                 f"{int(extreme.sum())} propensity scores are numerically 0 or 1 (perfect separation or a degenerate "
                 "model); they were bounded to [1e-12, 1 - 1e-12] to keep weights finite, but those weights are extreme. "
@@ -258,10 +263,9 @@ class PropensityWeights(BaseWeighter):
         if self.trim is not None:
             weights, touched = trim_weights(weights, data.a, self.trim, lower=self.trim_lower, focal=self._focal())
             n_trimmed = int(touched.sum())
-            if n_trimmed and warn:
+            if n_trimmed:
                 warnings.warn(f"trim={self.trim}: {n_trimmed} weights were trimmed.", UserWarning, stacklevel=3)
-        self.n_clipped_, self.n_bounded_, self.n_trimmed_ = n_clipped, int(extreme.sum()), n_trimmed
-        return ps, weights
+        return ps, weights, (n_clipped, int(extreme.sum()), n_trimmed)
 
     def _focal(self):
         return {"ATT": 1, "ATC": 0}.get(self.estimand)
