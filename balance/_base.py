@@ -119,10 +119,8 @@ class BaseWeighter(BaseEstimator):
         it.
         """
         who = type(self).__name__
-        estimand = getattr(self, "estimand", "ATE")
         # an estimand no supported treatment type knows is refused before the data are looked at
-        known = [e for k in self._supported_treatment_types for e in self._estimands_for(k)]
-        check_estimand(estimand, tuple(dict.fromkeys(known)))
+        estimand = self._estimand()
         treatment_type = check_treatment_type(getattr(self, "treatment_type", "auto"))
         if reset:
             design = CovariateDesign.from_data(X, missing=getattr(self, "missing", "error"))
@@ -157,6 +155,14 @@ class BaseWeighter(BaseEstimator):
             raise ValueError(f"treatment levels {list(data.treatment.levels)} differ from those seen in fit "
                              f"({list(self.treatment_levels_)}).")
         return data
+
+    def _estimand(self):
+        """``estimand`` upper-cased: any case is accepted ("att"), stored as given and normalised where it is used.
+
+        Checked against every estimand of the treatment types the weighter supports; :meth:`_validate_data` then
+        checks it against the fitted treatment's type."""
+        known = [e for k in self._supported_treatment_types for e in self._estimands_for(k)]
+        return check_estimand(getattr(self, "estimand", "ATE"), tuple(dict.fromkeys(known)))
 
     def _wrap(self, values, data):
         """Return per-unit values as a Series on X's index when X was a DataFrame, else an ndarray."""
@@ -195,7 +201,7 @@ class BaseWeighter(BaseEstimator):
         else:
             weights = clone(self).fit(X, treatment, sample_weight=sample_weight).weights_
         table = balance_table(
-            X, treatment, weights, estimand=self.estimand, stats=("smd",), sample_weight=sample_weight,
+            X, treatment, weights, estimand=self._estimand(), stats=("smd",), sample_weight=sample_weight,
             treated=getattr(self, "treated", None), missing=getattr(self, "missing", "error"),
         )
         return -float(np.mean(np.abs(table["smd_adj"].to_numpy())))

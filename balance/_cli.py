@@ -71,6 +71,8 @@ def _load(args):
         frame = pd.read_csv(args.data)
     except FileNotFoundError:
         raise UsageError(f"--data: no such file: {args.data}") from None
+    except (IsADirectoryError, PermissionError) as exc:  # a folder (or an unreadable file) given for the CSV
+        raise UsageError(f"--data: cannot read {args.data} ({exc.strerror}); give the path of a CSV file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UsageError(f"--data: cannot read {args.data} as CSV ({str(exc).splitlines()[0]})") from None
     index = args.index or ("id" if "id" in frame.columns else None)

@@ -86,6 +86,14 @@ EXPECTED = {
     "negative sample_weight": error("sample_weight has 1 negative values"),
     "1 covariate": OK,
     "10,000 covariates": error(COLLINEAR + ": 10000 covariate columns .* only 80 units"),
+    "X ndarray, y Series with another index than treatment's": error(
+        r"y is a Series whose index differs from treatment's index; .*y.loc\[treatment.index\]"),
+    "X ndarray, sample_weight Series with another index than treatment's": error(
+        "sample_weight is a Series whose index differs from treatment's index"),
+    "MultiIndex columns": error("X has MultiIndex columns .* flatten them first"),
+    "complex covariate": error("covariate 'x3' holds complex numbers, whose imaginary part would be dropped"),
+    "constant 0/1 outcome": OK,
+    "mediator equal to the treatment": NA,
 }
 
 # ... and where an estimator legitimately differs: (case, estimator-name regex or "group:<group>") -> expectation,
@@ -148,6 +156,22 @@ OVERRIDES = {
         ("group:hte", OK),  # the user's (here regularised) models fit p > n
     ],
 }
+# the learners have no missing= parameter: their advice is to impute (it suggested missing='indicator')
+OVERRIDES["NaN in X"] = [("group:hte", error("covariate 'x1' has 1 missing values; these learners take no missing= "
+                                             "parameter: impute X first"))]
+# the front-door formula needs both mediator values in each treatment arm (one treated unit has one of them), and
+# the plug-in learner reports low mediator overlap where the DR learners report floored denominators
+LOW_MEDIATOR_OVERLAP = r"fitted mediator distributions .* give a mediator value less than floor=0.05"
+OVERRIDES["treated group of size 1"].insert(0, ("FrontDoor(DR|R|Plugin)Learner", error(
+    "mediator: no unit has mediator = 1 with treatment = 1; the front-door formula needs both mediator values")))
+OVERRIDES["treated value outside controls' range"].insert(0, ("FrontDoorPluginLearner", warns(LOW_MEDIATOR_OVERLAP)))
+OVERRIDES["10,000 covariates"].insert(0, ("FrontDoorPluginLearner", warns(LOW_MEDIATOR_OVERLAP)))
+OVERRIDES["X ndarray, y Series with another index than treatment's"] = [("group:weighter", NA)]
+OVERRIDES["X ndarray, sample_weight Series with another index than treatment's"] = [("group:hte", NA)]
+OVERRIDES["constant 0/1 outcome"] = [("group:weighter", NA), (r"WeightedEffect.*aipw", error(
+    "y is 1 for every unit: a logistic outcome model .* cannot be fitted to a constant"))]
+OVERRIDES["mediator equal to the treatment"] = [("FrontDoor", error(
+    r"mediator: no unit has mediator = 1 with treatment = 0, .* \(the mediator equals the treatment\)"))]
 for _name in ("NaN in sample_weight", "inf in sample_weight", "all-zero sample_weight",
               "sample_weight zero for every control", "negative sample_weight", "some zero sample_weight"):
     OVERRIDES.setdefault(_name, []).append(("group:hte", NA))  # their fit takes no sample_weight

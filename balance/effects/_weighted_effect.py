@@ -13,7 +13,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import CovariateDesign, as_1d, check_outcome, check_sample_weight, check_treatment
+from .._validation import (CovariateDesign, as_1d, check_indexes_agree, check_outcome, check_sample_weight,
+                           check_treatment)
 from ..diagnostics import effective_sample_size
 from ._bootstrap import run_bootstrap
 from ._outcome import OUTCOME_MODELS, outcome_equations
@@ -250,6 +251,7 @@ class WeightedEffect(BaseEstimator):
         """
         self._check_params()
         n, index = len(X), (X.index if isinstance(X, pd.DataFrame) else None)
+        check_indexes_agree(X=index, treatment=treatment, y=y, sample_weight=sample_weight, cluster=cluster)
         y = self._check_outcome(y, n, index)  # before the (possibly slow) weight fit
         clusters = self._check_cluster(cluster, n, index)
         self.weighter_, weights = _fit_weighter(self.weighter, X, treatment, sample_weight)
@@ -258,6 +260,10 @@ class WeightedEffect(BaseEstimator):
                             treatment_type="binary")
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=index)
         family = self.family if self.family != "auto" else ("binomial" if _is_binary(y) else "gaussian")
+        if family == "binomial" and self.outcome_model != "simple" and np.ptp(y) == 0:
+            raise ValueError(f"y is {y[0]:g} for every unit: a logistic outcome model (family='binomial', the choice "
+                             "for a 0/1 outcome) cannot be fitted to a constant; use outcome_model='simple' (the "
+                             "effect is then 0), or check that y is the intended column.")
         covariates = None
         if self.outcome_model != "simple":
             # the outcome model handles missing covariates as the weighter does (indicators + median fill, or error)
@@ -265,8 +271,8 @@ class WeightedEffect(BaseEstimator):
             covariates = design.transform(X, drop_first=True)[0]
         estimand = str(getattr(final, "estimand", "ATE")).upper()
         labels = [estimand if self.scale == "difference" else f"{estimand} ({SCALE_LABELS[self.scale]})", "mu1", "mu0"]
-        problem = _EffectProblem(
-            weighter=self.weighter, X=X, treatment=np.asarray(as_1d(treatment, "treatment")[0]), y=y,
+        problem = _EffectProblem(  # X as an array unless a DataFrame: the bootstrap takes rows of it
+            weighter=self.weighter, X=X if isinstance(X, pd.DataFrame) else np.asarray(X), treatment=np.asarray(as_1d(treatment, "treatment")[0]), y=y,
             sample_weight=sw, covariates=covariates, a=t.a, model=self.outcome_model, estimand=estimand,
             family=family, scale=self.scale, labels=labels,
         )
@@ -304,11 +310,10 @@ class WeightedEffect(BaseEstimator):
     def _check_cluster(cluster, n, index):
         if cluster is None:
             return None
-        values, c_index = as_1d(cluster, "cluster")
+        values, _ = as_1d(cluster, "cluster")
         if len(values) != n:
             raise ValueError(f"cluster has {len(values)} entries but X has {n} rows.")
-        if index is not None and c_index is not None and not c_index.equals(index):
-            raise ValueError("cluster is a Series whose index differs from X's index; align them first.")
+        check_indexes_agree(X=index, cluster=cluster)
         if pd.isna(values).any():
             raise ValueError("cluster has missing values.")
         return values

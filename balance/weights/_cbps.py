@@ -162,7 +162,7 @@ class CBPS(BaseWeighter):
         data = self._validate_data(X, treatment, sample_weight)
         M, self.terms_ = _fit_terms(self, data)
         a, sw = data.a, data.sample_weight
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         if estimand == "ATO":
             fit = fit_logistic(M, a, sw, tol=self.tol, max_iter=self.max_iter)
             coef, converged, n_iter, imbalance = fit.coef, fit.converged, fit.n_iter, fit.score_norm
@@ -224,7 +224,7 @@ class CBPS(BaseWeighter):
         """
         data, M = _new_terms(self, X, treatment, sample_weight)
         eta = self.intercept_ + M @ self.coef_
-        weights = odds_weights(eta, data.a, self.estimand.upper()) * data.sample_weight
+        weights = odds_weights(eta, data.a, self._estimand()) * data.sample_weight
         return self._wrap(_finite_prediction(weights, "CBPS"), data)
 
     def predict_proba(self, X):
@@ -236,13 +236,13 @@ class CBPS(BaseWeighter):
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
-        if self.over and self.estimand.upper() != "ATO":
+        if self.over and self._estimand() != "ATO":
             raise NotImplementedError(
                 "the over-identified CBPS is a GMM estimator without an M-estimation form: use an HC0 or bootstrap "
                 "variance (WeightIt refuses vcov = 'asympt' here too)."
             )
         data, M = _new_terms(self, X, treatment, sample_weight)
-        return logit_balance_parts(M, data.a, data.sample_weight, self.estimand.upper(),
+        return logit_balance_parts(M, data.a, data.sample_weight, self._estimand(),
                                    np.concatenate([[self.intercept_], self.coef_]), ("(Intercept)", *self.terms_))
 
 

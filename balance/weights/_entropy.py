@@ -175,7 +175,7 @@ class EntropyBalance(BaseWeighter):
         tols = self._tols(len(self.terms_))
         a, sw = data.a, data.sample_weight
         base = sw * self._base(len(a), data.index)
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         stats = _GroupStats.compute(M, a, sw)
         stats.check_not_constant(self.terms_)
         with np.errstate(invalid="ignore", divide="ignore"):  # a group SD from a single unit is 0/0: refused below
@@ -235,7 +235,7 @@ class EntropyBalance(BaseWeighter):
         data, M = _new_terms(self, X, treatment, sample_weight)
         a, sw = data.a, data.sample_weight
         base = sw * self._base(len(a), data.index)
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         arms = _arms(a, estimand)
         names = ("(Intercept)", *self.terms_)
         if estimand == "ATE":

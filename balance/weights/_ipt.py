@@ -141,7 +141,7 @@ class InverseProbabilityTilting(BaseWeighter):
         data = self._validate_data(X, treatment, sample_weight)
         M, self.terms_ = _fit_terms(self, data)
         a, sw = data.a, data.sample_weight
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         # the ATE's control model is the ATT's condition, its treated model the ATC's
         sides = ("ATT", "ATC") if estimand == "ATE" else (estimand,)
         fits = []
@@ -163,7 +163,7 @@ class InverseProbabilityTilting(BaseWeighter):
         Series or ndarray of shape (n_samples,)
         """
         data, M = _new_terms(self, X, treatment, sample_weight)
-        weights = odds_weights(self._eta(M, data.a), data.a, self.estimand.upper()) * data.sample_weight
+        weights = odds_weights(self._eta(M, data.a), data.a, self._estimand()) * data.sample_weight
         return self._wrap(_finite_prediction(weights, "InverseProbabilityTilting"), data)
 
     def _eta(self, M, a):
@@ -176,7 +176,7 @@ class InverseProbabilityTilting(BaseWeighter):
     def _m_parts(self, X, treatment, sample_weight=None):
         data, M = _new_terms(self, X, treatment, sample_weight)
         names = ("(Intercept)", *self.terms_)
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         if estimand != "ATE":
             return logit_balance_parts(M, data.a, data.sample_weight, estimand,
                                        np.concatenate([[self.intercept_], self.coef_]), names)

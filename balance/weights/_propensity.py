@@ -179,7 +179,7 @@ class PropensityWeights(BaseWeighter):
             self.estimator_ = clone(self.model).fit(data.X, data.a, sample_weight=data.sample_weight) \
                 if sample_weight is not None else clone(self.model).fit(data.X, data.a)
         raw_ps = self._raw_propensity(data)
-        if self.estimand == "ATOS":
+        if self._estimand() == "ATOS":
             self.atos_alpha_ = crump_alpha(np.clip(raw_ps, PS_BOUND, 1 - PS_BOUND), data.sample_weight)
         ps, weights, counts = self._weights(raw_ps, data)
         self.n_clipped_, self.n_bounded_, self.n_trimmed_ = counts
@@ -212,9 +212,10 @@ class PropensityWeights(BaseWeighter):
         if self.model is not None and self.model != "precomputed" and not hasattr(self.model, "predict_proba"):
             raise TypeError(f"model must be None, 'precomputed' or a classifier with predict_proba; got {self.model!r}.")
         if self.clip is not None:
-            lo, hi = self.clip
-            if not 0 <= lo < hi <= 1:
-                raise ValueError(f"clip={self.clip!r} must be a pair (lo, hi) with 0 <= lo < hi <= 1.")
+            pair = np.asarray(self.clip, dtype=object)
+            if pair.shape != (2,) or not all(isinstance(v, numbers.Real) for v in pair) or not 0 <= pair[0] < pair[1] <= 1:
+                raise ValueError(f"clip={self.clip!r} must be a pair (lo, hi) with 0 <= lo < hi <= 1, e.g. "
+                                 "clip=(0.05, 0.95) to bound the propensity scores to [0.05, 0.95].")
         if self.trim is not None and not isinstance(self.trim, numbers.Real):
             raise ValueError(f"trim={self.trim!r} must be a quantile in [0.5, 1), a count, or None.")
         if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
@@ -258,7 +259,7 @@ class PropensityWeights(BaseWeighter):
                 "Consider clip=, a different estimand (ATO) or a simpler model", extreme, data.index, stacklevel=4,
             )
         ps = np.clip(ps, PS_BOUND, 1 - PS_BOUND)
-        weights = arm_weights(ps, data.a, self.estimand, getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
+        weights = arm_weights(ps, data.a, self._estimand(), getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
         n_trimmed = 0
         if self.trim is not None:
             weights, touched = trim_weights(weights, data.a, self.trim, lower=self.trim_lower, focal=self._focal())
@@ -268,7 +269,7 @@ class PropensityWeights(BaseWeighter):
         return ps, weights, (n_clipped, int(extreme.sum()), n_trimmed)
 
     def _focal(self):
-        return {"ATT": 1, "ATC": 0}.get(self.estimand)
+        return {"ATT": 1, "ATC": 0}.get(self._estimand())
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
@@ -298,12 +299,12 @@ class PropensityWeights(BaseWeighter):
             return -(design * (sw * e * (1 - e))[:, None]).T @ design
 
         def weights(theta):
-            return arm_weights(np.clip(propensity(theta), lo, hi), a, self.estimand, alpha) * sw
+            return arm_weights(np.clip(propensity(theta), lo, hi), a, self._estimand(), alpha) * sw
 
         def weights_jacobian(theta):
             e = propensity(theta)
             inside = (e >= lo) & (e <= hi)  # the clip's derivative is zero where it binds
-            de = arm_weights_derivative(np.clip(e, lo, hi), a, self.estimand, alpha) * e * (1 - e) * inside
+            de = arm_weights_derivative(np.clip(e, lo, hi), a, self._estimand(), alpha) * e * (1 - e) * inside
             return design * (de * sw)[:, None]
 
         return MParts(

@@ -326,7 +326,7 @@ class _Problem:
         full, full_names = est.design_.transform(X, drop_first=False)
         Z, names, origin = _expand_terms(full, full_names, _origins(est.design_), est.moments, est.interactions)
         tols = _resolve_tols(est.tols, names, origin, est.design_)
-        estimand = est.estimand.upper()
+        estimand = est._estimand()
         a, s = data.a, data.sample_weight
         focal = {"ATT": 1, "ATC": 0}.get(estimand)
         center = _weighted_mean(Z, s) if focal is None else _weighted_mean(Z[a == focal], s[a == focal])
