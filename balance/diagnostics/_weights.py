@@ -148,8 +148,8 @@ def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", w
     if warn and report.extreme:
         prefix = f"{who}: " if who else ""
         warnings.warn(
-            f"{prefix}extreme weights: a few units carry most of the weight of {', '.join(ess.index[report.flagged])} "
-            f"({report.describe()}). Estimates rest on those units and sandwich (asympt, HC0) standard errors can be "
+            f"{prefix}extreme weights of {', '.join(ess.index[report.flagged])} ({report.describe()}): a few units "
+            "carry most of the weight, so estimates rest on them and sandwich (asympt, HC0) standard errors can be "
             f"far too small. {advice}".rstrip(), ExtremeWeightsWarning, stacklevel=stacklevel,
         )
     return report

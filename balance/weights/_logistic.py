@@ -192,6 +192,14 @@ def find_separation(X, a, sample_weight=None):
     if found is None:
         return None
     b, separated = found
+    # one LP vertex may leave some separable units on its hyperplane; the sum of feasible directions is feasible,
+    # so add directions that separate the remaining units until none does (then every unit whose probability goes
+    # to 0 or 1 is marked)
+    while not separated.all():
+        more = _separating_direction(signed, objective=~separated)
+        if more is None or not np.any(more[1] & ~separated):
+            break
+        b, separated = b + more[0], separated | more[1]
     columns = np.flatnonzero(np.abs(b[1:]) > 1e-9) + 1
     # the LP's vertex mixes in every column that enlarges the margins; name the single covariates that separate on
     # their own (with the intercept) when there are any, as they are what the user should drop or coarsen
@@ -202,10 +210,13 @@ def find_separation(X, a, sample_weight=None):
     return Separation(columns=columns, units=units)
 
 
-def _separating_direction(signed):
-    """Solve Konis's LP on the rows s_i x_i; return (b, mask of strictly separated rows) or None."""
+def _separating_direction(signed, objective=None):
+    """Solve Konis's LP on the rows s_i x_i; return (b, mask of strictly separated rows) or None.
+
+    ``objective`` (a row mask) restricts the sum that is maximised; every row stays constrained."""
     # max sum_i s_i x_i'b  s.t.  s_i x_i'b >= 0,  -1 <= b <= 1
-    res = linprog(-signed.sum(axis=0), A_ub=-signed, b_ub=np.zeros(len(signed)), bounds=(-1.0, 1.0),
+    rows = signed if objective is None else signed[objective]
+    res = linprog(-rows.sum(axis=0), A_ub=-signed, b_ub=np.zeros(len(signed)), bounds=(-1.0, 1.0),
                   method="highs")
     if res.status != 0:
         return None
