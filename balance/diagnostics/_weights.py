@@ -128,7 +128,7 @@ def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", w
     >>> w[0] = 200.0  # one control carries 80% of the controls' weight
     >>> report = check_extreme_weights(w, codes, warn=False)
     >>> report.flagged.tolist(), round(float(report.ess["control"]), 2)
-    ([True, False], 1.5)
+    ([True, False], 1.55)
     """
     w = np.asarray(weights, dtype=float)
     codes = np.asarray(codes)
