@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._base import BaseWeighter, MParts, warn_units
 from .._validation import check_constant, check_full_rank
 from ._estimands import arm_weights, arm_weights_derivative, crump_alpha
-from ._logistic import fit_logistic
+from ._logistic import fit_logistic, report_separation
 from ._trim import trim_weights
 
 # Propensity scores closer than this to 0 or 1 are bounded to it (and reported) so that weights stay finite.
@@ -84,6 +84,13 @@ class PropensityWeights(BaseWeighter):
         scikit-learn's ConvergenceWarning, passed through); precomputed scores involve no solver.
     n_iter_ : int
         Newton iterations used, at most ``max_iter`` (default model only).
+    separation_ : list of str
+        The terms (of ``terms_``) whose maximum-likelihood coefficients are infinite because they (with the
+        intercept) separate treated from controls, found by a linear-programming test (Konis 2007) when the fit
+        shows symptoms of separation; empty when the data are not separated. A separated fit has
+        ``converged_=False`` and a ConvergenceWarning names the terms (default model only).
+    n_separated_ : int
+        Units whose propensity score the separation drives to exactly 0 or 1 (0 without separation).
     estimator_ : classifier
         The fitted clone of ``model`` (classifier models only).
     atos_alpha_ : float
@@ -159,7 +166,8 @@ class PropensityWeights(BaseWeighter):
         """
         self._check_params()
         data = self._validate_data(X, treatment, sample_weight)
-        for attr in ("coef_", "intercept_", "converged_", "n_iter_", "estimator_", "atos_alpha_"):
+        for attr in ("coef_", "intercept_", "converged_", "n_iter_", "estimator_", "atos_alpha_", "separation_",
+                     "n_separated_"):
             self.__dict__.pop(attr, None)  # a refit forgets what the previous model kind set
         self.terms_ = list(data.names)
         if self.model is None:
@@ -168,11 +176,14 @@ class PropensityWeights(BaseWeighter):
             fit = fit_logistic(data.X, data.a, data.sample_weight, tol=self.tol, max_iter=self.max_iter)
             self.intercept_, self.coef_ = float(fit.coef[0]), fit.coef[1:]
             self.converged_, self.n_iter_ = fit.converged, fit.n_iter
-            if not fit.converged:
+            report_separation(self, fit.separation, data, "PropensityWeights", "use a penalised classifier "
+                              "(model=LogisticRegression()), ")
+            if fit.separation is None and not fit.converged:
+                cause = (f"a Newton step could not increase the likelihood after {fit.n_iter} iterations"
+                         if fit.stalled else f"it did not converge in {fit.n_iter} iterations (max_iter={self.max_iter})")
                 warnings.warn(
-                    f"PropensityWeights: the logistic propensity model did not converge in {fit.n_iter} iterations "
-                    f"(max_iter={self.max_iter}; score norm {fit.score_norm:.2e} > tol={self.tol}); raise max_iter, "
-                    "loosen tol, or check for separation.",
+                    f"PropensityWeights: the logistic propensity model stopped unconverged: {cause}; score norm "
+                    f"{fit.score_norm:.2e} > tol={self.tol}. Raise max_iter, loosen tol, or simplify the model.",
                     ConvergenceWarning, stacklevel=2,
                 )
         elif self.model != "precomputed":
