@@ -153,3 +153,49 @@ def test_ebal_refuses_atc_for_multi_category(lalonde):
     with pytest.raises(ValueError, match=r"estimand='ATC' is not supported by EntropyBalance for a multi-category "
                                          r"treatment; choose one of \['ATE', 'ATT'\]"):
         EntropyBalance("ATC").fit(lalonde[COVS], lalonde["race"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# InverseProbabilityTilting
+# ---------------------------------------------------------------------------------------------------------------
+def test_ipt_ate_matches_weightit(lalonde, multi_weights):
+    fit = InverseProbabilityTilting("ATE").fit(lalonde[COVS], lalonde["race"])
+    assert fit.converged_ and fit.coef_.shape == (3, 6)
+    # WeightIt solves each level's conditions with rootSolve::multiroot (rtol = atol = 1e-10 on the mean
+    # estimating equations; its level sums are off n by up to 2e-11 relative), ours by Newton to rounding: 1e-8
+    assert_allclose(fit.weights_, multi_weights("ipt"), rtol=1e-8, atol=0)
+    # WeightIt's scale: 1/p, each level summing to n (the conditions' intercept row), to rounding
+    assert_allclose(_level_sums(fit.weights_, lalonde["race"]), 614, rtol=1e-12)
+    # the fitted models reproduce the weights on the same data
+    assert_allclose(fit.predict_weights(lalonde[COVS], lalonde["race"]), fit.weights_, rtol=1e-14)
+
+
+def test_ipt_att_focal_identities_and_equivalence_to_ebal(lalonde):
+    fit = check_focal_identities(lambda focal: InverseProbabilityTilting("ATT", treated=focal), lalonde)
+    race = lalonde["race"]
+    # WeightIt's ATT scale: each reweighted level sums to the focal level's size (p/(1 - p) reproduces its totals)
+    assert_allclose(_level_sums(fit.weights_, race), 72, rtol=1e-12)
+    # the same conditions as entropy balancing (Zhao & Percival 2017): equal weights up to each level's constant
+    eb = EntropyBalance("ATT", treated="hispan").fit(lalonde[COVS], race).weights_
+    for level, size in (("black", 243), ("white", 299)):
+        in_g = (race == level).to_numpy()
+        assert_allclose(fit.weights_[in_g] / eb[in_g], 72 / size, rtol=1e-9)
+
+
+@pytest.mark.parametrize("focal", [None, "b"])
+def test_ipt_known_truth(rng, focal):
+    estimand = "ATE" if focal is None else "ATT"
+    check_known_truth(InverseProbabilityTilting(estimand, treated=focal), rng, focal)
+
+
+@pytest.mark.parametrize("estimand", ["ATE", "ATT"])
+def test_ipt_m_parts(rng, estimand):
+    X, treatment, _, _, _ = _simulate(rng, n=400)
+    sw = rng.uniform(0.5, 2, len(X))
+    fit = InverseProbabilityTilting(estimand, treated="a" if estimand == "ATT" else None)
+    fit.fit(X, treatment, sample_weight=sw)
+    assert not hasattr(fit, "ps_")  # one model per level: no single propensity score
+    parts = fit._m_parts(X, treatment, sample_weight=sw)
+    levels = ["a", "b", "c"] if estimand == "ATE" else ["b", "c"]
+    assert parts.names == tuple(f"{g}:{n}" for g in levels for n in ("(Intercept)", "x0", "x1", "x2"))
+    check_m_parts(parts, fit.weights_)
