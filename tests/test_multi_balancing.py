@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from balance import EntropyBalance, InverseProbabilityTilting
+from balance import EntropyBalance, InverseProbabilityTilting, StableWeights
 
 from .conftest import SHARED, _shared_file
 from .test_cbps import check_m_parts
@@ -55,7 +55,9 @@ def _simulate(rng, n=1500, p=3, levels=("a", "b", "c")):
     return pd.DataFrame(X, columns=[f"x{j}" for j in range(p)]), treatment, codes, alpha, beta
 
 
-def check_known_truth(weighter, rng, focal=None):
+@pytest.mark.parametrize("method", [EntropyBalance, InverseProbabilityTilting, StableWeights])
+@pytest.mark.parametrize("focal", [None, "b"])
+def test_known_truth(rng, method, focal):
     """Each level's weighted mean outcome against its known conditional truth alpha_g + beta_g' xbar_target.
 
     Outcomes are linear in X with level-specific slopes, so any weights that balance the level's covariate means to
@@ -63,6 +65,7 @@ def check_known_truth(weighter, rng, focal=None):
     noise, whose SD is sigma sqrt(sum w^2) / sum w: the estimates must lie within 4 of those SDs (a failure has
     probability below 1e-4 per level when the weights are right; a wrong target moves them by many SDs).
     """
+    weighter = method("ATE" if focal is None else "ATT", treated=focal)
     X, treatment, codes, alpha, beta = _simulate(rng)
     sigma = 1.0
     y_all = alpha + X.to_numpy() @ beta.T + sigma * rng.normal(size=(len(codes), 3))
@@ -118,12 +121,6 @@ def test_ebal_att_focal_identities(lalonde):
     assert_allclose(_level_sums(eb.weights_, race), [243, 72, 299], rtol=1e-12)
     # the focal level is not reweighted: its row of coefficients is zero (weights exp(0) = 1)
     assert np.all(eb.coef_[1] == 0) and eb.intercept_[1] == 0
-
-
-@pytest.mark.parametrize("focal", [None, "b"])
-def test_ebal_known_truth(rng, focal):
-    estimand = "ATE" if focal is None else "ATT"
-    check_known_truth(EntropyBalance(estimand, treated=focal), rng, focal)
 
 
 def test_ebal_tolerances_bound_each_level(rng):
@@ -182,12 +179,6 @@ def test_ipt_att_focal_identities_and_equivalence_to_ebal(lalonde):
         assert_allclose(fit.weights_[in_g] / eb[in_g], 72 / size, rtol=1e-9)
 
 
-@pytest.mark.parametrize("focal", [None, "b"])
-def test_ipt_known_truth(rng, focal):
-    estimand = "ATE" if focal is None else "ATT"
-    check_known_truth(InverseProbabilityTilting(estimand, treated=focal), rng, focal)
-
-
 @pytest.mark.parametrize("estimand", ["ATE", "ATT"])
 def test_ipt_m_parts(rng, estimand):
     X, treatment, _, _, _ = _simulate(rng, n=400)
@@ -199,3 +190,42 @@ def test_ipt_m_parts(rng, estimand):
     levels = ["a", "b", "c"] if estimand == "ATE" else ["b", "c"]
     assert parts.names == tuple(f"{g}:{n}" for g in levels for n in ("(Intercept)", "x0", "x1", "x2"))
     check_m_parts(parts, fit.weights_)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# StableWeights (WeightIt's optweight)
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("solver", ["clarabel", "osqp"])
+def test_stable_ate_matches_weightit(lalonde, multi_weights, solver):
+    fit = StableWeights("ATE", min_weight=1e-8, solver=solver).fit(lalonde[COVS], lalonde["race"])
+    assert fit.converged_ and fit.polished_
+    # oracle settings: tols 0, L2, min.w 1e-8. Both answers are the exact optimum of a strictly convex QP (WeightIt
+    # polishes OSQP's point, we solve the active set's KKT system), seen equal to 2e-14 absolute: 1e-10 relative
+    # plus 1e-12 absolute for the weights at the 1e-8 floor
+    assert_allclose(fit.weights_, multi_weights("optweight"), rtol=1e-10, atol=1e-12)
+    assert_allclose(_level_sums(fit.weights_, lalonde["race"]), [243, 72, 299], rtol=1e-12)
+    # smd_: each level's mean minus the full-sample mean, in SMD units: zero (exact balance)
+    assert fit.smd_.shape == (3, 6) and np.abs(fit.smd_).max() < 1e-12
+
+
+def test_stable_att_focal_identities(lalonde):
+    fit = check_focal_identities(lambda focal: StableWeights("ATT", treated=focal), lalonde)
+    assert_allclose(_level_sums(fit.weights_, lalonde["race"]), [243, 72, 299], rtol=1e-12)
+
+
+@pytest.mark.parametrize("estimand", ["ATE", "ATT"])
+def test_stable_tolerances_bound_each_level(rng, estimand):
+    # each reweighted level within tols (tols / 2 for the ATE) of the target, in units of the focal level's SD
+    # (ATT) or sqrt(mean of the K level variances) (ATE), computed here independently of the class
+    X, treatment, codes, _, _ = _simulate(rng, n=600)
+    fit = StableWeights(estimand, tols=0.1, treated="c" if estimand == "ATT" else None).fit(X, treatment)
+    Z = X.to_numpy()
+    if estimand == "ATE":
+        target, bound = Z.mean(axis=0), 0.05
+        sd = np.sqrt(np.mean([Z[codes == g].var(axis=0, ddof=1) for g in range(3)], axis=0))
+    else:
+        target, bound, sd = Z[codes == 2].mean(axis=0), 0.1, Z[codes == 2].std(axis=0, ddof=1)
+    gaps = np.stack([(_weighted_means(Z, fit.weights_, codes == g) - target) / sd for g in range(3)])
+    assert_allclose(fit.smd_, gaps, atol=1e-12)
+    # the solver's feasibility tolerance (1e-8) on top of the bound; the bound binds somewhere
+    assert np.abs(gaps).max() <= bound + 1e-8 and np.abs(gaps).max() > bound - 1e-6
