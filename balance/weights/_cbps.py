@@ -313,18 +313,24 @@ def _warn_not_converged(who, n_iter, max_iter, imbalance, tol):
     )
 
 
-def _store_fits(est, fits, who):
+def _store_fits(est, fits, who, levels=None, n_levels=None):
     """Record solver facts and coefficients of one (ATT/ATC) or two (ATE: control, treated) group solves.
 
     ``n_iter_`` is the largest iteration count over the solves (each is capped at ``max_iter``), so that
-    ``n_iter_ == max_iter`` says a solve ran out of iterations."""
+    ``n_iter_ == max_iter`` says a solve ran out of iterations. A multi-category treatment passes the level of each
+    solve (``levels``) and the number of levels: the coefficients get one row per level, zero for the focal level
+    of an ATT (whose weights are exp(0) = 1 times its base)."""
     est.converged_ = all(f.converged for f in fits)
     est.n_iter_ = max(f.n_iter for f in fits)
     est.imbalance_ = max(f.imbalance for f in fits)
     if not est.converged_:
         _warn_not_converged(who, est.n_iter_, est.max_iter, est.imbalance_, est.tol)
     coef = np.array([f.coef for f in fits])
-    if len(fits) == 2:
+    if levels is not None:
+        full = np.zeros((n_levels, coef.shape[1]))
+        full[list(levels)] = coef
+        est.intercept_, est.coef_ = full[:, 0].copy(), full[:, 1:].copy()
+    elif len(fits) == 2:
         est.intercept_, est.coef_ = coef[:, 0].copy(), coef[:, 1:].copy()
     else:
         est.intercept_, est.coef_ = float(coef[0, 0]), coef[0, 1:].copy()

@@ -408,7 +408,7 @@ class PropensityWeights(BaseWeighter):
         """MParts of the multinomial logit: θ = the (K − 1) × (1 + p) coefficients, level by level."""
         design = np.column_stack([np.ones(len(data.a)), data.X])
         codes, sw, focal = data.a, data.sample_weight, data.treatment.focal
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         levels = data.treatment.levels
         indicators = data.treatment.indicators()
         lo, hi = self.clip if self.clip is not None else (0.0, 1.0)
