@@ -18,7 +18,7 @@ from ._validation import ESTIMANDS, check_treatment
 from .diagnostics import balance_table, effective_sample_size
 from .effects import WeightedEffect
 from .effects._outcome import OUTCOME_MODELS
-from .effects._weighted_effect import VCOV_TYPES
+from .effects._vcov import VCOV_TYPES
 from .weights import PropensityWeights
 
 # method name -> (estimator factory, description); later weighting methods register here
