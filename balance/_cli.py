@@ -19,7 +19,7 @@ from .diagnostics import balance_table, effective_sample_size
 from .diagnostics._weights import check_extreme_weights
 from .effects import WeightedEffect
 from .effects._outcome import OUTCOME_MODELS
-from .effects._weighted_effect import VCOV_TYPES
+from .effects._vcov import VCOV_TYPES
 from .weights import PropensityWeights
 
 # method name -> (estimator factory, description); later weighting methods register here

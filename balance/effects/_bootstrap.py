@@ -64,7 +64,7 @@ def _run_chunk(problem, kind, seeds, clusters):
                 values, converged = problem.replicate(kind, draw, replicate_seed(rng))
                 status = "ok" if converged else "nonconverged"
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-                values, status = np.full(3, np.nan), "failed"
+                values, status = np.full(len(problem.labels), np.nan), "failed"
                 errors.append(f"{type(exc).__name__}: {exc}")
         if status == "ok" and any(issubclass(w.category, ConvergenceWarning) for w in caught):
             status = "nonconverged"
