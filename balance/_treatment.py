@@ -213,7 +213,7 @@ def check_treatment(treatment, *, treated=None, treatment_type="auto", n_samples
     arr, t_index = as_1d(treatment, "treatment")
     if n_samples is not None and arr.shape[0] != n_samples:
         raise ValueError(f"treatment has {arr.shape[0]} entries but X has {n_samples} rows.")
-    from ._validation import check_indexes_agree  # here, not at the top: _validation imports this module
+    from ._validation import check_indexes_agree  # _validation imports this module
 
     check_indexes_agree(X=index, treatment=treatment)
     if arr.dtype.kind == "c":

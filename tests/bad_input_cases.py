@@ -158,6 +158,16 @@ def build_cases(n=N):
         Case("1 covariate", X[["x1"]], t, y),
         Case("10,000 covariates", np.column_stack([X.to_numpy(), rng.normal(size=(n, 10_000 - 3))]), t, y),
     ]
+
+    level_in_treated_only = X.assign(b=0.0)
+    level_in_treated_only.loc[np.flatnonzero(t)[:6], "b"] = 1.0  # b = 1 is seen among the treated only
+    near = X.assign(s=t + np.random.default_rng(12).uniform(0, 0.5, n))
+    near.loc[np.flatnonzero(t == 0)[0], "s"] = 1.25  # one control among the treated and one treated among the
+    near.loc[np.flatnonzero(t)[0], "s"] = 0.25  # controls: the logistic MLE exists, with extreme weights
+    cases += [
+        Case("quasi-complete separation", level_in_treated_only, t, y),
+        Case("near separation", near, t, y),
+    ]
     for case in cases:  # the mediator follows the rows, and y's type
         m = z if case.rows is None else z[case.rows]
         case.mediator = pd.Series(m, index=case.index()) if isinstance(case.y, pd.Series) else m
