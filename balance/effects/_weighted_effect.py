@@ -70,8 +70,8 @@ _EXTREME_ADVICE = {
 
 
 def _take(values, rows):
-    """Rows of a DataFrame, Series or ndarray by position."""
-    return values.iloc[rows] if isinstance(values, (pd.DataFrame, pd.Series)) else values[rows]
+    """Rows of a DataFrame, Series, ndarray or list (which "asympt" accepts as well) by position."""
+    return values.iloc[rows] if isinstance(values, (pd.DataFrame, pd.Series)) else np.asarray(values)[rows]
 
 
 @dataclass
