@@ -98,7 +98,8 @@ class PseudoOutcomeLearner(BaseEstimator):
     Notes
     -----
     Intercept-only final model (``DummyRegressor``) with "dr" + "ivw" gives the augmented overlap-weighted (ATO)
-    estimator; U + "r" with a linear final model gives the R-loss coefficients (Fisher 2024).
+    ratio; :meth:`ato` adds to it the correction that makes it orthogonal to the estimated overlap weights. U + "r"
+    with a linear final model gives the R-loss coefficients (Fisher 2024).
 
     Given ``sample_weight``, scikit-learn's ``HistGradientBoostingRegressor`` (1.9) computes its bin edges as
     weighted quantiles, one quantile at a time; on large samples that step can cost more than the boosting itself.
