@@ -159,7 +159,9 @@ class WeightedEffect(BaseEstimator):
     condition_on_covariates : bool, default=False
         For g-computation and AIPW: False (default) includes the sampling variability of the covariates over which
         predictions are averaged (a population effect); True conditions on them, as WeightIt and marginaleffects
-        do (a smaller SE, for the effect in this sample's target population).
+        do (a smaller SE, for the effect in this sample's target population). Refused (ValueError) for the ATO,
+        ATM and ATOS with the sandwich variances: their target population is the weighted sample, whose weights
+        depend on the treatment, and conditioning would drop that variance too.
     n_bootstrap : int, default=999
         Replicates for the bootstraps.
     n_jobs : int, default=None
@@ -269,6 +271,7 @@ class WeightedEffect(BaseEstimator):
         self
         """
         self._check_params()
+        self._check_conditioning()
         n, index = len(X), (X.index if isinstance(X, pd.DataFrame) else None)
         check_indexes_agree(X=index, treatment=treatment, y=y, sample_weight=sample_weight, cluster=cluster)
         y = self._check_outcome(y, n, index)  # before the (possibly slow) weight fit
@@ -337,6 +340,18 @@ class WeightedEffect(BaseEstimator):
         self.vcov_type_ = self.vcov
 
     # -- input checks -----------------------------------------------------------------------------------------
+    def _check_conditioning(self):
+        """Refuse conditioning on covariates where the target population's weights are the analysis weights."""
+        estimand = str(getattr(_final_step(self.weighter), "estimand", "ATE")).upper()
+        if (self.condition_on_covariates and self.outcome_model != "simple" and self.vcov in ("asympt", "HC0")
+                and estimand not in ("ATE", "ATT", "ATC")):
+            raise ValueError(
+                f"condition_on_covariates=True is not available for the {estimand}: its target population is the "
+                "weighted sample itself, whose weights depend on the treatment as well as the covariates, so "
+                "conditioning would also drop the treatment's share of the variance (too small a standard error). "
+                "Use condition_on_covariates=False (the population effect) or a bootstrap variance."
+            )
+
     def _check_outcome(self, y, n, index):
         values = check_outcome(y, n, index=index)
         if self.scale != "difference" and not _is_binary(values):

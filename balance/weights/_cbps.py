@@ -199,21 +199,21 @@ class CBPS(BaseWeighter):
                     "the efficiency weighting of the moment conditions, not the weights' formula.", UserWarning,
                     stacklevel=2,
                 )
-            coef, converged, n_iter, imbalance, flatness = _over_identified(M, a, sw, estimand, coef, self.max_iter,
-                                                                            self.tol)
-            if flatness < _FLAT:
+            coef, problems, n_iter, imbalance, flatness = _over_identified(M, a, sw, estimand, coef, self.max_iter,
+                                                                           self.tol)
+            converged = not problems
+            if problems:  # the Hessian's flatness below says something only at a minimum
+                warnings.warn(
+                    f"CBPS(over=True): the GMM solver did not converge in {n_iter} iterations (max_iter={self.max_iter}): "
+                    f"{problems}; raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=2,
+                )
+            elif flatness < _FLAT:
                 converged = False
                 warnings.warn(
                     f"CBPS(over=True): the GMM objective is flat along some direction at its minimum (Hessian "
                     f"eigenvalue ratio {flatness:.1e}), so the estimate is not unique and the weights depend on the "
                     "solver's path: typically quasi-separation (covariate patterns seen in one group only). Use the "
                     "just-identified CBPS, or fewer or coarser covariates.", ConvergenceWarning, stacklevel=2,
-                )
-            elif not converged:
-                warnings.warn(
-                    f"CBPS(over=True): the GMM solver did not converge in {n_iter} iterations (max_iter={self.max_iter}): "
-                    f"a Newton step would still move the standardised coefficients by {imbalance:.2e} > tol={self.tol}; "
-                    "raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=2,
                 )
         self.intercept_, self.coef_ = float(coef[0]), coef[1:]
         eta = self.intercept_ + M @ self.coef_
@@ -390,8 +390,9 @@ def _over_identified(M, a, sw, estimand, start, max_iter, tol):
     e the propensity score and h the estimand's tilting, the score block is sw e(1 − e) zz', the cross block
     sw h zz' (h = 1, e, 1 − e for ATE, ATT, ATC) and the balance block sw h² / (e(1 − e)) zz'.
     Solved on standardised covariates by a trust-region Newton method with the analytic gradient 2 Gᵀ W ḡ and
-    Hessian. Returns the coefficients, whether the last Newton step was below ``tol``, the iterations, that step,
-    and the ratio of the smallest to the largest Hessian eigenvalue at the solution (near 0: not a unique minimum).
+    Hessian. Returns the coefficients, what kept it from converging ("" when the optimiser finished, every Newton
+    step lowered the objective and the last was below ``tol``), the iterations, the last Newton step, and the ratio
+    of the smallest to the largest Hessian eigenvalue at the solution (near 0: not a unique minimum).
     """
     std = Standardizer.fit(M, np.average(M, axis=0, weights=sw))
     Z = std.design(M)
@@ -449,17 +450,27 @@ def _over_identified(M, a, sw, estimand, start, max_iter, tol):
     # solution at rounding level, so it does not depend on where a looser optimiser happens to stop
     res = minimize(objective, std.to_standard(start), jac=True, hess=hessian, method="trust-exact",
                    options={"maxiter": max_iter, "gtol": tol * 1e-4})
-    # trust-exact stops once the objective's decrease is no longer representable; plain Newton steps then take
-    # the coefficients to rounding level (the step is insensitive to the gradient's rounding noise, which W
-    # amplifies as much as the Hessian), so the answer does not depend on the data's row order.
-    beta = res.x
+    # trust-exact stops once the objective's decrease is no longer representable (its status 2); plain Newton
+    # steps then take the coefficients to rounding level (the step is insensitive to the gradient's rounding noise,
+    # which W amplifies as much as the Hessian), so the answer does not depend on the data's row order. A step
+    # that raises the objective beyond rounding is not taken (the objective is not convex: Newton can head for a
+    # saddle or a maximum from a point the optimiser left unfinished).
+    beta, value, problems = res.x, objective(res.x)[0], []
+    if res.status not in (0, 2):
+        problems.append(f"the optimiser stopped: {str(res.message).rstrip('.')}")
     for _ in range(5):
         step = np.linalg.lstsq(hessian(beta), objective(beta)[1], rcond=None)[0]
-        beta = beta - step
+        trial_value = objective(beta - step)[0]
+        if trial_value > value + 1e-10 * abs(value):
+            problems.append(f"a Newton step would raise the objective from {value:.6g} to {trial_value:.6g} (not "
+                            "taken)")
+            break
+        beta, value = beta - step, trial_value
         if np.max(np.abs(step)) < 1e-13 * max(1.0, np.max(np.abs(beta))):
             break
     step = float(np.max(np.abs(step)))
-    converged = step < tol
+    if step >= tol:
+        problems.append(f"a Newton step would still move the standardised coefficients by {step:.2e} > tol={tol}")
     eigenvalues = np.linalg.eigvalsh(hessian(beta))
     flatness = float(max(eigenvalues[0], 0.0) / eigenvalues[-1]) if eigenvalues[-1] > 0 else 0.0
-    return std.to_original(beta), converged, int(res.nit), step, flatness
+    return std.to_original(beta), "; ".join(problems), int(res.nit), step, flatness
