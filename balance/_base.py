@@ -27,7 +27,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import ClassifierTags
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import ESTIMANDS, CovariateDesign, check_estimand, validate_fit_data
+from ._treatment import ESTIMANDS, ESTIMANDS_BY_TYPE, check_estimand_for, check_treatment_type
+from ._validation import CovariateDesign, check_estimand, validate_fit_data
 from .diagnostics._weights import check_extreme_weights
 
 EXTREME_ADVICE = ("Consider an estimand that needs less overlap (ATO, ATM), trim=, fewer or coarser covariates, and a "
@@ -112,18 +113,44 @@ class BaseWeighter(BaseEstimator):
     array([1., 1., 1., 1.])
     """
 
-    _supported_estimands = ESTIMANDS
+    _supported_estimands = ESTIMANDS  # for a binary treatment
+    _supported_treatment_types = ("binary",)
+    _multi_category_estimands = ESTIMANDS_BY_TYPE["multi-category"]
 
     # -- fitting helpers --------------------------------------------------------------------------------------
+    def _estimands_for(self, kind):
+        """The estimands this weighter supports for a treatment of type ``kind``."""
+        if kind == "binary":
+            return self._supported_estimands
+        if kind == "multi-category":
+            return self._multi_category_estimands
+        return ESTIMANDS_BY_TYPE[kind]
+
     def _validate_data(self, X, treatment, sample_weight=None, *, reset=True):
-        """Check inputs; on ``reset`` learn the covariate design and the treatment levels."""
-        check_estimand(getattr(self, "estimand", "ATE"), self._supported_estimands)
+        """Check inputs; on ``reset`` learn the covariate design, the treatment type and its levels.
+
+        Raises a one-line ValueError when the weighter does not support the treatment's type or the estimand for
+        it.
+        """
+        who = type(self).__name__
+        # an estimand no supported treatment type knows is refused before the data are looked at
+        estimand = self._estimand()
+        treatment_type = check_treatment_type(getattr(self, "treatment_type", "auto"))
         if reset:
             design = CovariateDesign.from_data(X, missing=getattr(self, "missing", "error"))
         else:
             check_is_fitted(self, "design_")
             design = self.design_
-        data = validate_fit_data(design, X, treatment, sample_weight, treated=getattr(self, "treated", None))
+            if treatment_type == "auto":  # prediction: the type learned in fit decides
+                treatment_type = self.treatment_type_
+        data = validate_fit_data(design, X, treatment, sample_weight, treated=getattr(self, "treated", None),
+                                 treatment_type=treatment_type)
+        kind = data.treatment.kind
+        if kind not in self._supported_treatment_types:
+            levels = f" with {data.treatment.n_levels} levels" if data.treatment.is_categorical else ""
+            raise ValueError(f"{who} supports {' and '.join(self._supported_treatment_types)} treatments only; got a "
+                             f"{kind} treatment{levels}.")
+        check_estimand_for(estimand, data.treatment, self._estimands_for(kind), who)
         if reset:
             self.design_ = design
             self.n_features_in_ = len(design.columns)
@@ -132,9 +159,24 @@ class BaseWeighter(BaseEstimator):
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             self.treatment_levels_ = data.treatment.levels
-        elif data.treatment.levels[1] != self.treatment_levels_[1] and getattr(self, "treated", None) is None:
-            raise ValueError(f"treatment levels {data.treatment.levels} differ from those seen in fit.")
+            self.treatment_type_ = kind
+        elif kind != self.treatment_type_:
+            raise ValueError(f"treatment is {kind}; {who} was fitted on a {self.treatment_type_} treatment.")
+        elif kind == "binary":
+            if data.treatment.levels[1] != self.treatment_levels_[1] and getattr(self, "treated", None) is None:
+                raise ValueError(f"treatment levels {data.treatment.levels} differ from those seen in fit.")
+        elif kind == "multi-category" and data.treatment.levels != self.treatment_levels_:
+            raise ValueError(f"treatment levels {list(data.treatment.levels)} differ from those seen in fit "
+                             f"({list(self.treatment_levels_)}).")
         return data
+
+    def _estimand(self):
+        """``estimand`` upper-cased: any case is accepted ("att"), stored as given and normalised where it is used.
+
+        Checked against every estimand of the treatment types the weighter supports; :meth:`_validate_data` then
+        checks it against the fitted treatment's type."""
+        known = [e for k in self._supported_treatment_types for e in self._estimands_for(k)]
+        return check_estimand(getattr(self, "estimand", "ATE"), tuple(dict.fromkeys(known)))
 
     def _wrap(self, values, data):
         """Return per-unit values as a Series on X's index when X was a DataFrame, else an ndarray."""
@@ -181,7 +223,7 @@ class BaseWeighter(BaseEstimator):
         else:
             weights = clone(self).fit(X, treatment, sample_weight=sample_weight).weights_
         table = balance_table(
-            X, treatment, weights, estimand=self.estimand, stats=("smd",), sample_weight=sample_weight,
+            X, treatment, weights, estimand=self._estimand(), stats=("smd",), sample_weight=sample_weight,
             treated=getattr(self, "treated", None), missing=getattr(self, "missing", "error"),
         )
         return -float(np.mean(np.abs(table["smd_adj"].to_numpy())))

@@ -19,7 +19,7 @@ from .diagnostics import balance_table, effective_sample_size
 from .diagnostics._weights import check_extreme_weights
 from .effects import WeightedEffect
 from .effects._outcome import OUTCOME_MODELS
-from .effects._weighted_effect import VCOV_TYPES
+from .effects._vcov import VCOV_TYPES
 from .weights import PropensityWeights
 
 # method name -> (estimator factory, description); later weighting methods register here
@@ -72,6 +72,8 @@ def _load(args):
         frame = pd.read_csv(args.data)
     except FileNotFoundError:
         raise UsageError(f"--data: no such file: {args.data}") from None
+    except (IsADirectoryError, PermissionError) as exc:  # a folder (or an unreadable file) given for the CSV
+        raise UsageError(f"--data: cannot read {args.data} ({exc.strerror}); give the path of a CSV file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UsageError(f"--data: cannot read {args.data} as CSV ({str(exc).splitlines()[0]})") from None
     index = args.index or ("id" if "id" in frame.columns else None)
@@ -136,7 +138,7 @@ def run(args, out=None):
         warnings.simplefilter("always")
         effect.fit(X, t, y, sample_weight=sw)
     weighter = effect.weighter_
-    a = check_treatment(t, treated=treated).a
+    a = check_treatment(t, treated=treated, treatment_type="binary").a
     table = balance_table(X, t, weighter, estimand=args.estimand, treated=treated, sample_weight=sw)
     concentration = check_extreme_weights(np.asarray(weighter.weights_), a, warn=False)  # warned by WeightedEffect
     ess = pd.DataFrame({  # before weighting: Kish's ESS of the sampling weights (WeightIt's "Unweighted")

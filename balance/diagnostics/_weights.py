@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from .._validation import check_treatment, check_weights
+from .._validation import check_indexes_agree, check_treatment, check_weights
 
 GROUPS = ("control", "treated")
 
@@ -24,12 +24,18 @@ GROUPS = ("control", "treated")
 # --------------------------------------------------------------------------------------------------------------
 # weight checks (shared with _balance.py)
 # --------------------------------------------------------------------------------------------------------------
-def resolve_weights(weights):
-    """Return ``(weights, estimand)``: a fitted estimator's ``weights_`` and ``estimand``, or ``(weights, None)``."""
+def resolve_weights(weights, name="weights"):
+    """Return ``(weights, estimand)``: a fitted estimator's ``weights_`` and ``estimand``, or ``(weights, None)``.
+
+    An estimator (or a Pipeline ending in one) that is not fitted raises a TypeError saying so.
+    """
+    given = weights
     if isinstance(weights, Pipeline):  # a pipeline ending in a weighting estimator: read its last step
         weights = weights[-1]
     if hasattr(weights, "weights_"):
         return weights.weights_, getattr(weights, "estimand", None)
+    if hasattr(weights, "fit"):
+        raise TypeError(f"{name} is an unfitted {type(given).__name__}; fit it first, or pass its weights.")
     return weights, None
 
 
@@ -217,9 +223,10 @@ def effective_sample_size(weights, treatment=None, *, treated=None):
 def _weights_by_group(weights, treatment, treated):
     """Validate weights against a treatment: return ``(w, a, labels)`` with ``a`` coded 0/1."""
     weights, _ = resolve_weights(weights)
-    t = check_treatment(treatment, treated=treated)
+    check_indexes_agree(treatment=treatment, weights=weights)
+    t = check_treatment(treatment, treated=treated, treatment_type="binary")
     w_index = weights.index if isinstance(weights, pd.Series) else None
-    w = check_weights(weights, t.a.shape[0], index=t.index)
+    w = check_weights(weights, t.a.shape[0])
     check_groups_weighted(w, t.a)
     return w, t.a, _labels(t.index, w_index, n=t.a.shape[0])
 

@@ -53,6 +53,10 @@ class CBPS(BaseWeighter):
         Also balance all pairwise products of the covariates (model-matrix columns).
     treated : scalar, default=None
         The treated level when the treatment is neither 0/1 nor boolean.
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
+        What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
+        levels: multi-category; float: continuous; integers with more than two values: an error asking for this
+        parameter). See :mod:`balance._treatment`.
     tol : float, default=1e-8
         Convergence tolerance: the largest remaining imbalance of a balance condition, in standard deviations of
         the covariate (the sup-norm of the standardised estimating equations over their total).
@@ -133,13 +137,14 @@ class CBPS(BaseWeighter):
 
     _supported_estimands = ("ATE", "ATT", "ATC", "ATO")
 
-    def __init__(self, estimand="ATE", *, over=False, moments=1, interactions=False, treated=None, tol=1e-8,
-                 max_iter=100, missing="error"):
+    def __init__(self, estimand="ATE", *, over=False, moments=1, interactions=False, treated=None,
+                 treatment_type="auto", tol=1e-8, max_iter=100, missing="error"):
         self.estimand = estimand
         self.over = over
         self.moments = moments
         self.interactions = interactions
         self.treated = treated
+        self.treatment_type = treatment_type
         self.tol = tol
         self.max_iter = max_iter
         self.missing = missing
@@ -163,7 +168,7 @@ class CBPS(BaseWeighter):
         data = self._validate_data(X, treatment, sample_weight)
         M, self.terms_ = _fit_terms(self, data)
         a, sw = data.a, data.sample_weight
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         if estimand == "ATO":
             fit = fit_logistic(M, a, sw, tol=self.tol, max_iter=self.max_iter)
             coef, converged, n_iter, imbalance = fit.coef, fit.converged, fit.n_iter, fit.score_norm
@@ -230,7 +235,7 @@ class CBPS(BaseWeighter):
         """
         data, M = _new_terms(self, X, treatment, sample_weight)
         eta = self.intercept_ + M @ self.coef_
-        weights = odds_weights(eta, data.a, self.estimand.upper()) * data.sample_weight
+        weights = odds_weights(eta, data.a, self._estimand()) * data.sample_weight
         return self._wrap(_finite_prediction(weights, "CBPS"), data)
 
     def predict_proba(self, X):
@@ -242,13 +247,13 @@ class CBPS(BaseWeighter):
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
-        if self.over and self.estimand.upper() != "ATO":
+        if self.over and self._estimand() != "ATO":
             raise NotImplementedError(
                 "the over-identified CBPS is a GMM estimator without an M-estimation form: use an HC0 or bootstrap "
                 "variance (WeightIt refuses vcov = 'asympt' here too)."
             )
         data, M = _new_terms(self, X, treatment, sample_weight)
-        return logit_balance_parts(M, data.a, data.sample_weight, self.estimand.upper(),
+        return logit_balance_parts(M, data.a, data.sample_weight, self._estimand(),
                                    np.concatenate([[self.intercept_], self.coef_]), ("(Intercept)", *self.terms_))
 
 
@@ -308,18 +313,24 @@ def _warn_not_converged(who, n_iter, max_iter, imbalance, tol):
     )
 
 
-def _store_fits(est, fits, who):
+def _store_fits(est, fits, who, levels=None, n_levels=None):
     """Record solver facts and coefficients of one (ATT/ATC) or two (ATE: control, treated) group solves.
 
     ``n_iter_`` is the largest iteration count over the solves (each is capped at ``max_iter``), so that
-    ``n_iter_ == max_iter`` says a solve ran out of iterations."""
+    ``n_iter_ == max_iter`` says a solve ran out of iterations. A multi-category treatment passes the level of each
+    solve (``levels``) and the number of levels: the coefficients get one row per level, zero for the focal level
+    of an ATT (whose weights are exp(0) = 1 times its base)."""
     est.converged_ = all(f.converged for f in fits)
     est.n_iter_ = max(f.n_iter for f in fits)
     est.imbalance_ = max(f.imbalance for f in fits)
     if not est.converged_:
         _warn_not_converged(who, est.n_iter_, est.max_iter, est.imbalance_, est.tol)
     coef = np.array([f.coef for f in fits])
-    if len(fits) == 2:
+    if levels is not None:
+        full = np.zeros((n_levels, coef.shape[1]))
+        full[list(levels)] = coef
+        est.intercept_, est.coef_ = full[:, 0].copy(), full[:, 1:].copy()
+    elif len(fits) == 2:
         est.intercept_, est.coef_ = coef[:, 0].copy(), coef[:, 1:].copy()
     else:
         est.intercept_, est.coef_ = float(coef[0, 0]), coef[0, 1:].copy()
