@@ -311,3 +311,17 @@ def test_cli_prints_the_warning_and_the_largest_share(tmp_path, capsys, ordinary
     assert "Warning: WeightedEffect: extreme weights" in out
     assert re.search(r"control: ESS [\d.]+ of 170 units, largest unit \d+% of the weight", out)
     assert "largest share" in out and "Effective sample size" in out
+
+
+def test_multi_category_weights_are_judged_per_level():
+    # three levels: the groups are the levels, named in ess_ and in the warning (the shared check over codes 0..K-1)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    t = rng.choice(["a", "b", "c"], 300)
+    sw = np.ones(300)
+    sw[np.flatnonzero(t == "b")[0]] = 5000.0
+    with pytest.warns(ExtremeWeightsWarning, match=r"extreme weights of b \(a: ESS [\d.]+ of \d+ units"):
+        pw = PropensityWeights(treatment_type="multi-category").fit(X, t, sample_weight=sw)
+    w = np.asarray(pw.weights_)
+    assert list(pw.ess_.index) == ["a", "b", "c"]
+    assert_allclose(pw.ess_.to_numpy(), [w[t == k].sum() ** 2 / np.sum(w[t == k] ** 2) for k in "abc"], rtol=1e-12)
