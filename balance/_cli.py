@@ -16,7 +16,6 @@ import pandas as pd
 
 from ._validation import ESTIMANDS, check_treatment
 from .diagnostics import balance_table, effective_sample_size
-from .diagnostics._weights import check_extreme_weights
 from .effects import WeightedEffect
 from .effects._outcome import OUTCOME_MODELS
 from .effects._vcov import VCOV_TYPES
@@ -140,11 +139,10 @@ def run(args, out=None):
     weighter = effect.weighter_
     a = check_treatment(t, treated=treated, treatment_type="binary").a
     table = balance_table(X, t, weighter, estimand=args.estimand, treated=treated, sample_weight=sw)
-    concentration = check_extreme_weights(np.asarray(weighter.weights_), a, warn=False)  # warned by WeightedEffect
     ess = pd.DataFrame({  # before weighting: Kish's ESS of the sampling weights (WeightIt's "Unweighted")
         "before": effective_sample_size(np.ones(len(a)) if sw is None else sw.to_numpy(), a),
-        "after": concentration.ess,
-        "largest share": concentration.max_share,
+        "after": weighter.ess_,
+        "largest share": weighter.max_weight_share_,
     })
 
     levels = weighter.treatment_levels_

@@ -98,6 +98,16 @@ class WeightConcentration:
                          f"{100 * self.max_share[g]:.0f}% of the weight" for g in self.ess.index)
 
 
+def weight_groups(treatment):
+    """``(codes, labels)`` over which :func:`check_extreme_weights` judges a validated treatment's weights: the
+    two groups of a binary treatment (``control``, ``treated``), the levels of a multi-category one, and the whole
+    sample (``all``) for a continuous one."""
+    if treatment.kind == "continuous":
+        return np.zeros(len(treatment.codes), dtype=int), ["all"]
+    labels = list(GROUPS) if treatment.kind == "binary" else [str(level) for level in treatment.levels]
+    return treatment.codes, labels
+
+
 def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", warn=True, stacklevel=3):
     """Measure how concentrated each group's weights are and warn (:class:`ExtremeWeightsWarning`) if extreme.
 

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._validation import (CovariateDesign, as_1d, check_indexes_agree, check_outcome, check_sample_weight,
                            check_treatment)
 from ..diagnostics import effective_sample_size
-from ..diagnostics._weights import ExtremeWeightsWarning, check_extreme_weights
+from ..diagnostics._weights import ExtremeWeightsWarning, check_extreme_weights, weight_groups
 from ._contrasts import Contrasts
 from ._outcome import OUTCOME_MODELS, outcome_equations
 from ._results import SCALE_LABELS, EffectResults
@@ -279,8 +279,8 @@ class WeightedEffect(BaseEstimator):
         self.weighter_, weights = _fit_weighter_reporting(self.weighter, X, treatment, sample_weight)
         final = _final_step(self.weighter_)
         t = self._check_treatment(final, treatment, n, index)
-        extreme = check_extreme_weights(weights, t.a, who="WeightedEffect", advice=_EXTREME_ADVICE[self.vcov],
-                                        stacklevel=3)
+        extreme = check_extreme_weights(weights, *weight_groups(t), who="WeightedEffect",
+                                        advice=_EXTREME_ADVICE[self.vcov], stacklevel=3)
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=index)
         family = self.family if self.family != "auto" else ("binomial" if _is_binary(y) else "gaussian")
         if family == "binomial" and self.outcome_model != "simple" and np.ptp(y) == 0:
