@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._stats import normalise, reliability_var, scale_columns
 from .._validation import CovariateDesign, as_1d, check_estimand, check_sample_weight, check_treatment, check_weights
-from ._weights import check_groups_weighted, resolve_weights
+from ._weights import check_groups_weighted, inherit, resolve_weights
 
 STATS = ("smd", "vratio", "ks")
 SD_DENOMS = ("treated", "control", "pooled", "all")
@@ -68,11 +69,17 @@ def _check_distance(distance, n_samples, index):
 # --------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Columns:
-    """The table's rows as matrix columns (binary ones coded 0/1), each sorted once for binary detection and KS."""
+    """The table's rows as matrix columns (binary ones coded 0/1), each sorted once for binary detection and KS.
 
-    values: np.ndarray  # (n_samples, n_rows)
+    ``values`` holds every column divided by ``scale``, a power of two near its largest absolute value (1 for a
+    binary column): an exact division after which no square can overflow or underflow, and which changes no
+    scale-free statistic by a single bit.
+    """
+
+    values: np.ndarray  # (n_samples, n_rows), scaled
     order: np.ndarray  # (n_samples, n_rows): argsort of each column
     binary: np.ndarray  # (n_rows,) bool
+    scale: np.ndarray  # (n_rows,)
 
 
 def _build_columns(dist, covariates, level_flags):
@@ -91,9 +98,9 @@ def _build_columns(dist, covariates, level_flags):
     is_covariate = np.arange(raw.shape[1]) >= dist.shape[1]
     two_valued = is_covariate & (n_distinct == 2)
     reference = np.where((raw == 0).any(axis=0), 0.0, ordered[0])
-    values = np.where(two_valued, (raw != reference).astype(np.float64), raw)
+    values, scale = scale_columns(np.where(two_valued, (raw != reference).astype(np.float64), raw))
     binary = two_valued | np.concatenate([np.zeros(dist.shape[1], dtype=bool), level_flags])
-    return _Columns(values=values, order=order, binary=binary)
+    return _Columns(values=np.asfortranarray(values), order=order, binary=binary, scale=scale)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -102,18 +109,18 @@ def _build_columns(dist, covariates, level_flags):
 def _moments(matrix, w, binary):
     """Weighted mean and variance of every column over the units with ``w > 0``.
 
-    Continuous columns: n − 1 ("reliability weights") variance sum(v (x − m)^2) / (1 − sum(v^2)) with
-    v = w / sum(w); binary columns: p (1 − p). A column that is constant within the units gets its exact value
-    as mean and a variance of exactly 0, so that rounding in the weighted sums cannot turn 0/0 into a number.
+    Continuous columns: cobalt's n − 1 ("reliability weights") variance (:func:`balance._stats.reliability_var`),
+    NaN when one unit carries all the weight; binary columns: p (1 − p). A column that is constant within two or
+    more units gets its exact value as mean and a variance of exactly 0, so that rounding in the weighted sums
+    cannot turn 0/0 into a number.
     """
     pos = w > 0
-    rows, v = matrix[pos], w[pos] / w[pos].sum()
+    rows = matrix[pos]
     constant = rows.min(axis=0) == rows.max(axis=0)
-    mean = np.where(constant, rows[0], v @ rows)
-    correction = 1.0 - v @ v  # 0 when one unit carries all the weight: the variance is then undefined
-    spread = v @ (rows - mean) ** 2 / correction if correction > 0 else np.full(mean.shape, np.nan)
-    var = np.where(binary, mean * (1.0 - mean), spread)
-    return mean, np.where(constant, 0.0, var)
+    mean = np.where(constant, rows[0], normalise(w[pos]) @ rows)
+    spread = reliability_var(rows, w[pos])
+    spread = np.where(constant & ~np.isnan(spread), 0.0, spread)
+    return mean, np.where(binary, mean * (1.0 - mean), spread)
 
 
 def _ks_column(x, order, signed_w):
@@ -128,7 +135,9 @@ def _ks_column(x, order, signed_w):
 
 
 def _ks(cols, a, w, diff):
-    signed = np.where(a == 1, w / w[a == 1].sum(), -w / w[a == 0].sum())
+    signed = np.zeros(len(w))
+    signed[a == 1] = normalise(w[a == 1])
+    signed[a == 0] = -normalise(w[a == 0])
     ks = np.abs(diff)  # for a binary column the KS statistic is the difference in proportions
     for j in np.flatnonzero(~cols.binary):
         ks[j] = _ks_column(cols.values[:, j], cols.order[:, j], signed)
@@ -145,11 +154,12 @@ def _sd_denominator(sd_denom, var_t, var_c, var_all):
     return np.sqrt(var_all)
 
 
-def _smd(diff, sd, standardise):
-    """Divide by ``sd`` where asked; a zero SD gives 0 for a zero difference and ±inf otherwise."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+def _smd(diff, sd, standardise, scale):
+    """Divide by ``sd`` where asked, else undo the column scaling; a zero SD gives 0 for a zero difference and
+    ±inf otherwise."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scaled = np.where(diff == 0, 0.0, diff / sd)
-    return np.where(standardise, scaled, diff)
+        return np.where(standardise, scaled, diff * scale)
 
 
 def _stats(cols, a, w, stats, sd, standardise):
@@ -159,13 +169,46 @@ def _stats(cols, a, w, stats, sd, standardise):
     diff = m_t - m_c
     out = {}
     if "smd" in stats:
-        out["smd"] = _smd(diff, sd, standardise)
+        out["smd"] = _smd(diff, sd, standardise, cols.scale)
     if "vratio" in stats:
         with np.errstate(divide="ignore", invalid="ignore"):
             out["vratio"] = np.where(cols.binary, np.nan, v_t / v_c)
     if "ks" in stats:
         out["ks"] = _ks(cols, a, w, diff)
     return out
+
+
+def _block(dist, covariates, level_flags, a, runs, options):
+    """Binary flags and statistics (``{column name: values}``) of one block of rows computed over the same units.
+
+    The SD comes from the unweighted sample (sample weights only, ``runs["un"]``), for both the unadjusted and
+    adjusted SMD.
+    """
+    stats, sd_denom, binary, continuous = options
+    cols = _build_columns(dist, covariates, level_flags)
+    standardise = np.where(cols.binary, binary == "std", continuous == "std")
+    sw = runs["un"]
+    _, var_t = _moments(cols.values[a == 1], sw[a == 1], cols.binary)
+    _, var_c = _moments(cols.values[a == 0], sw[a == 0], cols.binary)
+    _, var_all = _moments(cols.values, sw, cols.binary)
+    sd = _sd_denominator(sd_denom, var_t, var_c, var_all)
+    values = {}
+    for suffix, run_w in runs.items():
+        for stat, column in _stats(cols, a, run_w, stats, sd, standardise).items():
+            values[f"{stat}_{suffix}"] = column
+    return cols.binary, values
+
+
+def _observed_block(column, level_flag, a, runs, options):
+    """:func:`_block` for one covariate with missing values, over the units where it is observed (cobalt).
+
+    NaN statistics when a group has no observed unit of positive weight (returned flag False)."""
+    seen = ~np.isnan(column)
+    runs = {suffix: w[seen] for suffix, w in runs.items()}
+    if not all(np.any(w[a[seen] == arm] > 0) for w in runs.values() for arm in (0, 1)):
+        binary = bool(level_flag[0]) or np.unique(column[seen]).size == 2
+        return np.array([binary]), None
+    return _block(np.empty((int(seen.sum()), 0)), column[seen, None], level_flag, a[seen], runs, options)
 
 
 def _warn_infinite(table):
@@ -209,12 +252,13 @@ def balance_table(
         Binary treatment: 0/1, boolean, or two levels with ``treated`` given. A Series must carry X's index.
     weights : array-like of shape (n_samples,) or fitted weighting estimator, default=None
         Analysis weights (non-negative), **sampling weights included**, as every estimator's ``weights_`` of this
-        package (so they equal cobalt's ``weights * s.weights``). Any object with a ``weights_`` attribute (a
-        fitted weighting estimator) is replaced by its ``weights_``, and its ``estimand`` attribute is used when
-        ``estimand`` is None. A Series must carry X's index. ``None`` gives the unadjusted columns only.
+        package (so they equal cobalt's ``weights * s.weights``). A fitted weighting estimator (or a Pipeline
+        ending in one) is replaced by its ``weights_``, and its settings are used: its estimand, its treated
+        level (``treatment_levels_``) and its ``missing`` rule; an explicit argument that conflicts with one of
+        them is an error. A Series must carry X's index. ``None`` gives the unadjusted columns only.
     estimand : {"ATE", "ATT", "ATC", "ATO", "ATM", "ATOS"}, default=None
         Selects the default ``sd_denom``. ``None`` means the fitted estimator's ``estimand`` if ``weights`` has
-        one, else ``"ATE"``. An explicit value always wins.
+        one, else ``"ATE"``; a different explicit value is an error (it would change the SD behind the weights).
     stats : str or sequence of {"smd", "vratio", "ks"}, default=("smd", "vratio", "ks")
         Statistics to report; columns always come in the order smd, vratio, ks.
     binary : {"raw", "std"}, default="raw"
@@ -234,12 +278,14 @@ def balance_table(
         Distance measures shown first, of type ``"Distance"`` (an array-like is named ``"prop.score"``). They are
         summarised like continuous covariates but are not covariates.
     treated : scalar, default=None
-        The treated level, when ``treatment`` is not 0/1 or boolean.
+        The treated level, when ``treatment`` is not 0/1 or boolean. None: the fitted estimator's treated level
+        when ``weights`` is one; a different explicit level is an error.
     missing : {"error", "indicator"}, default=None
         Missing covariate values: ``"error"`` raises; ``"indicator"`` adds a binary row ``<column>:<NA>`` per
-        column with missing values (cobalt's ``var:<NA>`` rows) and summarises the observed values after median
-        filling, as the weighting estimators model them. None: the fitted estimator's ``missing`` when ``weights``
-        is one, else ``"error"``.
+        column with missing values (cobalt's ``var:<NA>`` rows, the proportion missing) and summarises every
+        covariate over the units where it is observed (cobalt's ``na.rm = TRUE``; a categorical column's level
+        shares are shares of those units). None: the fitted estimator's ``missing`` when ``weights`` is one, else
+        ``"error"``; a different explicit rule is an error.
 
     Returns
     -------
@@ -253,13 +299,17 @@ def balance_table(
     ------
     ValueError
         If ``weights`` has missing, infinite or negative values, the wrong length or a misaligned index; if
-        ``weights`` or ``sample_weight`` is zero for every unit of a group; for an unknown option; and for
-        the problems :func:`balance._validation.check_treatment` and ``check_sample_weight`` report.
+        ``weights`` or ``sample_weight`` is zero for every unit of a group; for an unknown option; when
+        ``estimand``, ``treated`` or ``missing`` conflicts with the fitted estimator's; and for the problems
+        :func:`balance._validation.check_treatment` and ``check_sample_weight`` report.
+    TypeError
+        If ``weights`` is an estimator that has not been fitted.
 
     Warns
     -----
     RuntimeWarning
-        When a covariate's SD is zero but its groups differ, so that its SMD is ±inf.
+        When a covariate's SD is zero but its groups differ, so that its SMD is ±inf; when a covariate is
+        missing for every unit of positive weight in a group (its statistics are then NaN).
 
     Notes
     -----
@@ -293,7 +343,18 @@ def balance_table(
     Degenerate cases, never silent: a column constant within the units that define the SD has SD 0; its SMD is
     0 when the group means are equal (a constant covariate always gives 0, with the row kept) and ±inf with a
     RuntimeWarning otherwise. A variance ratio with a zero control variance is inf (NaN when both are 0); a
-    group where one unit carries all the weight has an undefined (NaN) continuous variance.
+    group where one unit carries all the weight has an undefined (NaN) continuous variance, hence a NaN
+    variance ratio.
+
+    **Missing values** (``missing="indicator"``): each statistic of a covariate uses the units where it is
+    observed, with their weights (each group's weights renormalised over them), its SD as well; this is cobalt's
+    ``na.rm = TRUE``. One difference: cobalt 4.6.1's KS statistic of a continuous covariate with missing values
+    pairs the remaining values with the weights of the wrong units (``col_w_ks`` drops the NAs from the values but
+    not from the weights), so its KS for such rows is not reproduced; here it is the KS of the observed values.
+
+    **Floating point.** Every column is divided by a power of two near its largest absolute value before anything
+    is squared (an exact operation), so covariates of magnitude 1e160 or 1e-200 give the same SMDs, variance
+    ratios and KS statistics as covariates near 1, and ordinary columns the same bits as without it.
 
     References
     ----------
@@ -321,47 +382,58 @@ def balance_table(
     stats = _check_stats(stats)
     _check_choice(binary, ("raw", "std"), "binary")
     _check_choice(continuous, ("raw", "std"), "continuous")
-    weights_arg = weights
-    weights, fitted_estimand = resolve_weights(weights)
-    estimand = check_estimand(estimand if estimand is not None else (fitted_estimand or "ATE"))
+    fitted = resolve_weights(weights)
+    estimand = inherit("estimand", None if estimand is None else check_estimand(estimand), fitted.estimand)
+    estimand = check_estimand(estimand or "ATE")
     if sd_denom is None:
         sd_denom = _DEFAULT_SD_DENOM.get(estimand, "pooled")
     _check_choice(sd_denom, SD_DENOMS, "sd_denom")
 
-    if missing is None:
-        missing = getattr(weights_arg, "missing", "error")
-    design = CovariateDesign.from_data(X, missing=missing)
-    covariates, cov_names = design.transform(X, drop_first=False)
+    design = CovariateDesign.from_data(X, missing=inherit("missing", missing, fitted.missing) or "error")
+    covariates, cov_names = design.transform(X, drop_first=False, impute=False)
     n = covariates.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None
-    t = check_treatment(treatment, treated=treated, n_samples=n, index=index)
+    t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated), n_samples=n, index=index)
     a = t.a
     sw = check_sample_weight(sample_weight, n, index=index)
     check_groups_weighted(sw, a, "sample_weight")
+    runs = {"un": sw}
+    if fitted.weights is not None:
+        runs["adj"] = check_weights(fitted.weights, n, index=t.index)
+        check_groups_weighted(runs["adj"], a)
 
     dist, dist_names = _check_distance(distance, n, t.index)
     names = dist_names + cov_names
     if len(set(names)) != len(names):
         raise ValueError(f"distance names {dist_names} clash with the covariate names {cov_names}; rename them.")
-    cols = _build_columns(dist, covariates, design.indicator_flags(drop_first=False))
-    types = ["Distance"] * len(dist_names) + ["Binary" if b else "Contin." for b in cols.binary[len(dist_names):]]
-    standardise = np.where(cols.binary, binary == "std", continuous == "std")
+    options = (stats, sd_denom, binary, continuous)
+    flags = design.indicator_flags(drop_first=False)
+    incomplete = np.isnan(covariates).any(axis=0)
+    complete = np.flatnonzero(~incomplete)
+    binary_rows, values = _block(dist, covariates[:, complete], flags[complete], a, runs, options)
+    positions = np.r_[np.arange(len(dist_names)), len(dist_names) + complete]
+    columns = {key: np.full(len(names), np.nan) for key in values}
+    is_binary = np.zeros(len(names), dtype=bool)
+    is_binary[positions] = binary_rows
+    for key, column in values.items():
+        columns[key][positions] = column
+    unsummarised = []
+    for j in np.flatnonzero(incomplete):  # statistics over the observed values only, as cobalt's na.rm = TRUE
+        row = len(dist_names) + j
+        binary_row, block = _observed_block(covariates[:, j], flags[j:j + 1], a, runs, options)
+        is_binary[row] = binary_row[0]
+        if block is None:
+            unsummarised.append(names[row])
+            continue
+        for key, column in block.items():
+            columns[key][row] = column[0]
+    if unsummarised:
+        warnings.warn(f"covariate(s) {unsummarised} are missing for every unit of positive weight in a treatment "
+                      "group, so their statistics are NaN; their <NA> rows show the missingness.", RuntimeWarning,
+                      stacklevel=2)
 
-    # the SD comes from the unweighted sample (sample weights only), for both the unadjusted and adjusted SMD
-    _, var_t = _moments(cols.values[a == 1], sw[a == 1], cols.binary)
-    _, var_c = _moments(cols.values[a == 0], sw[a == 0], cols.binary)
-    _, var_all = _moments(cols.values, sw, cols.binary)
-    sd = _sd_denominator(sd_denom, var_t, var_c, var_all)
-
-    table = pd.DataFrame({"type": types}, index=pd.Index(names))
-    runs = {"un": sw}
-    if weights is not None:
-        w = check_weights(weights, n, index=t.index)
-        check_groups_weighted(w, a)
-        runs["adj"] = w
-    for suffix, run_w in runs.items():
-        for stat, values in _stats(cols, a, run_w, stats, sd, standardise).items():
-            table[f"{stat}_{suffix}"] = values
+    types = ["Distance"] * len(dist_names) + ["Binary" if b else "Contin." for b in is_binary[len(dist_names):]]
+    table = pd.DataFrame({"type": types, **columns}, index=pd.Index(names))
     if "smd" in stats:
         _warn_infinite(table)
     return table

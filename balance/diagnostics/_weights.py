@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from .._stats import kish_ess, pow2_scale
 from .._validation import check_treatment, check_weights
 
 GROUPS = ("control", "treated")
@@ -23,13 +24,44 @@ GROUPS = ("control", "treated")
 # --------------------------------------------------------------------------------------------------------------
 # weight checks (shared with _balance.py)
 # --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resolved:
+    """What :func:`resolve_weights` found: the weights and the settings of the weighter that made them (None:
+    not known, the weights were given as numbers)."""
+
+    weights: object
+    estimand: str | None = None
+    treated: object = None  # the fitted treated level (the second of treatment_levels_)
+    missing: str | None = None
+
+
 def resolve_weights(weights):
-    """Return ``(weights, estimand)``: a fitted estimator's ``weights_`` and ``estimand``, or ``(weights, None)``."""
+    """Return a :class:`Resolved`: a fitted weighter's ``weights_`` with its estimand, treated level and missing
+    rule, or the weights given.
+
+    A Pipeline is read through its last step. An estimator that has not been fitted raises a TypeError.
+    """
     if isinstance(weights, Pipeline):  # a pipeline ending in a weighting estimator: read its last step
         weights = weights[-1]
     if hasattr(weights, "weights_"):
-        return weights.weights_, getattr(weights, "estimand", None)
-    return weights, None
+        levels = getattr(weights, "treatment_levels_", None)
+        treated = levels[-1] if levels is not None else getattr(weights, "treated", None)
+        estimand = getattr(weights, "estimand", None)
+        return Resolved(weights.weights_, None if estimand is None else str(estimand).upper(), treated,
+                        getattr(weights, "missing", None))
+    if hasattr(weights, "fit"):
+        raise TypeError(f"weights is an unfitted {type(weights).__name__}; fit it first, or pass its weights_.")
+    return Resolved(weights)
+
+
+def inherit(name, explicit, fitted):
+    """The setting to use: the explicit argument, else the fitted weighter's; an error when they differ."""
+    if explicit is None:
+        return fitted
+    if fitted is not None and not (explicit is fitted or bool(np.all(explicit == fitted))):
+        raise ValueError(f"{name}={explicit!r} conflicts with the fitted weighter's {name} ({fitted!r}); drop "
+                         f"{name}= to use the weighter's, or refit the weighter with {name}={explicit!r}.")
+    return explicit
 
 
 def check_groups_weighted(w, a, name="weights"):
@@ -50,10 +82,6 @@ def _labels(*series_indexes, n):
 # --------------------------------------------------------------------------------------------------------------
 # effective sample size
 # --------------------------------------------------------------------------------------------------------------
-def _kish(w):
-    return float(w.sum() ** 2 / np.sum(w**2))
-
-
 def effective_sample_size(weights, treatment=None, *, treated=None):
     """Kish's effective sample size of a weight vector, per treatment group.
 
@@ -61,13 +89,14 @@ def effective_sample_size(weights, treatment=None, *, treated=None):
     ----------
     weights : array-like of shape (n_samples,) or fitted weighting estimator
         Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``; WeightIt's
-        ``ESS()`` of ``weights * s.weights``). An object with a ``weights_`` attribute (a fitted weighting
-        estimator) is replaced by its ``weights_``.
+        ``ESS()`` of ``weights * s.weights``). A fitted weighting estimator (or a Pipeline ending in one) is
+        replaced by its ``weights_``, and its treated level is used.
     treatment : array-like of shape (n_samples,), default=None
         Binary treatment, coded as in :func:`balance._validation.check_treatment` (0/1, boolean, or any two levels
         with ``treated`` given). ``None`` pools all units.
     treated : scalar, default=None
-        The treated level, when ``treatment`` is not 0/1 or boolean.
+        The treated level, when ``treatment`` is not 0/1 or boolean. None: the fitted estimator's treated level
+        when ``weights`` is one; a different explicit level is an error.
 
     Returns
     -------
@@ -78,7 +107,9 @@ def effective_sample_size(weights, treatment=None, *, treated=None):
     ------
     ValueError
         If ``weights`` has missing, infinite or negative values, the wrong length, an index that differs from
-        ``treatment``'s, or is zero for a whole group.
+        ``treatment``'s, or is zero for a whole group; if ``treated`` conflicts with the fitted estimator's.
+    TypeError
+        If ``weights`` is an estimator that has not been fitted.
 
     Notes
     -----
@@ -105,18 +136,19 @@ def effective_sample_size(weights, treatment=None, *, treated=None):
     3.6
     """
     if treatment is None:
-        w = check_weights(resolve_weights(weights)[0])
+        w = check_weights(resolve_weights(weights).weights)
         if not np.any(w > 0):
             raise ValueError("weights is zero for every unit.")
-        return _kish(w)
+        return kish_ess(w)
     w, a, _ = _weights_by_group(weights, treatment, treated)
-    return pd.Series([_kish(w[a == 0]), _kish(w[a == 1])], index=list(GROUPS))
+    return pd.Series([kish_ess(w[a == 0]), kish_ess(w[a == 1])], index=list(GROUPS))
 
 
 def _weights_by_group(weights, treatment, treated):
     """Validate weights against a treatment: return ``(w, a, labels)`` with ``a`` coded 0/1."""
-    weights, _ = resolve_weights(weights)
-    t = check_treatment(treatment, treated=treated)
+    fitted = resolve_weights(weights)
+    weights = fitted.weights
+    t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated))
     w_index = weights.index if isinstance(weights, pd.Series) else None
     w = check_weights(weights, t.a.shape[0], index=t.index)
     check_groups_weighted(w, t.a)
@@ -161,20 +193,21 @@ class WeightSummary:
 
 
 def _group_stats(w):
-    mean = w.mean()
-    positive = w[w > 0]
+    ws = w / pow2_scale(w, axis=None)  # an exact rescaling: the scale-free statistics cannot overflow
+    mean, mean_s = w.mean(), ws.mean()
+    positive = ws[ws > 0]
     scaled = positive / positive.mean()
     return {
         "n": float(w.size),
-        "min": positive.min(),
-        "max": positive.max(),
+        "min": w[w > 0].min(),
+        "max": w.max(),
         "sum": w.sum(),
         "mean": mean,
-        "cv": w.std(ddof=1) / mean if w.size > 1 else np.nan,
-        "scaled_mad": np.mean(np.abs(w - mean)) / mean,
+        "cv": ws.std(ddof=1) / mean_s if w.size > 1 else np.nan,
+        "scaled_mad": np.mean(np.abs(ws - mean_s)) / mean_s,
         "neg_entropy": np.mean(scaled * np.log(scaled)),
         "n_zeros": float(np.sum(w == 0)),
-        "ess": _kish(w),
+        "ess": kish_ess(w),
     }
 
 
@@ -185,13 +218,14 @@ def weight_summary(weights, treatment, *, treated=None, n_top=5):
     ----------
     weights : array-like of shape (n_samples,) or fitted weighting estimator
         Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``, and as
-        WeightIt summarises ``weights * s.weights``), or an object with a ``weights_`` attribute. A Series gives
-        the row labels of the largest weights.
+        WeightIt summarises ``weights * s.weights``), or a fitted weighting estimator (its ``weights_`` and its
+        treated level are used). A Series gives the row labels of the largest weights.
     treatment : array-like of shape (n_samples,)
         Binary treatment (0/1, boolean, or two levels with ``treated`` given). A Series must carry the same index
         as a Series ``weights``.
     treated : scalar, default=None
-        The treated level, when ``treatment`` is not 0/1 or boolean.
+        The treated level, when ``treatment`` is not 0/1 or boolean. None: the fitted estimator's treated level
+        when ``weights`` is one; a different explicit level is an error.
     n_top : int, default=5
         How many of the largest weights to list per group.
 
@@ -224,8 +258,9 @@ def weight_summary(weights, treatment, *, treated=None, n_top=5):
       :math:`\\frac{1}{m}\\sum_i v_i \\log v_i`; 0 for equal weights, larger for more uneven weights;
     - ``ess``: Kish's effective sample size :math:`(\\sum w)^2 / \\sum w^2`.
 
-    ``cv``, ``scaled_mad``, ``neg_entropy`` and ``ess`` do not depend on the scale of a group's weights; ``min``,
-    ``max``, ``sum`` and ``mean`` do.
+    ``cv``, ``scaled_mad``, ``neg_entropy`` and ``ess`` do not depend on the scale of a group's weights (they are
+    computed on the weights divided by a power of two near their maximum, so weights of 1e200 or 1e-200 give the
+    same values as weights near 1); ``min``, ``max``, ``sum`` and ``mean`` do.
 
     References
     ----------

@@ -41,6 +41,9 @@ class EffectResults:
         Bootstrap replicates (effect on the log scale for ratios), NaN rows for failed replicates.
     notes : tuple of str
         Statements printed under the table.
+    std_err : Series or None
+        Standard errors when computed apart from ``vcov`` (an outcome of magnitude 1e200 has variances beyond the
+        floating-point range, inf in ``vcov``, but finite SEs); None: the square roots of ``vcov``'s diagonal.
 
     Examples
     --------
@@ -67,6 +70,7 @@ class EffectResults:
     accounts_for_weight_estimation: bool
     draws: pd.DataFrame | None = None
     notes: tuple = field(default_factory=tuple)
+    std_err: pd.Series | None = None
 
     # -- derived quantities -----------------------------------------------------------------------------------
     @property
@@ -88,6 +92,8 @@ class EffectResults:
     @property
     def se(self):
         """Standard errors (of the log ratio for ratio scales)."""
+        if self.std_err is not None:
+            return self.std_err
         return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index, name="std_err")
 
     @property

@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from .._stats import pow2_scale
 from .._validation import CovariateDesign, as_1d, check_outcome, check_sample_weight, check_treatment
 from ..diagnostics import effective_sample_size
 from ._bootstrap import run_bootstrap
@@ -251,23 +252,32 @@ class WeightedEffect(BaseEstimator):
             covariates = design.transform(X, drop_first=True)[0]
         estimand = str(getattr(final, "estimand", "ATE")).upper()
         labels = [estimand if self.scale == "difference" else f"{estimand} ({SCALE_LABELS[self.scale]})", "mu1", "mu0"]
+        # y in units of a power of two near its largest |value| (an exact division): the sandwich's products of
+        # scores cannot overflow or underflow; estimates, SEs and replicates are multiplied back below
+        y_unit = pow2_scale(y, axis=None)
         problem = _EffectProblem(
-            weighter=self.weighter, X=X, treatment=np.asarray(as_1d(treatment, "treatment")[0]), y=y,
+            weighter=self.weighter, X=X, treatment=np.asarray(as_1d(treatment, "treatment")[0]), y=y / y_unit,
             sample_weight=sw, covariates=covariates, a=t.a, model=self.outcome_model, estimand=estimand,
             family=family, scale=self.scale, labels=labels,
         )
         eq = problem.equations(weights, sw)
         values, grad = problem.contrast(eq.mu)
         vcov, config, draws, notes = self._variance(problem, eq, grad, X, treatment, sample_weight, clusters)
-        natural = values.copy()
+        # back to y's units (a log ratio has none); a variance beyond the float range is inf, its SE is not
+        unit = np.array([y_unit if self.scale == "difference" else 1.0, y_unit, y_unit])
+        std_err = np.sqrt(np.diag(vcov)) * unit
+        with np.errstate(over="ignore", under="ignore"):
+            vcov = vcov * unit[:, None] * unit[None, :]
+        natural = values * unit
         if self.scale != "difference":
             natural[0] = np.exp(values[0])
         self.result_ = EffectResults(
             estimand=estimand, scale=self.scale, estimate=pd.Series(natural, index=labels, name="estimate"),
             vcov=pd.DataFrame(vcov, index=labels, columns=labels), vcov_type=self.vcov, vcov_config=config,
             n_obs=n, ess=effective_sample_size(weights, t.a), outcome_model=self.outcome_model,
-            method=type(final).__name__, accounts_for_weight_estimation=self.vcov != "HC0", draws=draws,
-            notes=tuple(notes),
+            method=type(final).__name__, accounts_for_weight_estimation=self.vcov != "HC0",
+            draws=None if draws is None else draws * unit, notes=tuple(notes),
+            std_err=pd.Series(std_err, index=labels, name="std_err"),
         )
         summary = self.result_.summary()
         self.estimate_ = float(natural[0])
@@ -345,6 +355,7 @@ class WeightedEffect(BaseEstimator):
             raise ValueError(f"vcov='asympt' needs solved estimating equations, but {type(final).__name__} did not "
                              "converge; fix the weights' convergence or use vcov='bootstrap'.")
         reason = f"{type(final).__name__} provides no estimating equations"
+        _check_magnitudes(final, Xt)
         if hasattr(final, "_m_parts"):
             try:
                 return final._m_parts(Xt, treatment, sample_weight)
@@ -363,6 +374,21 @@ class WeightedEffect(BaseEstimator):
         """A tidy DataFrame: estimate, std_err, statistic, p_value, ci_lower, ci_upper per quantity."""
         check_is_fitted(self, "result_")
         return self.result_.summary(alpha)
+
+
+def _check_magnitudes(weighter, X):
+    """Refuse M-estimation when a covariate's square leaves the float range (magnitudes beyond 1e±150): the weight
+    model's derivatives hold such squares, and an underflow to 0 gives a finite but wrong standard error."""
+    design = getattr(weighter, "design_", None)
+    if design is None:
+        return
+    matrix, names = design.transform(X, drop_first=True)
+    top = np.abs(matrix).max(axis=0) if matrix.shape[0] else np.zeros(len(names))
+    extreme = (top > 1e150) | ((top > 0) & (top < 1e-150))
+    if extreme.any():
+        raise ValueError(f"vcov='asympt' cannot be computed: covariate(s) {[n for n, e in zip(names, extreme) if e]} "
+                         "have magnitudes beyond 1e150 or below 1e-150, whose squares in the weight model's "
+                         "derivatives leave the floating-point range; rescale them, or use vcov='bootstrap' or 'fwb'.")
 
 
 def _is_binary(y):

@@ -46,7 +46,8 @@ def group_label(t, arm):
 
 
 def fitted_weights(weights, name="weights"):
-    """A fitted estimator's ``weights_`` (and ``estimand``), or the weights given; an unfitted estimator raises."""
+    """The :class:`balance.diagnostics._weights.Resolved` weights (a fitted estimator's ``weights_`` and settings,
+    or the weights given); an unfitted estimator raises."""
     if hasattr(weights, "fit") and not hasattr(weights, "weights_"):
         raise TypeError(f"{name} is an unfitted {type(weights).__name__}; fit it first, or pass its weights.")
     return resolve_weights(weights)
@@ -59,7 +60,7 @@ def treatment_and_weights(treatment, weights, n_samples, *, treated=None, index=
     every group has some positive weight.
     """
     t = check_treatment(treatment, treated=treated, n_samples=n_samples, index=index)
-    weights, _ = fitted_weights(weights)
+    weights = fitted_weights(weights).weights
     if weights is None:
         return t, np.ones(n_samples)
     w = check_weights(weights, n_samples, index=t.index)

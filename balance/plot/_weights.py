@@ -6,6 +6,7 @@ import numpy as np
 
 from .._validation import as_1d, check_treatment, check_weights
 from ..diagnostics import effective_sample_size
+from ..diagnostics._weights import inherit
 from ._common import GROUP_COLORS, fitted_weights, get_axes, group_label
 from ._groups import check_kind, draw_continuous
 
@@ -70,8 +71,9 @@ def weight_plot(weights, treatment, *, bins=30, treated=None, ax=None):
     """
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer; got {bins!r}.")
-    t = check_treatment(treatment, treated=treated)
-    w = check_weights(fitted_weights(weights)[0], index=t.index)
+    fitted = fitted_weights(weights)
+    t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated))
+    w = check_weights(fitted.weights, index=t.index)
     _same_length(w, t, "weights")
     ess = effective_sample_size(w, t.a)  # also refuses a group whose weights are all zero
 

@@ -12,6 +12,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter
+from .._stats import scale_columns
 from .._validation import check_constant, check_full_rank
 
 _IPMS = ("mmd", "sipm", "wass")
@@ -356,10 +357,11 @@ def _pooled_scaling(X, sw, standardize):
     """Sampling-weighted pooled mean and population s.d. of each column (identity when not standardising)."""
     if not standardize:
         return np.zeros(X.shape[1]), np.ones(X.shape[1])
-    mean = np.average(X, axis=0, weights=sw)
-    scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sw))
+    Xs, col_scale = scale_columns(X)  # exact: no square of a column of magnitude 1e200 or 1e-200 overflows
+    mean = np.average(Xs, axis=0, weights=sw)
+    scale = np.sqrt(np.average((Xs - mean) ** 2, axis=0, weights=sw)) * col_scale
     scale[scale == 0] = 1.0  # constant among the units with positive sampling weight: nothing to scale
-    return mean, scale
+    return mean * col_scale, scale
 
 
 def _generator(random_state):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
+from .._stats import column_std
+
 
 @dataclass(frozen=True)
 class LogisticFit:
@@ -41,7 +43,7 @@ def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100):
     LogisticFit
     """
     center = np.average(X, axis=0, weights=sample_weight) if X.shape[1] else np.empty(0)
-    scale = X.std(axis=0) if X.shape[1] else np.empty(0)
+    scale = column_std(X) if X.shape[1] else np.empty(0)
     scale = np.where(scale > 0, scale, 1.0)
     Z = np.column_stack([np.ones(len(X)), (X - center) / scale])
     total = sample_weight.mean()
