@@ -27,7 +27,12 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import ClassifierTags
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import ESTIMANDS, CovariateDesign, check_estimand, validate_fit_data
+from ._treatment import ESTIMANDS, ESTIMANDS_BY_TYPE, check_estimand_for, check_treatment_type
+from ._validation import CovariateDesign, check_estimand, validate_fit_data
+from .diagnostics._weights import check_extreme_weights
+
+EXTREME_ADVICE = ("Consider an estimand that needs less overlap (ATO, ATM), trim=, fewer or coarser covariates, and a "
+                  "bootstrap variance.")
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,16 @@ class BaseWeighter(BaseEstimator):
     Subclasses store their hyper-parameters in ``__init__`` (no other work), define ``_supported_estimands`` and
     implement ``fit``, which calls :meth:`_validate_data` first and :meth:`_set_weights` last.
 
+    Attributes
+    ----------
+    ess_ : Series
+        Kish's effective sample size of ``weights_`` per treatment group (as :func:`balance.effective_sample_size`).
+    max_weight_share_ : Series
+        Per treatment group, the largest single unit's share of the group's total weight. When a group's ESS is
+        below 5 or one unit carries more than 30% of its weight (thresholds calibrated by
+        ``benchmarks/extreme_weights.py``; not for a small group of equal weights), ``fit`` warns with an
+        :class:`~balance.ExtremeWeightsWarning` giving these numbers.
+
     Examples
     --------
     A minimal weighter (equal weights), which inherits validation, ``score`` and the scikit-learn plumbing:
@@ -98,18 +113,44 @@ class BaseWeighter(BaseEstimator):
     array([1., 1., 1., 1.])
     """
 
-    _supported_estimands = ESTIMANDS
+    _supported_estimands = ESTIMANDS  # for a binary treatment
+    _supported_treatment_types = ("binary",)
+    _multi_category_estimands = ESTIMANDS_BY_TYPE["multi-category"]
 
     # -- fitting helpers --------------------------------------------------------------------------------------
+    def _estimands_for(self, kind):
+        """The estimands this weighter supports for a treatment of type ``kind``."""
+        if kind == "binary":
+            return self._supported_estimands
+        if kind == "multi-category":
+            return self._multi_category_estimands
+        return ESTIMANDS_BY_TYPE[kind]
+
     def _validate_data(self, X, treatment, sample_weight=None, *, reset=True):
-        """Check inputs; on ``reset`` learn the covariate design and the treatment levels."""
-        check_estimand(getattr(self, "estimand", "ATE"), self._supported_estimands)
+        """Check inputs; on ``reset`` learn the covariate design, the treatment type and its levels.
+
+        Raises a one-line ValueError when the weighter does not support the treatment's type or the estimand for
+        it.
+        """
+        who = type(self).__name__
+        # an estimand no supported treatment type knows is refused before the data are looked at
+        estimand = self._estimand()
+        treatment_type = check_treatment_type(getattr(self, "treatment_type", "auto"))
         if reset:
             design = CovariateDesign.from_data(X, missing=getattr(self, "missing", "error"))
         else:
             check_is_fitted(self, "design_")
             design = self.design_
-        data = validate_fit_data(design, X, treatment, sample_weight, treated=getattr(self, "treated", None))
+            if treatment_type == "auto":  # prediction: the type learned in fit decides
+                treatment_type = self.treatment_type_
+        data = validate_fit_data(design, X, treatment, sample_weight, treated=getattr(self, "treated", None),
+                                 treatment_type=treatment_type)
+        kind = data.treatment.kind
+        if kind not in self._supported_treatment_types:
+            levels = f" with {data.treatment.n_levels} levels" if data.treatment.is_categorical else ""
+            raise ValueError(f"{who} supports {' and '.join(self._supported_treatment_types)} treatments only; got a "
+                             f"{kind} treatment{levels}.")
+        check_estimand_for(estimand, data.treatment, self._estimands_for(kind), who)
         if reset:
             self.design_ = design
             self.n_features_in_ = len(design.columns)
@@ -118,9 +159,24 @@ class BaseWeighter(BaseEstimator):
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             self.treatment_levels_ = data.treatment.levels
-        elif data.treatment.levels[1] != self.treatment_levels_[1] and getattr(self, "treated", None) is None:
-            raise ValueError(f"treatment levels {data.treatment.levels} differ from those seen in fit.")
+            self.treatment_type_ = kind
+        elif kind != self.treatment_type_:
+            raise ValueError(f"treatment is {kind}; {who} was fitted on a {self.treatment_type_} treatment.")
+        elif kind == "binary":
+            if data.treatment.levels[1] != self.treatment_levels_[1] and getattr(self, "treated", None) is None:
+                raise ValueError(f"treatment levels {data.treatment.levels} differ from those seen in fit.")
+        elif kind == "multi-category" and data.treatment.levels != self.treatment_levels_:
+            raise ValueError(f"treatment levels {list(data.treatment.levels)} differ from those seen in fit "
+                             f"({list(self.treatment_levels_)}).")
         return data
+
+    def _estimand(self):
+        """``estimand`` upper-cased: any case is accepted ("att"), stored as given and normalised where it is used.
+
+        Checked against every estimand of the treatment types the weighter supports; :meth:`_validate_data` then
+        checks it against the fitted treatment's type."""
+        known = [e for k in self._supported_treatment_types for e in self._estimands_for(k)]
+        return check_estimand(getattr(self, "estimand", "ATE"), tuple(dict.fromkeys(known)))
 
     def _wrap(self, values, data):
         """Return per-unit values as a Series on X's index when X was a DataFrame, else an ndarray."""
@@ -129,8 +185,16 @@ class BaseWeighter(BaseEstimator):
         return values
 
     def _set_weights(self, weights, data):
-        """Store ``weights_`` after the never-NaN check every method must pass."""
-        self.weights_ = self._wrap(_check_weights_valid(weights, type(self).__name__), data)
+        """Store ``weights_`` after the never-NaN check every method must pass, and report extreme weights.
+
+        ``ess_`` (Kish's effective sample size) and ``max_weight_share_`` (the largest unit's share of its group's
+        total weight) are stored per treatment group; when they show that a few units carry a group's weight, an
+        :class:`~balance.ExtremeWeightsWarning` gives the numbers.
+        """
+        weights = _check_weights_valid(weights, type(self).__name__)
+        report = check_extreme_weights(weights, data.a, who=type(self).__name__, advice=EXTREME_ADVICE, stacklevel=4)
+        self.ess_, self.max_weight_share_ = report.ess, report.max_share
+        self.weights_ = self._wrap(weights, data)
         return self
 
     # -- scoring ----------------------------------------------------------------------------------------------
@@ -159,7 +223,7 @@ class BaseWeighter(BaseEstimator):
         else:
             weights = clone(self).fit(X, treatment, sample_weight=sample_weight).weights_
         table = balance_table(
-            X, treatment, weights, estimand=self.estimand, stats=("smd",), sample_weight=sample_weight,
+            X, treatment, weights, estimand=self._estimand(), stats=("smd",), sample_weight=sample_weight,
             treated=getattr(self, "treated", None), missing=getattr(self, "missing", "error"),
         )
         return -float(np.mean(np.abs(table["smd_adj"].to_numpy())))

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-ESTIMANDS = ("ATE", "ATT", "ATC", "ATO", "ATM", "ATOS")
-
+from ._treatment import ESTIMANDS, Treatment, as_1d, check_treatment  # noqa: F401 (re-exported)
 
 def check_estimand(estimand, supported=ESTIMANDS):
     """Return ``estimand`` upper-cased, or raise a ValueError that lists the supported ones."""
@@ -23,103 +22,53 @@ def check_estimand(estimand, supported=ESTIMANDS):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# treatment
+# pandas indexes
 # --------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Treatment:
-    """A binary treatment coded 0/1, with the original labels it came from.
+def check_indexes_agree(**inputs):
+    """Return the pandas index the inputs share, or None when none carries one; raise if two of them differ.
 
-    ``levels`` is ``(control_label, treated_label)``.
-    """
-
-    a: np.ndarray
-    levels: tuple
-    index: pd.Index | None
-
-
-def as_1d(values, name):
-    if isinstance(values, pd.DataFrame):
-        if values.shape[1] != 1:
-            raise ValueError(f"{name} must be one column; got a DataFrame with {values.shape[1]} columns.")
-        values = values.iloc[:, 0]
-    index = values.index if isinstance(values, pd.Series) else None
-    arr = np.asarray(values)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional; got shape {arr.shape}.")
-    return arr, index
-
-
-def _is_missing(arr):
-    if arr.dtype.kind in "fc":
-        return ~np.isfinite(arr)
-    if arr.dtype.kind == "O":
-        return pd.isna(arr) | np.array([isinstance(v, float) and np.isinf(v) for v in arr], dtype=bool)
-    return np.zeros(arr.shape, dtype=bool)
-
-
-def check_treatment(treatment, *, treated=None, n_samples=None, index=None, fix=None):
-    """Validate a binary treatment and code it 0/1.
-
-    Rule for which level is treated (the *focal* level of an ATT):
-
-    1. ``treated`` given: that level is treated, the other one is the control.
-    2. Boolean treatment: ``True`` is treated.
-    3. Numeric treatment with levels exactly {0, 1}: 1 is treated.
-    4. Anything else (strings, {1, 2}, ...): an error asking for ``treated=``; the package never guesses.
+    The package pairs per-unit inputs by position, so pandas inputs (a DataFrame, a Series, or a bare
+    ``pandas.Index`` standing for one) must carry the same index in the same order; pairing a Series with another
+    index by position would silently mismatch units. Inputs of another type (arrays, lists, None) carry no index and
+    are not compared. Inputs of different lengths are left to the callers' length checks, whose messages say so.
 
     Parameters
     ----------
-    treatment : array-like of shape (n_samples,)
-    treated : scalar, default=None
-        The treated level.
-    n_samples : int, default=None
-        Expected length (the number of rows of X).
-    index : pandas.Index, default=None
-        Index of X; a Series treatment must carry the same index (in the same order).
-    fix : str, default=None
-        What the error for other labels tells the user to do; None: pass ``treated=<level>`` (for estimators
-        without that parameter, say how to recode instead).
+    **inputs
+        The inputs by the name the user knows them by (``X=X, treatment=treatment, ...``); the first one with an
+        index is the reference the others are compared with.
 
     Returns
     -------
-    Treatment
+    pandas.Index or None
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_indexes_agree(X=[[1.0], [2.0]], treatment=pd.Series([0, 1], index=[5, 6]), y=[1.0, 2.0])
+    Index([5, 6], dtype='int64')
+    >>> check_indexes_agree(treatment=pd.Series([0, 1]), y=pd.Series([1.0, 2.0], index=[1, 0]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: y is a Series whose index differs from treatment's index; ...
     """
-    arr, t_index = as_1d(treatment, "treatment")
-    if n_samples is not None and arr.shape[0] != n_samples:
-        raise ValueError(f"treatment has {arr.shape[0]} entries but X has {n_samples} rows.")
-    if index is not None and t_index is not None and not t_index.equals(index):
-        raise ValueError(
-            "treatment is a Series whose index differs from X's index; align them first "
-            "(e.g. treatment.loc[X.index]) or pass plain arrays."
-        )
-    missing = _is_missing(arr)
-    if missing.any():
-        raise ValueError(f"treatment has {int(missing.sum())} missing or infinite values; remove those rows first.")
-    levels = pd.unique(arr)
-    if len(levels) != 2:
-        raise ValueError(
-            f"treatment must have exactly two levels; got {len(levels)}: {sorted(map(str, levels))[:10]}."
-        )
-    if treated is not None:
-        if treated not in set(levels.tolist()):
-            raise ValueError(f"treated={treated!r} is not a level of treatment; the levels are {sorted(map(str, levels))}.")
-        treated_level = treated
-    elif arr.dtype.kind == "b":
-        treated_level = True
-    elif arr.dtype.kind in "iuf" and set(levels.tolist()) == {0, 1}:
-        treated_level = 1
-    else:
-        fix = fix or ("say which one is treated with treated=<level> (only 0/1 and boolean treatments are coded "
-                      "automatically)")
-        raise ValueError(f"treatment has levels {sorted(map(str, levels))}; {fix}.")
-    a = (arr == treated_level).astype(np.int8)
-    control_level = next(v for v in levels.tolist() if v != treated_level)
-    return Treatment(a=a, levels=(control_level, treated_level), index=t_index if index is None else index)
+    ref_name, ref = None, None
+    for name, values in inputs.items():
+        index = values if isinstance(values, pd.Index) else getattr(values, "index", None)
+        if not isinstance(index, pd.Index):
+            continue
+        if ref is None:
+            ref_name, ref = name, index
+        elif len(index) == len(ref) and not index.equals(ref):
+            kind = "DataFrame" if isinstance(values, pd.DataFrame) else "Series"
+            raise ValueError(
+                f"{name} is a {kind} whose index differs from {ref_name}'s index; pandas inputs are matched by "
+                f"index, never paired by position: align them first ({name}.loc[{ref_name}.index]), or drop both "
+                "indexes (.reset_index(drop=True)) or pass plain arrays (.to_numpy()) if the rows already match."
+            )
+    return ref
 
 
-# --------------------------------------------------------------------------------------------------------------
 # sample weights
 # --------------------------------------------------------------------------------------------------------------
 def check_weights(weights, n_samples=None, *, index=None, name="weights"):
@@ -128,14 +77,10 @@ def check_weights(weights, n_samples=None, *, index=None, name="weights"):
     Zero weights are allowed (the unit takes no part); missing, infinite or negative values, a length other than
     ``n_samples`` (when given) and a Series whose index differs from ``index`` raise.
     """
-    w, w_index = as_1d(weights, name)
+    w, _ = as_1d(weights, name)
     if n_samples is not None and w.shape[0] != n_samples:
         raise ValueError(f"{name} has {w.shape[0]} entries but X has {n_samples} rows.")
-    if index is not None and w_index is not None and not w_index.equals(index):
-        raise ValueError(
-            f"{name} is a Series whose index differs from X's index; align them first "
-            f"(e.g. {name}.loc[X.index]) or pass a plain array."
-        )
+    check_indexes_agree(X=index, **{name: weights})
     w = _finite_float(w, name)
     if np.any(w < 0):
         raise ValueError(f"{name} has {int(np.sum(w < 0))} negative values; weights must be >= 0.")
@@ -144,11 +89,10 @@ def check_weights(weights, n_samples=None, *, index=None, name="weights"):
 
 def check_outcome(y, n_samples, *, index=None, name="y"):
     """Return a finite numeric outcome of length ``n_samples`` as float64; errors name the argument."""
-    values, y_index = as_1d(y, name)
+    values, _ = as_1d(y, name)
     if values.shape[0] != n_samples:
         raise ValueError(f"{name} has {values.shape[0]} entries but X has {n_samples} rows.")
-    if index is not None and y_index is not None and not y_index.equals(index):
-        raise ValueError(f"{name} is a Series whose index differs from X's index; align them first.")
+    check_indexes_agree(X=index, **{name: y})
     return _finite_float(values, name)
 
 
@@ -183,6 +127,9 @@ def check_sample_weight(sample_weight, n_samples, *, index=None):
 def _column_kind(series):
     if pd.api.types.is_bool_dtype(series):
         return "bool"
+    if pd.api.types.is_complex_dtype(series):
+        raise TypeError(f"covariate {series.name!r} holds complex numbers, whose imaginary part would be dropped; "
+                        "pass its real and imaginary parts (or modulus and angle) as separate real columns.")
     if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype):
         return "numeric"
     if isinstance(series.dtype, pd.CategoricalDtype):
@@ -238,13 +185,18 @@ class CovariateDesign:
     is_frame: bool
     missing: str = "error"
     fills: tuple = ()  # per column: None (no missing values in fit) or the fill value (nan for categoricals)
+    missing_fix: str | None = None  # what errors about missing values advise; None: missing='indicator'
 
     @classmethod
-    def from_data(cls, X, missing="error"):
-        """Learn the design of ``X`` (a DataFrame, or an array-like of numbers)."""
+    def from_data(cls, X, missing="error", missing_fix=None):
+        """Learn the design of ``X`` (a DataFrame, or an array-like of numbers).
+
+        ``missing_fix`` replaces the advice of errors about missing values (for estimators without ``missing=``).
+        """
         if missing not in MISSING_OPTIONS:
             raise ValueError(f"missing={missing!r}; choose one of {list(MISSING_OPTIONS)}.")
         if isinstance(X, pd.DataFrame):
+            _check_flat_columns(X)
             if X.shape[1] == 0:
                 raise ValueError("X has no columns.")
             columns = tuple(str(c) for c in X.columns)
@@ -260,7 +212,7 @@ class CovariateDesign:
             kinds, cats = ("numeric",) * len(columns), (None,) * len(columns)
         fills = tuple(_fill_value(frame[c], k) if missing == "indicator" else None
                       for c, k in zip(frame.columns, kinds))
-        return cls(columns, kinds, cats, isinstance(X, pd.DataFrame), missing, fills)
+        return cls(columns, kinds, cats, isinstance(X, pd.DataFrame), missing, fills, missing_fix)
 
     def transform(self, X, *, drop_first=True, impute=True):
         """Return ``(matrix, names)``: a float64 array with one column per expanded covariate.
@@ -274,12 +226,13 @@ class CovariateDesign:
             if arr.shape[1] != len(self.columns):
                 raise ValueError(f"X has {arr.shape[1]} columns; the estimator was fitted with {len(self.columns)}.")
             if np.isinf(arr).any() or self.missing == "error":
-                _check_finite(arr, self.columns, hint=self.missing == "error")
+                _check_finite(arr, self.columns, hint=self._missing_hint() if self.missing == "error" else "")
             if self.missing == "error":
                 return arr, list(self.columns)
             X = pd.DataFrame(arr, columns=self.columns)
         elif not isinstance(X, pd.DataFrame):
             raise TypeError("the estimator was fitted on a DataFrame; pass a DataFrame with the same columns.")
+        _check_flat_columns(X)
         absent = [c for c in self.columns if c not in map(str, X.columns)]
         if absent:
             raise ValueError(f"X lacks the column(s) {absent} it was fitted with.")
@@ -296,15 +249,14 @@ class CovariateDesign:
             s = X[col]
             na = s.isna().to_numpy()
             if na.any() and fill is None:
-                hint = ("; pass missing='indicator' to add missingness indicators (as WeightIt and cobalt do)"
-                        if self.missing == "error" else ", but had none in the data the estimator was fitted on")
-                raise ValueError(f"covariate {col!r} has {int(na.sum())} missing values{hint}.")
+                raise ValueError(f"covariate {col!r} has {int(na.sum())} missing values{self._missing_hint()}.")
             if kind == "categorical":
                 unknown = set(s[~na].unique()) - set(levels)
                 if unknown:
                     raise ValueError(f"covariate {col!r} has level(s) {sorted(map(str, unknown))} not seen in fit.")
                 for level in levels[1:] if drop_first else levels:
-                    dummy = (s == level).to_numpy(dtype=np.float64)
+                    # pandas' nullable dtypes compare <NA> to <NA>: a missing value is in no level's dummy
+                    dummy = (s == level).to_numpy(dtype=np.float64, na_value=0.0)
                     blocks.append(dummy if impute else np.where(na, np.nan, dummy))
                     names.append(f"{col}_{level}")
             else:
@@ -326,10 +278,14 @@ class CovariateDesign:
         j = int(np.flatnonzero(~np.all(np.isfinite(arr), axis=0))[0])
         n_missing = int(X[self.columns[j]].isna().sum())
         if n_missing:
-            hint = ("; pass missing='indicator' to add missingness indicators (as WeightIt and cobalt do)"
-                    if self.missing == "error" else ", but had none in the data the estimator was fitted on")
-            raise ValueError(f"covariate {self.columns[j]!r} has {n_missing} missing values{hint}.")
+            raise ValueError(f"covariate {self.columns[j]!r} has {n_missing} missing values{self._missing_hint()}.")
         raise ValueError(f"X has missing or infinite values in column(s) {[self.columns[j]]}.")
+
+    def _missing_hint(self):
+        if self.missing != "error":
+            return ", but had none in the data the estimator was fitted on"
+        return "; " + (self.missing_fix or "pass missing='indicator' to add missingness indicators (as WeightIt and "
+                                           "cobalt do)")
 
     def indicator_flags(self, *, drop_first=True):
         """Per column of :meth:`transform`'s output: True for level dummies, booleans and missingness indicators."""
@@ -361,9 +317,18 @@ def _fill_value(series, kind):
     return float(np.median(series.dropna().to_numpy(dtype=np.float64)))
 
 
+def _check_flat_columns(X):
+    if isinstance(X.columns, pd.MultiIndex):
+        raise ValueError(f"X has MultiIndex columns ({X.columns.nlevels} levels), which cannot name covariates; "
+                         "flatten them first, e.g. X.columns = ['_'.join(map(str, c)) for c in X.columns].")
+
+
 def _as_2d_numeric(X):
     if sp.issparse(X):
         raise TypeError("sparse X is not supported; pass a dense array (X.toarray()).")
+    if np.iscomplexobj(X):
+        raise TypeError("X holds complex numbers, whose imaginary parts would be dropped; pass real and imaginary "
+                        "parts (or modulus and angle) as separate real columns.")
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -375,11 +340,11 @@ def _as_2d_numeric(X):
     return arr
 
 
-def _check_finite(arr, names, hint=False):
+def _check_finite(arr, names, hint=""):
     bad = ~np.isfinite(arr)
     if bad.any():
         cols = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
-        extra = " (for missing values, missing='indicator' adds missingness indicators)" if hint else ""
+        extra = f" (for missing values{hint})" if hint else ""
         raise ValueError(f"X has missing or infinite values in column(s) {cols}{extra}.")
 
 
@@ -416,7 +381,12 @@ def check_full_rank(matrix, names):
     if rank < design.shape[1]:
         dropped = sorted(int(j) - 1 for j in piv[rank:])
         cols = [names[j] if j >= 0 else "(intercept)" for j in dropped]
-        raise ValueError(f"covariates are perfectly collinear: {cols} are linear combinations of the others.")
+        fix = "remove them"
+        if any(j >= 0 and np.isin(matrix[:, j], (0.0, 1.0)).all() for j in dropped):  # indicators: likely one-hot
+            fix += (", or, if they are one-hot indicators, keep all but one level of each variable (the dropped level "
+                    "is the reference): OneHotEncoder(drop='first') in a Pipeline, pd.get_dummies(..., drop_first=True), "
+                    "or pass the variable as a categorical DataFrame column, which is encoded that way")
+        raise ValueError(f"covariates are perfectly collinear: {cols} are linear combinations of the others; {fix}.")
 
 
 @dataclass(frozen=True)
@@ -425,21 +395,36 @@ class FitData:
 
     X: np.ndarray  # model matrix (reference-level coding), float64, no intercept
     names: list
-    a: np.ndarray  # 0/1 treatment
+    a: np.ndarray  # the coded treatment: 0/1 (binary), level codes (multi-category), values (continuous)
     sample_weight: np.ndarray
     index: pd.Index | None  # X's index when X is a DataFrame
     treatment: Treatment
 
 
-def validate_fit_data(design, X, treatment, sample_weight=None, *, treated=None, min_group_size=1):
+def validate_fit_data(design, X, treatment, sample_weight=None, *, treated=None, treatment_type="auto",
+                      min_group_size=1):
     """Check X, treatment and sample weights together, returning a :class:`FitData`."""
     matrix, names = design.transform(X, drop_first=True)
     n = matrix.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None
-    t = check_treatment(treatment, treated=treated, n_samples=n, index=index)
+    check_indexes_agree(X=index, treatment=treatment, sample_weight=sample_weight)
+    t = check_treatment(treatment, treated=treated, treatment_type=treatment_type, n_samples=n, index=index)
     sw = check_sample_weight(sample_weight, n, index=index)
-    for arm, label in ((1, "treated"), (0, "control")):
-        size = int(np.sum((t.a == arm) & (sw > 0)))
-        if size < min_group_size:
-            raise ValueError(f"the {label} group has {size} units with positive weight; at least {min_group_size} needed.")
+    check_group_sizes(t, sw, min_group_size)
     return FitData(matrix, names, t.a, sw, index, t)
+
+
+def check_group_sizes(treatment, sample_weight, min_group_size=1):
+    """Raise if a treatment group (binary or multi-category) has fewer than ``min_group_size`` units with positive
+    sampling weight."""
+    if not treatment.is_categorical:
+        return
+    sizes = np.bincount(treatment.codes[sample_weight > 0], minlength=treatment.n_levels)
+    if treatment.kind == "binary":
+        labels = ("control group", "treated group")
+    else:
+        labels = tuple(f"treatment level {level!r}" for level in treatment.levels)
+    for code in (1, 0) if treatment.kind == "binary" else range(treatment.n_levels):
+        if sizes[code] < min_group_size:
+            raise ValueError(f"the {labels[code]} has {int(sizes[code])} units with positive weight; at least "
+                             f"{min_group_size} needed.")

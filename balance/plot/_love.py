@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..diagnostics import balance_table
-from ..diagnostics._weights import Resolved, inherit
-from ._common import fitted_weights, get_axes
+from ..diagnostics._weights import Resolved, inherit, resolve_weights
+from ._common import get_axes
 
 ORDERS = ("unadjusted", "adjusted", "alphabetical", "data")
 _XLABELS = {"smd": "Standardized Mean Difference", "vratio": "Variance Ratio", "ks": "Kolmogorov-Smirnov Statistic"}
@@ -30,7 +30,7 @@ def _common_estimand(estimand, weightings):
     """One estimand for every table, so that all share the SMD's denominator and the unadjusted column."""
     if estimand is not None:
         return estimand
-    fitted = {name: fitted_weights(w, f"weights[{name!r}]").estimand for name, w in weightings.items()}
+    fitted = {name: resolve_weights(w, f"weights[{name!r}]").estimand for name, w in weightings.items()}
     found = {e for e in fitted.values() if e is not None}
     if len(found) > 1:
         raise ValueError(f"the weightings were fitted for different estimands ({fitted}); pass estimand= so that "
@@ -157,7 +157,7 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     def table(w):
         # the weights themselves, with the weighter's treated level and missing rule: the estimand is the common
         # one (a weighter fitted for another estimand is compared on the same SD, as documented)
-        fitted = fitted_weights(w) if w is not None else Resolved(None)
+        fitted = resolve_weights(w) if w is not None else Resolved(None)
         return balance_table(X, treatment, fitted.weights, estimand=estimand, stats=stat,
                              sample_weight=sample_weight, treated=inherit("treated", treated, fitted.treated),
                              missing=fitted.missing)

@@ -115,6 +115,10 @@ class EnergyBalance(BaseWeighter):
         Seeds the random partition (used only with parts).
     treated : scalar, default=None
         The treated level when the treatment is neither 0/1 nor boolean.
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
+        What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
+        levels: multi-category; float: continuous; integers with more than two values: an error asking for this
+        parameter). See :mod:`balance._treatment`.
     missing : {"error", "indicator"}, default="error"
         Missing covariate values: ``"error"`` raises naming the column; ``"indicator"`` adds a missingness
         indicator ``<column>:<NA>`` per incomplete column and fills its missing values with the observed median
@@ -202,7 +206,7 @@ class EnergyBalance(BaseWeighter):
 
     def __init__(self, estimand="ATT", *, penalty=1e-4, improved=True, min_weight=0.0, solver="auto", tol=1e-4,
                  max_iter=None, memory_limit=1024, partition_size=None, random_state=None, treated=None,
-                 missing="error"):
+                 treatment_type="auto", missing="error"):
         self.estimand = estimand
         self.penalty = penalty
         self.improved = improved
@@ -214,6 +218,7 @@ class EnergyBalance(BaseWeighter):
         self.partition_size = partition_size
         self.random_state = random_state
         self.treated = treated
+        self.treatment_type = treatment_type
         self.missing = missing
 
     # -- fitting ----------------------------------------------------------------------------------------------
@@ -253,7 +258,7 @@ class EnergyBalance(BaseWeighter):
         max_iter = DEFAULT_MAX_ITER[solver] if self.max_iter is None else self.max_iter
         n_parts = self._n_parts(n_free) if solver == "apg" else 1
         ops = _Operators(Xs, self.memory_limit if n_parts == 1 else 0.0)
-        prob = _build_problem(ops, a, sw, self.estimand, self.improved)
+        prob = _build_problem(ops, a, sw, self._estimand(), self.improved)
         self.n_clamped_ = 0  # APG's projection is exact: no weight falls below min_weight
         # ``left`` is what the stopping rule compares with its tolerance: OSQP's largest residual, APG's relative
         # decrease of the objective over its last iterations
@@ -318,7 +323,7 @@ class EnergyBalance(BaseWeighter):
             raise ValueError(f"improved={self.improved!r} must be True or False.")
 
     def _focal(self):
-        return {"ATT": 1, "ATC": 0}.get(self.estimand)
+        return {"ATT": 1, "ATC": 0}.get(self._estimand())
 
     def _solve_osqp(self, prob, max_iter):
         """WeightIt's QP in relative weights w = x / mass, solved by OSQP."""
@@ -383,7 +388,7 @@ class EnergyBalance(BaseWeighter):
         for k in range(n_parts):
             units = np.flatnonzero(part == k)
             sub_ops = _Operators(Xs[units], self.memory_limit)
-            sub = _build_problem(sub_ops, a[units], sw[units], self.estimand, self.improved)
+            sub = _build_problem(sub_ops, a[units], sw[units], self._estimand(), self.improved)
             x_k, it, conv, dec = self._solve_apg(sub, sub_ops, max_iter)
             share = np.array([sw[units][a[units] == g].sum() / sw[a == g].sum() for g in (0, 1)])
             x_all[units[sub.free]] = x_k * share[sub.group]

@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter
-from .._validation import check_constant, check_estimand, check_full_rank
+from .._validation import check_constant, check_full_rank
 from ._uniform_transformer import PROFILES, UniformTransformer
 
 # Names of the product kernels, mapped to the integer codes of balance._kernels._uniform.
@@ -130,6 +130,10 @@ class UniformTransformerWeights(BaseWeighter):
         Within-bin profile of the transformer.
     treated : scalar, default=None
         Which treatment level is treated, when the treatment is neither 0/1 nor boolean.
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
+        What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
+        levels: multi-category; float: continuous; integers with more than two values: an error asking for this
+        parameter). See :mod:`balance._treatment`.
     random_state : int, RandomState instance or None, default=None
         Seeds the transformer(s). The weights are a deterministic function of the data given an int.
     missing : {"error", "indicator"}, default="error"
@@ -199,7 +203,7 @@ class UniformTransformerWeights(BaseWeighter):
 
     def __init__(self, estimand="ATT", *, method="kernel", kernel="gaussian", kernel_order=2, bandwidth=None,
                  degree=2, interact=False, extra_X=None, marginal=False, profile="constant", treated=None,
-                 random_state=None, missing="error"):
+                 treatment_type="auto", random_state=None, missing="error"):
         self.estimand = estimand
         self.method = method
         self.kernel = kernel
@@ -211,6 +215,7 @@ class UniformTransformerWeights(BaseWeighter):
         self.marginal = marginal
         self.profile = profile
         self.treated = treated
+        self.treatment_type = treatment_type
         self.random_state = random_state
         self.missing = missing
 
@@ -238,7 +243,7 @@ class UniformTransformerWeights(BaseWeighter):
                              "kernel estimate are unweighted); resample rows for a bootstrap instead.")
         check_constant(data.X, data.names)
         check_full_rank(data.X, data.names)  # a degenerate linear relation leaves f_C without a density
-        estimand = check_estimand(self.estimand, self._supported_estimands)
+        estimand = self._estimand()
         extra = None
         if self.extra_X is not None:
             if estimand == "ATE":
@@ -344,7 +349,7 @@ class UniformTransformerWeights(BaseWeighter):
         if y.shape[0] != len(a) or not np.all(np.isfinite(y)):
             raise ValueError(f"y must hold {len(a)} finite outcomes, one per unit passed to fit.")
         pieces = {arm.reference: self._arm_influence(arm, a, y) for arm in self.arms_}
-        estimand = check_estimand(self.estimand, self._supported_estimands)
+        estimand = self._estimand()
         if estimand == "ATT":
             influence = pieces[0][0]
         elif estimand == "ATC":
