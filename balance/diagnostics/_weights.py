@@ -32,8 +32,9 @@ class Resolved:
 
     weights: object
     estimand: str | None = None
-    treated: object = None  # the fitted treated level (the second of treatment_levels_)
+    treated: object = None  # the fitted treated (binary) or focal (multi-category) level
     missing: str | None = None
+    treatment_type: str | None = None
 
 
 def resolve_weights(weights, name="weights"):
@@ -47,11 +48,13 @@ def resolve_weights(weights, name="weights"):
     if isinstance(weights, Pipeline):  # a pipeline ending in a weighting estimator: read its last step
         weights = weights[-1]
     if hasattr(weights, "weights_"):
+        kind = getattr(weights, "treatment_type_", None)
         levels = getattr(weights, "treatment_levels_", None)
-        treated = levels[-1] if levels is not None else getattr(weights, "treated", None)
+        binary = levels is not None and kind in (None, "binary")
+        treated = levels[-1] if binary else getattr(weights, "treated", None)
         estimand = getattr(weights, "estimand", None)
         return Resolved(weights.weights_, None if estimand is None else str(estimand).upper(), treated,
-                        getattr(weights, "missing", None))
+                        getattr(weights, "missing", None), kind)
     if hasattr(weights, "fit"):
         raise TypeError(f"{name} is an unfitted {type(given).__name__}; fit it first, or pass its weights.")
     return Resolved(weights)
@@ -67,11 +70,26 @@ def inherit(name, explicit, fitted):
     return explicit
 
 
-def check_groups_weighted(w, a, name="weights"):
-    """Raise a ValueError if every unit of one treatment group has weight zero (its means are then undefined)."""
-    for arm in (0, 1):
+def group_names(t):
+    """Names of a treatment's groups in code order: ``control``/``treated`` for a binary treatment, else the
+    level labels."""
+    return list(GROUPS) if t.kind == "binary" else list(t.levels)
+
+
+def inherit_treatment_type(treatment_type, fitted):
+    """The treatment type to validate with: the explicit one ("auto" counts as not given), else the fitted
+    weighter's (a :class:`Resolved`), else "auto"."""
+    explicit = None if treatment_type in (None, "auto") else treatment_type
+    return inherit("treatment_type", explicit, fitted.treatment_type) or "auto"
+
+
+def check_groups_weighted(w, a, name="weights", labels=GROUPS):
+    """Raise a ValueError if every unit of one treatment group (codes 0..len(labels)-1) has weight zero (its means
+    are then undefined)."""
+    for arm, label in enumerate(labels):
         if not np.any(w[a == arm] > 0):
-            raise ValueError(f"{name} is zero for every {GROUPS[arm]} unit; that group cannot be summarised.")
+            what = label if tuple(labels) == GROUPS else f"{label!r}"
+            raise ValueError(f"{name} is zero for every {what} unit; that group cannot be summarised.")
 
 
 def _labels(*series_indexes, n):
@@ -185,7 +203,7 @@ def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", w
     return report
 
 
-def effective_sample_size(weights, treatment=None, *, treated=None):
+def effective_sample_size(weights, treatment=None, *, treated=None, treatment_type=None):
     """Kish's effective sample size of a weight vector, per treatment group.
 
     Parameters
@@ -195,16 +213,20 @@ def effective_sample_size(weights, treatment=None, *, treated=None):
         ``ESS()`` of ``weights * s.weights``). A fitted weighting estimator (or a Pipeline ending in one) is
         replaced by its ``weights_``, and its treated level is used.
     treatment : array-like of shape (n_samples,), default=None
-        Binary treatment, coded as in :func:`balance._validation.check_treatment` (0/1, boolean, or any two levels
-        with ``treated`` given). ``None`` pools all units.
+        Binary treatment, coded as in :func:`balance._treatment.check_treatment` (0/1, boolean, or any two levels
+        with ``treated`` given), or a multi-category one (one ESS per level). ``None`` pools all units.
     treated : scalar, default=None
         The treated level, when ``treatment`` is not 0/1 or boolean. None: the fitted estimator's treated level
         when ``weights`` is one; a different explicit level is an error.
+    treatment_type : {"auto", "binary", "multi-category"}, default=None
+        As the weighters' parameter (needed for integer codes of more than two levels). None: the fitted
+        estimator's type when ``weights`` is one, else "auto".
 
     Returns
     -------
     ess : pandas.Series or float
-        With a treatment, a Series indexed ``["control", "treated"]``; without one, a single float.
+        With a treatment, a Series indexed ``["control", "treated"]`` (binary) or by the levels (multi-category);
+        without one, a single float.
 
     Raises
     ------
@@ -243,20 +265,26 @@ def effective_sample_size(weights, treatment=None, *, treated=None):
         if not np.any(w > 0):
             raise ValueError("weights is zero for every unit.")
         return kish_ess(w)
-    w, a, _ = _weights_by_group(weights, treatment, treated)
-    return pd.Series([kish_ess(w[a == 0]), kish_ess(w[a == 1])], index=list(GROUPS))
+    w, a, groups, _ = _weights_by_group(weights, treatment, treated, treatment_type)
+    return pd.Series([kish_ess(w[a == k]) for k in range(len(groups))], index=groups)
 
 
-def _weights_by_group(weights, treatment, treated):
-    """Validate weights against a treatment: return ``(w, a, labels)`` with ``a`` coded 0/1."""
+def _weights_by_group(weights, treatment, treated, treatment_type):
+    """Validate weights against a binary or multi-category treatment: return ``(w, a, groups, labels)`` with ``a``
+    the group codes, ``groups`` their names and ``labels`` the row labels."""
     fitted = resolve_weights(weights)
     weights = fitted.weights
     check_indexes_agree(treatment=treatment, weights=weights)
-    t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated), treatment_type="binary")
+    t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated),
+                        treatment_type=inherit_treatment_type(treatment_type, fitted))
+    if t.kind == "continuous":
+        raise ValueError("treatment is continuous: weights are summarised per treatment group, which a continuous "
+                         "treatment has not; call without treatment for the pooled summary.")
     w_index = weights.index if isinstance(weights, pd.Series) else None
     w = check_weights(weights, t.a.shape[0])
-    check_groups_weighted(w, t.a)
-    return w, t.a, _labels(t.index, w_index, n=t.a.shape[0])
+    groups = group_names(t)
+    check_groups_weighted(w, t.a, labels=groups)
+    return w, t.a, groups, _labels(t.index, w_index, n=t.a.shape[0])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -269,8 +297,8 @@ class WeightSummary:
     Attributes
     ----------
     table : pandas.DataFrame
-        One column per group (``control``, ``treated``); rows ``n``, ``min``, ``max``, ``sum``, ``mean``, ``cv``,
-        ``scaled_mad``, ``neg_entropy``, ``n_zeros``, ``ess``.
+        One column per group (``control``, ``treated``, or the levels of a multi-category treatment); rows ``n``,
+        ``min``, ``max``, ``sum``, ``mean``, ``cv``, ``scaled_mad``, ``neg_entropy``, ``n_zeros``, ``ess``.
     top : dict of str to pandas.Series
         Per group, the largest weights (largest first), indexed by row label.
 
@@ -315,7 +343,7 @@ def _group_stats(w):
     }
 
 
-def weight_summary(weights, treatment, *, treated=None, n_top=5):
+def weight_summary(weights, treatment, *, treated=None, treatment_type=None, n_top=5):
     """Summarise weights per treatment group, as R WeightIt's ``summary()`` does.
 
     Parameters
@@ -325,11 +353,13 @@ def weight_summary(weights, treatment, *, treated=None, n_top=5):
         WeightIt summarises ``weights * s.weights``), or a fitted weighting estimator (its ``weights_`` and its
         treated level are used). A Series gives the row labels of the largest weights.
     treatment : array-like of shape (n_samples,)
-        Binary treatment (0/1, boolean, or two levels with ``treated`` given). A Series must carry the same index
-        as a Series ``weights``.
+        Binary treatment (0/1, boolean, or two levels with ``treated`` given), or a multi-category one (one
+        column per level). A Series must carry the same index as a Series ``weights``.
     treated : scalar, default=None
         The treated level, when ``treatment`` is not 0/1 or boolean. None: the fitted estimator's treated level
         when ``weights`` is one; a different explicit level is an error.
+    treatment_type : {"auto", "binary", "multi-category"}, default=None
+        As in :func:`effective_sample_size`.
     n_top : int, default=5
         How many of the largest weights to list per group.
 
@@ -391,10 +421,10 @@ def weight_summary(weights, treatment, *, treated=None, n_top=5):
     """
     if not (isinstance(n_top, (int, np.integer)) and n_top >= 0):
         raise ValueError(f"n_top must be a non-negative integer; got {n_top!r}.")
-    w, a, labels = _weights_by_group(weights, treatment, treated)
-    table = pd.DataFrame({g: _group_stats(w[a == arm]) for arm, g in enumerate(GROUPS)})
+    w, a, groups, labels = _weights_by_group(weights, treatment, treated, treatment_type)
+    table = pd.DataFrame({g: _group_stats(w[a == arm]) for arm, g in enumerate(groups)})
     top = {}
-    for arm, group in enumerate(GROUPS):
+    for arm, group in enumerate(groups):
         group_w = pd.Series(w[a == arm], index=labels[a == arm])
         # stable sort so that ties keep the row order, as R's order() does
         top[group] = group_w.iloc[np.argsort(-group_w.to_numpy(), kind="stable")[:n_top]]
