@@ -26,6 +26,14 @@ def lalonde():
 
 
 @pytest.fixture(scope="session")
+def lalonde_mis():
+    """cobalt's lalonde_mis (614 rows; married, re74, re75 partly missing), race categorical."""
+    df = pd.read_csv(_shared_file(SHARED / "data" / "lalonde_mis_cobalt614.csv"))
+    df["race"] = pd.Categorical(df["race"], categories=["black", "hispan", "white"])
+    return df
+
+
+@pytest.fixture(scope="session")
 def oracle():
     """Read an oracle CSV by file stem, indexed by unit id where it has one."""
 

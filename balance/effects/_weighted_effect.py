@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from .._stats import pow2_scale
 from .._validation import (CovariateDesign, as_1d, check_indexes_agree, check_outcome, check_sample_weight,
                            check_treatment)
 from ..diagnostics import effective_sample_size
@@ -294,8 +295,9 @@ class WeightedEffect(BaseEstimator):
             covariates = design.transform(X, drop_first=True)[0]
         estimand = str(getattr(final, "estimand", "ATE")).upper()
         contrasts = Contrasts(t.levels, self.scale, estimand)
+        y_unit = _outcome_unit(y)
         problem = _EffectProblem(
-            weighter=self.weighter, X=X, treatment=_as_input(treatment), y=y, sample_weight=sw,
+            weighter=self.weighter, X=X, treatment=_as_input(treatment), y=y / y_unit, sample_weight=sw,
             covariates=covariates, a=t.a, model=self.outcome_model, estimand=estimand, family=family,
             contrasts=contrasts, focal=1 if t.focal is None else t.focal,
         )
@@ -308,15 +310,22 @@ class WeightedEffect(BaseEstimator):
         notes = list(self.vcov_.notes)
         if extreme.extreme:
             notes.append(f"extreme weights ({extreme.describe()})")
-        natural = values.copy()
+        # back to y's units (a log ratio has none); a variance beyond the float range is inf, its SE is not
+        unit = np.where((np.arange(len(labels)) < contrasts.n_contrasts) & (self.scale != "difference"), 1.0, y_unit)
+        std_err = np.sqrt(np.diag(cov)) * unit
+        with np.errstate(over="ignore", under="ignore"):
+            cov = cov * unit[:, None] * unit[None, :]
+        natural = values * unit
         if self.scale != "difference":
             natural[:contrasts.n_contrasts] = np.exp(values[:contrasts.n_contrasts])
+        config = self.vcov_.config if y_unit == 1.0 else {**self.vcov_.config, "outcome_unit": y_unit}
         self.result_ = EffectResults(
             estimand=estimand, scale=self.scale, estimate=pd.Series(natural, index=labels, name="estimate"),
             vcov=pd.DataFrame(cov, index=labels, columns=labels), vcov_type=self.vcov,
-            vcov_config=self.vcov_.config, n_obs=n, ess=_ess(weights, t), outcome_model=self.outcome_model,
+            vcov_config=config, n_obs=n, ess=_ess(weights, t), outcome_model=self.outcome_model,
             method=type(final).__name__, accounts_for_weight_estimation=self.vcov_.accounts_for_weight_estimation,
-            draws=self.vcov_.draws, notes=tuple(notes), n_contrasts=contrasts.n_contrasts,
+            draws=None if self.vcov_.draws is None else self.vcov_.draws * unit, notes=tuple(notes),
+            n_contrasts=contrasts.n_contrasts, std_err=pd.Series(std_err, index=labels, name="std_err"),
         )
         self._set_shortcuts(contrasts, t)
         return self
@@ -392,6 +401,15 @@ class WeightedEffect(BaseEstimator):
         """A tidy DataFrame: estimate, std_err, statistic, p_value, ci_lower, ci_upper per quantity."""
         check_is_fitted(self, "result_")
         return self.result_.summary(alpha)
+
+
+def _outcome_unit(y):
+    """1, or for an outcome of magnitude beyond 2^±100 a power of two near its largest |value|: y is divided by it
+    (exactly) so that the sandwich's products of scores neither overflow nor underflow (an outcome of 1e200 gave NaN
+    standard errors); ``vcov_`` then holds the covariance in those units (``result_.vcov_config["outcome_unit"]``).
+    Ordinary outcomes are left as they are, bit for bit."""
+    top = np.max(np.abs(y)) if y.size else 0.0
+    return float(pow2_scale(y, axis=None)) if top > 2.0**100 or 0 < top < 2.0**-100 else 1.0
 
 
 def _is_binary(y):

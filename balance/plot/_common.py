@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_indexes_agree, check_treatment, check_weights
-from ..diagnostics._weights import check_groups_weighted, resolve_weights
+from ..diagnostics._weights import check_groups_weighted, inherit, resolve_weights
 
 # one colour per group in every plot, so that a figure of several panels reads the same way throughout
 GROUP_COLORS = {0: "C0", 1: "C1"}
@@ -51,8 +51,10 @@ def treatment_and_weights(treatment, weights, n_samples, *, treated=None, index=
     Returns ``(t, w)`` with ``t`` a :class:`balance._validation.Treatment` and ``w`` a float array on which
     every group has some positive weight.
     """
-    t = check_treatment(treatment, treated=treated, n_samples=n_samples, index=index, treatment_type="binary")
-    weights, _ = resolve_weights(weights)
+    fitted = resolve_weights(weights)
+    weights = fitted.weights
+    t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated), n_samples=n_samples,
+                        index=index, treatment_type="binary")
     if weights is None:
         return t, np.ones(n_samples)
     check_indexes_agree(X=index, treatment=treatment, weights=weights)

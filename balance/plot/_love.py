@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..diagnostics import balance_table
-from ..diagnostics._weights import resolve_weights
+from ..diagnostics._weights import Resolved, inherit, resolve_weights
 from ._common import get_axes
 
 ORDERS = ("unadjusted", "adjusted", "alphabetical", "data")
@@ -30,8 +30,8 @@ def _common_estimand(estimand, weightings):
     """One estimand for every table, so that all share the SMD's denominator and the unadjusted column."""
     if estimand is not None:
         return estimand
-    fitted = {name: resolve_weights(w, f"weights[{name!r}]")[1] for name, w in weightings.items()}
-    found = {e.upper() for e in fitted.values() if isinstance(e, str)}
+    fitted = {name: resolve_weights(w, f"weights[{name!r}]").estimand for name, w in weightings.items()}
+    found = {e for e in fitted.values() if e is not None}
     if len(found) > 1:
         raise ValueError(f"the weightings were fitted for different estimands ({fitted}); pass estimand= so that "
                          "every SMD uses the same standard deviation.")
@@ -155,8 +155,12 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     thresholds = _threshold_lines(threshold, stat, abs)
 
     def table(w):
-        return balance_table(X, treatment, w, estimand=estimand, stats=stat, sample_weight=sample_weight,
-                             treated=treated)
+        # the weights themselves, with the weighter's treated level and missing rule: the estimand is the common
+        # one (a weighter fitted for another estimand is compared on the same SD, as documented)
+        fitted = resolve_weights(w) if w is not None else Resolved(None)
+        return balance_table(X, treatment, fitted.weights, estimand=estimand, stats=stat,
+                             sample_weight=sample_weight, treated=inherit("treated", treated, fitted.treated),
+                             missing=fitted.missing)
 
     tables = {name: table(w) for name, w in weightings.items()} or {"Unadjusted": table(None)}
     first = next(iter(tables.values()))

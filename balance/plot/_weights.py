@@ -6,7 +6,7 @@ import numpy as np
 
 from .._validation import as_1d, check_indexes_agree, check_treatment, check_weights
 from ..diagnostics import effective_sample_size
-from ..diagnostics._weights import resolve_weights
+from ..diagnostics._weights import inherit, resolve_weights
 from ._common import GROUP_COLORS, get_axes, group_label
 from ._groups import check_kind, draw_continuous
 
@@ -71,10 +71,10 @@ def weight_plot(weights, treatment, *, bins=30, treated=None, ax=None):
     """
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer; got {bins!r}.")
-    t = check_treatment(treatment, treated=treated, treatment_type="binary")
-    w = resolve_weights(weights)[0]
-    check_indexes_agree(treatment=treatment, weights=w)
-    w = check_weights(w)
+    fitted = resolve_weights(weights)
+    t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated), treatment_type="binary")
+    check_indexes_agree(treatment=treatment, weights=fitted.weights)
+    w = check_weights(fitted.weights)
     _same_length(w, t, "weights")
     ess = effective_sample_size(w, t.a)  # also refuses a group whose weights are all zero
 

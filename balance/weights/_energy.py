@@ -31,6 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from .._base import BaseWeighter
+from .._stats import normalise, reliability_sd
 from .._validation import check_constant, check_full_rank
 
 SOLVERS = ("auto", "osqp", "apg")
@@ -423,14 +424,12 @@ def _scaled_covariates(matrix, names, sw):
     Columns that are constant (possible for an indicator per level, or among the units with positive sampling
     weight) carry no distance and are dropped, as WeightIt's ``transform_covariates`` does.
     """
-    s = sw / sw.sum()
-    centred = matrix - s @ matrix
-    var = (s @ centred**2) / (1 - np.sum(s**2))  # cobalt's / WeightIt's n - 1 ("reliability weights") form
-    keep = var > 0
+    sd = reliability_sd(matrix, sw)  # cobalt's / WeightIt's n - 1 ("reliability weights") form
+    keep = sd > 0
     if not keep.any():
         raise ValueError("every covariate is constant among the units with positive sample_weight.")
-    sd = np.sqrt(var[keep])
-    return np.ascontiguousarray(centred[:, keep] / sd), [n for n, k in zip(names, keep) if k], sd
+    centred = (matrix - normalise(sw) @ matrix)[:, keep]
+    return np.ascontiguousarray(centred / sd[keep]), [n for n, k in zip(names, keep) if k], sd[keep]
 
 
 class _Operators:

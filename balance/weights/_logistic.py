@@ -49,6 +49,8 @@ class Separation:
     columns: np.ndarray
     units: np.ndarray
 
+from .._stats import column_std
+
 
 @dataclass(frozen=True)
 class LogisticFit:
@@ -88,7 +90,7 @@ def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100, detect_separati
     LogisticFit
     """
     center = np.average(X, axis=0, weights=sample_weight) if X.shape[1] else np.empty(0)
-    scale = X.std(axis=0) if X.shape[1] else np.empty(0)
+    scale = column_std(X) if X.shape[1] else np.empty(0)
     scale = np.where(scale > 0, scale, 1.0)
     Z = np.column_stack([np.ones(len(X)), (X - center) / scale])
     total = sample_weight.mean()
@@ -189,7 +191,8 @@ def find_separation(X, a, sample_weight=None):
     """
     keep = np.ones(len(a), dtype=bool) if sample_weight is None else np.asarray(sample_weight) > 0
     Z = X[keep] - X[keep].mean(axis=0)
-    Z = np.column_stack([np.ones(len(Z)), Z / np.where(Z.std(axis=0) > 0, Z.std(axis=0), 1.0)])
+    sd = column_std(Z)
+    Z = np.column_stack([np.ones(len(Z)), Z / np.where(sd > 0, sd, 1.0)])
     signed = Z * (2.0 * a[keep] - 1.0)[:, None]
     found = _separating_direction(signed)
     if found is None:
