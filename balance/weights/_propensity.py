@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._base import BaseWeighter, MParts, warn_units
 from .._validation import check_constant, check_full_rank
 from ._estimands import arm_weights, arm_weights_derivative, crump_alpha, multi_weights, multi_weights_derivative
-from ._logistic import fit_logistic
+from ._logistic import fit_logistic, report_separation
 from ._multinomial import (chain_to_coef, fit_multinomial, multinomial_information, multinomial_score,
                            softmax_proba)
 from ._trim import trim_weights
@@ -100,6 +100,13 @@ class PropensityWeights(BaseWeighter):
         scikit-learn's ConvergenceWarning, passed through); precomputed scores involve no solver.
     n_iter_ : int
         Newton iterations used, at most ``max_iter`` (default model only).
+    separation_ : list of str
+        The terms (of ``terms_``) whose maximum-likelihood coefficients are infinite because they (with the
+        intercept) separate treated from controls, found by a linear-programming test (Konis 2007) when the fit
+        shows symptoms of separation; empty when the data are not separated. A separated fit has
+        ``converged_=False`` and a ConvergenceWarning names the terms (default model only).
+    n_separated_ : int
+        Units whose propensity score the separation drives to exactly 0 or 1 (0 without separation).
     estimator_ : classifier
         The fitted clone of ``model`` (classifier models only).
     atos_alpha_ : float
@@ -194,7 +201,8 @@ class PropensityWeights(BaseWeighter):
         """
         self._check_params()
         data = self._validate_data(X, treatment, sample_weight)
-        for attr in ("coef_", "intercept_", "converged_", "n_iter_", "estimator_", "atos_alpha_"):
+        for attr in ("coef_", "intercept_", "converged_", "n_iter_", "estimator_", "atos_alpha_", "separation_",
+                     "n_separated_"):
             self.__dict__.pop(attr, None)  # a refit forgets what the previous model kind set
         self.terms_ = list(data.names)
         multi = data.treatment.kind == "multi-category"
@@ -209,21 +217,27 @@ class PropensityWeights(BaseWeighter):
                 fit = fit_logistic(data.X, data.a, data.sample_weight, tol=self.tol, max_iter=self.max_iter)
                 self.intercept_, self.coef_ = float(fit.coef[0]), fit.coef[1:]
             self.converged_, self.n_iter_ = fit.converged, fit.n_iter
-            if not fit.converged:
+            if not multi:
+                report_separation(self, fit.separation, data, "PropensityWeights", "use a penalised classifier "
+                                  "(model=LogisticRegression()), ")
+            if getattr(fit, "separation", None) is None and not fit.converged:
                 kind = "multinomial logistic" if multi else "logistic"
+                cause = (f"a Newton step could not increase the likelihood after {fit.n_iter} iterations"
+                         if getattr(fit, "stalled", False)
+                         else f"it did not converge in {fit.n_iter} iterations (max_iter={self.max_iter})")
                 warnings.warn(
-                    f"PropensityWeights: the {kind} propensity model did not converge in {fit.n_iter} iterations "
-                    f"(max_iter={self.max_iter}; score norm {fit.score_norm:.2e} > tol={self.tol}); raise max_iter, "
-                    "loosen tol, or check for separation.",
+                    f"PropensityWeights: the {kind} propensity model stopped unconverged: {cause}; score norm "
+                    f"{fit.score_norm:.2e} > tol={self.tol}. Raise max_iter, loosen tol, or simplify the model.",
                     ConvergenceWarning, stacklevel=2,
                 )
         elif self.model != "precomputed":
             self.estimator_ = clone(self.model).fit(data.X, data.a, sample_weight=data.sample_weight) \
                 if sample_weight is not None else clone(self.model).fit(data.X, data.a)
         raw_ps = self._raw_propensity(data)
-        if self.estimand == "ATOS":
+        if self._estimand() == "ATOS":
             self.atos_alpha_ = crump_alpha(np.clip(raw_ps, PS_BOUND, 1 - PS_BOUND), data.sample_weight)
-        ps, weights = self._weights(raw_ps, data, warn=True)
+        ps, weights, counts = self._weights(raw_ps, data)
+        self.n_clipped_, self.n_bounded_, self.n_trimmed_ = counts
         if multi and data.index is not None:
             self.ps_ = pd.DataFrame(ps, index=data.index, columns=pd.Index(data.treatment.levels))
         else:
@@ -242,7 +256,7 @@ class PropensityWeights(BaseWeighter):
         """
         check_is_fitted(self, "weights_")
         data = self._validate_data(X, treatment, sample_weight, reset=False)
-        _, weights = self._weights(self._raw_propensity(data), data, warn=True)
+        _, weights, _ = self._weights(self._raw_propensity(data), data)  # counted and warned, not stored
         return self._wrap(weights, data)
 
     def predict_proba(self, X):
@@ -259,9 +273,10 @@ class PropensityWeights(BaseWeighter):
         if self.model is not None and self.model != "precomputed" and not hasattr(self.model, "predict_proba"):
             raise TypeError(f"model must be None, 'precomputed' or a classifier with predict_proba; got {self.model!r}.")
         if self.clip is not None:
-            lo, hi = self.clip
-            if not 0 <= lo < hi <= 1:
-                raise ValueError(f"clip={self.clip!r} must be a pair (lo, hi) with 0 <= lo < hi <= 1.")
+            pair = np.asarray(self.clip, dtype=object)
+            if pair.shape != (2,) or not all(isinstance(v, numbers.Real) for v in pair) or not 0 <= pair[0] < pair[1] <= 1:
+                raise ValueError(f"clip={self.clip!r} must be a pair (lo, hi) with 0 <= lo < hi <= 1, e.g. "
+                                 "clip=(0.05, 0.95) to bound the propensity scores to [0.05, 0.95].")
         if self.trim is not None and not isinstance(self.trim, numbers.Real):
             raise ValueError(f"trim={self.trim!r} must be a quantile in [0.5, 1), a count, or None.")
         if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
@@ -305,18 +320,22 @@ class PropensityWeights(BaseWeighter):
     def _raw_propensity(self, data):
         return self._scores_from_matrix(data.X)
 
-    def _weights(self, raw_ps, data, *, warn):
-        """Clip, bound, weight and trim, counting and reporting every unit touched."""
+    def _weights(self, raw_ps, data):
+        """Clip, bound, weight and trim, warning about every unit touched.
+
+        Returns the scores, the weights and the counts (clipped, bounded, trimmed); ``fit`` stores the counts,
+        ``predict_weights`` only warns (prediction never changes fitted state).
+        """
         ps = raw_ps
         n_clipped = 0
         if self.clip is not None:
             ps = np.clip(raw_ps, *self.clip)
             n_clipped = int(np.sum(_per_unit(ps != raw_ps)))
-            if n_clipped and warn:
+            if n_clipped:
                 what = "units' generalised propensity scores" if ps.ndim == 2 else "propensity scores"
                 warnings.warn(f"clip={self.clip}: {n_clipped} {what} were clipped.", UserWarning, stacklevel=3)
         extreme = _per_unit((ps < PS_BOUND) | (ps > 1 - PS_BOUND))
-        if extreme.any() and warn:
+        if extreme.any():
             warn_units(
                 f"{int(extreme.sum())} propensity scores are numerically 0 or 1 (perfect separation or a degenerate "
                 "model); they were bounded to [1e-12, 1 - 1e-12] to keep weights finite, but those weights are extreme. "
@@ -324,23 +343,28 @@ class PropensityWeights(BaseWeighter):
             )
         ps = np.clip(ps, PS_BOUND, 1 - PS_BOUND)
         if ps.ndim == 2:
-            weights = multi_weights(ps, data.a, self.estimand.upper(), data.treatment.focal) * data.sample_weight
+            weights = multi_weights(ps, data.a, self._estimand(), data.treatment.focal) * data.sample_weight
         else:
-            weights = arm_weights(ps, data.a, self.estimand, getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
+            weights = arm_weights(ps, data.a, self._estimand(), getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
         n_trimmed = 0
         if self.trim is not None:
-            weights, touched = trim_weights(weights, data.a, self.trim, lower=self.trim_lower,
-                                            focal=self._focal(data))
+            groups, focal = self._trim_groups(data)
+            weights, touched = trim_weights(weights, groups, self.trim, lower=self.trim_lower, focal=focal)
             n_trimmed = int(touched.sum())
-            if n_trimmed and warn:
+            if n_trimmed:
                 warnings.warn(f"trim={self.trim}: {n_trimmed} weights were trimmed.", UserWarning, stacklevel=3)
-        self.n_clipped_, self.n_bounded_, self.n_trimmed_ = n_clipped, int(extreme.sum()), n_trimmed
-        return ps, weights
+        return ps, weights, (n_clipped, int(extreme.sum()), n_trimmed)
 
-    def _focal(self, data):
+    def _trim_groups(self, data):
+        """The 0/1 treatment and the group left untouched that :func:`trim_weights` takes: (treated, 1) for the ATT,
+        (treated, 0) for the ATC; a multi-category ATT's focal level is coded 1, and without a focal level
+        (multi-category ATE, ATO) every unit may be trimmed."""
         if data.treatment.kind == "multi-category":
-            return data.treatment.focal if self.estimand.upper() == "ATT" else None
-        return {"ATT": 1, "ATC": 0}.get(self.estimand)
+            focal = data.treatment.focal if self._estimand() == "ATT" else None
+            if focal is None:
+                return np.zeros(len(data.a), dtype=np.int8), None
+            return (data.a == focal).astype(np.int8), 1
+        return data.a, {"ATT": 1, "ATC": 0}.get(self._estimand())
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
@@ -372,12 +396,12 @@ class PropensityWeights(BaseWeighter):
             return -(design * (sw * e * (1 - e))[:, None]).T @ design
 
         def weights(theta):
-            return arm_weights(np.clip(propensity(theta), lo, hi), a, self.estimand, alpha) * sw
+            return arm_weights(np.clip(propensity(theta), lo, hi), a, self._estimand(), alpha) * sw
 
         def weights_jacobian(theta):
             e = propensity(theta)
             inside = (e >= lo) & (e <= hi)  # the clip's derivative is zero where it binds
-            de = arm_weights_derivative(np.clip(e, lo, hi), a, self.estimand, alpha) * e * (1 - e) * inside
+            de = arm_weights_derivative(np.clip(e, lo, hi), a, self._estimand(), alpha) * e * (1 - e) * inside
             return design * (de * sw)[:, None]
 
         return MParts(
@@ -390,7 +414,7 @@ class PropensityWeights(BaseWeighter):
         """MParts of the multinomial logit: θ = the (K − 1) × (1 + p) coefficients, level by level."""
         design = np.column_stack([np.ones(len(data.a)), data.X])
         codes, sw, focal = data.a, data.sample_weight, data.treatment.focal
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         levels = data.treatment.levels
         indicators = data.treatment.indicators()
         lo, hi = self.clip if self.clip is not None else (0.0, 1.0)
