@@ -348,23 +348,17 @@ class PropensityWeights(BaseWeighter):
             weights = arm_weights(ps, data.a, self._estimand(), getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
         n_trimmed = 0
         if self.trim is not None:
-            groups, focal = self._trim_groups(data)
-            weights, touched = trim_weights(weights, groups, self.trim, lower=self.trim_lower, focal=focal)
+            weights, touched = trim_weights(weights, data.a, self.trim, lower=self.trim_lower,
+                                            focal=self._focal(data))
             n_trimmed = int(touched.sum())
             if n_trimmed:
                 warnings.warn(f"trim={self.trim}: {n_trimmed} weights were trimmed.", UserWarning, stacklevel=3)
         return ps, weights, (n_clipped, int(extreme.sum()), n_trimmed)
 
-    def _trim_groups(self, data):
-        """The 0/1 treatment and the group left untouched that :func:`trim_weights` takes: (treated, 1) for the ATT,
-        (treated, 0) for the ATC; a multi-category ATT's focal level is coded 1, and without a focal level
-        (multi-category ATE, ATO) every unit may be trimmed."""
+    def _focal(self, data):
         if data.treatment.kind == "multi-category":
-            focal = data.treatment.focal if self._estimand() == "ATT" else None
-            if focal is None:
-                return np.zeros(len(data.a), dtype=np.int8), None
-            return (data.a == focal).astype(np.int8), 1
-        return data.a, {"ATT": 1, "ATC": 0}.get(self._estimand())
+            return data.treatment.focal if self._estimand() == "ATT" else None
+        return {"ATT": 1, "ATC": 0}.get(self._estimand())
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
