@@ -272,7 +272,7 @@ def _gmm_with_optimiser_result(monkeypatch, shift, status):
         return scipy.optimize.OptimizeResult(x=x, fun=fun(x)[0], status=status, success=status == 0, nit=res.nit,
                                              message="stand-in stopped")
 
-    monkeypatch.setattr("balance.weights._cbps.minimize", optimiser)
+    monkeypatch.setattr("balance.weights._cbps_multi.minimize", optimiser)  # the GMM minimiser both CBPS forms share
     X, a = simulate(np.random.default_rng(20261123))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
