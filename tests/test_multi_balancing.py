@@ -12,7 +12,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.spatial.distance import cdist
 
-from balance import EnergyBalance, EntropyBalance, InverseProbabilityTilting, StableWeights
+from balance import (CBIPM, EnergyBalance, EntropyBalance, InverseProbabilityTilting, StableWeights,
+                     UniformTransformerWeights)
 
 from .conftest import SHARED, _shared_file
 from .test_cbps import check_m_parts
@@ -335,3 +336,14 @@ def test_energy_partitioned_multi_category(lalonde, estimand):
     assert_allclose(_level_sums(parts.weights_, race), [243, 72, 299], rtol=1e-10)
     # above the minimum but near it (the parts' errors largely cancel in the average; 2 is a loose bound)
     assert exact.energy_distance_ * (1 - 1e-6) <= parts.energy_distance_ < 2 * exact.energy_distance_
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# binary-only methods
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", [CBIPM, UniformTransformerWeights])
+@pytest.mark.parametrize("estimand", ["ATT", "ATE"])
+def test_binary_only_methods_refuse_in_one_line(lalonde, method, estimand):
+    with pytest.raises(ValueError, match=rf"^{method.__name__} supports binary treatments only; got a multi-category "
+                                         r"treatment with 3 levels\.$"):
+        method(estimand, treated="white").fit(lalonde[COVS], lalonde["race"])
