@@ -14,6 +14,7 @@ from scipy.spatial.distance import cdist
 
 from balance import (CBIPM, EnergyBalance, EntropyBalance, InverseProbabilityTilting, StableWeights,
                      UniformTransformerWeights)
+from balance.datasets import load_lalonde
 
 from .conftest import SHARED, _shared_file
 from .test_cbps import check_m_parts
@@ -30,6 +31,7 @@ def multi_weights(lalonde):
     def read(method):
         ref = pd.read_csv(_shared_file(MULTI / "weights" / f"ATE_{method}.csv"), index_col="id")
         assert ref.index.equals(lalonde.index)
+        assert ref.index.equals(load_lalonde().X.index)  # the packaged copy has the same rows in the same order
         assert (ref["race"] == lalonde["race"].astype(str)).all()
         return ref["weight"]
 
@@ -347,3 +349,21 @@ def test_binary_only_methods_refuse_in_one_line(lalonde, method, estimand):
     with pytest.raises(ValueError, match=rf"^{method.__name__} supports binary treatments only; got a multi-category "
                                          r"treatment with 3 levels\.$"):
         method(estimand, treated="white").fit(lalonde[COVS], lalonde["race"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sampling weights
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", [EntropyBalance, InverseProbabilityTilting, StableWeights])
+@pytest.mark.parametrize("focal", [None, "c"])
+def test_integer_sampling_weights_equal_repeated_rows(rng, method, focal):
+    # a unit of sampling weight k is k copies of it: the same balance conditions (and, for optweight, the same
+    # s-weighted dispersion), so each copy's weight equals the weighted unit's weight / k, to solver rounding
+    X, treatment, _, _, _ = _simulate(rng, n=300)
+    sw = rng.integers(1, 4, len(X)).astype(float)
+    make = lambda: method("ATE" if focal is None else "ATT", treated=focal)  # noqa: E731
+    weighted = np.asarray(make().fit(X, treatment, sample_weight=sw).weights_)
+    rows = np.repeat(np.arange(len(X)), sw.astype(int))
+    repeated = np.asarray(make().fit(X.iloc[rows].reset_index(drop=True), treatment[rows]).weights_)
+    first = np.r_[0, np.cumsum(sw.astype(int))[:-1]]
+    assert_allclose(repeated[first], weighted / sw, rtol=1e-8)
