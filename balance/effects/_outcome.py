@@ -5,21 +5,23 @@ their analytic Jacobian. The weights w enter each ψ_i only through the unit's o
 respect to the weight model's parameters β is the chain rule Σ_i (∂ψ_i/∂w_i)(∂w_i/∂β)ᵀ; :class:`OutcomeEquations`
 stores ∂ψ_i/∂w_i for that.
 
-Models (A treatment, w analysis weights, s sampling weights, v target-population weights, h the inverse link):
+Models (A treatment with levels a = 0..K−1, w analysis weights, s sampling weights, v target-population weights, h the
+inverse link):
 
 ``simple``    ψ_μa = 1{A=a} w (y − μ_a)                                   (Hájek weighted means)
-``additive``  ψ_γ = w D (y − h(Dᵀγ)), D = (1, A, X); ψ_μa = v (h(D_aᵀγ) − μ_a)   (weighted regression, g-computation)
-``interact``  the same with D = (1, A, X, A·X)
+``additive``  ψ_γ = w D (y − h(Dᵀγ)), D = (1, T, X); ψ_μa = v (h(D_aᵀγ) − μ_a)   (weighted regression, g-computation)
+``interact``  the same with D = (1, T, X, T⊗X)
 ``aipw``      ψ_γ = s D (y − h(Dᵀγ)) (D as interact, unweighted fit);
               ψ_νa = v (m_a − ν_a); ψ_δa = 1{A=a} w (y − m_a − δ_a); μ_a = ν_a + δ_a   (augmented weighting)
 
-where D_a sets A = a and m_a = h(D_aᵀγ). The target population v is the estimand's: the treated for the ATT, the
-controls for the ATC, everyone for the ATE, and the weighted sample itself (v = w) otherwise.
+where T = (1{A=1}, ..., 1{A=K−1}) are the treatment dummies (T = A for a binary treatment), D_a sets A = a and
+m_a = h(D_aᵀγ). The target population v is the estimand's: the focal (treated) level for the ATT, the controls for
+the ATC, everyone for the ATE, and the weighted sample itself (v = w) otherwise.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import expit
@@ -40,7 +42,10 @@ class OutcomeEquations:
     psi : ndarray (n, m), per-unit estimating functions at ``params``
     jacobian : ndarray (m, m), Σ_i ∂ψ_i/∂θ_o
     dpsi_dw : ndarray (n, m), ∂ψ_i/∂w_i
-    mu_map : ndarray (2, m), rows giving (μ0, μ1) as linear combinations of ``params``
+    mu_map : ndarray (K, m), rows giving (μ_0, ..., μ_{K−1}) as linear combinations of ``params``
+    averaging : ndarray of bool (m,)
+        The equations that average predictions over the target population's covariates (ψ_νa); conditioning on
+        those covariates removes them from the meat.
     """
 
     params: np.ndarray
@@ -49,17 +54,26 @@ class OutcomeEquations:
     jacobian: np.ndarray
     dpsi_dw: np.ndarray
     mu_map: np.ndarray
+    averaging: np.ndarray
 
     @property
     def mu(self):
-        """(μ0, μ1): the two weighted potential-outcome means."""
+        """(μ_0, ..., μ_{K−1}): the weighted potential-outcome means, one per treatment level."""
         return self.mu_map @ self.params
 
+    def conditional_on_covariates(self):
+        """The same equations with the target population's covariates held fixed (the averaging rows leave the
+        meat): WeightIt's and marginaleffects' convention."""
+        return replace(self, psi=np.where(self.averaging, 0.0, self.psi))
 
-def target_weights(estimand, a, weights, sample_weight):
-    """Weights v of the target population over which g-computation averages, and whether v is w itself."""
+
+def target_weights(estimand, a, weights, sample_weight, focal=1):
+    """Weights v of the target population over which g-computation averages, and whether v is w itself.
+
+    ``focal`` is the code of the ATT's focal level (1, the treated, for a binary treatment).
+    """
     if estimand == "ATT":
-        return sample_weight * (a == 1), False
+        return sample_weight * (a == focal), False
     if estimand == "ATC":
         return sample_weight * (a == 0), False
     if estimand == "ATE":
@@ -67,10 +81,19 @@ def target_weights(estimand, a, weights, sample_weight):
     return weights, True
 
 
-def _design(a, covariates, interact):
+def _dummies(a, n_levels):
+    """Treatment columns of the design: A itself for a binary treatment, else 1{A=k} for k = 1..K−1."""
+    if n_levels == 2:
+        return np.asarray(a, dtype=float)[:, None]
+    return (np.asarray(a)[:, None] == np.arange(1, n_levels)).astype(float)
+
+
+def _design(a, covariates, interact, n_levels=2):
     ones = np.ones((len(a), 1))
-    a = np.asarray(a, dtype=float)[:, None]
-    blocks = [ones, a, covariates] + ([a * covariates] if interact else [])
+    t = _dummies(a, n_levels)
+    blocks = [ones, t, covariates]
+    if interact:
+        blocks += [t[:, [k]] * covariates for k in range(t.shape[1])]
     return np.hstack(blocks)
 
 
@@ -93,7 +116,7 @@ def _fit_regression(design, y, omega, family):
             "covariate level absent from one treatment group; use a simpler outcome model."
         )
     if family == "binomial":
-        fit = fit_logistic(design[:, 1:], y, omega, tol=1e-10, max_iter=100)
+        fit = fit_logistic(design[:, 1:], y, omega, tol=1e-10, max_iter=100, detect_separation=False)
         if not fit.converged:
             raise ValueError("the logistic outcome model did not converge (separation?); use a simpler outcome model.")
         return fit.coef
@@ -109,76 +132,82 @@ def _link(eta, family):
     return eta, np.ones_like(eta)
 
 
-def simple_equations(y, a, weights):
-    """Hájek means per arm: θ_o = (μ0, μ1)."""
-    arms = np.column_stack([a == 0, a == 1]).astype(float)
+def simple_equations(y, a, weights, n_levels=2):
+    """Hájek means per level: θ_o = (μ_0, ..., μ_{K−1})."""
+    arms = np.column_stack([a == k for k in range(n_levels)]).astype(float)
     totals = (arms * weights[:, None]).sum(axis=0)
     mu = (arms * (weights * y)[:, None]).sum(axis=0) / totals
     resid = arms * (y[:, None] - mu)
     return OutcomeEquations(
-        params=mu, names=["mu0", "mu1"], psi=resid * weights[:, None], jacobian=-np.diag(totals),
-        dpsi_dw=resid, mu_map=np.eye(2),
+        params=mu, names=[f"mu{k}" for k in range(n_levels)], psi=resid * weights[:, None],
+        jacobian=-np.diag(totals), dpsi_dw=resid, mu_map=np.eye(n_levels), averaging=np.zeros(n_levels, dtype=bool),
     )
 
 
-def regression_equations(y, a, weights, sample_weight, covariates, *, estimand, interact, augmented, family):
-    """Regression (g-computation) and augmented equations: θ_o = (γ, μ0, μ1) or (γ, ν0, ν1, δ0, δ1)."""
+def regression_equations(y, a, weights, sample_weight, covariates, *, estimand, interact, augmented, family,
+                         n_levels=2, focal=1):
+    """Regression (g-computation) and augmented equations: θ_o = (γ, ν_0..ν_{K−1}) or (γ, ν_0..ν_{K−1},
+    δ_0..δ_{K−1})."""
     covariates = _standardise(covariates)
-    design = _design(a, covariates, interact)
+    design = _design(a, covariates, interact, n_levels)
     omega = sample_weight if augmented else weights
     gamma = _fit_regression(design, y, omega, family)
     fitted, dfitted = _link(design @ gamma, family)
     resid = y - fitted
-    v, v_is_w = target_weights(estimand, a, weights, sample_weight)
+    v, v_is_w = target_weights(estimand, a, weights, sample_weight, focal)
     n, q = design.shape
+    levels = range(n_levels)
+    m = q + n_levels * (1 + augmented)
 
     preds, dpreds, designs = [], [], []
-    for arm in (0, 1):
-        d_arm = _design(np.full(n, arm), covariates, interact)
-        m, dm = _link(d_arm @ gamma, family)
-        preds.append(m), dpreds.append(dm), designs.append(d_arm)
-    nu = np.array([np.sum(v * m) / np.sum(v) for m in preds])
+    for arm in levels:
+        d_arm = _design(np.full(n, arm), covariates, interact, n_levels)
+        pred, dpred = _link(d_arm @ gamma, family)
+        preds.append(pred), dpreds.append(dpred), designs.append(d_arm)
+    nu = np.array([np.sum(v * pred) / np.sum(v) for pred in preds])
 
     blocks, dblocks = [design * (omega * resid)[:, None]], [design * resid[:, None] * (not augmented)]
-    jac_rows = [np.hstack([-(design * (omega * dfitted)[:, None]).T @ design, np.zeros((q, 2 + 2 * augmented))])]
-    names = [f"gamma{j}" for j in range(q)] + ["nu0", "nu1"]
-    for arm in (0, 1):
+    jac_rows = [np.hstack([-(design * (omega * dfitted)[:, None]).T @ design, np.zeros((q, m - q))])]
+    names = [f"gamma{j}" for j in range(q)] + [f"nu{k}" for k in levels]
+    for arm in levels:
         blocks.append((v * (preds[arm] - nu[arm]))[:, None])
         dblocks.append(((preds[arm] - nu[arm]) * v_is_w)[:, None])
-        row = np.zeros(q + 2 + 2 * augmented)
+        row = np.zeros(m)
         row[:q] = (designs[arm] * (v * dpreds[arm])[:, None]).sum(axis=0)
         row[q + arm] = -v.sum()
         jac_rows.append(row[None, :])
     params = np.concatenate([gamma, nu])
-    mu_map = np.zeros((2, q + 2 + 2 * augmented))
-    mu_map[0, q], mu_map[1, q + 1] = 1.0, 1.0
+    mu_map = np.zeros((n_levels, m))
+    mu_map[np.arange(n_levels), q + np.arange(n_levels)] = 1.0
+    averaging = np.zeros(m, dtype=bool)
+    averaging[q:q + n_levels] = True
     if augmented:
-        names += ["delta0", "delta1"]
+        names += [f"delta{k}" for k in levels]
         deltas = []
-        for arm in (0, 1):
+        for arm in levels:
             in_arm = (a == arm).astype(float)
             delta = np.sum(in_arm * weights * (y - preds[arm])) / np.sum(in_arm * weights)
             deltas.append(delta)
             r = in_arm * (y - preds[arm] - delta)
             blocks.append((weights * r)[:, None])
             dblocks.append(r[:, None])
-            row = np.zeros(q + 4)
+            row = np.zeros(m)
             row[:q] = -(designs[arm] * (in_arm * weights * dpreds[arm])[:, None]).sum(axis=0)
-            row[q + 2 + arm] = -np.sum(in_arm * weights)
+            row[q + n_levels + arm] = -np.sum(in_arm * weights)
             jac_rows.append(row[None, :])
         params = np.concatenate([params, deltas])
-        mu_map[0, q + 2], mu_map[1, q + 3] = 1.0, 1.0
+        mu_map[np.arange(n_levels), q + n_levels + np.arange(n_levels)] = 1.0
     return OutcomeEquations(
         params=params, names=names, psi=np.hstack(blocks), jacobian=np.vstack(jac_rows),
-        dpsi_dw=np.hstack(dblocks), mu_map=mu_map,
+        dpsi_dw=np.hstack(dblocks), mu_map=mu_map, averaging=averaging,
     )
 
 
-def outcome_equations(model, y, a, weights, sample_weight, covariates, *, estimand, family):
-    """Dispatch to the outcome model's equations."""
+def outcome_equations(model, y, a, weights, sample_weight, covariates, *, estimand, family, n_levels=2, focal=1):
+    """Dispatch to the outcome model's equations (``a`` coded 0..n_levels−1; ``focal`` the ATT's focal level)."""
     if model == "simple":
-        return simple_equations(y, a, weights)
+        return simple_equations(y, a, weights, n_levels)
     return regression_equations(
         y, a, weights, sample_weight, covariates, estimand=estimand, interact=model != "additive",
-        augmented=model == "aipw", family=family,
+        augmented=model == "aipw", family=family, n_levels=n_levels, focal=focal,
     )

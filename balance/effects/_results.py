@@ -22,9 +22,11 @@ class EffectResults:
         Effect scale. Ratios are estimated, tested and given intervals on the log scale (delta method), then shown
         exponentiated; their ``std_err`` is that of the log ratio.
     estimate : Series
-        The effect (first row, on its natural scale) and the weighted potential-outcome means ``mu1``, ``mu0``.
+        The effect (first row, on its natural scale) and the weighted potential-outcome means ``mu1``, ``mu0``; for a
+        multi-category treatment every pairwise contrast ("hispan - black", ...) and one mean per level
+        (``mu[black]``, ...).
     vcov : DataFrame
-        Covariance of the effect (log scale for ratios), ``mu1`` and ``mu0``.
+        Covariance of the contrasts (log scale for ratios) and the means.
     vcov_type : str
         "asympt", "HC0", "bootstrap" or "fwb".
     vcov_config : dict
@@ -41,6 +43,9 @@ class EffectResults:
         Bootstrap replicates (effect on the log scale for ratios), NaN rows for failed replicates.
     notes : tuple of str
         Statements printed under the table.
+    n_contrasts : int
+        The first ``n_contrasts`` rows are contrasts (one for a binary treatment, every pair of levels otherwise),
+        the rest potential-outcome means.
 
     Examples
     --------
@@ -67,11 +72,12 @@ class EffectResults:
     accounts_for_weight_estimation: bool
     draws: pd.DataFrame | None = None
     notes: tuple = field(default_factory=tuple)
+    n_contrasts: int = 1
 
     # -- derived quantities -----------------------------------------------------------------------------------
     @property
     def _log_rows(self):
-        return [self.estimate.index[0]] if self.scale != "difference" else []
+        return list(self.estimate.index[:self.n_contrasts]) if self.scale != "difference" else []
 
     def _inference_scale(self, values):
         values = values.copy()

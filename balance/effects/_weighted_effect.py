@@ -3,39 +3,37 @@
 from __future__ import annotations
 
 import numbers
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import logit
 from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import CovariateDesign, as_1d, check_outcome, check_sample_weight, check_treatment
+from .._validation import (CovariateDesign, as_1d, check_indexes_agree, check_outcome, check_sample_weight,
+                           check_treatment)
 from ..diagnostics import effective_sample_size
-from ._bootstrap import run_bootstrap
+from ..diagnostics._weights import ExtremeWeightsWarning, check_extreme_weights
+from ._contrasts import Contrasts
 from ._outcome import OUTCOME_MODELS, outcome_equations
 from ._results import SCALE_LABELS, EffectResults
-from ._sandwich import stacked_cov
-
-VCOV_TYPES = {
-    "asympt": "M-estimation sandwich stacking the weight model's estimating equations (accounts for estimating "
-              "the weights)",
-    "HC0": "robust sandwich with the weights treated as known (no small-sample correction)",
-    "bootstrap": "bootstrap resampling rows and re-estimating the weights in every replicate",
-    "fwb": "fractional weighted bootstrap (Exp(1) unit weights as sampling weights), re-estimating the weights",
-}
+from ._vcov import VCOV_ESTIMATORS, VCOV_TYPES, _final_step
 
 
-def _final_step(weighter):
-    return weighter[-1] if isinstance(weighter, Pipeline) else weighter
+def _fit_weighter(weighter, X, treatment, sample_weight, seed=None):
+    """Fit a clone of ``weighter`` (an estimator or a Pipeline ending in one); return it and its weights.
 
-
-def _fit_weighter(weighter, X, treatment, sample_weight):
-    """Fit a clone of ``weighter`` (an estimator or a Pipeline ending in one); return it and its weights."""
+    ``seed`` (an int, for a bootstrap replicate) replaces every ``random_state`` of the clone, nested ones included
+    (a pipeline step, a classifier ``model``), each by its own int derived from it: each replicate then has its own
+    reproducible randomness, whether the weighter's own ``random_state`` was None or one fixed int.
+    """
     fitted = clone(weighter)
+    if seed is not None:
+        keys = sorted(key for key in fitted.get_params(deep=True)
+                      if key == "random_state" or key.endswith("__random_state"))
+        states = np.random.SeedSequence(seed).generate_state(len(keys)) if keys else []
+        fitted.set_params(**{key: int(state) >> 1 for key, state in zip(keys, states)})
     if sample_weight is None:
         fitted.fit(X, treatment)
     elif isinstance(fitted, Pipeline):
@@ -48,13 +46,40 @@ def _fit_weighter(weighter, X, treatment, sample_weight):
     return fitted, np.asarray(final.weights_, dtype=float)
 
 
+def _fit_weighter_reporting(weighter, X, treatment, sample_weight):
+    """:func:`_fit_weighter`, passing on the weighter's warnings except its ExtremeWeightsWarning, which
+    WeightedEffect repeats once with advice on the variance."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = _fit_weighter(weighter, X, treatment, sample_weight)
+    for w in caught:
+        if not issubclass(w.category, ExtremeWeightsWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return fitted
+
+
+# what WeightedEffect adds to the extreme-weights warning, by variance type
+_EXTREME_ADVICE = {
+    "asympt": "Compare vcov='bootstrap' (in simulation, weights this extreme were where the bootstrap SE exceeded "
+              "the asympt SE by more than 2x).",
+    "HC0": "Compare vcov='bootstrap', which also re-estimates the weights.",
+    "bootstrap": "The bootstrap re-estimates the weights, but the estimate rests on those few units.",
+    "fwb": "The bootstrap re-estimates the weights, but the estimate rests on those few units.",
+}
+
+
+def _take(values, rows):
+    """Rows of a DataFrame, Series or ndarray by position."""
+    return values.iloc[rows] if isinstance(values, (pd.DataFrame, pd.Series)) else values[rows]
+
+
 @dataclass
 class _EffectProblem:
     """Everything a replicate needs to re-estimate the weights and the effect (picklable for joblib)."""
 
     weighter: object
     X: object
-    treatment: np.ndarray
+    treatment: object
     y: np.ndarray
     sample_weight: np.ndarray | None
     covariates: np.ndarray | None
@@ -62,24 +87,20 @@ class _EffectProblem:
     model: str
     estimand: str
     family: str
-    scale: str
-    labels: list
+    contrasts: Contrasts
+    focal: int = 1
 
     @property
     def n_obs(self):
         return len(self.y)
 
-    def contrast(self, mu):
-        """(effect on the inference scale, mu1, mu0) and the gradient of the effect with respect to (mu0, mu1)."""
-        mu0, mu1 = mu
-        if self.scale == "difference":
-            return np.array([mu1 - mu0, mu1, mu0]), np.array([-1.0, 1.0])
-        if min(mu0, mu1) <= 0 or (self.scale == "or" and max(mu0, mu1) >= 1):
-            raise ValueError(f"a {SCALE_LABELS[self.scale]} needs potential-outcome means strictly inside (0, 1); "
-                             f"got mu0={mu0:.4g}, mu1={mu1:.4g}.")
-        if self.scale == "rr":
-            return np.array([np.log(mu1 / mu0), mu1, mu0]), np.array([-1 / mu0, 1 / mu1])
-        return np.array([logit(mu1) - logit(mu0), mu1, mu0]), np.array([-1 / (mu0 * (1 - mu0)), 1 / (mu1 * (1 - mu1))])
+    @property
+    def n_levels(self):
+        return len(self.contrasts.levels)
+
+    @property
+    def labels(self):
+        return self.contrasts.labels
 
     def equations(self, weights, sample_weight, rows=slice(None)):
         """The outcome model's equations on (a resample ``rows`` of) the data, given the weights."""
@@ -87,19 +108,21 @@ class _EffectProblem:
         covariates = None if self.covariates is None else self.covariates[rows]
         return outcome_equations(
             self.model, self.y[rows], self.a[rows], weights, sw, covariates, estimand=self.estimand, family=self.family,
+            n_levels=self.n_levels, focal=self.focal,
         )
 
-    def replicate(self, kind, draw):
+    def replicate(self, kind, draw, seed=None):
         if kind == "bootstrap":
-            X = self.X.iloc[draw] if isinstance(self.X, pd.DataFrame) else self.X[draw]
+            if np.bincount(self.a[draw], minlength=self.n_levels).min() == 0:
+                raise ValueError("a treatment level is absent from the replicate.")
             sw = None if self.sample_weight is None else self.sample_weight[draw]
-            fitted, weights = _fit_weighter(self.weighter, X, self.treatment[draw], sw)
+            fitted, weights = _fit_weighter(self.weighter, _take(self.X, draw), _take(self.treatment, draw), sw, seed)
             eq = self.equations(weights, sw, rows=draw)
         else:
             sw = draw if self.sample_weight is None else self.sample_weight * draw
-            fitted, weights = _fit_weighter(self.weighter, self.X, self.treatment, sw)
+            fitted, weights = _fit_weighter(self.weighter, self.X, self.treatment, sw, seed)
             eq = self.equations(weights, sw)
-        values, _ = self.contrast(eq.mu)
+        values, _ = self.contrasts(eq.mu)
         return values, bool(getattr(_final_step(fitted), "converged_", True))
 
 
@@ -141,7 +164,10 @@ class WeightedEffect(BaseEstimator):
     n_jobs : int, default=None
         Parallel jobs for the bootstraps (joblib; use ``joblib.parallel_backend("dask")`` for a dask cluster).
     random_state : int, Generator or None, default=None
-        Seeds the bootstraps; results do not depend on ``n_jobs`` or the backend.
+        Seeds the bootstraps; results do not depend on ``n_jobs`` or the backend. In every replicate the weighter's
+        own ``random_state`` (and any nested one, e.g. a classifier's) is replaced by a seed drawn from the
+        replicate's generator, so the bootstrap of a randomised weighter (CBIPM, UniformTransformerWeights) is
+        reproducible whatever its ``random_state``, and its replicates do not share one inner seed.
     verbose : int, default=0
         1 shows a progress bar for bootstraps (needs tqdm, on a terminal).
 
@@ -173,6 +199,12 @@ class WeightedEffect(BaseEstimator):
     is analytic; the weight model's is analytic when the weighter provides it and numerical (central differences)
     otherwise; ``result_.vcov_config["jacobian"]`` says which. With a Pipeline the fitted preprocessing is treated
     as fixed. Effects use the Hájek (self-normalised) form.
+
+    Extreme weights (a group's Kish ESS below 5, or one unit carrying over 30% of its group's weight; see
+    :class:`~balance.ExtremeWeightsWarning`) are warned about once, with the numbers and advice on the variance
+    (the weighter's own warning is not repeated), and noted in ``result_.notes``. In simulation
+    (``benchmarks/results/extreme_weights.md``) it fired in nearly every replicate where the bootstrap SE exceeded
+    the asympt SE by more than 2x.
 
     References
     ----------
@@ -237,46 +269,71 @@ class WeightedEffect(BaseEstimator):
         """
         self._check_params()
         n, index = len(X), (X.index if isinstance(X, pd.DataFrame) else None)
+        check_indexes_agree(X=index, treatment=treatment, y=y, sample_weight=sample_weight, cluster=cluster)
         y = self._check_outcome(y, n, index)  # before the (possibly slow) weight fit
         clusters = self._check_cluster(cluster, n, index)
-        self.weighter_, weights = _fit_weighter(self.weighter, X, treatment, sample_weight)
+        self.weighter_, weights = _fit_weighter_reporting(self.weighter, X, treatment, sample_weight)
         final = _final_step(self.weighter_)
-        t = check_treatment(treatment, treated=getattr(final, "treated", None), n_samples=n, index=index,
-                            treatment_type="binary")
+        t = self._check_treatment(final, treatment, n, index)
+        extreme = check_extreme_weights(weights, t.a, who="WeightedEffect", advice=_EXTREME_ADVICE[self.vcov],
+                                        stacklevel=3)
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=index)
         family = self.family if self.family != "auto" else ("binomial" if _is_binary(y) else "gaussian")
+        if family == "binomial" and self.outcome_model != "simple" and np.ptp(y) == 0:
+            raise ValueError(f"y is {y[0]:g} for every unit: a logistic outcome model (family='binomial', the choice "
+                             "for a 0/1 outcome) cannot be fitted to a constant; use outcome_model='simple' (the "
+                             "effect is then 0), or check that y is the intended column.")
         covariates = None
         if self.outcome_model != "simple":
             # the outcome model handles missing covariates as the weighter does (indicators + median fill, or error)
             design = CovariateDesign.from_data(X, missing=getattr(final, "missing", "error"))
             covariates = design.transform(X, drop_first=True)[0]
         estimand = str(getattr(final, "estimand", "ATE")).upper()
-        labels = [estimand if self.scale == "difference" else f"{estimand} ({SCALE_LABELS[self.scale]})", "mu1", "mu0"]
+        contrasts = Contrasts(t.levels, self.scale, estimand)
         problem = _EffectProblem(
-            weighter=self.weighter, X=X, treatment=np.asarray(as_1d(treatment, "treatment")[0]), y=y,
-            sample_weight=sw, covariates=covariates, a=t.a, model=self.outcome_model, estimand=estimand,
-            family=family, scale=self.scale, labels=labels,
+            weighter=self.weighter, X=X, treatment=_as_input(treatment), y=y, sample_weight=sw,
+            covariates=covariates, a=t.a, model=self.outcome_model, estimand=estimand, family=family,
+            contrasts=contrasts, focal=1 if t.focal is None else t.focal,
         )
         eq = problem.equations(weights, sw)
-        values, grad = problem.contrast(eq.mu)
-        vcov, config, draws, notes = self._variance(problem, eq, grad, X, treatment, sample_weight, clusters)
+        values = contrasts(eq.mu)[0]
+        vcov = VCOV_ESTIMATORS[self.vcov].from_effect(self, problem, eq, clusters)
+        cov = vcov.cov  # computed here, so that a refused variance leaves no fitted attributes behind
+        self.vcov_, self.n_failed_, self.n_nonconverged_ = vcov, vcov.n_failed, vcov.n_nonconverged
+        labels = contrasts.labels
+        notes = list(self.vcov_.notes)
+        if extreme.extreme:
+            notes.append(f"extreme weights ({extreme.describe()})")
         natural = values.copy()
         if self.scale != "difference":
-            natural[0] = np.exp(values[0])
+            natural[:contrasts.n_contrasts] = np.exp(values[:contrasts.n_contrasts])
         self.result_ = EffectResults(
             estimand=estimand, scale=self.scale, estimate=pd.Series(natural, index=labels, name="estimate"),
-            vcov=pd.DataFrame(vcov, index=labels, columns=labels), vcov_type=self.vcov, vcov_config=config,
-            n_obs=n, ess=effective_sample_size(weights, t.a), outcome_model=self.outcome_model,
-            method=type(final).__name__, accounts_for_weight_estimation=self.vcov != "HC0", draws=draws,
-            notes=tuple(notes),
+            vcov=pd.DataFrame(cov, index=labels, columns=labels), vcov_type=self.vcov,
+            vcov_config=self.vcov_.config, n_obs=n, ess=_ess(weights, t), outcome_model=self.outcome_model,
+            method=type(final).__name__, accounts_for_weight_estimation=self.vcov_.accounts_for_weight_estimation,
+            draws=self.vcov_.draws, notes=tuple(notes), n_contrasts=contrasts.n_contrasts,
         )
-        summary = self.result_.summary()
-        self.estimate_ = float(natural[0])
-        self.se_ = float(summary["std_err"].iloc[0])
-        self.pvalue_ = float(summary["p_value"].iloc[0])
-        self.vcov_type_ = self.vcov
-        self.potential_outcomes_ = summary.loc[["mu1", "mu0"], ["estimate", "std_err"]]
+        self._set_shortcuts(contrasts, t)
         return self
+
+    def _set_shortcuts(self, contrasts, t):
+        summary = self.result_.summary()
+        rows = summary.iloc[:contrasts.n_contrasts]
+        self.contrasts_ = pd.DataFrame({
+            "estimate": rows["estimate"], "std_err": rows["std_err"], "conf_low": rows["ci_lower"],
+            "conf_high": rows["ci_upper"], "p_value": rows["p_value"],
+        })
+        means = summary.loc[contrasts.mean_labels, ["estimate", "std_err"]]
+        if contrasts.binary:
+            self.estimate_ = float(summary["estimate"].iloc[0])
+            self.se_ = float(summary["std_err"].iloc[0])
+            self.pvalue_ = float(summary["p_value"].iloc[0])
+            self.potential_outcomes_ = means
+        else:
+            self.estimate_, self.se_, self.pvalue_ = (rows[c].rename(None) for c in ("estimate", "std_err", "p_value"))
+            self.potential_outcomes_ = means.set_axis(pd.Index(t.levels, name="level"))
+        self.vcov_type_ = self.vcov
 
     # -- input checks -----------------------------------------------------------------------------------------
     def _check_outcome(self, y, n, index):
@@ -288,71 +345,26 @@ class WeightedEffect(BaseEstimator):
         return values
 
     @staticmethod
+    def _check_treatment(final, treatment, n, index):
+        """The treatment coded as the fitted weighter saw it (binary unless the weighter says otherwise)."""
+        kind = getattr(final, "treatment_type_", "binary")
+        if kind not in ("binary", "multi-category"):
+            raise ValueError(f"WeightedEffect supports binary and multi-category treatments; {type(final).__name__} "
+                             f"was fitted on a {kind} treatment.")
+        return check_treatment(treatment, treated=getattr(final, "treated", None), n_samples=n, index=index,
+                               treatment_type=kind)
+
+    @staticmethod
     def _check_cluster(cluster, n, index):
         if cluster is None:
             return None
-        values, c_index = as_1d(cluster, "cluster")
+        values, _ = as_1d(cluster, "cluster")
         if len(values) != n:
             raise ValueError(f"cluster has {len(values)} entries but X has {n} rows.")
-        if index is not None and c_index is not None and not c_index.equals(index):
-            raise ValueError("cluster is a Series whose index differs from X's index; align them first.")
+        check_indexes_agree(X=index, cluster=cluster)
         if pd.isna(values).any():
             raise ValueError("cluster has missing values.")
         return values
-
-    # -- variance ---------------------------------------------------------------------------------------------
-    def _variance(self, problem, eq, grad, X, treatment, sample_weight, clusters):
-        """Covariance of (effect, mu1, mu0), its configuration, bootstrap draws and notes."""
-        config = {"description": VCOV_TYPES[self.vcov], "clusters": None if clusters is None else
-                  int(pd.Series(clusters).nunique())}
-        notes = [f"variance: {VCOV_TYPES[self.vcov]}" + (" (cluster-robust)" if clusters is not None else "")]
-        # rows of (effect, mu1, mu0) as linear maps of (mu0, mu1)
-        jac = np.array([grad, [0.0, 1.0], [1.0, 0.0]])
-        self.n_failed_ = self.n_nonconverged_ = 0
-        if self.vcov in ("asympt", "HC0"):
-            parts = self._m_parts(X, treatment, sample_weight) if self.vcov == "asympt" else None
-            if parts is not None and not np.allclose(parts.weights(parts.params), np.asarray(_final_step(self.weighter_).weights_), rtol=1e-8, atol=0):
-                raise RuntimeError("the weighter's estimating equations do not reproduce its weights; please report this bug.")
-            if self.condition_on_covariates:
-                eq = _without_target_rows(eq)
-            cov_o, kind = stacked_cov(eq, clusters, parts)
-            mu_cov = eq.mu_map @ cov_o @ eq.mu_map.T
-            config["jacobian"] = kind
-            if parts is not None:
-                notes.append(f"weight-model Jacobian: {kind}")
-                if isinstance(self.weighter_, Pipeline):
-                    notes.append("the fitted preprocessing steps of the pipeline are treated as fixed")
-            if self.outcome_model in ("interact", "aipw", "additive"):
-                notes.append("covariates of the target population " + ("held fixed (WeightIt's convention)"
-                             if self.condition_on_covariates else "treated as random (population effect)"))
-            return jac @ mu_cov @ jac.T, config, None, notes
-        draws, counts = run_bootstrap(problem, self.vcov, self.n_bootstrap, self.random_state, clusters,
-                                      self.n_jobs, self.verbose)
-        self.n_failed_, self.n_nonconverged_ = counts["failed"], counts["nonconverged"]
-        config.update(n_bootstrap=self.n_bootstrap, **{f"n_{k}": v for k, v in counts.items()})
-        if counts["failed"] or counts["nonconverged"]:
-            message = (f"{counts['failed']} of {self.n_bootstrap} bootstrap replicates failed (excluded) and "
-                       f"{counts['nonconverged']} did not converge (kept)")
-            warnings.warn(message + ".", UserWarning, stacklevel=3)
-            notes.append(message)
-        if self.n_bootstrap - counts["failed"] < 2:
-            raise ValueError("fewer than two bootstrap replicates succeeded; no variance can be computed.")
-        return np.cov(draws.dropna().to_numpy(), rowvar=False), config, draws, notes
-
-    def _m_parts(self, X, treatment, sample_weight):
-        final = _final_step(self.weighter_)
-        Xt = self.weighter_[:-1].transform(X) if isinstance(self.weighter_, Pipeline) else X
-        if getattr(final, "converged_", True) is False:
-            raise ValueError(f"vcov='asympt' needs solved estimating equations, but {type(final).__name__} did not "
-                             "converge; fix the weights' convergence or use vcov='bootstrap'.")
-        reason = f"{type(final).__name__} provides no estimating equations"
-        if hasattr(final, "_m_parts"):
-            try:
-                return final._m_parts(Xt, treatment, sample_weight)
-            except NotImplementedError as exc:
-                reason = str(exc)
-        raise ValueError(f"vcov='asympt' is not available: {reason.rstrip('.')}. Use vcov='bootstrap' or 'fwb' (re-estimating the "
-                         "weights), or 'HC0' (weights treated as known).")
 
     # -- convenience ------------------------------------------------------------------------------------------
     def conf_int(self, alpha=0.05, method=None):
@@ -371,11 +383,16 @@ def _is_binary(y):
     return bool(np.all((y == 0) | (y == 1)))
 
 
-def _without_target_rows(eq):
-    """Condition on the target population's covariates: its averaging equations leave the meat."""
-    psi = eq.psi.copy()
-    for j, name in enumerate(eq.names):
-        if name.startswith("nu"):
-            psi[:, j] = 0.0
-    return type(eq)(params=eq.params, names=eq.names, psi=psi, jacobian=eq.jacobian, dpsi_dw=eq.dpsi_dw,
-                    mu_map=eq.mu_map)
+def _as_input(treatment):
+    """The treatment as the weighter is refitted on it: pandas objects kept (categories, index), else an ndarray."""
+    if isinstance(treatment, (pd.Series, pd.DataFrame)):
+        return treatment
+    return np.asarray(as_1d(treatment, "treatment")[0])
+
+
+def _ess(weights, t):
+    """Kish effective sample size per treatment group (control/treated, or per level)."""
+    if t.n_levels == 2:
+        return effective_sample_size(weights, t.a)
+    return pd.Series([effective_sample_size(weights[t.a == k]) for k in range(t.n_levels)],
+                     index=[str(level) for level in t.levels])

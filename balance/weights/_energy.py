@@ -267,7 +267,7 @@ class EnergyBalance(BaseWeighter):
         a, sw = data.a[active], data.sample_weight[active]
         Xs, self.terms_, self.scale_ = _scaled_covariates(matrix[active], names, sw)
         solver = self.solver
-        focal, n_levels = _target_group(data.treatment, self.estimand.upper()), data.treatment.n_levels
+        focal, n_levels = _target_group(data.treatment, self._estimand()), data.treatment.n_levels
         n_free = int(np.sum(a != focal)) if focal is not None else len(a)
         if solver == "auto":
             solver = "osqp" if n_free <= AUTO_OSQP_MAX else "apg"

@@ -187,7 +187,7 @@ class EntropyBalance(BaseWeighter):
         tols = self._tols(len(self.terms_))
         a, sw = data.a, data.sample_weight
         base = sw * self._base(len(a), data.index)
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         n_levels, target = data.treatment.n_levels, _target_level(data.treatment, estimand)
         stats = _GroupStats.compute(M, a, sw, n_levels)
         stats.check_not_constant(self.terms_)
@@ -253,7 +253,7 @@ class EntropyBalance(BaseWeighter):
         data, M = _new_terms(self, X, treatment, sample_weight)
         a, sw = data.a, data.sample_weight
         base = sw * self._base(len(a), data.index)
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         target = _target_level(data.treatment, estimand)
         levels = _reweighted(data.treatment.n_levels, target)
         # each group's final weights are its tilted weights times a constant (group size over target size), a

@@ -155,7 +155,7 @@ class InverseProbabilityTilting(BaseWeighter):
         if data.treatment.kind == "multi-category":
             return self._fit_multi(M, data)
         a, sw = data.a, data.sample_weight
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         # the ATE's control model is the ATT's condition, its treated model the ATC's
         sides = ("ATT", "ATC") if estimand == "ATE" else (estimand,)
         fits = []
@@ -174,7 +174,7 @@ class InverseProbabilityTilting(BaseWeighter):
         full-sample totals, the binary ATE's treated model with g as treated), the ATT's level g against the focal
         level (p/(1 − p) reproduces the focal totals, the binary ATT on the two levels' units)."""
         a, sw, focal = data.a, data.sample_weight, data.treatment.focal
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         levels = [g for g in range(data.treatment.n_levels) if estimand == "ATE" or g != focal]
         fits = []
         for g in levels:
@@ -200,7 +200,7 @@ class InverseProbabilityTilting(BaseWeighter):
         Series or ndarray of shape (n_samples,)
         """
         data, M = _new_terms(self, X, treatment, sample_weight)
-        eta, estimand = self._eta(M, data.a), self.estimand.upper()
+        eta, estimand = self._eta(M, data.a), self._estimand()
         if data.treatment.kind == "multi-category":
             weights = _multi_weights(eta, estimand) * data.sample_weight
         else:
@@ -220,7 +220,7 @@ class InverseProbabilityTilting(BaseWeighter):
     def _m_parts(self, X, treatment, sample_weight=None):
         data, M = _new_terms(self, X, treatment, sample_weight)
         names = ("(Intercept)", *self.terms_)
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         if data.treatment.kind == "multi-category":
             return _multi_parts(M, data, estimand, self.intercept_, self.coef_, names)
         if estimand != "ATE":

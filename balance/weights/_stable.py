@@ -333,7 +333,7 @@ class _Problem:
         full, full_names = est.design_.transform(X, drop_first=False)
         Z, names, origin = _expand_terms(full, full_names, _origins(est.design_), est.moments, est.interactions)
         tols = _resolve_tols(est.tols, names, origin, est.design_)
-        estimand = est.estimand.upper()
+        estimand = est._estimand()
         a, s = data.a, data.sample_weight
         n_levels = data.treatment.n_levels
         if data.treatment.kind == "multi-category":  # the ATT's target is the focal level
