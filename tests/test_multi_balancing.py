@@ -13,7 +13,7 @@ from numpy.testing import assert_allclose
 from scipy.spatial.distance import cdist
 
 from balance import (CBIPM, EnergyBalance, EntropyBalance, InverseProbabilityTilting, StableWeights,
-                     UniformTransformerWeights)
+                     UniformTransformerWeights, WeightedEffect)
 from balance.datasets import load_lalonde
 
 from .conftest import SHARED, _shared_file
@@ -183,6 +183,20 @@ def test_ipt_att_focal_identities_and_equivalence_to_ebal(lalonde):
     for level, size in (("black", 243), ("white", 299)):
         in_g = (race == level).to_numpy()
         assert_allclose(fit.weights_[in_g] / eb[in_g], 72 / size, rtol=1e-9)
+
+
+def test_ipt_m_parts_give_weightits_asymptotic_se(lalonde):
+    # the stacked estimating equations (IPT's per-level tilts with the outcome model's) give WeightIt's
+    # vcov = "asympt" for lm_weightit(re78 ~ race): the same equations (ours with the opposite sign, which the
+    # sandwich does not see) at the same estimates; 1e-6 relative leaves room for R's root-finding tolerance only
+    ref = pd.read_csv(_shared_file(MULTI / "coefficients.csv"))
+    ref = ref.query("case == 'ATE_ipt' and model == 're78 ~ race' and vcov == 'asympt'").set_index("term")
+    fit = WeightedEffect(InverseProbabilityTilting("ATE"), "simple", "asympt").fit(lalonde[COVS], lalonde["race"],
+                                                                                   lalonde["re78"])
+    for level in ("hispan", "white"):
+        contrast = f"{level} - black"
+        assert_allclose(fit.estimate_[contrast], ref.loc[f"race{level}", "estimate"], rtol=1e-8)
+        assert_allclose(fit.se_[contrast], ref.loc[f"race{level}", "se"], rtol=1e-6)
 
 
 @pytest.mark.parametrize("estimand", ["ATE", "ATT"])
