@@ -33,6 +33,9 @@ class CBIPM(BaseWeighter):
     scheme: ``adv_steps`` Adam ascent steps of the discriminator, then one Adam descent step of the weights, for
     ``n_epochs`` epochs, returning the last iterate. Covariates are standardised on the pooled sample first.
 
+    Binary treatments only (a multi-category one is refused in one line): the theory carries over (K or K − 1
+    independent one-arm problems), but no reference implementation exists to test such an extension against.
+
     Parameters
     ----------
     estimand : {"ATT", "ATE"}, default="ATT"
