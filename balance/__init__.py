@@ -9,6 +9,7 @@ weights. Submodules: :mod:`balance.datasets` (bundled data and simulation design
 from . import datasets, hte
 from ._base import BaseWeighter, MParts
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
+from .diagnostics._weights import ExtremeWeightsWarning
 from .effects import EffectResults, WeightedEffect
 from .weights import (
     CBIPM,
@@ -34,6 +35,7 @@ __all__ = [
     "EffectResults",
     "EnergyBalance",
     "EntropyBalance",
+    "ExtremeWeightsWarning",
     "InverseProbabilityTilting",
     "MParts",
     "PropensityWeights",

@@ -29,6 +29,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._treatment import ESTIMANDS, ESTIMANDS_BY_TYPE, check_estimand_for, check_treatment_type
 from ._validation import CovariateDesign, check_estimand, validate_fit_data
+from .diagnostics._weights import check_extreme_weights
+
+EXTREME_ADVICE = ("Consider an estimand that needs less overlap (ATO, ATM), trim=, fewer or coarser covariates, and a "
+                  "bootstrap variance.")
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,16 @@ class BaseWeighter(BaseEstimator):
     Subclasses store their hyper-parameters in ``__init__`` (no other work), define ``_supported_estimands`` and
     implement ``fit``, which calls :meth:`_validate_data` first and :meth:`_set_weights` last.
 
+    Attributes
+    ----------
+    ess_ : Series
+        Kish's effective sample size of ``weights_`` per treatment group (as :func:`balance.effective_sample_size`).
+    max_weight_share_ : Series
+        Per treatment group, the largest single unit's share of the group's total weight. When a group's ESS is
+        below 5 or one unit carries more than 30% of its weight (thresholds calibrated by
+        ``benchmarks/extreme_weights.py``; not for a small group of equal weights), ``fit`` warns with an
+        :class:`~balance.ExtremeWeightsWarning` giving these numbers.
+
     Examples
     --------
     A minimal weighter (equal weights), which inherits validation, ``score`` and the scikit-learn plumbing:
@@ -119,10 +133,8 @@ class BaseWeighter(BaseEstimator):
         it.
         """
         who = type(self).__name__
-        estimand = getattr(self, "estimand", "ATE")
         # an estimand no supported treatment type knows is refused before the data are looked at
-        known = [e for k in self._supported_treatment_types for e in self._estimands_for(k)]
-        check_estimand(estimand, tuple(dict.fromkeys(known)))
+        estimand = self._estimand()
         treatment_type = check_treatment_type(getattr(self, "treatment_type", "auto"))
         if reset:
             design = CovariateDesign.from_data(X, missing=getattr(self, "missing", "error"))
@@ -158,6 +170,14 @@ class BaseWeighter(BaseEstimator):
                              f"({list(self.treatment_levels_)}).")
         return data
 
+    def _estimand(self):
+        """``estimand`` upper-cased: any case is accepted ("att"), stored as given and normalised where it is used.
+
+        Checked against every estimand of the treatment types the weighter supports; :meth:`_validate_data` then
+        checks it against the fitted treatment's type."""
+        known = [e for k in self._supported_treatment_types for e in self._estimands_for(k)]
+        return check_estimand(getattr(self, "estimand", "ATE"), tuple(dict.fromkeys(known)))
+
     def _wrap(self, values, data):
         """Return per-unit values as a Series on X's index when X was a DataFrame, else an ndarray."""
         if data.index is not None:
@@ -165,8 +185,16 @@ class BaseWeighter(BaseEstimator):
         return values
 
     def _set_weights(self, weights, data):
-        """Store ``weights_`` after the never-NaN check every method must pass."""
-        self.weights_ = self._wrap(_check_weights_valid(weights, type(self).__name__), data)
+        """Store ``weights_`` after the never-NaN check every method must pass, and report extreme weights.
+
+        ``ess_`` (Kish's effective sample size) and ``max_weight_share_`` (the largest unit's share of its group's
+        total weight) are stored per treatment group; when they show that a few units carry a group's weight, an
+        :class:`~balance.ExtremeWeightsWarning` gives the numbers.
+        """
+        weights = _check_weights_valid(weights, type(self).__name__)
+        report = check_extreme_weights(weights, data.a, who=type(self).__name__, advice=EXTREME_ADVICE, stacklevel=4)
+        self.ess_, self.max_weight_share_ = report.ess, report.max_share
+        self.weights_ = self._wrap(weights, data)
         return self
 
     # -- scoring ----------------------------------------------------------------------------------------------
@@ -195,7 +223,7 @@ class BaseWeighter(BaseEstimator):
         else:
             weights = clone(self).fit(X, treatment, sample_weight=sample_weight).weights_
         table = balance_table(
-            X, treatment, weights, estimand=self.estimand, stats=("smd",), sample_weight=sample_weight,
+            X, treatment, weights, estimand=self._estimand(), stats=("smd",), sample_weight=sample_weight,
             treated=getattr(self, "treated", None), missing=getattr(self, "missing", "error"),
         )
         return -float(np.mean(np.abs(table["smd_adj"].to_numpy())))

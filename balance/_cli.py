@@ -16,6 +16,7 @@ import pandas as pd
 
 from ._validation import ESTIMANDS, check_treatment
 from .diagnostics import balance_table, effective_sample_size
+from .diagnostics._weights import check_extreme_weights
 from .effects import WeightedEffect
 from .effects._outcome import OUTCOME_MODELS
 from .effects._vcov import VCOV_TYPES
@@ -71,6 +72,8 @@ def _load(args):
         frame = pd.read_csv(args.data)
     except FileNotFoundError:
         raise UsageError(f"--data: no such file: {args.data}") from None
+    except (IsADirectoryError, PermissionError) as exc:  # a folder (or an unreadable file) given for the CSV
+        raise UsageError(f"--data: cannot read {args.data} ({exc.strerror}); give the path of a CSV file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UsageError(f"--data: cannot read {args.data} as CSV ({str(exc).splitlines()[0]})") from None
     index = args.index or ("id" if "id" in frame.columns else None)
@@ -137,9 +140,11 @@ def run(args, out=None):
     weighter = effect.weighter_
     a = check_treatment(t, treated=treated, treatment_type="binary").a
     table = balance_table(X, t, weighter, estimand=args.estimand, treated=treated, sample_weight=sw)
+    concentration = check_extreme_weights(np.asarray(weighter.weights_), a, warn=False)  # warned by WeightedEffect
     ess = pd.DataFrame({  # before weighting: Kish's ESS of the sampling weights (WeightIt's "Unweighted")
         "before": effective_sample_size(np.ones(len(a)) if sw is None else sw.to_numpy(), a),
-        "after": effective_sample_size(np.asarray(weighter.weights_), a),
+        "after": concentration.ess,
+        "largest share": concentration.max_share,
     })
 
     levels = weighter.treatment_levels_
@@ -154,8 +159,9 @@ def run(args, out=None):
     print("Covariate balance (SMD: standardised mean difference, binary rows raw proportions; "
           "vratio: variance ratio; ks: Kolmogorov-Smirnov)", file=out)
     print(table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="."), "\n", file=out)
-    print("Effective sample size (Kish)", file=out)
-    print(ess.to_string(float_format=lambda v: f"{v:.1f}"), "\n", file=out)
+    print("Effective sample size (Kish) and the largest unit's share of its group's weight", file=out)
+    print(ess.to_string(formatters={"before": "{:.1f}".format, "after": "{:.1f}".format,
+                                    "largest share": "{:.1%}".format}), "\n", file=out)
     summary = effect.summary(alpha=args.alpha)
     row = summary.iloc[0]
     print(f"{args.estimand} on {outcome_col!r} (outcome model {args.outcome_model!r}; mu1, mu0: weighted means of "

@@ -213,11 +213,9 @@ def check_treatment(treatment, *, treated=None, treatment_type="auto", n_samples
     arr, t_index = as_1d(treatment, "treatment")
     if n_samples is not None and arr.shape[0] != n_samples:
         raise ValueError(f"treatment has {arr.shape[0]} entries but X has {n_samples} rows.")
-    if index is not None and t_index is not None and not t_index.equals(index):
-        raise ValueError(
-            "treatment is a Series whose index differs from X's index; align them first "
-            "(e.g. treatment.loc[X.index]) or pass plain arrays."
-        )
+    from ._validation import check_indexes_agree  # _validation imports this module
+
+    check_indexes_agree(X=index, treatment=treatment)
     if arr.dtype.kind == "c":
         raise TypeError("treatment is complex; pass real values.")
     missing = _is_missing(arr)

@@ -22,6 +22,53 @@ def check_estimand(estimand, supported=ESTIMANDS):
 
 
 # --------------------------------------------------------------------------------------------------------------
+# pandas indexes
+# --------------------------------------------------------------------------------------------------------------
+def check_indexes_agree(**inputs):
+    """Return the pandas index the inputs share, or None when none carries one; raise if two of them differ.
+
+    The package pairs per-unit inputs by position, so pandas inputs (a DataFrame, a Series, or a bare
+    ``pandas.Index`` standing for one) must carry the same index in the same order; pairing a Series with another
+    index by position would silently mismatch units. Inputs of another type (arrays, lists, None) carry no index and
+    are not compared. Inputs of different lengths are left to the callers' length checks, whose messages say so.
+
+    Parameters
+    ----------
+    **inputs
+        The inputs by the name the user knows them by (``X=X, treatment=treatment, ...``); the first one with an
+        index is the reference the others are compared with.
+
+    Returns
+    -------
+    pandas.Index or None
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_indexes_agree(X=[[1.0], [2.0]], treatment=pd.Series([0, 1], index=[5, 6]), y=[1.0, 2.0])
+    Index([5, 6], dtype='int64')
+    >>> check_indexes_agree(treatment=pd.Series([0, 1]), y=pd.Series([1.0, 2.0], index=[1, 0]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: y is a Series whose index differs from treatment's index; ...
+    """
+    ref_name, ref = None, None
+    for name, values in inputs.items():
+        index = values if isinstance(values, pd.Index) else getattr(values, "index", None)
+        if not isinstance(index, pd.Index):
+            continue
+        if ref is None:
+            ref_name, ref = name, index
+        elif len(index) == len(ref) and not index.equals(ref):
+            kind = "DataFrame" if isinstance(values, pd.DataFrame) else "Series"
+            raise ValueError(
+                f"{name} is a {kind} whose index differs from {ref_name}'s index; pandas inputs are matched by "
+                f"index, never paired by position: align them first ({name}.loc[{ref_name}.index]), or drop both "
+                "indexes (.reset_index(drop=True)) or pass plain arrays (.to_numpy()) if the rows already match."
+            )
+    return ref
+
+
 # sample weights
 # --------------------------------------------------------------------------------------------------------------
 def check_weights(weights, n_samples=None, *, index=None, name="weights"):
@@ -30,14 +77,10 @@ def check_weights(weights, n_samples=None, *, index=None, name="weights"):
     Zero weights are allowed (the unit takes no part); missing, infinite or negative values, a length other than
     ``n_samples`` (when given) and a Series whose index differs from ``index`` raise.
     """
-    w, w_index = as_1d(weights, name)
+    w, _ = as_1d(weights, name)
     if n_samples is not None and w.shape[0] != n_samples:
         raise ValueError(f"{name} has {w.shape[0]} entries but X has {n_samples} rows.")
-    if index is not None and w_index is not None and not w_index.equals(index):
-        raise ValueError(
-            f"{name} is a Series whose index differs from X's index; align them first "
-            f"(e.g. {name}.loc[X.index]) or pass a plain array."
-        )
+    check_indexes_agree(X=index, **{name: weights})
     w = _finite_float(w, name)
     if np.any(w < 0):
         raise ValueError(f"{name} has {int(np.sum(w < 0))} negative values; weights must be >= 0.")
@@ -46,11 +89,10 @@ def check_weights(weights, n_samples=None, *, index=None, name="weights"):
 
 def check_outcome(y, n_samples, *, index=None, name="y"):
     """Return a finite numeric outcome of length ``n_samples`` as float64; errors name the argument."""
-    values, y_index = as_1d(y, name)
+    values, _ = as_1d(y, name)
     if values.shape[0] != n_samples:
         raise ValueError(f"{name} has {values.shape[0]} entries but X has {n_samples} rows.")
-    if index is not None and y_index is not None and not y_index.equals(index):
-        raise ValueError(f"{name} is a Series whose index differs from X's index; align them first.")
+    check_indexes_agree(X=index, **{name: y})
     return _finite_float(values, name)
 
 
@@ -85,6 +127,9 @@ def check_sample_weight(sample_weight, n_samples, *, index=None):
 def _column_kind(series):
     if pd.api.types.is_bool_dtype(series):
         return "bool"
+    if pd.api.types.is_complex_dtype(series):
+        raise TypeError(f"covariate {series.name!r} holds complex numbers, whose imaginary part would be dropped; "
+                        "pass its real and imaginary parts (or modulus and angle) as separate real columns.")
     if pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype):
         return "numeric"
     if isinstance(series.dtype, pd.CategoricalDtype):
@@ -140,13 +185,18 @@ class CovariateDesign:
     is_frame: bool
     missing: str = "error"
     fills: tuple = ()  # per column: None (no missing values in fit) or the fill value (nan for categoricals)
+    missing_fix: str | None = None  # what errors about missing values advise; None: missing='indicator'
 
     @classmethod
-    def from_data(cls, X, missing="error"):
-        """Learn the design of ``X`` (a DataFrame, or an array-like of numbers)."""
+    def from_data(cls, X, missing="error", missing_fix=None):
+        """Learn the design of ``X`` (a DataFrame, or an array-like of numbers).
+
+        ``missing_fix`` replaces the advice of errors about missing values (for estimators without ``missing=``).
+        """
         if missing not in MISSING_OPTIONS:
             raise ValueError(f"missing={missing!r}; choose one of {list(MISSING_OPTIONS)}.")
         if isinstance(X, pd.DataFrame):
+            _check_flat_columns(X)
             if X.shape[1] == 0:
                 raise ValueError("X has no columns.")
             columns = tuple(str(c) for c in X.columns)
@@ -162,7 +212,7 @@ class CovariateDesign:
             kinds, cats = ("numeric",) * len(columns), (None,) * len(columns)
         fills = tuple(_fill_value(frame[c], k) if missing == "indicator" else None
                       for c, k in zip(frame.columns, kinds))
-        return cls(columns, kinds, cats, isinstance(X, pd.DataFrame), missing, fills)
+        return cls(columns, kinds, cats, isinstance(X, pd.DataFrame), missing, fills, missing_fix)
 
     def transform(self, X, *, drop_first=True):
         """Return ``(matrix, names)``: a float64 array with one column per expanded covariate."""
@@ -171,12 +221,13 @@ class CovariateDesign:
             if arr.shape[1] != len(self.columns):
                 raise ValueError(f"X has {arr.shape[1]} columns; the estimator was fitted with {len(self.columns)}.")
             if np.isinf(arr).any() or self.missing == "error":
-                _check_finite(arr, self.columns, hint=self.missing == "error")
+                _check_finite(arr, self.columns, hint=self._missing_hint() if self.missing == "error" else "")
             if self.missing == "error":
                 return arr, list(self.columns)
             X = pd.DataFrame(arr, columns=self.columns)
         elif not isinstance(X, pd.DataFrame):
             raise TypeError("the estimator was fitted on a DataFrame; pass a DataFrame with the same columns.")
+        _check_flat_columns(X)
         absent = [c for c in self.columns if c not in map(str, X.columns)]
         if absent:
             raise ValueError(f"X lacks the column(s) {absent} it was fitted with.")
@@ -193,15 +244,14 @@ class CovariateDesign:
             s = X[col]
             na = s.isna().to_numpy()
             if na.any() and fill is None:
-                hint = ("; pass missing='indicator' to add missingness indicators (as WeightIt and cobalt do)"
-                        if self.missing == "error" else ", but had none in the data the estimator was fitted on")
-                raise ValueError(f"covariate {col!r} has {int(na.sum())} missing values{hint}.")
+                raise ValueError(f"covariate {col!r} has {int(na.sum())} missing values{self._missing_hint()}.")
             if kind == "categorical":
                 unknown = set(s[~na].unique()) - set(levels)
                 if unknown:
                     raise ValueError(f"covariate {col!r} has level(s) {sorted(map(str, unknown))} not seen in fit.")
                 for level in levels[1:] if drop_first else levels:
-                    blocks.append((s == level).to_numpy(dtype=np.float64))
+                    # pandas' nullable dtypes compare <NA> to <NA>: a missing value is in no level's dummy
+                    blocks.append((s == level).to_numpy(dtype=np.float64, na_value=0.0))
                     names.append(f"{col}_{level}")
             else:
                 try:
@@ -222,10 +272,14 @@ class CovariateDesign:
         j = int(np.flatnonzero(~np.all(np.isfinite(arr), axis=0))[0])
         n_missing = int(X[self.columns[j]].isna().sum())
         if n_missing:
-            hint = ("; pass missing='indicator' to add missingness indicators (as WeightIt and cobalt do)"
-                    if self.missing == "error" else ", but had none in the data the estimator was fitted on")
-            raise ValueError(f"covariate {self.columns[j]!r} has {n_missing} missing values{hint}.")
+            raise ValueError(f"covariate {self.columns[j]!r} has {n_missing} missing values{self._missing_hint()}.")
         raise ValueError(f"X has missing or infinite values in column(s) {[self.columns[j]]}.")
+
+    def _missing_hint(self):
+        if self.missing != "error":
+            return ", but had none in the data the estimator was fitted on"
+        return "; " + (self.missing_fix or "pass missing='indicator' to add missingness indicators (as WeightIt and "
+                                           "cobalt do)")
 
     def indicator_flags(self, *, drop_first=True):
         """Per column of :meth:`transform`'s output: True for level dummies, booleans and missingness indicators."""
@@ -257,9 +311,18 @@ def _fill_value(series, kind):
     return float(np.median(series.dropna().to_numpy(dtype=np.float64)))
 
 
+def _check_flat_columns(X):
+    if isinstance(X.columns, pd.MultiIndex):
+        raise ValueError(f"X has MultiIndex columns ({X.columns.nlevels} levels), which cannot name covariates; "
+                         "flatten them first, e.g. X.columns = ['_'.join(map(str, c)) for c in X.columns].")
+
+
 def _as_2d_numeric(X):
     if sp.issparse(X):
         raise TypeError("sparse X is not supported; pass a dense array (X.toarray()).")
+    if np.iscomplexobj(X):
+        raise TypeError("X holds complex numbers, whose imaginary parts would be dropped; pass real and imaginary "
+                        "parts (or modulus and angle) as separate real columns.")
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -271,11 +334,11 @@ def _as_2d_numeric(X):
     return arr
 
 
-def _check_finite(arr, names, hint=False):
+def _check_finite(arr, names, hint=""):
     bad = ~np.isfinite(arr)
     if bad.any():
         cols = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
-        extra = " (for missing values, missing='indicator' adds missingness indicators)" if hint else ""
+        extra = f" (for missing values{hint})" if hint else ""
         raise ValueError(f"X has missing or infinite values in column(s) {cols}{extra}.")
 
 
@@ -312,7 +375,12 @@ def check_full_rank(matrix, names):
     if rank < design.shape[1]:
         dropped = sorted(int(j) - 1 for j in piv[rank:])
         cols = [names[j] if j >= 0 else "(intercept)" for j in dropped]
-        raise ValueError(f"covariates are perfectly collinear: {cols} are linear combinations of the others.")
+        fix = "remove them"
+        if any(j >= 0 and np.isin(matrix[:, j], (0.0, 1.0)).all() for j in dropped):  # indicators: likely one-hot
+            fix += (", or, if they are one-hot indicators, keep all but one level of each variable (the dropped level "
+                    "is the reference): OneHotEncoder(drop='first') in a Pipeline, pd.get_dummies(..., drop_first=True), "
+                    "or pass the variable as a categorical DataFrame column, which is encoded that way")
+        raise ValueError(f"covariates are perfectly collinear: {cols} are linear combinations of the others; {fix}.")
 
 
 @dataclass(frozen=True)
@@ -333,6 +401,7 @@ def validate_fit_data(design, X, treatment, sample_weight=None, *, treated=None,
     matrix, names = design.transform(X, drop_first=True)
     n = matrix.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None
+    check_indexes_agree(X=index, treatment=treatment, sample_weight=sample_weight)
     t = check_treatment(treatment, treated=treated, treatment_type=treatment_type, n_samples=n, index=index)
     sw = check_sample_weight(sample_weight, n, index=index)
     check_group_sizes(t, sw, min_group_size)

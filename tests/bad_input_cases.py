@@ -52,6 +52,7 @@ class Case:
     # another "order" (positions in ``rows``), or a covariate at another "scale" (every method standardises)
     rows: np.ndarray | None = None  # base-case position of each row, when the rows are reordered
     mediator: object = None
+    uses_mediator: bool = False  # the case is about the mediator (only the front-door learners take one)
 
     def index(self):
         return self.X.index if isinstance(self.X, pd.DataFrame) else None
@@ -157,9 +158,38 @@ def build_cases(n=N):
         Case("1 covariate", X[["x1"]], t, y),
         Case("10,000 covariates", np.column_stack([X.to_numpy(), rng.normal(size=(n, 10_000 - 3))]), t, y),
     ]
+
+    level_in_treated_only = X.assign(b=0.0)
+    level_in_treated_only.loc[np.flatnonzero(t)[:6], "b"] = 1.0  # b = 1 is seen among the treated only
+    near = X.assign(s=t + np.random.default_rng(12).uniform(0, 0.5, n))
+    near.loc[np.flatnonzero(t == 0)[0], "s"] = 1.25  # one control among the treated and one treated among the
+    near.loc[np.flatnonzero(t)[0], "s"] = 0.25  # controls: the logistic MLE exists, with extreme weights
+    cases += [
+        Case("quasi-complete separation", level_in_treated_only, t, y),
+        Case("near separation", near, t, y),
+    ]
     for case in cases:  # the mediator follows the rows, and y's type
         m = z if case.rows is None else z[case.rows]
         case.mediator = pd.Series(m, index=case.index()) if isinstance(case.y, pd.Series) else m
+    return cases + _issue15_cases(X, t, y, z)
+
+
+def _issue15_cases(X, t, y, z):
+    """Inputs paired by position (X an ndarray, two Series with different indexes), MultiIndex columns, complex
+    covariates, a constant 0/1 outcome, a mediator equal to the treatment."""
+    n, Xa = len(t), X.to_numpy()
+    shifted = pd.Series(np.ones(n), index=t.index + 1)
+    cases = [
+        Case("X ndarray, y Series with another index than treatment's", Xa, t, y.set_axis(y.index + 1), uses_y=True),
+        Case("X ndarray, sample_weight Series with another index than treatment's", Xa, t, y, shifted,
+             uses_sample_weight=True),
+        Case("MultiIndex columns", X.set_axis(pd.MultiIndex.from_product([["g"], X.columns]), axis=1), t, y),
+        Case("complex covariate", X.assign(x3=X["x3"] + 0.5j), t, y),
+        Case("constant 0/1 outcome", X, t, pd.Series(np.ones(n), name="y"), uses_y=True),
+    ]
+    for case in cases:
+        case.mediator = pd.Series(z, index=t.index)
+    cases.append(Case("mediator equal to the treatment", X, t, y, mediator=t.copy(), uses_mediator=True))
     return cases
 
 
@@ -291,6 +321,8 @@ def applies(spec, case):
         return "fit takes no sample_weight"
     if case.uses_treated and spec.group == "hte":
         return "no treated= parameter"
+    if case.uses_mediator and spec.kind != "frontdoor":
+        return "fit takes no mediator"
     return None
 
 

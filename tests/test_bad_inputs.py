@@ -86,6 +86,16 @@ EXPECTED = {
     "negative sample_weight": error("sample_weight has 1 negative values"),
     "1 covariate": OK,
     "10,000 covariates": error(COLLINEAR + ": 10000 covariate columns .* only 80 units"),
+    "X ndarray, y Series with another index than treatment's": error(
+        r"y is a Series whose index differs from treatment's index; .*y.loc\[treatment.index\]"),
+    "X ndarray, sample_weight Series with another index than treatment's": error(
+        "sample_weight is a Series whose index differs from treatment's index"),
+    "MultiIndex columns": error("X has MultiIndex columns .* flatten them first"),
+    "complex covariate": error("covariate 'x3' holds complex numbers, whose imaginary part would be dropped"),
+    "constant 0/1 outcome": OK,
+    "mediator equal to the treatment": NA,
+    "quasi-complete separation": OK,
+    "near separation": OK,
 }
 
 # ... and where an estimator legitimately differs: (case, estimator-name regex or "group:<group>") -> expectation,
@@ -97,6 +107,10 @@ FLOORED_FD = "denominators were outside .* and were floored"
 RANK_AIPW = "the outcome model's design is rank deficient"
 CROSSFIT_ARMS = "each treatment arm needs at least 2 units for 2-fold cross-fitting; got 1 treated"
 CROSSFITTED = r"(DR|IVWDR|R|U|Cov|IVWCov)Learner$"
+# a separated propensity model is not converged (warned), so it has no sandwich variance
+SEPARATED = "the treatment is separated by '{}'"
+NO_SANDWICH = "vcov='asympt' needs solved estimating equations, but PropensityWeights did not converge"
+EXTREME = "extreme weights of control"
 OVERRIDES = {
     "NaN in y": [("group:weighter", NA)],
     "inf in y": [("group:weighter", NA)],
@@ -107,8 +121,9 @@ OVERRIDES = {
     "perfectly collinear columns": [(r"EntropyBalance|WeightedEffect\(EntropyBalance", error(
         COLLINEAR + r" among the reweighted units: \['x4'\]")), ("group:hte", OK)],
     "perfect separation": [
-        (r"PropensityWeights|WeightedEffect\(PropensityWeights", warns(
-            r"propensity scores are numerically 0 or 1 \(perfect separation")),
+        ("PropensityWeights", warns(SEPARATED.format("s"))),
+        (r"WeightedEffect\(PropensityWeights", error(NO_SANDWICH)),
+        ("CBIPM-ATT#3", warns(EXTREME)),  # the QP leans on the few controls nearest the treated
         ("StableWeights-ATT", error("exact balance is infeasible: no non-negative weights")),
         ("StableWeights-ATE", error("balance within tols=0.02 is infeasible")),
         ("CBPS-ATE", warns(r"CBPS did not converge .* remaining imbalance")),
@@ -124,17 +139,20 @@ OVERRIDES = {
         ("InverseProbabilityTilting-ATE|EntropyBalance-ATE", error(INFEASIBLE + " 'x1'")),
         ("EntropyBalance-ATT#2", error("tols=0.05 is in standard deviations of the treated group, which are "
                                        "undefined with fewer than 2 units")),
+        ("EnergyBalance-ATT|CBIPM-ATT#3", warns(EXTREME)),  # a few controls resemble the one treated unit
         (r"WeightedEffect.*aipw", error(RANK_AIPW)),
         (CROSSFITTED + "|FrontDoor(DR|R)Learner", error(CROSSFIT_ARMS)),
     ],
     "treated group of size 2": [
         ("StableWeights-ATE", error("balance within tols=0.02 is infeasible")),
+        ("CBIPM-ATT#3", warns(EXTREME)),
         ("InverseProbabilityTilting-ATE|EntropyBalance-ATE", error(INFEASIBLE + " 'x1'")),
         (r"WeightedEffect.*aipw", error(RANK_AIPW)),
         (CROSSFITTED, warns(BOUNDED_PS)),
         ("FrontDoor(DR|R)Learner", warns(FLOORED_FD)),
     ],
-    "treated value outside controls' range": [("FrontDoor(DR|R)Learner", warns(FLOORED_FD))],
+    "treated value outside controls' range": [("FrontDoor(DR|R)Learner", warns(FLOORED_FD)),
+                                              ("CBIPM-ATT#3", warns(EXTREME))],
     "labels 'a'/'b' without treated=": [("group:hte", error(
         r"treatment has levels \['a', 'b'\]; code it 0/1 or boolean .* no treated= parameter"))],
     "labels 'a'/'b' with treated='b'": [("group:hte", NA)],
@@ -147,7 +165,44 @@ OVERRIDES = {
         ("FrontDoorRLearner", warns(r"predictions of b\(C\) were outside \[-1, 1\] and were bounded")),
         ("group:hte", OK),  # the user's (here regularised) models fit p > n
     ],
+    "quasi-complete separation": [
+        ("PropensityWeights", warns(SEPARATED.format("b"))),
+        (r"WeightedEffect\(PropensityWeights-ATT", error(NO_SANDWICH)),
+        (r"WeightedEffect\((PropensityWeights|CBIPM).*aipw", error(RANK_AIPW)),  # no control has b = 1
+        ("StableWeights-ATT", error("exact balance is infeasible: no non-negative weights")),
+        ("StableWeights-ATE", error("balance within tols=0.02 is infeasible")),
+        ("CBPS-ATE", warns(r"CBPS did not converge .* remaining imbalance")),
+        (r"CBPS|InverseProbabilityTilting|EntropyBalance|WeightedEffect\(EntropyBalance",
+         error(INFEASIBLE + " 'b'")),
+        ("FrontDoor(DR|R)Learner", warns(FLOORED_FD)),
+    ],
+    "near separation": [
+        (r"PropensityWeights|WeightedEffect\(PropensityWeights|CBPS-ATE|EnergyBalance-ATT|CBIPM-ATT#3",
+         warns(EXTREME)),
+        ("StableWeights-ATT", error("exact balance is infeasible: no non-negative weights")),
+        ("StableWeights-ATE", error("balance within tols=0.02 is infeasible")),
+        ("EntropyBalance-ATE", warns(r"EntropyBalance did not converge .* remaining imbalance")),
+        (r"CBPS|InverseProbabilityTilting|EntropyBalance|WeightedEffect\(EntropyBalance",
+         error(INFEASIBLE + " 's'")),
+        ("FrontDoor(DR|R)Learner", warns(FLOORED_FD)),
+    ],
 }
+# the learners have no missing= parameter: their advice is to impute (it suggested missing='indicator')
+OVERRIDES["NaN in X"] = [("group:hte", error("covariate 'x1' has 1 missing values; these learners take no missing= "
+                                             "parameter: impute X first"))]
+# the front-door formula needs both mediator values in each treatment arm (one treated unit has one of them), and
+# the plug-in learner reports low mediator overlap where the DR learners report floored denominators
+LOW_MEDIATOR_OVERLAP = r"fitted mediator distributions .* give a mediator value less than floor=0.05"
+OVERRIDES["treated group of size 1"].insert(0, ("FrontDoor(DR|R|Plugin)Learner", error(
+    "mediator: no unit has mediator = 1 with treatment = 1; the front-door formula needs both mediator values")))
+OVERRIDES["treated value outside controls' range"].insert(0, ("FrontDoorPluginLearner", warns(LOW_MEDIATOR_OVERLAP)))
+OVERRIDES["10,000 covariates"].insert(0, ("FrontDoorPluginLearner", warns(LOW_MEDIATOR_OVERLAP)))
+OVERRIDES["X ndarray, y Series with another index than treatment's"] = [("group:weighter", NA)]
+OVERRIDES["X ndarray, sample_weight Series with another index than treatment's"] = [("group:hte", NA)]
+OVERRIDES["constant 0/1 outcome"] = [("group:weighter", NA), (r"WeightedEffect.*aipw", error(
+    "y is 1 for every unit: a logistic outcome model .* cannot be fitted to a constant"))]
+OVERRIDES["mediator equal to the treatment"] = [("FrontDoor", error(
+    r"mediator: no unit has mediator = 1 with treatment = 0, .* \(the mediator equals the treatment\)"))]
 for _name in ("NaN in sample_weight", "inf in sample_weight", "all-zero sample_weight",
               "sample_weight zero for every control", "negative sample_weight", "some zero sample_weight"):
     OVERRIDES.setdefault(_name, []).append(("group:hte", NA))  # their fit takes no sample_weight

@@ -1,5 +1,8 @@
 """The scikit-learn estimator contract and the bad-input rules, for every weighting estimator."""
 
+import numbers
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -146,6 +149,41 @@ def test_score_is_minus_mean_absolute_smd(weighter, lalonde):
     weighter.fit(X, t)
     table = balance_table(X, t, weighter.weights_, estimand=weighter.estimand)
     assert_allclose(weighter.score(X, t), -table["smd_adj"].abs().mean(), rtol=1e-12)
+
+
+def _fitted_state(est):
+    """The fitted attributes as comparable values (arrays and Series as bytes, scalars as they are)."""
+    state = {}
+    for key, value in vars(est).items():
+        if isinstance(value, (pd.Series, pd.DataFrame)):
+            value = value.to_numpy()
+        state[key] = value.tobytes() if isinstance(value, np.ndarray) and value.dtype != object else value
+    return state
+
+
+@pytest.mark.parametrize("est", [
+    *[w for w in WEIGHTERS if hasattr(w, "predict_weights")],
+    # clip and trim bind on a different number of units in the half sample than in the fit, so their counts
+    # (n_clipped_, n_trimmed_) would change if prediction wrote them
+    PropensityWeights(estimand="ATE", clip=(0.1, 0.9), trim=0.9),
+    PropensityWeights(estimand="ATT", trim=0.9),
+], ids=lambda w: f"{type(w).__name__}-{w.estimand}-clip{getattr(w, 'clip', None)}-trim{getattr(w, 'trim', None)}")
+def test_predict_weights_and_score_leave_the_fit_alone(est, lalonde):
+    """scikit-learn's rule: predict and score never change fitted state."""
+    X, t = lalonde[COVARIATES], lalonde["treat"]
+    est = clone(est)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, t)
+        before = _fitted_state(est)
+        est.predict_weights(X.iloc[::2], t.iloc[::2])
+        est.score(X.iloc[1::2], t.iloc[1::2])
+    after = _fitted_state(est)
+    assert after.keys() == before.keys()
+    for key in before:  # values or bytes compared by value; other objects (design_, estimator_) by identity
+        same = after[key] is before[key] or (isinstance(before[key], (bytes, numbers.Number, str, tuple, list))
+                                             and after[key] == before[key])
+        assert same, key
 
 
 def test_gridsearch_tunes_by_balance_with_stratified_folds(lalonde):

@@ -322,6 +322,62 @@ def test_cluster_bootstrap_resamples_whole_clusters(lalonde):
     assert fit.result_.draws["mu1"].round(8).nunique() <= 35
 
 
+def test_cluster_draw_is_the_chosen_clusters_rows_in_order():
+    """The O(n) cluster draw against its definition: for each chosen cluster (in the order drawn), that cluster's
+    rows in row order; the fwb gives each row its cluster's weight. Unequal sizes, string labels, unsorted rows."""
+    from balance.effects._bootstrap import cluster_layout, replicate_draws
+
+    labels = np.random.default_rng(0).choice(["a", "bb", "c", "d", "e"], size=57, p=[0.5, 0.2, 0.1, 0.1, 0.1])
+    codes, uniques = pd.factorize(labels)
+    layout = cluster_layout(labels)
+    for seed in range(5):
+        chosen = np.random.default_rng(seed).integers(0, len(uniques), len(uniques))
+        expected = np.concatenate([np.flatnonzero(codes == c) for c in chosen])
+        draw = replicate_draws("bootstrap", np.random.default_rng(seed), len(labels), layout)
+        np.testing.assert_array_equal(draw, expected)
+        unit = np.random.default_rng(seed).exponential(1.0, len(uniques))[codes]
+        np.testing.assert_array_equal(replicate_draws("fwb", np.random.default_rng(seed), len(labels), layout), unit)
+
+
+class _SeedRecorder(PropensityWeights):
+    """PropensityWeights with a ``random_state`` whose every fit is recorded (joblib runs in-process here)."""
+
+    seen = []
+
+    def __init__(self, estimand="ATT", *, random_state=None):
+        super().__init__(estimand)
+        self.random_state = random_state
+
+    def fit(self, X, treatment, sample_weight=None):
+        type(self).seen.append(self.random_state)
+        return super().fit(X, treatment, sample_weight)
+
+
+@pytest.mark.parametrize("inner", [None, 7])
+def test_each_replicate_seeds_the_weighter_from_the_bootstrap(lalonde, inner):
+    """Every replicate gets its own seed (not None, not the weighter's one int), the same in every run."""
+    X, t, y = lalonde[COVARIATES], lalonde["treat"], lalonde["re78"]
+    runs = []
+    for _ in range(2):
+        _SeedRecorder.seen = []
+        WeightedEffect(_SeedRecorder(random_state=inner), vcov="bootstrap", n_bootstrap=6, random_state=0).fit(X, t, y)
+        runs.append(_SeedRecorder.seen[1:])  # the first fit is the estimate itself, with the weighter's own seed
+    assert _SeedRecorder.seen[0] == inner
+    assert runs[0] == runs[1] and len(set(runs[0])) == 6 and all(isinstance(s, int) for s in runs[0])
+
+
+def test_bootstrap_of_a_randomised_weighter_is_reproducible(lalonde):
+    """UniformTransformerWeights draws at random: with the bootstrap's random_state the draws repeat exactly, whether
+    the weighter's own random_state is None or any int (each replicate's seed comes from the bootstrap)."""
+    from balance import UniformTransformerWeights
+
+    X, t, y = lalonde[COVARIATES], lalonde["treat"], lalonde["re78"]
+    draws = [WeightedEffect(UniformTransformerWeights("ATT", random_state=inner), vcov="bootstrap", n_bootstrap=4,
+                            random_state=3).fit(X, t, y).result_.draws for inner in (None, None, 1)]
+    pd.testing.assert_frame_equal(draws[0], draws[1])
+    pd.testing.assert_frame_equal(draws[0], draws[2])
+
+
 def test_no_progress_bar_when_not_a_terminal(lalonde, capsys):
     _fit(lalonde, "simple", "bootstrap", n_bootstrap=4, random_state=0, verbose=1)
     assert capsys.readouterr().err == ""

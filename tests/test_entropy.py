@@ -104,6 +104,37 @@ def test_terms_leave_out_what_is_implied(rng):
     assert len(eb.coef_) == len(eb.terms_)
 
 
+
+@pytest.mark.parametrize("moments", [1, 2, 3])
+def test_term_selection_is_the_greedy_rank_increase(rng, moments):
+    """The in-order elimination keeps exactly the candidates that raise the rank of (intercept, base, terms kept
+    before them), checked by numpy's SVD rank on the raw columns: an independent reference, exact here because
+    the designs' dependencies are exact (b:c = c, collinear sums) and the independent terms far from dependent."""
+    from balance.weights._moments import TermExpansion
+
+    X, a = _mixed(rng)
+    X["c"] = X["b"] * (rng.random(len(a)) < 0.5)
+    X["s"] = X["x0"] + X["x1"]  # its products with x0 and x1 are sums of products kept before them
+    eb = EntropyBalance("ATT", moments=moments, interactions=True)
+    data = eb._validate_data(X, a)
+    chosen = TermExpansion.learn(data.X, data.names, None, moments, True)  # design None: every pair a candidate
+    M = np.column_stack([np.ones(len(a)), data.X])
+    expected = []
+    for j, k in [(j, k) for j in range(data.X.shape[1]) if not np.all(np.isin(data.X[:, j], (0, 1)))
+                 for k in range(2, moments + 1)]:
+        col = data.X[:, j] ** k
+        if np.linalg.matrix_rank(np.column_stack([M, col])) > np.linalg.matrix_rank(M):
+            M = np.column_stack([M, col])
+            expected.append(f"{data.names[j]}^{k}")
+    for i in range(data.X.shape[1]):
+        for j in range(i + 1, data.X.shape[1]):
+            col = data.X[:, i] * data.X[:, j]
+            if np.std(col) > 0 and np.linalg.matrix_rank(np.column_stack([M, col])) > np.linalg.matrix_rank(M):
+                M = np.column_stack([M, col])
+                expected.append(f"{data.names[i]}:{data.names[j]}")
+    assert list(chosen.names) == expected
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # inexact balance (tols > 0) against the primal problem
 # ---------------------------------------------------------------------------------------------------------------

@@ -119,16 +119,17 @@ def tilt_pass(zt, c, s, beta, want_hess=True):
 
 
 @njit(cache=True)
-def group_moments(X, group, weight):
-    """Per group g in {0, 1}, over rows with ``weight > 0``: weight total, squared-weight total, weighted means,
-    weighted sums of squared deviations, minima and maxima of each column (shapes (2,), (2,), then (2, p))."""
+def group_moments(X, group, weight, n_groups=2):
+    """Per group g in 0..n_groups-1, over rows with ``weight > 0``: weight total, squared-weight total, weighted
+    means, weighted sums of squared deviations, minima and maxima of each column (shapes (G,), (G,), then
+    (G, p))."""
     n, p = X.shape
-    wsum = np.zeros(2)
-    w2sum = np.zeros(2)
-    mean = np.zeros((2, p))
-    m2 = np.zeros((2, p))
-    lo = np.full((2, p), np.inf)
-    hi = np.full((2, p), -np.inf)
+    wsum = np.zeros(n_groups)
+    w2sum = np.zeros(n_groups)
+    mean = np.zeros((n_groups, p))
+    m2 = np.zeros((n_groups, p))
+    lo = np.full((n_groups, p), np.inf)
+    hi = np.full((n_groups, p), -np.inf)
     for i in range(n):
         w = weight[i]
         if w <= 0.0:

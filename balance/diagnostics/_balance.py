@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._validation import CovariateDesign, as_1d, check_estimand, check_sample_weight, check_treatment, check_weights
+from .._validation import (CovariateDesign, as_1d, check_estimand, check_indexes_agree, check_sample_weight,
+                           check_treatment, check_weights)
 from ._weights import check_groups_weighted, resolve_weights
 
 STATS = ("smd", "vratio", "ks")
@@ -51,11 +52,10 @@ def _check_distance(distance, n_samples, index):
         distance = {"prop.score": distance}
     columns = []
     for name, values in distance.items():
-        arr, d_index = as_1d(values, f"distance[{name!r}]")
+        arr, _ = as_1d(values, f"distance[{name!r}]")
         if arr.shape[0] != n_samples:
             raise ValueError(f"distance[{name!r}] has {arr.shape[0]} entries but X has {n_samples} rows.")
-        if index is not None and d_index is not None and not d_index.equals(index):
-            raise ValueError(f"distance[{name!r}] is a Series whose index differs from X's index; align them first.")
+        check_indexes_agree(X=index, **{f"distance[{name!r}]": values})
         arr = arr.astype(np.float64)
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"distance[{name!r}] has missing or infinite values.")
@@ -334,6 +334,7 @@ def balance_table(
     covariates, cov_names = design.transform(X, drop_first=False)
     n = covariates.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None
+    check_indexes_agree(X=index, treatment=treatment, weights=weights, sample_weight=sample_weight)
     t = check_treatment(treatment, treated=treated, n_samples=n, index=index, treatment_type="binary")
     a = t.a
     sw = check_sample_weight(sample_weight, n, index=index)

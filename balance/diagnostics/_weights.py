@@ -9,13 +9,14 @@ The weight checks shared with :func:`balance.diagnostics.balance_table` also liv
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from .._validation import check_treatment, check_weights
+from .._validation import check_indexes_agree, check_treatment, check_weights
 
 GROUPS = ("control", "treated")
 
@@ -23,12 +24,18 @@ GROUPS = ("control", "treated")
 # --------------------------------------------------------------------------------------------------------------
 # weight checks (shared with _balance.py)
 # --------------------------------------------------------------------------------------------------------------
-def resolve_weights(weights):
-    """Return ``(weights, estimand)``: a fitted estimator's ``weights_`` and ``estimand``, or ``(weights, None)``."""
+def resolve_weights(weights, name="weights"):
+    """Return ``(weights, estimand)``: a fitted estimator's ``weights_`` and ``estimand``, or ``(weights, None)``.
+
+    An estimator (or a Pipeline ending in one) that is not fitted raises a TypeError saying so.
+    """
+    given = weights
     if isinstance(weights, Pipeline):  # a pipeline ending in a weighting estimator: read its last step
         weights = weights[-1]
     if hasattr(weights, "weights_"):
         return weights.weights_, getattr(weights, "estimand", None)
+    if hasattr(weights, "fit"):
+        raise TypeError(f"{name} is an unfitted {type(given).__name__}; fit it first, or pass its weights.")
     return weights, None
 
 
@@ -52,6 +59,106 @@ def _labels(*series_indexes, n):
 # --------------------------------------------------------------------------------------------------------------
 def _kish(w):
     return float(w.sum() ** 2 / np.sum(w**2))
+
+
+# Extreme weights: a group is flagged when its Kish ESS falls below MIN_ESS (and below half its units with positive
+# weight, so that a small group of equal weights is not flagged), or when one unit carries more than MAX_SHARE of
+# the group's total weight (and more than twice an equal share). Calibrated by benchmarks/extreme_weights.py: with
+# these thresholds the warning fired in every replicate where the bootstrap SE exceeded the M-estimation (asympt)
+# SE by more than 2x, and in few of the others.
+MIN_ESS = 5.0
+MAX_SHARE = 0.3
+
+
+class ExtremeWeightsWarning(UserWarning):
+    """A few units carry most of a treatment group's weight: estimates are fragile and sandwich SEs can be too
+    small (compare a bootstrap variance)."""
+
+
+@dataclass(frozen=True)
+class WeightConcentration:
+    """Per treatment group: Kish's ESS, units with positive weight, and the largest unit's share of the weight.
+
+    Made by :func:`check_extreme_weights`; ``flagged`` marks the groups whose weights are extreme.
+    """
+
+    ess: pd.Series
+    n_positive: pd.Series
+    max_share: pd.Series
+    flagged: pd.Series
+
+    @property
+    def extreme(self):
+        """Whether any group is flagged."""
+        return bool(self.flagged.any())
+
+    def describe(self):
+        """The numbers of every group, e.g. ``"control: ESS 1.9 of 120 units, largest unit 64% of the weight"``."""
+        return "; ".join(f"{g}: ESS {self.ess[g]:.1f} of {int(self.n_positive[g])} units, largest unit "
+                         f"{100 * self.max_share[g]:.0f}% of the weight" for g in self.ess.index)
+
+
+def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", warn=True, stacklevel=3):
+    """Measure how concentrated each group's weights are and warn (:class:`ExtremeWeightsWarning`) if extreme.
+
+    Shared by every weighting estimator (``BaseWeighter._set_weights``), :class:`~balance.WeightedEffect` and the
+    command line, so that all report the same numbers with the same thresholds.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_samples,)
+        Non-negative analysis weights.
+    codes : ndarray of int, shape (n_samples,)
+        Treatment group codes 0..K-1 (0/1 for a binary treatment).
+    labels : sequence of str, default=None
+        One name per group code; ``("control", "treated")`` for two groups, else the codes.
+    who : str, default=None
+        Prefix of the warning (the estimator's name).
+    advice : str, default=""
+        Appended to the warning.
+    warn : bool, default=True
+        Emit the warning when a group is flagged.
+
+    Returns
+    -------
+    WeightConcentration
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from balance.diagnostics._weights import check_extreme_weights
+    >>> codes = np.repeat([0, 1], 50)
+    >>> w = np.ones(100)
+    >>> check_extreme_weights(w, codes).extreme
+    False
+    >>> w[0] = 200.0  # one control carries 80% of the controls' weight
+    >>> report = check_extreme_weights(w, codes, warn=False)
+    >>> report.flagged.tolist(), round(float(report.ess["control"]), 2)
+    ([True, False], 1.55)
+    """
+    w = np.asarray(weights, dtype=float)
+    codes = np.asarray(codes)
+    n_groups = int(codes.max()) + 1 if codes.size else 0
+    if labels is None:
+        labels = list(GROUPS) if n_groups == 2 else [str(k) for k in range(n_groups)]
+    ess, n_positive, share = [], [], []
+    for k in range(n_groups):
+        wk = w[codes == k]
+        total = wk.sum()
+        ess.append(_kish(wk) if total > 0 else 0.0)
+        n_positive.append(int(np.sum(wk > 0)))
+        share.append(wk.max() / total if total > 0 else np.nan)
+    ess, n_positive, share = (pd.Series(v, index=list(labels), dtype=float) for v in (ess, n_positive, share))
+    flagged = ((ess < MIN_ESS) & (ess < n_positive / 2)) | ((share > MAX_SHARE) & (share > 2 / n_positive))
+    report = WeightConcentration(ess=ess, n_positive=n_positive, max_share=share, flagged=flagged | (ess == 0))
+    if warn and report.extreme:
+        prefix = f"{who}: " if who else ""
+        warnings.warn(
+            f"{prefix}extreme weights of {', '.join(ess.index[report.flagged])} ({report.describe()}): a few units "
+            "carry most of the weight, so estimates rest on them and sandwich (asympt, HC0) standard errors can be "
+            f"far too small. {advice}".rstrip(), ExtremeWeightsWarning, stacklevel=stacklevel,
+        )
+    return report
 
 
 def effective_sample_size(weights, treatment=None, *, treated=None):
@@ -116,9 +223,10 @@ def effective_sample_size(weights, treatment=None, *, treated=None):
 def _weights_by_group(weights, treatment, treated):
     """Validate weights against a treatment: return ``(w, a, labels)`` with ``a`` coded 0/1."""
     weights, _ = resolve_weights(weights)
+    check_indexes_agree(treatment=treatment, weights=weights)
     t = check_treatment(treatment, treated=treated, treatment_type="binary")
     w_index = weights.index if isinstance(weights, pd.Series) else None
-    w = check_weights(weights, t.a.shape[0], index=t.index)
+    w = check_weights(weights, t.a.shape[0])
     check_groups_weighted(w, t.a)
     return w, t.a, _labels(t.index, w_index, n=t.a.shape[0])
 

@@ -1,7 +1,8 @@
 """Bootstraps that re-estimate the weights in every replicate, run through joblib.
 
-Each replicate draws its randomness from its own child of one ``numpy.random.SeedSequence``, so the replicates are
-identical whatever ``n_jobs`` or joblib backend (e.g. ``joblib.parallel_backend("dask")`` on a dask cluster) runs them.
+Each replicate draws its randomness from its own child of one ``numpy.random.SeedSequence`` (the resampling draw, then
+the seed of a randomised weighter), so the replicates are identical whatever ``n_jobs`` or joblib backend (e.g.
+``joblib.parallel_backend("dask")`` on a dask cluster) runs them, and whatever the weighter's own ``random_state``.
 """
 
 from __future__ import annotations
@@ -15,30 +16,52 @@ from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning
 
 
+def cluster_layout(labels):
+    """Cluster membership laid out once for O(n) cluster draws.
+
+    Returns ``(codes, order, starts, sizes)``: the cluster code of each row, the rows sorted by cluster (stable, so
+    each cluster's rows stay in row order), where each cluster's rows start in ``order`` and how many it has.
+    """
+    codes = pd.factorize(labels)[0]
+    sizes = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return codes, np.argsort(codes, kind="stable"), starts, sizes
+
+
 def replicate_draws(kind, rng, n, clusters):
     """Row indices (``kind="bootstrap"``) or unit weights (``kind="fwb"``) for one replicate.
 
-    The ordinary bootstrap resamples rows (whole clusters when ``clusters`` is given); the fractional weighted
-    bootstrap (Xu et al. 2020) draws Exp(1) weights per unit (per cluster), i.e. Dirichlet weights up to scale.
+    The ordinary bootstrap resamples rows (whole clusters when ``clusters``, a :func:`cluster_layout`, is given);
+    the fractional weighted bootstrap (Xu et al. 2020) draws Exp(1) weights per unit (per cluster), i.e. Dirichlet
+    weights up to scale. A cluster draw costs O(n): the chosen clusters' blocks of the sorted rows, concatenated.
     """
     if clusters is None:
         return rng.integers(0, n, n) if kind == "bootstrap" else rng.exponential(1.0, n)
-    codes, uniques = clusters
+    codes, order, starts, sizes = clusters
     if kind == "bootstrap":
-        chosen = rng.integers(0, len(uniques), len(uniques))
-        members = [np.flatnonzero(codes == c) for c in range(len(uniques))]
-        return np.concatenate([members[c] for c in chosen])
-    return rng.exponential(1.0, len(uniques))[codes]
+        chosen = rng.integers(0, len(sizes), len(sizes))
+        lengths = sizes[chosen]
+        # position in ``order`` of every drawn row: each chosen block's start, then 0, 1, ... within the block
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return order[np.repeat(starts[chosen], lengths) + offsets]
+    return rng.exponential(1.0, len(sizes))[codes]
+
+
+def replicate_seed(rng):
+    """The seed of a replicate's randomised weighter (its ``random_state``), drawn after the resampling draw so
+    that the draws are those of a deterministic weighter (as scikit-learn's ensembles seed their members)."""
+    return int(rng.integers(np.iinfo(np.int32).max))
 
 
 def _run_chunk(problem, kind, seeds, clusters):
     rows, statuses, errors = [], [], []
     for seed in seeds:
-        draw = replicate_draws(kind, np.random.default_rng(seed), problem.n_obs, clusters)
+        rng = np.random.default_rng(seed)
+        draw = replicate_draws(kind, rng, problem.n_obs, clusters)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                values, converged = problem.replicate(kind, draw)
+                values, converged = problem.replicate(kind, draw, replicate_seed(rng))
                 status = "ok" if converged else "nonconverged"
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
                 values, status = np.full(len(problem.labels), np.nan), "failed"
@@ -53,14 +76,15 @@ def _run_chunk(problem, kind, seeds, clusters):
 def run_bootstrap(problem, kind, n_bootstrap, random_state, clusters=None, n_jobs=None, verbose=0):
     """Run ``n_bootstrap`` replicates of ``problem`` and return (draws DataFrame, status counts).
 
-    ``problem.replicate(kind, draw)`` refits the weights and the outcome model on one replicate and returns the
-    effect (log scale for ratios), mu1, mu0 and whether the weight solver converged. Raises a ValueError quoting
+    ``problem.replicate(kind, draw, seed)`` refits the weights (``seed`` seeding every ``random_state`` of the
+    weighter, so that randomised weighters are reproducible too) and the outcome model on one replicate and returns
+    the effect (log scale for ratios), mu1, mu0 and whether the weight solver converged. Raises a ValueError quoting
     the first failure when every replicate fails.
     """
     entropy = np.random.default_rng(random_state).integers(0, 2**63 - 1)
     seeds = np.random.SeedSequence(int(entropy)).spawn(n_bootstrap)
     if clusters is not None:
-        clusters = pd.factorize(clusters)
+        clusters = cluster_layout(clusters)
     n_chunks = min(n_bootstrap, 50)
     chunks = [list(c) for c in np.array_split(np.array(seeds, dtype=object), n_chunks)]
     tasks = (delayed(_run_chunk)(problem, kind, chunk, clusters) for chunk in chunks)

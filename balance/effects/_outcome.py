@@ -116,7 +116,7 @@ def _fit_regression(design, y, omega, family):
             "covariate level absent from one treatment group; use a simpler outcome model."
         )
     if family == "binomial":
-        fit = fit_logistic(design[:, 1:], y, omega, tol=1e-10, max_iter=100)
+        fit = fit_logistic(design[:, 1:], y, omega, tol=1e-10, max_iter=100, detect_separation=False)
         if not fit.converged:
             raise ValueError("the logistic outcome model did not converge (separation?); use a simpler outcome model.")
         return fit.coef

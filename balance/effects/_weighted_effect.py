@@ -11,17 +11,29 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import CovariateDesign, as_1d, check_outcome, check_sample_weight, check_treatment
+from .._validation import (CovariateDesign, as_1d, check_indexes_agree, check_outcome, check_sample_weight,
+                           check_treatment)
 from ..diagnostics import effective_sample_size
+from ..diagnostics._weights import ExtremeWeightsWarning, check_extreme_weights
 from ._contrasts import Contrasts
 from ._outcome import OUTCOME_MODELS, outcome_equations
 from ._results import SCALE_LABELS, EffectResults
 from ._vcov import VCOV_ESTIMATORS, VCOV_TYPES, _final_step
 
 
-def _fit_weighter(weighter, X, treatment, sample_weight):
-    """Fit a clone of ``weighter`` (an estimator or a Pipeline ending in one); return it and its weights."""
+def _fit_weighter(weighter, X, treatment, sample_weight, seed=None):
+    """Fit a clone of ``weighter`` (an estimator or a Pipeline ending in one); return it and its weights.
+
+    ``seed`` (an int, for a bootstrap replicate) replaces every ``random_state`` of the clone, nested ones included
+    (a pipeline step, a classifier ``model``), each by its own int derived from it: each replicate then has its own
+    reproducible randomness, whether the weighter's own ``random_state`` was None or one fixed int.
+    """
     fitted = clone(weighter)
+    if seed is not None:
+        keys = sorted(key for key in fitted.get_params(deep=True)
+                      if key == "random_state" or key.endswith("__random_state"))
+        states = np.random.SeedSequence(seed).generate_state(len(keys)) if keys else []
+        fitted.set_params(**{key: int(state) >> 1 for key, state in zip(keys, states)})
     if sample_weight is None:
         fitted.fit(X, treatment)
     elif isinstance(fitted, Pipeline):
@@ -32,6 +44,28 @@ def _fit_weighter(weighter, X, treatment, sample_weight):
     if not hasattr(final, "weights_"):
         raise TypeError(f"{type(final).__name__} has no weights_ after fit: weighter must be a weighting estimator.")
     return fitted, np.asarray(final.weights_, dtype=float)
+
+
+def _fit_weighter_reporting(weighter, X, treatment, sample_weight):
+    """:func:`_fit_weighter`, passing on the weighter's warnings except its ExtremeWeightsWarning, which
+    WeightedEffect repeats once with advice on the variance."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = _fit_weighter(weighter, X, treatment, sample_weight)
+    for w in caught:
+        if not issubclass(w.category, ExtremeWeightsWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return fitted
+
+
+# what WeightedEffect adds to the extreme-weights warning, by variance type
+_EXTREME_ADVICE = {
+    "asympt": "Compare vcov='bootstrap' (in simulation, weights this extreme were where the bootstrap SE exceeded "
+              "the asympt SE by more than 2x).",
+    "HC0": "Compare vcov='bootstrap', which also re-estimates the weights.",
+    "bootstrap": "The bootstrap re-estimates the weights, but the estimate rests on those few units.",
+    "fwb": "The bootstrap re-estimates the weights, but the estimate rests on those few units.",
+}
 
 
 def _take(values, rows):
@@ -77,16 +111,16 @@ class _EffectProblem:
             n_levels=self.n_levels, focal=self.focal,
         )
 
-    def replicate(self, kind, draw):
+    def replicate(self, kind, draw, seed=None):
         if kind == "bootstrap":
             if np.bincount(self.a[draw], minlength=self.n_levels).min() == 0:
                 raise ValueError("a treatment level is absent from the replicate.")
             sw = None if self.sample_weight is None else self.sample_weight[draw]
-            fitted, weights = _fit_weighter(self.weighter, _take(self.X, draw), _take(self.treatment, draw), sw)
+            fitted, weights = _fit_weighter(self.weighter, _take(self.X, draw), _take(self.treatment, draw), sw, seed)
             eq = self.equations(weights, sw, rows=draw)
         else:
             sw = draw if self.sample_weight is None else self.sample_weight * draw
-            fitted, weights = _fit_weighter(self.weighter, self.X, self.treatment, sw)
+            fitted, weights = _fit_weighter(self.weighter, self.X, self.treatment, sw, seed)
             eq = self.equations(weights, sw)
         values, _ = self.contrasts(eq.mu)
         return values, bool(getattr(_final_step(fitted), "converged_", True))
@@ -130,7 +164,10 @@ class WeightedEffect(BaseEstimator):
     n_jobs : int, default=None
         Parallel jobs for the bootstraps (joblib; use ``joblib.parallel_backend("dask")`` for a dask cluster).
     random_state : int, Generator or None, default=None
-        Seeds the bootstraps; results do not depend on ``n_jobs`` or the backend.
+        Seeds the bootstraps; results do not depend on ``n_jobs`` or the backend. In every replicate the weighter's
+        own ``random_state`` (and any nested one, e.g. a classifier's) is replaced by a seed drawn from the
+        replicate's generator, so the bootstrap of a randomised weighter (CBIPM, UniformTransformerWeights) is
+        reproducible whatever its ``random_state``, and its replicates do not share one inner seed.
     verbose : int, default=0
         1 shows a progress bar for bootstraps (needs tqdm, on a terminal).
 
@@ -162,6 +199,12 @@ class WeightedEffect(BaseEstimator):
     is analytic; the weight model's is analytic when the weighter provides it and numerical (central differences)
     otherwise; ``result_.vcov_config["jacobian"]`` says which. With a Pipeline the fitted preprocessing is treated
     as fixed. Effects use the Hájek (self-normalised) form.
+
+    Extreme weights (a group's Kish ESS below 5, or one unit carrying over 30% of its group's weight; see
+    :class:`~balance.ExtremeWeightsWarning`) are warned about once, with the numbers and advice on the variance
+    (the weighter's own warning is not repeated), and noted in ``result_.notes``. In simulation
+    (``benchmarks/results/extreme_weights.md``) it fired in nearly every replicate where the bootstrap SE exceeded
+    the asympt SE by more than 2x.
 
     References
     ----------
@@ -226,13 +269,20 @@ class WeightedEffect(BaseEstimator):
         """
         self._check_params()
         n, index = len(X), (X.index if isinstance(X, pd.DataFrame) else None)
+        check_indexes_agree(X=index, treatment=treatment, y=y, sample_weight=sample_weight, cluster=cluster)
         y = self._check_outcome(y, n, index)  # before the (possibly slow) weight fit
         clusters = self._check_cluster(cluster, n, index)
-        self.weighter_, weights = _fit_weighter(self.weighter, X, treatment, sample_weight)
+        self.weighter_, weights = _fit_weighter_reporting(self.weighter, X, treatment, sample_weight)
         final = _final_step(self.weighter_)
         t = self._check_treatment(final, treatment, n, index)
+        extreme = check_extreme_weights(weights, t.a, who="WeightedEffect", advice=_EXTREME_ADVICE[self.vcov],
+                                        stacklevel=3)
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=index)
         family = self.family if self.family != "auto" else ("binomial" if _is_binary(y) else "gaussian")
+        if family == "binomial" and self.outcome_model != "simple" and np.ptp(y) == 0:
+            raise ValueError(f"y is {y[0]:g} for every unit: a logistic outcome model (family='binomial', the choice "
+                             "for a 0/1 outcome) cannot be fitted to a constant; use outcome_model='simple' (the "
+                             "effect is then 0), or check that y is the intended column.")
         covariates = None
         if self.outcome_model != "simple":
             # the outcome model handles missing covariates as the weighter does (indicators + median fill, or error)
@@ -251,6 +301,9 @@ class WeightedEffect(BaseEstimator):
         cov = vcov.cov  # computed here, so that a refused variance leaves no fitted attributes behind
         self.vcov_, self.n_failed_, self.n_nonconverged_ = vcov, vcov.n_failed, vcov.n_nonconverged
         labels = contrasts.labels
+        notes = list(self.vcov_.notes)
+        if extreme.extreme:
+            notes.append(f"extreme weights ({extreme.describe()})")
         natural = values.copy()
         if self.scale != "difference":
             natural[:contrasts.n_contrasts] = np.exp(values[:contrasts.n_contrasts])
@@ -259,7 +312,7 @@ class WeightedEffect(BaseEstimator):
             vcov=pd.DataFrame(cov, index=labels, columns=labels), vcov_type=self.vcov,
             vcov_config=self.vcov_.config, n_obs=n, ess=_ess(weights, t), outcome_model=self.outcome_model,
             method=type(final).__name__, accounts_for_weight_estimation=self.vcov_.accounts_for_weight_estimation,
-            draws=self.vcov_.draws, notes=tuple(self.vcov_.notes), n_contrasts=contrasts.n_contrasts,
+            draws=self.vcov_.draws, notes=tuple(notes), n_contrasts=contrasts.n_contrasts,
         )
         self._set_shortcuts(contrasts, t)
         return self
@@ -305,11 +358,10 @@ class WeightedEffect(BaseEstimator):
     def _check_cluster(cluster, n, index):
         if cluster is None:
             return None
-        values, c_index = as_1d(cluster, "cluster")
+        values, _ = as_1d(cluster, "cluster")
         if len(values) != n:
             raise ValueError(f"cluster has {len(values)} entries but X has {n} rows.")
-        if index is not None and c_index is not None and not c_index.equals(index):
-            raise ValueError("cluster is a Series whose index differs from X's index; align them first.")
+        check_indexes_agree(X=index, cluster=cluster)
         if pd.isna(values).any():
             raise ValueError("cluster has missing values.")
         return values

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
-from .._validation import CovariateDesign, as_1d, check_treatment
+from .._validation import CovariateDesign, as_1d, check_indexes_agree, check_treatment
 from .._validation import check_outcome as _check_outcome
 
 
@@ -21,14 +21,21 @@ TREATMENT_FIX = ("code it 0/1 or boolean (e.g. compare it with == to the level t
                  "automatically, and these learners take no treated= parameter")
 
 
-def validate(estimator, X, treatment, y=None, *, treated=None):
+# the learners have no missing= parameter: the design's advice to pass missing='indicator' does not apply
+MISSING_FIX = ("these learners take no missing= parameter: impute X first (e.g. sklearn.impute.SimpleImputer("
+               "add_indicator=True).fit_transform(X)) or drop the incomplete rows")
+
+
+def validate(estimator, X, treatment, y=None, *, treated=None, mediator=None):
     """Learn the covariate design on X and check treatment and outcome; set the scikit-learn fitted metadata.
 
+    ``mediator`` is only compared with the other inputs' pandas index here (the front-door learners check it).
     Returns ``(matrix, a, y, index)`` with ``a`` coded 0/1.
     """
-    design = CovariateDesign.from_data(X)
+    design = CovariateDesign.from_data(X, missing_fix=MISSING_FIX)
     matrix, _ = design.transform(X, drop_first=True)
     index = getattr(X, "index", None) if design.is_frame else None
+    check_indexes_agree(X=index, treatment=treatment, mediator=mediator, y=y)
     t = check_treatment(treatment, treated=treated, n_samples=matrix.shape[0], index=index, fix=TREATMENT_FIX,
                         treatment_type="binary")
     estimator.design_ = design

@@ -36,8 +36,28 @@ def _check_binary(values, name, n, index=None):
 
 
 def _validate(est, C, treatment, mediator, y):
-    matrix, x, y, index = _data.validate(est, C, treatment, y)
-    return matrix, x, _check_binary(mediator, "mediator", len(x), index), y
+    matrix, x, y, index = _data.validate(est, C, treatment, y, mediator=mediator)
+    z = _check_binary(mediator, "mediator", len(x), index)
+    _check_mediator_positivity(x, z)
+    return matrix, x, z, y
+
+
+def _check_mediator_positivity(x, z):
+    """Refuse data in which a (treatment, mediator) pair never occurs: m(z, x, c) would then be pure extrapolation.
+
+    The front-door formula averages E[Y | Z = z, X = x, C] over both mediator values within each treatment arm, so
+    it needs P(Z = z | X = x, C) > 0 for every z and x (positivity of the mediator given treatment and covariates).
+    A mediator equal to the treatment, or its negation, leaves two of the four pairs empty.
+    """
+    empty = [(xv, zv) for xv in (0, 1) for zv in (0, 1) if not np.any((x == xv) & (z == zv))]
+    if empty:
+        pairs = ", ".join(f"mediator = {zv} with treatment = {xv}" for xv, zv in empty)
+        same = " (the mediator equals the treatment)" if np.array_equal(x, z) else (
+            " (the mediator is the treatment's negation)" if np.array_equal(x, 1 - z) else "")
+        raise ValueError(f"mediator: no unit has {pairs}{same}; the front-door formula needs both mediator values "
+                         "in each treatment arm (positivity of P(mediator | treatment, X)). Check that the mediator "
+                         "is the intended column; a mediator determined by the treatment identifies no front-door "
+                         "effect.")
 
 
 def _xc(x, C):
@@ -66,12 +86,17 @@ def predict_fd_nuisances(fitted, C):
     """e1 (n,), q1 (n, 2) with q1[:, x] = q(1 | x, c), m (n, 2, 2) with m[:, z, x] = m(z, x, c)."""
     e_model, q_model, m_model = fitted
     n = len(C)
-    q1 = np.column_stack([_proba(q_model, _xc(np.full(n, xv), C)) for xv in (0, 1)])
+    q1 = _predict_q1(q_model, C)
     m = np.empty((n, 2, 2))
     for zv in (0, 1):
         for xv in (0, 1):
             m[:, zv, xv] = m_model.predict(np.column_stack([np.full(n, zv), np.full(n, xv), C]))
     return {"e1": _proba(e_model, C), "q1": q1, "m": m}
+
+
+def _predict_q1(q_model, C):
+    """q1 (n, 2) with q1[:, x] = q(1 | x, c)."""
+    return np.column_stack([_proba(q_model, _xc(np.full(len(C), xv), C)) for xv in (0, 1)])
 
 
 def _clip_numerators(e1, q1, clip):
@@ -237,11 +262,17 @@ class FrontDoorPluginLearner(BaseEstimator):
         As for :class:`FrontDoorDRLearner`.
     clip : float, default=1e-6
         Probabilities are clipped to [clip, 1 − clip]; ``predict`` warns with the count when any is.
+    floor : float, default=0.05
+        Positivity check of the mediator: ``fit`` counts the fitted probabilities q̂(z | x, c) of the training units
+        (both mediator values at both treatment values, the ones the formula uses) below ``floor`` and warns with the
+        count (the bound below which :class:`FrontDoorDRLearner` floors its denominators). Nothing is changed.
 
     Attributes
     ----------
     models_ : tuple
         Fitted clones (e, q, m).
+    n_low_overlap_ : int
+        Pairs (training unit, treatment value x) whose fitted q̂(z | x, c) is below ``floor`` for a mediator value z.
 
     Examples
     --------
@@ -253,18 +284,29 @@ class FrontDoorPluginLearner(BaseEstimator):
     True
     """
 
-    def __init__(self, propensity_model=None, mediator_model=None, outcome_model=None, clip=1e-6):
+    def __init__(self, propensity_model=None, mediator_model=None, outcome_model=None, clip=1e-6, floor=0.05):
         self.propensity_model = propensity_model
         self.mediator_model = mediator_model
         self.outcome_model = outcome_model
         self.clip = clip
+        self.floor = floor
 
     def fit(self, X, treatment, mediator, y):
-        """Fit e, q and m on all the data. Returns self."""
+        """Fit e, q and m on all the data and check the mediator's positivity. Returns self."""
         _data.check_probability_bound(self.clip, "clip")
+        _data.check_probability_bound(self.floor, "floor")
         models = _fd_models(self)
         C, x, z, y = _validate(self, X, treatment, mediator, y)
         self.models_ = fit_fd_nuisances(models, C, x, z, y)
+        q1 = _predict_q1(self.models_[1], C)
+        self.n_low_overlap_ = int(np.sum(np.minimum(q1, 1 - q1) < self.floor))  # a mediator value below floor
+        if self.n_low_overlap_:
+            warnings.warn(f"{self.n_low_overlap_} of the {q1.size} fitted mediator distributions P(mediator | "
+                          "treatment = x, X) of the training units (one per unit and treatment value) give a mediator "
+                          f"value less than floor={self.floor}: positivity of the mediator is doubtful there, and the "
+                          "plug-in formula extrapolates the outcome model to (mediator, treatment) pairs that are rare "
+                          "at those X. Check overlap, or use FrontDoorDRLearner, which floors and counts these "
+                          "denominators.", UserWarning, stacklevel=2)
         return self
 
     def _predict_nuisances(self, C):

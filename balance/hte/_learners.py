@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
+from .._validation import check_indexes_agree
 from . import _data
 from ._crossfit import NuisanceSpec, clip_propensities, crossfit_higher, crossfit_order2
 from ._inference import linear_projection, per_row, weighted_average_effect
@@ -254,6 +255,7 @@ class PseudoOutcomeLearner(BaseEstimator):
         DataFrame with one row per coefficient ("intercept" first).
         """
         self._check_summary()
+        check_indexes_agree(X=self._index, X_subset=X_subset)
         Z = X_subset.to_numpy(dtype=float) if isinstance(X_subset, pd.DataFrame) else np.asarray(X_subset, float)
         Z = Z.reshape(len(Z), -1)
         if Z.shape[0] != self._n_rows:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_treatment, check_weights
+from .._validation import check_indexes_agree, check_treatment, check_weights
 from ..diagnostics._weights import check_groups_weighted, resolve_weights
 
 # one colour per group in every plot, so that a figure of several panels reads the same way throughout
@@ -45,13 +45,6 @@ def group_label(t, arm):
     return GROUP_NAMES[arm] if plain else f"{GROUP_NAMES[arm]} ({level})"
 
 
-def fitted_weights(weights, name="weights"):
-    """A fitted estimator's ``weights_`` (and ``estimand``), or the weights given; an unfitted estimator raises."""
-    if hasattr(weights, "fit") and not hasattr(weights, "weights_"):
-        raise TypeError(f"{name} is an unfitted {type(weights).__name__}; fit it first, or pass its weights.")
-    return resolve_weights(weights)
-
-
 def treatment_and_weights(treatment, weights, n_samples, *, treated=None, index=None):
     """Validated treatment and analysis weights (a fitted weighter's ``weights_``; None: all ones).
 
@@ -59,9 +52,10 @@ def treatment_and_weights(treatment, weights, n_samples, *, treated=None, index=
     every group has some positive weight.
     """
     t = check_treatment(treatment, treated=treated, n_samples=n_samples, index=index, treatment_type="binary")
-    weights, _ = fitted_weights(weights)
+    weights, _ = resolve_weights(weights)
     if weights is None:
         return t, np.ones(n_samples)
-    w = check_weights(weights, n_samples, index=t.index)
+    check_indexes_agree(X=index, treatment=treatment, weights=weights)
+    w = check_weights(weights, n_samples)
     check_groups_weighted(w, t.a)
     return t, w

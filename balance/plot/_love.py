@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..diagnostics import balance_table
-from ._common import fitted_weights, get_axes
+from ..diagnostics._weights import resolve_weights
+from ._common import get_axes
 
 ORDERS = ("unadjusted", "adjusted", "alphabetical", "data")
 _XLABELS = {"smd": "Standardized Mean Difference", "vratio": "Variance Ratio", "ks": "Kolmogorov-Smirnov Statistic"}
@@ -29,8 +30,8 @@ def _common_estimand(estimand, weightings):
     """One estimand for every table, so that all share the SMD's denominator and the unadjusted column."""
     if estimand is not None:
         return estimand
-    fitted = {name: fitted_weights(w, f"weights[{name!r}]")[1] for name, w in weightings.items()}
-    found = {e for e in fitted.values() if e is not None}
+    fitted = {name: resolve_weights(w, f"weights[{name!r}]")[1] for name, w in weightings.items()}
+    found = {e.upper() for e in fitted.values() if isinstance(e, str)}
     if len(found) > 1:
         raise ValueError(f"the weightings were fitted for different estimands ({fitted}); pass estimand= so that "
                          "every SMD uses the same standard deviation.")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import as_1d, check_treatment, check_weights
+from .._validation import as_1d, check_indexes_agree, check_treatment, check_weights
 from ..diagnostics import effective_sample_size
-from ._common import GROUP_COLORS, fitted_weights, get_axes, group_label
+from ..diagnostics._weights import resolve_weights
+from ._common import GROUP_COLORS, get_axes, group_label
 from ._groups import check_kind, draw_continuous
 
 
@@ -71,7 +72,9 @@ def weight_plot(weights, treatment, *, bins=30, treated=None, ax=None):
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer; got {bins!r}.")
     t = check_treatment(treatment, treated=treated, treatment_type="binary")
-    w = check_weights(fitted_weights(weights)[0], index=t.index)
+    w = resolve_weights(weights)[0]
+    check_indexes_agree(treatment=treatment, weights=w)
+    w = check_weights(w)
     _same_length(w, t, "weights")
     ess = effective_sample_size(w, t.a)  # also refuses a group whose weights are all zero
 
@@ -160,7 +163,8 @@ def ps_overlap_plot(propensity, treatment, *, kind="hist", mirrored=True, treate
     """
     check_kind(kind, mirrored)
     ps, ps_index = _propensity(propensity)
-    t = check_treatment(treatment, treated=treated, index=ps_index, treatment_type="binary")
+    check_indexes_agree(propensity=ps_index, treatment=treatment)
+    t = check_treatment(treatment, treated=treated, treatment_type="binary")
     _same_length(ps, t, "propensity")
     labels = {arm: group_label(t, arm) for arm in (0, 1)}
     ax = draw_continuous(ax, ps, t.a, np.ones(ps.shape[0]), labels, kind=kind, mirrored=mirrored, support=(0.0, 1.0))

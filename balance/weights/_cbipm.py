@@ -124,6 +124,13 @@ class CBIPM(BaseWeighter):
         SIPM's control problem for the ATE with only 10 sigmoids on 200 units); with too few epochs a
         ConvergenceWarning states the change and suggests raising ``n_epochs``. QP: whether Clarabel reported an
         optimal solution; otherwise a ConvergenceWarning states the Frank–Wolfe gap of the returned weights.
+        Either way, False when a problem's solution is degenerate (see ``degenerate_``).
+    degenerate_ : tuple of str
+        The problems (named as in ``ipm_history_``) whose weights collapsed (Kish effective sample size below 2,
+        or one unit holding more than half the arm's weight) or balance worse than the sampling weights alone
+        (mean |SMD| of the standardised covariates above both the unweighted one and 0.1); empty when none did. A
+        learning rate too large drives Adam to a vertex of the simplex, where the objective stops moving and the
+        plateau test alone would call the path converged. A ConvergenceWarning gives the numbers.
     n_iter_ : int
         Epochs run (Adam, always ``n_epochs``) or the largest number of interior-point iterations over the problems
         (QP, at most ``n_epochs``).
@@ -157,8 +164,10 @@ class CBIPM(BaseWeighter):
     and WASS need O(n) memory (plus n_g x K stored sigmoid values for SIPM) and suit large samples.
 
     Sampling weights weight the target measure, the standardisation, the gradient-penalty draws and the softmax's
-    base measure; the nonpara logit gradient is taken per unit of sampling weight, so an integer sampling weight k
-    acts as k repeated rows. Units are processed in a canonical order (sorted by their covariates), so results do not
+    base measure. They are scaled to mean 1 over the units that take part, so that their scale does not matter;
+    the nonpara logit gradient is then taken per unit of scaled sampling weight, so an integer sampling weight k
+    acts as k repeated rows up to Adam's eps (the gradients differ by the mean weight, to which Adam is otherwise
+    invariant). Units are processed in a canonical order (sorted by their covariates), so results do not
     depend on row order.
 
     There are no estimating equations (no M-estimation form): effect standard errors treat the weights as fixed
@@ -241,22 +250,52 @@ class CBIPM(BaseWeighter):
         check_full_rank(data.X, data.names)
         self.__dict__.pop("coef_", None)
         sw = data.sample_weight
+        # The solver sees the sampling weights at mean 1 over the units that take part, so that the fit does not
+        # depend on their scale: the nonpara gradient is taken per unit of sampling weight, and Adam's eps (1e-8)
+        # swamped the steps of weights multiplied by 1e8 (unit weights are left bitwise as they are).
+        sw_fit = sw / sw[sw > 0].mean()
         # canonical order: sorting by content (and computing everything, the scaling included, on the sorted
         # C-ordered copy) makes every sum, and every random draw by position, free of row order and memory layout
-        order = np.lexsort(np.vstack([sw, data.a, data.X.T]))
-        X_sorted, a, sw_sorted = np.ascontiguousarray(data.X[order]), data.a[order], sw[order]
+        order = np.lexsort(np.vstack([sw_fit, data.a, data.X.T]))
+        X_sorted, a, sw_sorted = np.ascontiguousarray(data.X[order]), data.a[order], sw_fit[order]
         self.mean_, self.scale_ = _pooled_scaling(X_sorted, sw_sorted, self.standardize)
         Z = (X_sorted - self.mean_) / self.scale_
         results = solve_problems(self, Z, a, sw_sorted, _generator(self.random_state))
         weights = np.zeros(len(sw))
         total = sw.sum()
         for res in results:
-            scale = sw[data.a == 1].sum() if self.estimand == "ATT" else total
+            scale = sw[data.a == 1].sum() if self._estimand() == "ATT" else total
             weights[order[res.rows]] = res.w * scale
-        if self.estimand == "ATT":
+        if self._estimand() == "ATT":
             weights[data.a == 1] = sw[data.a == 1]
         self._store_results(results)
+        self._check_degenerate(results, Z, a, sw_sorted)
         return self._set_weights(weights, data)
+
+    def _check_degenerate(self, results, Z, a, sw):
+        """Flag solutions that collapsed onto a unit or two, or balance worse than no weighting (``degenerate_``).
+
+        A learning rate too large for the problem can drive Adam to a vertex of the simplex, where the IPM's
+        gradient gives no way back and the objective stops moving, so the plateau test alone would call it
+        converged. Such a solution is not an estimate: ``converged_`` is set to False and a ConvergenceWarning
+        gives the numbers.
+        """
+        positive = sw > 0
+        sd = np.sqrt(np.average((Z - np.average(Z, axis=0, weights=sw)) ** 2, axis=0, weights=sw))
+        sd[sd == 0] = 1.0
+        target = positive & (a == 1) if self._estimand() == "ATT" else positive
+        target_mean = np.average(Z[target], axis=0, weights=sw[target])
+        found = {res.name: _degeneracy(res.w, sw[res.rows], Z[res.rows], target_mean, sd) for res in results}
+        found = {name: text for name, text in found.items() if text}
+        self.degenerate_ = tuple(found)
+        if found:
+            self.converged_ = False
+            fix = ("the exact MMD minimiser concentrates the weights on these data: use solver='adam' (the paper's "
+                   "path, which spreads them) or another bandwidth" if self.solver == "qp" else
+                   f"lower lr (now {self.lr}): a step this large drove the weights to a vertex of the simplex")
+            details = "; ".join(f"{name} arm: {text}" for name, text in found.items())
+            warnings.warn(f"CBIPM returned a degenerate solution ({details}); {fix}.", ConvergenceWarning,
+                          stacklevel=3)
 
     def _store_results(self, results):
         names = [res.name for res in results]
@@ -293,14 +332,14 @@ class CBIPM(BaseWeighter):
         sw, a = data.sample_weight, data.a
         coef = np.atleast_2d(self.coef_)
         weights = np.zeros(len(a))
-        if self.estimand == "ATT":
+        if self._estimand() == "ATT":
             arms, scale = [0], sw[a == 1].sum()
             weights[a == 1] = sw[a == 1]
         else:
             arms, scale = [1, 0], sw.sum()
         for beta, arm in zip(coef, arms):
             rows = a == arm
-            alpha = sw[rows].sum() / sw.sum() if self.estimand == "ATE" else 0.0
+            alpha = sw[rows].sum() / sw.sum() if self._estimand() == "ATE" else 0.0
             eta = Z[rows] @ beta
             s = sw[rows] * np.exp(eta - eta.max())
             weights[rows] = scale * (alpha * sw[rows] / sw[rows].sum() + (1 - alpha) * s / s.sum())
@@ -355,6 +394,25 @@ def _warn_not_converged(est, left):
         message = (f"CBIPM: {est.n_iter_} epochs are too few to show whether the {est.ipm} objective has levelled off "
                    "(two windows of at least 5 epochs are compared); raise n_epochs.")
     warnings.warn(message, ConvergenceWarning, stacklevel=4)
+
+
+# A problem's solution is degenerate when its weights collapsed, to a Kish effective sample size below
+# COLLAPSE_ESS (in an arm of more than COLLAPSE_ESS units) or one unit holding more than COLLAPSE_SHARE of the weight,
+# or when it balances worse than the sampling weights alone: a mean |SMD| above both the unweighted one and
+# WORSE_SMD (cobalt's usual threshold for imbalance, so that noise around a balance already good is not flagged).
+COLLAPSE_ESS, COLLAPSE_SHARE, WORSE_SMD = 2.0, 0.5, 0.1
+
+
+def _degeneracy(w, base, Z, target_mean, sd):
+    """What makes simplex weights ``w`` of one arm degenerate (see COLLAPSE_ESS), as text; "" when nothing does."""
+    ess, share = w.sum() ** 2 / np.sum(w**2), w.max() / w.sum()
+    problems = []
+    if len(w) > COLLAPSE_ESS and (ess < COLLAPSE_ESS or share > COLLAPSE_SHARE):
+        problems.append(f"Kish ESS {ess:.2f} of {len(w)} units, largest weight share {share:.1%}")
+    smd = [np.mean(np.abs(np.average(Z, axis=0, weights=v) - target_mean) / sd) for v in (base, w)]
+    if smd[1] > max(smd[0], WORSE_SMD):
+        problems.append(f"mean |SMD| {smd[1]:.3f} after weighting against {smd[0]:.3f} unweighted")
+    return ", ".join(problems)
 
 
 def _pooled_scaling(X, sw, standardize):

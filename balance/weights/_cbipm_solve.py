@@ -44,14 +44,14 @@ class ProblemResult:
 def solve_problems(est, Z, a, sw, rng):
     """Solve the ATT problem (controls to treated) or the two ATE problems (each arm to the pooled sample)."""
     positive = sw > 0
-    if est.estimand == "ATT":
+    if est._estimand() == "ATT":
         specs = [("control", positive & (a == 0), positive & (a == 1))]
     else:
         specs = [("treated", positive & (a == 1), positive), ("control", positive & (a == 0), positive)]
     results = []
     for name, arm, target in specs:
         rows, trows = np.flatnonzero(arm), np.flatnonzero(target)
-        alpha = sw[rows].sum() / sw[trows].sum() if (est.estimand == "ATE" and est.model == "linear") else 0.0
+        alpha = sw[rows].sum() / sw[trows].sum() if (est._estimand() == "ATE" and est.model == "linear") else 0.0
         problem = _Problem(Z[trows], sw[trows] / sw[trows].sum(), Z[rows], sw[rows], alpha, est, rng)
         results.append(problem.solve(name, rows))
     return results

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter, MParts
 from .._validation import check_constant, check_full_rank
-from ._logistic import fit_logistic
+from ._logistic import SYMPTOM_PROB, find_separation, fit_logistic, report_separation
 from ._moments import TermExpansion, check_moments
 from ._tilt import (Standardizer, balance_sides, check_target_inside, odds_weights, odds_weights_derivative,
                     solve_balance)
@@ -91,6 +91,12 @@ class CBPS(BaseWeighter):
     imbalance_ : float
         Just-identified: the remaining imbalance (in SDs) at the solution. Over-identified: the largest change of a
         (standardised) coefficient that one more Newton step on the GMM objective would make.
+    separation_ : list of str
+        When a propensity score reaches 0 or 1 (within 1e-8), the terms that separate treated from controls found
+        by a linear-programming test (Konis 2007); then ``converged_`` is False and a ConvergenceWarning names them.
+        Empty otherwise.
+    n_separated_ : int
+        Units whose propensity score the separation drives to 0 or 1 (0 without separation).
     n_bounded_ : int
         Over-identified: units whose first-step propensity score lies within 1e-12 of 0 or 1, bounded there in the
         GMM weight matrix (warned); 0 otherwise.
@@ -162,7 +168,7 @@ class CBPS(BaseWeighter):
         data = self._validate_data(X, treatment, sample_weight)
         M, self.terms_ = _fit_terms(self, data)
         a, sw = data.a, data.sample_weight
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         if estimand == "ATO":
             fit = fit_logistic(M, a, sw, tol=self.tol, max_iter=self.max_iter)
             coef, converged, n_iter, imbalance = fit.coef, fit.converged, fit.n_iter, fit.score_norm
@@ -210,8 +216,13 @@ class CBPS(BaseWeighter):
                     "raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=2,
                 )
         self.intercept_, self.coef_ = float(coef[0]), coef[1:]
-        self.converged_, self.n_iter_, self.imbalance_ = bool(converged), int(n_iter), float(imbalance)
         eta = self.intercept_ + M @ self.coef_
+        e = expit(eta[sw > 0])
+        # a score at 0 or 1 is the symptom; the linear program decides whether the data are separated
+        separation = find_separation(M, a, sw) if np.any(np.minimum(e, 1 - e) < SYMPTOM_PROB) else None
+        report_separation(self, separation, data, "CBPS")
+        converged = converged and separation is None
+        self.converged_, self.n_iter_, self.imbalance_ = bool(converged), int(n_iter), float(imbalance)
         self.ps_ = self._wrap(expit(eta), data)
         return self._set_weights(odds_weights(eta, a, estimand) * sw, data)
 
@@ -224,7 +235,7 @@ class CBPS(BaseWeighter):
         """
         data, M = _new_terms(self, X, treatment, sample_weight)
         eta = self.intercept_ + M @ self.coef_
-        weights = odds_weights(eta, data.a, self.estimand.upper()) * data.sample_weight
+        weights = odds_weights(eta, data.a, self._estimand()) * data.sample_weight
         return self._wrap(_finite_prediction(weights, "CBPS"), data)
 
     def predict_proba(self, X):
@@ -236,13 +247,13 @@ class CBPS(BaseWeighter):
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
-        if self.over and self.estimand.upper() != "ATO":
+        if self.over and self._estimand() != "ATO":
             raise NotImplementedError(
                 "the over-identified CBPS is a GMM estimator without an M-estimation form: use an HC0 or bootstrap "
                 "variance (WeightIt refuses vcov = 'asympt' here too)."
             )
         data, M = _new_terms(self, X, treatment, sample_weight)
-        return logit_balance_parts(M, data.a, data.sample_weight, self.estimand.upper(),
+        return logit_balance_parts(M, data.a, data.sample_weight, self._estimand(),
                                    np.concatenate([[self.intercept_], self.coef_]), ("(Intercept)", *self.terms_))
 
 
@@ -302,18 +313,24 @@ def _warn_not_converged(who, n_iter, max_iter, imbalance, tol):
     )
 
 
-def _store_fits(est, fits, who):
+def _store_fits(est, fits, who, levels=None, n_levels=None):
     """Record solver facts and coefficients of one (ATT/ATC) or two (ATE: control, treated) group solves.
 
     ``n_iter_`` is the largest iteration count over the solves (each is capped at ``max_iter``), so that
-    ``n_iter_ == max_iter`` says a solve ran out of iterations."""
+    ``n_iter_ == max_iter`` says a solve ran out of iterations. A multi-category treatment passes the level of each
+    solve (``levels``) and the number of levels: the coefficients get one row per level, zero for the focal level
+    of an ATT (whose weights are exp(0) = 1 times its base)."""
     est.converged_ = all(f.converged for f in fits)
     est.n_iter_ = max(f.n_iter for f in fits)
     est.imbalance_ = max(f.imbalance for f in fits)
     if not est.converged_:
         _warn_not_converged(who, est.n_iter_, est.max_iter, est.imbalance_, est.tol)
     coef = np.array([f.coef for f in fits])
-    if len(fits) == 2:
+    if levels is not None:
+        full = np.zeros((n_levels, coef.shape[1]))
+        full[list(levels)] = coef
+        est.intercept_, est.coef_ = full[:, 0].copy(), full[:, 1:].copy()
+    elif len(fits) == 2:
         est.intercept_, est.coef_ = coef[:, 0].copy(), coef[:, 1:].copy()
     else:
         est.intercept_, est.coef_ = float(coef[0, 0]), coef[0, 1:].copy()

@@ -257,7 +257,7 @@ class EnergyBalance(BaseWeighter):
         max_iter = DEFAULT_MAX_ITER[solver] if self.max_iter is None else self.max_iter
         n_parts = self._n_parts(n_free) if solver == "apg" else 1
         ops = _Operators(Xs, self.memory_limit if n_parts == 1 else 0.0)
-        prob = _build_problem(ops, a, sw, self.estimand, self.improved)
+        prob = _build_problem(ops, a, sw, self._estimand(), self.improved)
         self.n_clamped_ = 0  # APG's projection is exact: no weight falls below min_weight
         # ``left`` is what the stopping rule compares with its tolerance: OSQP's largest residual, APG's relative
         # decrease of the objective over its last iterations
@@ -322,7 +322,7 @@ class EnergyBalance(BaseWeighter):
             raise ValueError(f"improved={self.improved!r} must be True or False.")
 
     def _focal(self):
-        return {"ATT": 1, "ATC": 0}.get(self.estimand)
+        return {"ATT": 1, "ATC": 0}.get(self._estimand())
 
     def _solve_osqp(self, prob, max_iter):
         """WeightIt's QP in relative weights w = x / mass, solved by OSQP."""
@@ -387,7 +387,7 @@ class EnergyBalance(BaseWeighter):
         for k in range(n_parts):
             units = np.flatnonzero(part == k)
             sub_ops = _Operators(Xs[units], self.memory_limit)
-            sub = _build_problem(sub_ops, a[units], sw[units], self.estimand, self.improved)
+            sub = _build_problem(sub_ops, a[units], sw[units], self._estimand(), self.improved)
             x_k, it, conv, dec = self._solve_apg(sub, sub_ops, max_iter)
             share = np.array([sw[units][a[units] == g].sum() / sw[a == g].sum() for g in (0, 1)])
             x_all[units[sub.free]] = x_k * share[sub.group]

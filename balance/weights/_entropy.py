@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import BaseWeighter, MParts
+from .._base import BaseWeighter
 from .._validation import check_sample_weight
 from ._cbps import _check_solver_params, _fit_terms, _new_terms, _store_fits
-from ._tilt import check_target_inside, solve_tilt, solve_tilt_l1
+from ._tilt import TiltBlock, check_target_inside, solve_tilt, solve_tilt_l1, tilt_parts
 
 _INFEASIBLE_FIX = "Allow approximate balance with tols > 0 (in SDs), or drop or coarsen that term."
 
@@ -29,6 +29,10 @@ class EntropyBalance(BaseWeighter):
     - ATC: treated units reweighted to the control means.
     - ATE: each group reweighted to the full-sample means (Källberg & Waernbaum 2023).
 
+    A multi-category treatment (K ≥ 3 levels, WeightIt's ``ebal`` for them): the ATE reweights every level to the
+    full-sample means (K independent one-group problems); the ATT reweights every level other than the focal level
+    (``treated=``) to the focal level's means, the focal units keeping their sampling weights. No ATC.
+
     For the ATT, entropy balancing is the just-identified :class:`CBPS` and :class:`InverseProbabilityTilting`
     (Zhao & Percival 2017): λ are the coefficients of a logistic propensity model and the weights equal theirs up
     to a constant.
@@ -36,6 +40,7 @@ class EntropyBalance(BaseWeighter):
     Parameters
     ----------
     estimand : {"ATT", "ATC", "ATE"}, default="ATT"
+        ATT and ATE only for a multi-category treatment.
     moments : int, default=1
         Also balance the powers 2, ..., ``moments`` of non-binary covariates.
     interactions : bool, default=False
@@ -46,12 +51,14 @@ class EntropyBalance(BaseWeighter):
         variances for the ATE, all unweighted but with sampling weights in cobalt's form, so those with integer
         sampling weights differ slightly from repeated rows), binary terms as raw proportions. For the
         ATE each group is held within ``tols / 2`` of the target, so the groups differ by at most ``tols``.
+        Multi-category treatment: the focal level's SD for the ATT, for the ATE the root mean of the variances
+        of all K levels (cobalt's multi-category SMD denominator).
         0 gives exact balance.
     base_weights : array-like of shape (n_samples,), default=None
         Base weights b of the divergence (the weights the solution stays closest to), one per row of the ``X``
         given to ``fit``; None means uniform. Unlike ``sample_weight`` they do not define the target.
     treated : scalar, default=None
-        The treated level when the treatment is neither 0/1 nor boolean.
+        The treated level when the treatment is neither 0/1 nor boolean; the focal level of a multi-category ATT.
     treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
         What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
         levels: multi-category; float: continuous; integers with more than two values: an error asking for this
@@ -71,12 +78,14 @@ class EntropyBalance(BaseWeighter):
         Analysis weights, sampling weights included. Scale (WeightIt 1.5.1): each group's weights sum to its size
         (the sum of its sampling weights); the units of the target group in an ATT/ATC keep their sampling weight.
         The scale of a group changes no balance statistic, ESS or weighted difference in means.
-    coef_ : ndarray of shape (n_terms,), or (2, n_terms) for the ATE
+    coef_ : ndarray of shape (n_terms,), or (2, n_terms) for the ATE, or (n_levels, n_terms) for a multi-category
+        treatment
         The dual solution λ on the original covariate scale: before rescaling, a reweighted unit's weight is
         b_i exp(intercept_ + X_i coef_), normalised so that the group's weights sum to the target's size. For the
         ATT this is the logistic CBPS/IPT coefficient vector. For the ATE row 0 is the control group, row 1 the
-        treated group.
-    intercept_ : float, or ndarray of shape (2,) for the ATE
+        treated group. Multi-category: one row per level in the order of ``treatment_levels_``, the focal level's
+        row zero for the ATT (it is not reweighted).
+    intercept_ : float, or ndarray of shape (2,) for the ATE, or (n_levels,) for a multi-category treatment
     terms_ : list of str
         The balanced terms (see :class:`CBPS`).
     converged_ : bool
@@ -108,7 +117,8 @@ class EntropyBalance(BaseWeighter):
     sample totals, so the M-estimation standard errors include their sampling variability. This is equivalent to
     stacking equations for the target means, and differs from WeightIt's ebal, which centres the covariates at the
     targets and then holds those means fixed (so its "asympt" SE for the ATT differs from CBPS's and IPT's although
-    the weights agree). With ``tols > 0`` the weights are not smooth in the data and there are no estimating
+    the weights agree). A multi-category treatment stacks one block per reweighted level, in level order (the focal
+    level has none), named ``"<level>:<term>"``. With ``tols > 0`` the weights are not smooth in the data and there are no estimating
     equations: use a bootstrap.
 
     Cost: one pass over the data for the group statistics, then one pass over the reweighted group per Newton
@@ -139,6 +149,8 @@ class EntropyBalance(BaseWeighter):
     """
 
     _supported_estimands = ("ATT", "ATC", "ATE")
+    _supported_treatment_types = ("binary", "multi-category")
+    _multi_category_estimands = ("ATE", "ATT")
 
     def __init__(self, estimand="ATT", *, moments=1, interactions=False, tols=0.0, base_weights=None, treated=None,
                  treatment_type="auto", tol=1e-8, max_iter=200, missing="error"):
@@ -175,18 +187,21 @@ class EntropyBalance(BaseWeighter):
         tols = self._tols(len(self.terms_))
         a, sw = data.a, data.sample_weight
         base = sw * self._base(len(a), data.index)
-        estimand = self.estimand.upper()
-        stats = _GroupStats.compute(M, a, sw)
+        estimand = self._estimand()
+        n_levels, target = data.treatment.n_levels, _target_level(data.treatment, estimand)
+        stats = _GroupStats.compute(M, a, sw, n_levels)
         stats.check_not_constant(self.terms_)
         with np.errstate(invalid="ignore", divide="ignore"):  # a group SD from a single unit is 0/0: refused below
-            allowed = tols * stats.tolerance_units(M, estimand) if tols.any() else tols
+            allowed = tols * stats.tolerance_units(M, target) if tols.any() else tols
         if not np.all(np.isfinite(allowed)):
-            raise ValueError(f"tols={self.tols!r} is in standard deviations of the {_SD_GROUP[estimand]}, which are "
-                             "undefined with fewer than 2 units of positive weight; use tols=0 (exact balance).")
-        total, mean = stats.target(estimand)
+            raise ValueError(f"tols={self.tols!r} is in standard deviations of the {_sd_group(data.treatment, target)}"
+                             ", which are undefined with fewer than 2 units of positive weight; use tols=0 (exact "
+                             "balance).")
+        total, mean = stats.target(target)
         weights = sw.astype(float).copy()
         fits = []
-        for arm in (0, 1) if estimand == "ATE" else (1 - int(estimand == "ATT"),):
+        arms = _reweighted(n_levels, target)
+        for arm in arms:
             rows = np.flatnonzero((a == arm) & (base > 0))
             lo, hi = stats.range(arm) if self.base_weights is None else (M[rows].min(axis=0), M[rows].max(axis=0))
             check_target_inside(lo, hi, mean, self.terms_, allowed, "EntropyBalance", _INFEASIBLE_FIX)
@@ -204,7 +219,10 @@ class EntropyBalance(BaseWeighter):
             eta = fit.coef[0] + (M @ fit.coef[1:])[rows]  # a product over all rows beats gathering the group's
             weights[rows] = base[rows] * np.exp(eta) * (stats.wsum[arm] / total)
             fits.append(fit)
-        _store_fits(self, fits, "EntropyBalance")
+        if data.treatment.kind == "binary":
+            _store_fits(self, fits, "EntropyBalance")
+        else:
+            _store_fits(self, fits, "EntropyBalance", levels=arms, n_levels=n_levels)
         return self._set_weights(weights, data)
 
     # -- parameters ---------------------------------------------------------------------------------------------
@@ -235,15 +253,23 @@ class EntropyBalance(BaseWeighter):
         data, M = _new_terms(self, X, treatment, sample_weight)
         a, sw = data.a, data.sample_weight
         base = sw * self._base(len(a), data.index)
-        estimand = self.estimand.upper()
-        arms = _arms(a, estimand)
+        estimand = self._estimand()
+        target = _target_level(data.treatment, estimand)
+        levels = _reweighted(data.treatment.n_levels, target)
+        # each group's final weights are its tilted weights times a constant (group size over target size), a
+        # constant of the data that does not move with the parameters
+        in_target = np.ones(len(a)) if target is None else (a == target).astype(float)
+        blocks = [TiltBlock(g, in_target, scale=sw[a == g].sum() / (sw * in_target).sum()) for g in levels]
         names = ("(Intercept)", *self.terms_)
-        if estimand == "ATE":
+        if data.treatment.kind == "multi-category":
+            params = np.concatenate([np.r_[self.intercept_[g], self.coef_[g]] for g in levels])
+            names = tuple(f"{data.treatment.levels[g]}:{n}" for g in levels for n in names)
+        elif estimand == "ATE":
             params = np.concatenate([self.intercept_[:1], self.coef_[0], self.intercept_[1:], self.coef_[1]])
             names = tuple(f"control:{n}" for n in names) + tuple(f"treated:{n}" for n in names)
         else:
             params = np.concatenate([[self.intercept_], self.coef_])
-        return _entropy_parts(M, a, sw, base, arms, params, names)
+        return tilt_parts(M, a, sw, base, blocks, params, names)
 
 
 def _is_numeric(value):
@@ -254,16 +280,25 @@ def _is_numeric(value):
     return not isinstance(value, (str, bool))
 
 
-def _arms(a, estimand):
-    """(reweighted group, target indicator) pairs."""
-    if estimand == "ATT":
-        return [(0, (a == 1).astype(float))]
-    if estimand == "ATC":
-        return [(1, (a == 0).astype(float))]
-    return [(0, np.ones(len(a))), (1, np.ones(len(a)))]
+def _target_level(treatment, estimand):
+    """The code of the level every other level is weighted to (ATT: treated / focal, ATC: control); None for the
+    ATE, whose target is the full sample."""
+    if estimand == "ATE":
+        return None
+    if treatment.kind == "multi-category":
+        return treatment.focal
+    return 1 if estimand == "ATT" else 0
 
 
-_SD_GROUP = {"ATT": "treated group", "ATC": "control group", "ATE": "treated and control groups"}
+def _reweighted(n_levels, target):
+    """Codes of the levels that are reweighted: all for the ATE, all but the target level otherwise."""
+    return [g for g in range(n_levels) if g != target]
+
+
+def _sd_group(treatment, target):
+    if treatment.kind == "binary":
+        return "treated and control groups" if target is None else ("control group", "treated group")[target]
+    return "treatment levels" if target is None else f"focal level {treatment.levels[target]!r}"
 
 
 @dataclass(frozen=True)
@@ -279,22 +314,22 @@ class _GroupStats:
     hi: np.ndarray
 
     @classmethod
-    def compute(cls, M, a, sw):
+    def compute(cls, M, a, sw, n_groups=2):
         from .._kernels._tilt import group_moments
 
-        return cls(*group_moments(np.ascontiguousarray(M), a.astype(np.int64), np.ascontiguousarray(sw)))
+        return cls(*group_moments(np.ascontiguousarray(M), a.astype(np.int64), np.ascontiguousarray(sw), n_groups))
 
     def check_not_constant(self, names):
-        constant = np.flatnonzero(np.minimum(*self.lo) == np.maximum(*self.hi))
+        constant = np.flatnonzero(self.lo.min(axis=0) == self.hi.max(axis=0))
         if constant.size:
             raise ValueError(f"covariate(s) {[names[j] for j in constant]} are constant; remove them.")
 
-    def target(self, estimand):
-        """Size and means of the target population: the treated (ATT), the controls (ATC), everyone (ATE)."""
-        if estimand == "ATE":
+    def target(self, group):
+        """Size and means of the target population: group ``group`` (the treated for the ATT, the controls for the
+        ATC, the focal level), or everyone (None, the ATE)."""
+        if group is None:
             total = self.wsum.sum()
             return float(total), (self.wsum @ self.mean) / total
-        group = 1 if estimand == "ATT" else 0
         return float(self.wsum[group]), self.mean[group].copy()
 
     def range(self, group):
@@ -307,49 +342,16 @@ class _GroupStats:
         """cobalt's weighted variance, sum w (x - m)^2 / (1 - sum w^2) with w normalised to sum 1."""
         return self.m2[group] / (self.wsum[group] - self.w2sum[group] / self.wsum[group])
 
-    def tolerance_units(self, M, estimand):
-        """Per-term unit of ``tols`` (WeightIt / cobalt): the SD of non-binary terms (the focal group's, or the root
-        mean of the group variances for the ATE), the value gap of binary (two-valued) ones, so that their tolerance
-        is a difference in proportions as in :func:`balance.balance_table`, however they are coded; halved for the
-        ATE, where each group is held within the tolerance of the full-sample target."""
+    def tolerance_units(self, M, target):
+        """Per-term unit of ``tols`` (WeightIt / cobalt): the SD of non-binary terms (the target group's, or for the
+        ATE, ``target`` None, the root mean of the variances of all groups), the value gap of binary (two-valued)
+        ones, so that their tolerance is a difference in proportions as in :func:`balance.balance_table`, however
+        they are coded; halved for the ATE, where each group is held within the tolerance of the full-sample
+        target."""
         lo, hi = M.min(axis=0), M.max(axis=0)
         binary = np.all((M == lo) | (M == hi), axis=0)
-        if estimand == "ATE":
-            sd = np.sqrt((self.variance(0) + self.variance(1)) / 2.0) / 2.0
+        if target is None:
+            n_groups = len(self.wsum)
+            sd = np.sqrt(sum(self.variance(g) for g in range(n_groups)) / float(n_groups)) / 2.0
             return np.where(binary, (hi - lo) / 2.0, sd)
-        return np.where(binary, hi - lo, np.sqrt(self.variance(1 if estimand == "ATT" else 0)))
-
-
-def _entropy_parts(M, a, sw, base, arms, params, names):
-    """Stacked dual conditions ψ_g = s (1{target} − 1{A = g} b exp(z'λ_g)) z, one block per reweighted group."""
-    design = np.column_stack([np.ones(len(a)), M])
-    k = design.shape[1]
-    # each group's final weights are its tilted weights times a constant (group size over target size), a
-    # constant of the data that does not move with the parameters
-    scale = [sw[a == g].sum() / (sw * target).sum() for g, target in arms]
-
-    def tilted(theta, block, g):
-        with np.errstate(over="ignore"):
-            return np.where(a == g, base * np.exp(np.where(a == g, design @ theta[block * k:(block + 1) * k], 0.0)),
-                            0.0)
-
-    def psi(theta):
-        return np.hstack([design * (sw * target - tilted(theta, b, g))[:, None] for b, (g, target) in enumerate(arms)])
-
-    def psi_jacobian(theta):
-        jac = np.zeros((len(arms) * k, len(arms) * k))
-        for b, (g, _) in enumerate(arms):
-            jac[b * k:(b + 1) * k, b * k:(b + 1) * k] = -(design * tilted(theta, b, g)[:, None]).T @ design
-        return jac
-
-    def weights(theta):
-        w = sw.astype(float).copy()
-        for b, (g, _) in enumerate(arms):
-            w = np.where(a == g, scale[b] * tilted(theta, b, g), w)
-        return w
-
-    def weights_jacobian(theta):
-        return np.hstack([design * (scale[b] * tilted(theta, b, g))[:, None] for b, (g, _) in enumerate(arms)])
-
-    return MParts(params=params, names=names, psi=psi, weights=weights, psi_jacobian=psi_jacobian,
-                  weights_jacobian=weights_jacobian)
+        return np.where(binary, hi - lo, np.sqrt(self.variance(target)))

@@ -16,18 +16,32 @@ ATOS       1{α ≤ e ≤ 1 − α}        1{...}/e              1{...}/(1 − e
 
 These are WeightIt's ``get_w_from_ps`` formulas, unnormalised (WeightIt 1.5.1's ``glm`` scale).
 
+Multi-category treatments (levels 0..K−1, generalised propensity scores p_k = P(A = k | X), p_A the score of the
+level received; :func:`multi_weights`):
+
+=========  ===================================================================
+estimand   weight of a unit at level A
+=========  ===================================================================
+ATE        1/p_A
+ATT        p_f/p_A with f the focal level (so the focal level gets 1)
+ATO        1/(p_A Σ_k 1/p_k)  (generalised overlap weights, Li & Li 2019)
+=========  ===================================================================
+
 References
 ----------
 Li, F., Morgan, K. L., & Zaslavsky, A. M. (2018). Balancing covariates via propensity score weighting. JASA 113,
 390–400.
 Crump, R. K., Hotz, V. J., Imbens, G. W., & Mitnik, O. A. (2009). Dealing with limited overlap in estimation of
 average treatment effects. Biometrika 96, 187–199.
+Li, F., & Li, F. (2019). Propensity score weighting for causal inference with multiple treatments. Annals of
+Applied Statistics 13, 2389–2415.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .._treatment import ESTIMANDS_BY_TYPE
 from .._validation import check_estimand, check_treatment
 
 
@@ -76,6 +90,48 @@ def arm_weights_derivative(e, a, estimand, alpha=0.0):
     return np.where(a == 1, dh / e - h / e**2, dh / (1.0 - e) + h / (1.0 - e) ** 2)
 
 
+# -- multi-category treatments -----------------------------------------------------------------------------------
+MULTI_ESTIMANDS = ESTIMANDS_BY_TYPE["multi-category"]
+
+
+def multi_weights(proba, codes, estimand, focal=None):
+    """Unit weights from generalised propensity scores ``proba`` (n, K) and level ``codes`` (see the module
+    table); ``focal`` is the focal level's code (ATT only)."""
+    rows = np.arange(proba.shape[0])
+    p_own = proba[rows, codes]
+    if estimand == "ATE":
+        return 1.0 / p_own
+    if estimand == "ATT":
+        return proba[:, focal] / p_own
+    if estimand == "ATO":
+        return 1.0 / (p_own * np.sum(1.0 / proba, axis=1))
+    raise ValueError(f"estimand {estimand!r} has no multi-category weights; choose one of {list(MULTI_ESTIMANDS)}.")
+
+
+def multi_weights_derivative(proba, codes, estimand, focal=None):
+    """∂w_i/∂p_ij of :func:`multi_weights`, shape (n, K) (the scores taken as free, not summing to one).
+
+    ATE −δ_jA/p_A²; ATT δ_jf/p_A − δ_jA p_f/p_A²; ATO −δ_jA/(p_A² S) + 1/(p_A S² p_j²) with S = Σ_k 1/p_k.
+    """
+    n = proba.shape[0]
+    rows = np.arange(n)
+    p_own = proba[rows, codes]
+    out = np.zeros_like(proba)
+    if estimand == "ATE":
+        out[rows, codes] = -1.0 / p_own**2
+    elif estimand == "ATT":
+        out[rows, codes] = -proba[:, focal] / p_own**2
+        out[:, focal] += 1.0 / p_own
+    elif estimand == "ATO":
+        total = np.sum(1.0 / proba, axis=1)
+        out = 1.0 / (p_own * total**2)[:, None] / proba**2
+        out[rows, codes] -= 1.0 / (p_own**2 * total)
+    else:
+        raise ValueError(f"estimand {estimand!r} has no multi-category weights; choose one of "
+                         f"{list(MULTI_ESTIMANDS)}.")
+    return out
+
+
 def crump_alpha(e, sample_weight=None):
     """The optimal-subset threshold α of Crump et al. (2009) for the ATOS.
 
@@ -106,18 +162,24 @@ def weights_from_propensity(propensity, treatment, estimand="ATE", *, treated=No
 
     Parameters
     ----------
-    propensity : array-like of shape (n_samples,)
-        P(treated | X) for every unit, strictly between 0 and 1.
+    propensity : array-like of shape (n_samples,) or (n_samples, n_levels)
+        Binary treatment: P(treated | X) for every unit, strictly between 0 and 1. Multi-category treatment: the
+        generalised propensity scores P(A = k | X), one column per level, each row summing to one; a DataFrame's
+        columns are matched to the levels by name, an array's columns are taken in level order (the categories'
+        order of a pandas Categorical, else the sorted labels).
     treatment : array-like of shape (n_samples,)
-        Binary treatment (0/1, boolean, or two labels with ``treated`` naming the treated one).
+        Binary treatment (0/1, boolean, or two labels with ``treated`` naming the treated one), or a multi-category
+        treatment when ``propensity`` has three or more columns.
     estimand : {"ATE", "ATT", "ATC", "ATO", "ATM", "ATOS"}, default="ATE"
+        Multi-category treatments: "ATE", "ATT" (focal level ``treated``) or "ATO".
     treated : scalar, default=None
-        The treated level when the treatment is not 0/1 or boolean.
+        The treated level when the treatment is not 0/1 or boolean; the focal level of a multi-category ATT.
 
     Returns
     -------
     ndarray of shape (n_samples,)
-        Unnormalised weights, on WeightIt's ``glm`` scale (ATT: treated 1, controls e/(1 − e)).
+        Unnormalised weights, on WeightIt's ``glm`` scale (ATT: treated 1, controls e/(1 − e); multi-category: see
+        the module table).
 
     Notes
     -----
@@ -130,7 +192,12 @@ def weights_from_propensity(propensity, treatment, estimand="ATE", *, treated=No
     >>> from balance import weights_from_propensity
     >>> weights_from_propensity(np.array([0.2, 0.5, 0.8]), np.array([1, 0, 0]), "ATT")
     array([1., 1., 4.])
+    >>> ps = np.array([[0.5, 0.25, 0.25], [0.2, 0.4, 0.4], [0.1, 0.1, 0.8]])
+    >>> weights_from_propensity(ps, np.array(["a", "b", "c"]), "ATT", treated="a")
+    array([1.   , 0.5  , 0.125])
     """
+    if np.ndim(propensity) == 2 and np.shape(propensity)[1] > 2:
+        return _multi_weights_from_propensity(propensity, treatment, estimand, treated)
     estimand = check_estimand(estimand)
     e = np.asarray(propensity, dtype=float).ravel()
     a = check_treatment(treatment, treated=treated, n_samples=e.shape[0], treatment_type="binary").a
@@ -138,3 +205,28 @@ def weights_from_propensity(propensity, treatment, estimand="ATE", *, treated=No
         raise ValueError("propensity scores must lie strictly between 0 and 1.")
     alpha = crump_alpha(e) if estimand == "ATOS" else 0.0
     return arm_weights(e, a, estimand, alpha)
+
+
+def _multi_weights_from_propensity(propensity, treatment, estimand, treated):
+    estimand = check_estimand(estimand, MULTI_ESTIMANDS)
+    t = check_treatment(treatment, treated=treated, n_samples=np.shape(propensity)[0],
+                        treatment_type="multi-category")
+    if estimand == "ATT" and t.focal is None:
+        raise ValueError(f"estimand='ATT' with a multi-category treatment needs the focal level: pass "
+                         f"treated=<level>, one of {list(t.levels)}.")
+    if hasattr(propensity, "columns"):
+        missing = [level for level in t.levels if level not in propensity.columns]
+        if missing:
+            raise ValueError(f"propensity has no column for the treatment level(s) {missing}; its columns must be "
+                             f"the levels {list(t.levels)}.")
+        propensity = propensity[list(t.levels)]
+    proba = np.asarray(propensity, dtype=float)
+    if proba.shape[1] != t.n_levels:
+        raise ValueError(f"propensity has {proba.shape[1]} columns but the treatment has {t.n_levels} levels "
+                         f"{list(t.levels)}; pass one column per level.")
+    if not np.all((proba > 0) & (proba < 1)):
+        raise ValueError("generalised propensity scores must lie strictly between 0 and 1.")
+    if not np.allclose(proba.sum(axis=1), 1.0, rtol=0.0, atol=1e-6):
+        raise ValueError("each row of the generalised propensity scores must sum to one (the probabilities of all "
+                         "levels); pass P(A = k | X) for every level k.")
+    return multi_weights(proba, t.codes, estimand, t.focal)

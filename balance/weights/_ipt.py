@@ -8,7 +8,7 @@ from scipy.special import expit
 from .._base import BaseWeighter, MParts
 from ._cbps import (_check_reachable, _check_solver_params, _finite_prediction, _fit_terms, _new_terms, _store_fits,
                     logit_balance_parts)
-from ._tilt import balance_sides, odds_weights, solve_balance
+from ._tilt import TiltBlock, balance_sides, odds_weights, solve_balance, tilt_parts
 
 
 class InverseProbabilityTilting(BaseWeighter):
@@ -24,6 +24,12 @@ class InverseProbabilityTilting(BaseWeighter):
       1/(1 − e₀) each reproduce the full-sample totals, so each group's weighted means equal the full-sample means
       (and each group's weights sum to n).
 
+    A multi-category treatment (K ≥ 3 levels, WeightIt's ``ipt`` for them) has one logistic model per reweighted
+    level: for the ATE, level g's weights 1/p_g (p_g the model's probability of level g against all others)
+    reproduce the full-sample totals, so every level sums to n; for the ATT, level g's weights p/(1 − p) (p the
+    probability of the focal level against g, fitted on the two levels' units) reproduce the focal level's totals,
+    the focal units keeping weight 1. No ATC.
+
     Every set of conditions is the gradient of a strictly convex function (a sum of exponentials of the logit
     minus a linear term), solved by Newton's method with a line search. For the ATT (and the ATC) IPT coincides
     with the just-identified :class:`CBPS` and with :class:`EntropyBalance` (WeightIt's ``method = "ipt"``
@@ -32,12 +38,13 @@ class InverseProbabilityTilting(BaseWeighter):
     Parameters
     ----------
     estimand : {"ATE", "ATT", "ATC"}, default="ATE"
+        ATE and ATT only for a multi-category treatment.
     moments : int, default=1
         Also balance the powers 2, ..., ``moments`` of non-binary covariates.
     interactions : bool, default=False
         Also balance all pairwise products of the covariates.
     treated : scalar, default=None
-        The treated level when the treatment is neither 0/1 nor boolean.
+        The treated level when the treatment is neither 0/1 nor boolean; the focal level of a multi-category ATT.
     treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
         What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
         levels: multi-category; float: continuous; integers with more than two values: an error asking for this
@@ -60,11 +67,13 @@ class InverseProbabilityTilting(BaseWeighter):
         in means.
     ps_ : Series or ndarray of shape (n_samples,)
         Propensity scores; for the ATE, e₁ for treated units and e₀ for controls (the score each unit's weight
-        comes from).
-    coef_ : ndarray of shape (n_terms,), or (2, n_terms) for the ATE
+        comes from). Binary treatments only (a multi-category fit has one model per level).
+    coef_ : ndarray of shape (n_terms,), or (2, n_terms) for the ATE, or (n_levels, n_terms) for a multi-category
+        treatment
         Logistic coefficients on the original covariate scale; for the ATE row 0 is the control-group model (e₀)
-        and row 1 the treated-group model (e₁).
-    intercept_ : float, or ndarray of shape (2,) for the ATE
+        and row 1 the treated-group model (e₁). Multi-category: one row per level in the order of
+        ``treatment_levels_``; the focal level's row is zero for the ATT (its weights are exp(0) = 1).
+    intercept_ : float, or ndarray of shape (2,) for the ATE, or (n_levels,) for a multi-category treatment
     terms_ : list of str
         The balanced terms (see :class:`CBPS`).
     converged_ : bool
@@ -87,7 +96,8 @@ class InverseProbabilityTilting(BaseWeighter):
     Estimating equations (``_m_parts``) are the balance conditions above with analytic derivatives; for the ATE
     the two models are stacked (control model first, WeightIt's order). The balance targets (treated totals for
     the ATT, full-sample totals for the ATE) enter as sample sums, so their sampling variability is part of the
-    M-estimation standard errors.
+    M-estimation standard errors. A multi-category treatment stacks one block per reweighted level in level order,
+    named ``"<level>:<term>"`` (see ``_multi_parts``).
 
     References
     ----------
@@ -111,6 +121,8 @@ class InverseProbabilityTilting(BaseWeighter):
     """
 
     _supported_estimands = ("ATE", "ATT", "ATC")
+    _supported_treatment_types = ("binary", "multi-category")
+    _multi_category_estimands = ("ATE", "ATT")
 
     def __init__(self, estimand="ATE", *, moments=1, interactions=False, treated=None, treatment_type="auto",
                  tol=1e-8, max_iter=100, missing="error"):
@@ -140,8 +152,10 @@ class InverseProbabilityTilting(BaseWeighter):
         _check_solver_params(self)
         data = self._validate_data(X, treatment, sample_weight)
         M, self.terms_ = _fit_terms(self, data)
+        if data.treatment.kind == "multi-category":
+            return self._fit_multi(M, data)
         a, sw = data.a, data.sample_weight
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
         # the ATE's control model is the ATT's condition, its treated model the ATC's
         sides = ("ATT", "ATC") if estimand == "ATE" else (estimand,)
         fits = []
@@ -155,6 +169,29 @@ class InverseProbabilityTilting(BaseWeighter):
         self.ps_ = self._wrap(expit(eta), data)
         return self._set_weights(odds_weights(eta, a, estimand) * sw, data)
 
+    def _fit_multi(self, M, data):
+        """One binary tilt per reweighted level: the ATE's level g against the full sample (1/p_g reproduces the
+        full-sample totals, the binary ATE's treated model with g as treated), the ATT's level g against the focal
+        level (p/(1 − p) reproduces the focal totals, the binary ATT on the two levels' units)."""
+        a, sw, focal = data.a, data.sample_weight, data.treatment.focal
+        estimand = self._estimand()
+        levels = [g for g in range(data.treatment.n_levels) if estimand == "ATE" or g != focal]
+        fits = []
+        for g in levels:
+            if estimand == "ATE":
+                active, s, r = balance_sides(a == g, "ATC")
+                sw_g = sw
+            else:
+                active, s, r = balance_sides(a == focal, "ATT")
+                sw_g = np.where((a == g) | (a == focal), sw, 0.0)
+            _check_reachable(M, sw_g, active, r, self.terms_, "InverseProbabilityTilting")
+            fits.append(solve_balance(M, sw_g, active, s, r, names=self.terms_, tol=self.tol,
+                                      max_iter=self.max_iter))
+        _store_fits(self, fits, "InverseProbabilityTilting", levels=levels, n_levels=data.treatment.n_levels)
+        if hasattr(self, "ps_"):  # binary only: a multi-category fit has one model per level, not one score
+            del self.ps_
+        return self._set_weights(_multi_weights(self._eta(M, a), estimand) * sw, data)
+
     def predict_weights(self, X, treatment, sample_weight=None):
         """Weights for new units from the fitted models (same formulas and scale as ``weights_``).
 
@@ -163,20 +200,29 @@ class InverseProbabilityTilting(BaseWeighter):
         Series or ndarray of shape (n_samples,)
         """
         data, M = _new_terms(self, X, treatment, sample_weight)
-        weights = odds_weights(self._eta(M, data.a), data.a, self.estimand.upper()) * data.sample_weight
+        eta, estimand = self._eta(M, data.a), self._estimand()
+        if data.treatment.kind == "multi-category":
+            weights = _multi_weights(eta, estimand) * data.sample_weight
+        else:
+            weights = odds_weights(eta, data.a, estimand) * data.sample_weight
         return self._wrap(_finite_prediction(weights, "InverseProbabilityTilting"), data)
 
     def _eta(self, M, a):
-        """The logit each unit's weight comes from (for the ATE: the treated model for treated units)."""
+        """The logit each unit's weight comes from (for the ATE: the treated model for treated units; for a
+        multi-category treatment, the model of the unit's level)."""
         if np.ndim(self.intercept_) == 0:
             return self.intercept_ + M @ self.coef_
+        if self.treatment_type_ == "multi-category":
+            return self.intercept_[a] + np.einsum("ij,ij->i", M, self.coef_[a])
         return np.where(a == 1, self.intercept_[1] + M @ self.coef_[1], self.intercept_[0] + M @ self.coef_[0])
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
         data, M = _new_terms(self, X, treatment, sample_weight)
         names = ("(Intercept)", *self.terms_)
-        estimand = self.estimand.upper()
+        estimand = self._estimand()
+        if data.treatment.kind == "multi-category":
+            return _multi_parts(M, data, estimand, self.intercept_, self.coef_, names)
         if estimand != "ATE":
             return logit_balance_parts(M, data.a, data.sample_weight, estimand,
                                        np.concatenate([[self.intercept_], self.coef_]), names)
@@ -221,3 +267,26 @@ def _ate_parts(M, a, sw, params, names):
 
     return MParts(params=params, names=names, psi=psi, weights=weights, psi_jacobian=psi_jacobian,
                   weights_jacobian=weights_jacobian)
+
+
+def _multi_weights(eta, estimand):
+    """Multi-category IPT weights from the logit of each unit's level model: 1/p = 1 + exp(−η) for the ATE,
+    p/(1 − p) = exp(η) for the ATT (the focal level's η is 0 and its units keep weight 1)."""
+    with np.errstate(over="ignore"):
+        return 1.0 + np.exp(-eta) if estimand == "ATE" else np.exp(eta)
+
+
+def _multi_parts(M, data, estimand, intercept, coef, names):
+    """Stacked tilts, one block per reweighted level g (see :func:`~balance.weights._tilt.tilt_parts`):
+    ATE ψ_g = s(1{A ≠ g} − 1{A = g} exp(−η_g)) z (WeightIt's s(1{A = g}/p_g − 1) z with the opposite sign),
+    ATT ψ_g = s(1{A = focal} − 1{A = g} exp(η_g)) z (WeightIt's, restricted to the two levels)."""
+    a, sw, focal = data.a, data.sample_weight, data.treatment.focal
+    if estimand == "ATE":
+        levels = list(range(data.treatment.n_levels))
+        blocks = [TiltBlock(g, (a != g).astype(float), sign=-1.0, offset=1.0) for g in levels]
+    else:
+        levels = [g for g in range(data.treatment.n_levels) if g != focal]
+        blocks = [TiltBlock(g, (a == focal).astype(float)) for g in levels]
+    params = np.concatenate([np.r_[intercept[g], coef[g]] for g in levels])
+    names = tuple(f"{data.treatment.levels[g]}:{n}" for g in levels for n in names)
+    return tilt_parts(M, a, sw, sw, blocks, params, names)

@@ -1,8 +1,14 @@
-"""Exact (unpenalised) logistic regression by Newton's method, for propensity scores.
+"""Exact (unpenalised) logistic regression by Newton's method, for propensity scores, with a separation test.
 
 scikit-learn's ``LogisticRegression`` is L2-penalised by default, so it is not the maximum-likelihood propensity
 model that WeightIt, Stata and every textbook use. This solver runs Newton–Raphson (IRLS) with step halving on
 standardised columns until the score is numerically zero, then maps the coefficients back to the original scale.
+
+Under (quasi-)complete separation no maximum exists: Newton's steps keep growing some fitted probabilities towards 0
+or 1 and the score still falls below any tolerance, so a converged-looking fit can hide infinite coefficients. When
+the fit shows the symptoms (fitted probabilities within ``1e-8`` of 0 or 1, a step that is still large, or no
+convergence), :func:`find_separation` runs the linear-programming test of Konis (2007), the one R's
+``detectseparation`` uses, and the fit is reported as not converged.
 """
 
 from __future__ import annotations
@@ -10,17 +16,51 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linprog
 from scipy.special import expit
+from sklearn.exceptions import ConvergenceWarning
+
+from .._base import warn_units
+
+# Symptoms that trigger the separation test: a fitted probability this close to 0 or 1, or a last Newton step that
+# still moves a standardised coefficient this much (steps shrink quadratically at a finite maximum, while along a
+# separating direction each step adds about one unit to the linear predictor).
+SYMPTOM_PROB = 1e-8
+SYMPTOM_STEP = 0.1
+_HALVINGS = 30
+
+
+@dataclass(frozen=True)
+class Separation:
+    """A separating direction found by :func:`find_separation`.
+
+    Attributes
+    ----------
+    columns : ndarray of int
+        Positions (in X, without the intercept) of the covariates that enter the separating direction: their
+        maximum-likelihood coefficients are infinite.
+    units : ndarray of bool, shape (n_samples,)
+        Units strictly on one side of the separating hyperplane: their fitted probabilities tend to exactly 0 or 1.
+    """
+
+    columns: np.ndarray
+    units: np.ndarray
 
 
 @dataclass(frozen=True)
 class LogisticFit:
-    """Result of :func:`fit_logistic`; ``coef[0]`` is the intercept, the rest follow X's columns."""
+    """Result of :func:`fit_logistic`; ``coef[0]`` is the intercept, the rest follow X's columns.
+
+    ``converged`` is False when the iterations ran out, when a Newton step could not increase the likelihood even
+    after 30 halvings (``stalled``), or when the data are separated (``separation`` is then set).
+    """
 
     coef: np.ndarray
     converged: bool
     n_iter: int
     score_norm: float
+    stalled: bool = False
+    separation: Separation | None = None
 
 
 def _log_likelihood(eta, a, sw):
@@ -28,13 +68,17 @@ def _log_likelihood(eta, a, sw):
     return float(np.sum(sw * (a * eta - np.logaddexp(0.0, eta))))
 
 
-def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100):
+def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100, detect_separation=True):
     """Maximum-likelihood logistic regression of ``a`` on ``[1, X]`` with frequency/sampling weights.
 
     Convergence: the sup-norm of the score on the standardised scale, ``max_j |sum_i w_i (a_i - e_i) z_ij|`` with
     the weights rescaled to mean 1, falls below ``tol``. Newton's quadratic convergence then puts the coefficients
     at machine precision (a criterion on the *mean* score, or R's relative deviance change of 1e-8, stops one Newton
-    step earlier, about 1e-8 away from the maximum).
+    step earlier, about 1e-8 away from the maximum). A step that does not increase the likelihood after 30
+    halvings is not taken: the fit stops there, not converged (``stalled``).
+
+    With ``detect_separation`` (default), a fit showing the symptoms of separation is checked by
+    :func:`find_separation`; a separated fit is returned with ``converged=False`` and its ``separation``.
 
     Returns
     -------
@@ -51,7 +95,7 @@ def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100):
     beta[0] = np.log(p1 / (1.0 - p1))
     eta = Z @ beta
     loglik = _log_likelihood(eta, a, sample_weight)
-    converged, score_norm, it = False, np.inf, 0
+    converged, stalled, score_norm, it, last_step = False, False, np.inf, 0, 0.0
     for it in range(1, max_iter + 1):
         e = expit(eta)
         score = Z.T @ (sample_weight * (a - e))
@@ -64,19 +108,142 @@ def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100):
             step = np.linalg.solve(info, score)
         except np.linalg.LinAlgError:
             step = np.linalg.lstsq(info, score, rcond=None)[0]
-        # Step halving keeps the likelihood increasing (it can stall under separation, where no maximum exists).
-        for _ in range(30):
+        # Step halving keeps the likelihood increasing; a step that still lowers it after the last halving is
+        # rejected (accepting it could move the fit anywhere) and the fit is reported as not converged.
+        for _ in range(_HALVINGS + 1):
             new_eta = Z @ (beta + step)
             new_loglik = _log_likelihood(new_eta, a, sample_weight)
             if new_loglik >= loglik - 1e-12 * abs(loglik):
                 break
             step /= 2.0
+        else:
+            stalled, it = True, it - 1
+            break
         beta, eta, loglik = beta + step, new_eta, new_loglik
+        last_step = float(np.max(np.abs(step)))
     else:
         e = expit(eta)
         score_norm = float(np.max(np.abs(Z.T @ (sample_weight * (a - e)))) / total)
         converged = score_norm < tol
 
+    separation = None
+    if detect_separation and _has_symptoms(eta, sample_weight, converged, last_step):
+        separation = find_separation(Z[:, 1:], a, sample_weight)
     slopes = beta[1:] / scale
     coef = np.concatenate([[beta[0] - slopes @ center], slopes])
-    return LogisticFit(coef=coef, converged=converged, n_iter=it, score_norm=score_norm)
+    return LogisticFit(coef=coef, converged=converged and separation is None, n_iter=it, score_norm=score_norm,
+                       stalled=stalled, separation=separation)
+
+
+def _has_symptoms(eta, sample_weight, converged, last_step):
+    """Whether a fit may be separated: cheap checks that decide if the linear program is worth running."""
+    if not converged or last_step > SYMPTOM_STEP:
+        return True
+    e = expit(eta[sample_weight > 0])
+    return bool(np.any(np.minimum(e, 1.0 - e) < SYMPTOM_PROB))
+
+
+def find_separation(X, a, sample_weight=None):
+    """Linear-programming test for (quasi-)complete separation of a binary ``a`` by an intercept and ``X``.
+
+    The data are separated, and the logistic maximum-likelihood estimate does not exist, exactly when some
+    direction b ≠ 0 has s_i x_i'b ≥ 0 for every unit, with s_i = 2 a_i − 1 (Albert & Anderson 1984). Following
+    Konis (2007), the linear program maximises Σ_i s_i x_i'b under those constraints with b in [−1, 1]^p: its
+    optimum is 0 exactly when no such direction exists. The columns are standardised first (the box then treats
+    them alike) and an intercept is added; units with zero sample weight are left out.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, p)
+        The model matrix without its intercept column.
+    a : ndarray of shape (n_samples,)
+        0/1 outcome.
+    sample_weight : ndarray of shape (n_samples,), default=None
+
+    Returns
+    -------
+    Separation or None
+        None when the data are not separated.
+
+    References
+    ----------
+    Albert, A., & Anderson, J. A. (1984). On the existence of maximum likelihood estimates in logistic regression
+    models. Biometrika 71, 1–10.
+    Konis, K. (2007). Linear programming algorithms for detecting separated data in binary logistic regression
+    models. DPhil thesis, University of Oxford.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from balance.weights._logistic import find_separation
+    >>> x = np.array([-2.0, -1.0, 0.0, 0.0, 1.0, 2.0])
+    >>> a = np.array([0, 0, 0, 1, 1, 1])
+    >>> sep = find_separation(x[:, None], a)
+    >>> sep.columns, sep.units.tolist()
+    (array([0]), [True, True, False, False, True, True])
+    >>> find_separation(x[:, None], np.array([0, 1, 0, 1, 0, 1])) is None
+    True
+    """
+    keep = np.ones(len(a), dtype=bool) if sample_weight is None else np.asarray(sample_weight) > 0
+    Z = X[keep] - X[keep].mean(axis=0)
+    Z = np.column_stack([np.ones(len(Z)), Z / np.where(Z.std(axis=0) > 0, Z.std(axis=0), 1.0)])
+    signed = Z * (2.0 * a[keep] - 1.0)[:, None]
+    found = _separating_direction(signed)
+    if found is None:
+        return None
+    b, separated = found
+    # one LP vertex may leave some separable units on its hyperplane; the sum of feasible directions is feasible,
+    # so add directions that separate the remaining units until none does (then every unit whose probability goes
+    # to 0 or 1 is marked)
+    while not separated.all():
+        more = _separating_direction(signed, objective=~separated)
+        if more is None or not np.any(more[1] & ~separated):
+            break
+        b, separated = b + more[0], separated | more[1]
+    columns = np.flatnonzero(np.abs(b[1:]) > 1e-9) + 1
+    # the LP's vertex mixes in every column that enlarges the margins; name the single covariates that separate on
+    # their own (with the intercept) when there are any, as they are what the user should drop or coarsen
+    alone = [j for j in columns if _separating_direction(signed[:, [0, j]]) is not None]
+    columns = np.asarray(alone if alone else columns, dtype=int) - 1
+    units = np.zeros(len(a), dtype=bool)
+    units[np.flatnonzero(keep)[separated]] = True
+    return Separation(columns=columns, units=units)
+
+
+def _separating_direction(signed, objective=None):
+    """Solve Konis's LP on the rows s_i x_i; return (b, mask of strictly separated rows) or None.
+
+    ``objective`` (a row mask) restricts the sum that is maximised; every row stays constrained."""
+    # max sum_i s_i x_i'b  s.t.  s_i x_i'b >= 0,  -1 <= b <= 1
+    rows = signed if objective is None else signed[objective]
+    res = linprog(-rows.sum(axis=0), A_ub=-signed, b_ub=np.zeros(len(signed)), bounds=(-1.0, 1.0),
+                  method="highs")
+    if res.status != 0:
+        return None
+    margin = signed @ res.x
+    # a genuine direction on the unit box separates units by O(1) margins; HiGHS' feasibility tolerance is 1e-7
+    size = 1e-6 * max(1.0, float(np.max(np.abs(signed))))
+    if not np.any(margin > size) or np.min(margin) < -size:
+        return None
+    return res.x, margin > size
+
+
+def report_separation(est, separation, data, who, alternative=""):
+    """Store ``separation_`` (term names) and ``n_separated_`` on ``est`` and warn when the data are separated.
+
+    ``data`` is the validated fit data (its ``names`` label the columns the separation test saw, its ``index`` the
+    units); ``alternative`` adds a method-specific remedy to the message.
+    """
+    names = list(getattr(est, "terms_", data.names))
+    est.separation_ = [] if separation is None else [names[j] for j in separation.columns]
+    est.n_separated_ = 0 if separation is None else int(separation.units.sum())
+    if separation is None:
+        return
+    terms = ", ".join(repr(name) for name in est.separation_) or "the covariates jointly"
+    warn_units(
+        f"{who}: the treatment is separated by {terms} (with the intercept): {est.n_separated_} units have "
+        "propensity scores driven to 0 or 1, the logistic coefficients of those terms are infinite, so the fit "
+        "did not converge and positivity fails for those units. Drop or coarsen those covariates, restrict the "
+        f"sample to where both groups occur, {alternative}or use a balancing method such as EntropyBalance",
+        separation.units, data.index, category=ConvergenceWarning, stacklevel=4,
+    )

@@ -72,26 +72,38 @@ class TermExpansion:
         return np.ascontiguousarray(np.column_stack([X, self._extra(X)])), list(names) + list(self.names)
 
 
-def _independent_columns(M, n_base):
-    """Indices of the columns kept: all of the first ``n_base``, then each later column that is not constant and
-    not a linear combination of the intercept and the columns kept before it (1 - R^2 below 1e-10 on the
-    correlation matrix, in column order, so the base covariates always stay).
-    """
-    if n_base + 1 >= len(M):
-        # the intercept and the base columns already span the sample (or are collinear, which the fit then
-        # reports): no later column is independent, and the loop below would cost O(k^4) at k = 10,000 covariates
-        return list(range(n_base))
+def correlation_matrix(M):
+    """Correlation matrix of the columns of M (constant columns give zero rows) and which columns vary; the
+    intercept is orthogonal to the centred columns, so projections on it need no further term."""
     scale = M.std(axis=0)
     usable = scale > 0
     Z = np.zeros_like(M)
     Z[:, usable] = (M[:, usable] - M[:, usable].mean(axis=0)) / scale[usable]
-    gram = Z.T @ Z / len(M)  # correlation matrix: the intercept is orthogonal to the centred columns
+    return Z.T @ Z / len(M), usable
+
+
+def _independent_columns(M, n_base):
+    """Indices of the columns kept: all of the first ``n_base``, then each later column that is not constant and
+    not a linear combination of the intercept and the columns kept before it (1 - R^2 below 1e-10 on the
+    correlation matrix, in column order, so the base covariates always stay).
+
+    One in-order elimination (a Cholesky factorisation that skips dependent columns) instead of a regression per
+    candidate: the base block is projected out of the later columns' correlation matrix at once, then each kept
+    column is projected out of the columns after it. Its remaining diagonal entry is the candidate's 1 - R^2 on
+    the columns kept before it: O(k^3) in all for k columns, where a least-squares solve per candidate is O(k^4).
+    """
+    if n_base + 1 >= len(M):
+        # the intercept and the base columns already span the sample (or are collinear, which the fit then
+        # reports): no later column is independent
+        return list(range(n_base))
+    gram, usable = correlation_matrix(M)
+    base, later = gram[:n_base, :n_base], gram[:n_base, n_base:]
+    # the later columns' correlations given the base (minimum-norm solve, as a collinear base is reported later)
+    schur = gram[n_base:, n_base:] - later.T @ np.linalg.lstsq(base, later, rcond=None)[0]
     keep = list(range(n_base))
-    for j in range(n_base, M.shape[1]):
-        if not usable[j]:
-            continue
-        g = gram[keep, j]
-        residual = gram[j, j] - g @ np.linalg.lstsq(gram[np.ix_(keep, keep)], g, rcond=None)[0]
-        if residual > 1e-10:
-            keep.append(j)
+    for m in range(schur.shape[0]):
+        pivot = schur[m, m]
+        if usable[n_base + m] and pivot > 1e-10:
+            keep.append(n_base + m)
+            schur[m + 1:, m + 1:] -= np.outer(schur[m + 1:, m], schur[m, m + 1:]) / pivot
     return keep

@@ -6,6 +6,7 @@ import numbers
 import warnings
 
 import numpy as np
+import pandas as pd
 from scipy.special import expit
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
@@ -13,8 +14,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter, MParts, warn_units
 from .._validation import check_constant, check_full_rank
-from ._estimands import arm_weights, arm_weights_derivative, crump_alpha
-from ._logistic import fit_logistic
+from ._estimands import arm_weights, arm_weights_derivative, crump_alpha, multi_weights, multi_weights_derivative
+from ._logistic import fit_logistic, report_separation
+from ._multinomial import (chain_to_coef, fit_multinomial, multinomial_information, multinomial_score,
+                           softmax_proba)
 from ._trim import trim_weights
 
 # Propensity scores closer than this to 0 or 1 are bounded to it (and reported) so that weights stay finite.
@@ -22,37 +25,47 @@ PS_BOUND = 1e-12
 
 
 class PropensityWeights(BaseWeighter):
-    """Inverse-probability weights from a propensity score, for six estimands.
+    """Inverse-probability weights from a propensity score, for six estimands (three for multi-category treatments).
 
     The propensity score e(X) = P(treated | X) comes from an exact logistic maximum-likelihood fit (the default,
     as R's ``glm`` and WeightIt's ``method = "glm"``), from any scikit-learn classifier with ``predict_proba``, or
     from scores the user already has (``model="precomputed"``). The weights are the ATE weight times the estimand's
     tilting function (Li, Morgan & Zaslavsky 2018); see :func:`balance.weights_from_propensity`.
 
+    A multi-category treatment (K ≥ 3 levels) gets generalised propensity scores p_k(X) = P(A = k | X) from an
+    exact multinomial logistic maximum-likelihood fit (WeightIt's own softmax fit, the first level the reference)
+    or a classifier, and the weights 1/p_A (ATE), p_f/p_A with f the focal level ``treated`` (ATT: every level
+    weighted to the focal level's covariate distribution) or 1/(p_A Σ_k 1/p_k) (ATO, generalised overlap weights,
+    Li & Li 2019).
+
     Parameters
     ----------
     estimand : {"ATE", "ATT", "ATC", "ATO", "ATM", "ATOS"}, default="ATE"
         Target population. ATO = overlap weights, ATM = matching weights, ATOS = Crump et al.'s optimal subset
-        (units with e outside [α, 1 − α] get weight 0; α is reported as ``atos_alpha_``).
+        (units with e outside [α, 1 − α] get weight 0; α is reported as ``atos_alpha_``). Multi-category
+        treatments: "ATE", "ATT" (with ``treated`` the focal level) or "ATO".
     model : None, scikit-learn classifier, or "precomputed", default=None
-        None: exact logistic MLE (Newton–Raphson until the score is below ``tol``; this is not scikit-learn's
-        penalised ``LogisticRegression``). A classifier: a clone is fitted to (X, treatment) and its
-        ``predict_proba`` gives e(X). ``"precomputed"``: ``X`` holds the propensity scores themselves (one column).
+        None: exact logistic MLE (multinomial for a multi-category treatment; Newton–Raphson until the score is
+        below ``tol``; this is not scikit-learn's penalised ``LogisticRegression``). A classifier: a clone is fitted
+        to (X, treatment codes) and its ``predict_proba`` gives the scores. ``"precomputed"``: ``X`` holds the
+        propensity scores themselves (one column; multi-category: one column per level, in level order).
     treated : scalar, default=None
         Which treatment level is treated. Needed only when the treatment is neither 0/1 nor boolean (then 1 or True
-        is treated); the package never guesses between two labels.
+        is treated); the package never guesses between two labels. Multi-category treatments: the focal level of
+        the ATT.
     treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
         What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
         levels: multi-category; float: continuous; integers with more than two values: an error asking for this
         parameter). See :mod:`balance._treatment`.
     clip : tuple (lo, hi) or None, default=None
-        Bound the propensity scores to [lo, hi] before weighting. Off by default; the number of units clipped is
-        stored in ``n_clipped_`` and a warning says how many.
+        Bound the propensity scores to [lo, hi] before weighting (multi-category: every generalised score, without
+        renormalising). Off by default; the number of units clipped (any of their scores) is stored in
+        ``n_clipped_`` and a warning says how many.
     trim : float, int or None, default=None
         Winsorise the weights after computing them, as WeightIt's ``trim()``: a float in [0.5, 1) is the quantile
         above which weights are set to that quantile; an integer k sets the k largest weights to the next largest.
-        The focal group (treated for the ATT, controls for the ATC) is left alone. Reported in ``n_trimmed_`` and by
-        a warning.
+        The focal group (treated for the ATT, controls for the ATC, the focal level of a multi-category ATT) is left
+        alone. Reported in ``n_trimmed_`` and by a warning.
     trim_lower : bool, default=False
         Trim the lower tail too (at 1 − ``trim``, or the k smallest weights).
     tol : float, default=1e-8
@@ -70,12 +83,15 @@ class PropensityWeights(BaseWeighter):
         Analysis weights, sampling weights included. Scale: WeightIt's ``glm`` (unnormalised; ATT: treated 1,
         controls e/(1 − e); ATE: 1/e and 1/(1 − e)). Multiplying one group's weights by a constant changes no
         balance statistic, ESS or weighted difference in means.
-    ps_ : Series or ndarray of shape (n_samples,)
-        Propensity scores used (after ``clip`` and the numerical bound below).
-    coef_ : ndarray of shape (n_terms,)
+    ps_ : Series or ndarray of shape (n_samples,); DataFrame or ndarray of shape (n_samples, n_levels)
+        Propensity scores used (after ``clip`` and the numerical bound below). Multi-category treatments: the
+        generalised propensity scores, one column per level (named by the levels when X is a DataFrame).
+    coef_ : ndarray of shape (n_terms,) or (n_levels - 1, n_terms)
         Logistic coefficients on the original covariate scale, one per entry of ``terms_`` (default model only).
-    intercept_ : float
-        Logistic intercept (default model only).
+        Multi-category: row k − 1 holds the coefficients of log(p_k / p_0), k = 1..K−1, the reference (first)
+        level's row omitted.
+    intercept_ : float or ndarray of shape (n_levels - 1,)
+        Logistic intercept(s) (default model only).
     terms_ : list of str
         Names of the model matrix columns (categoricals in reference-level coding, e.g. ``race_hispan``).
     converged_ : bool
@@ -84,6 +100,13 @@ class PropensityWeights(BaseWeighter):
         scikit-learn's ConvergenceWarning, passed through); precomputed scores involve no solver.
     n_iter_ : int
         Newton iterations used, at most ``max_iter`` (default model only).
+    separation_ : list of str
+        The terms (of ``terms_``) whose maximum-likelihood coefficients are infinite because they (with the
+        intercept) separate treated from controls, found by a linear-programming test (Konis 2007) when the fit
+        shows symptoms of separation; empty when the data are not separated. A separated fit has
+        ``converged_=False`` and a ConvergenceWarning names the terms (default model only).
+    n_separated_ : int
+        Units whose propensity score the separation drives to exactly 0 or 1 (0 without separation).
     estimator_ : classifier
         The fitted clone of ``model`` (classifier models only).
     atos_alpha_ : float
@@ -92,7 +115,8 @@ class PropensityWeights(BaseWeighter):
         Units whose score was clipped, whose weight was trimmed, and whose score was numerically 0 or 1 and was
         bounded to [1e-12, 1 − 1e-12] so that weights stay finite (perfect separation; always warned).
     treatment_levels_ : tuple
-        (control level, treated level).
+        (control level, treated level); multi-category: the levels in code order (the first is the reference).
+    treatment_type_ : {"binary", "multi-category"}
     n_features_in_, feature_names_in_ : int, ndarray
         As in scikit-learn.
 
@@ -106,7 +130,12 @@ class PropensityWeights(BaseWeighter):
     Estimating equations (the M-estimation seam, ``_m_parts``) are available for the default logistic model
     without ``trim``: the logistic score s_i = w_i (A_i − e_i) (1, X_i) and the weights as functions of the
     coefficients, with analytic derivatives. ``clip`` and the ATOS indicator are treated as fixed maps (their
-    derivative is zero where they bind), as is Crump's α.
+    derivative is zero where they bind), as is Crump's α. Multi-category: the multinomial score
+    s_i (1{A_i = k} − p_k) (1, X_i), k = 1..K−1, with parameters ordered level by level (names
+    ``"<level>:<term>"``).
+
+    WeightIt's multinomial fit stops about 4e-7 (relative) short of the exact maximum on lalonde; this one solves
+    the score to rounding level, so weights agree with WeightIt's to about that.
 
     References
     ----------
@@ -114,6 +143,8 @@ class PropensityWeights(BaseWeighter):
     causal effects. Biometrika 70, 41–55.
     Li, F., Morgan, K. L., & Zaslavsky, A. M. (2018). Balancing covariates via propensity score weighting. JASA 113,
     390–400.
+    Li, F., & Li, F. (2019). Propensity score weighting for causal inference with multiple treatments. Annals of
+    Applied Statistics 13, 2389–2415.
     Greifer, N. (2024). WeightIt: Weighting for Covariate Balance in Observational Studies. R package 1.5.1.
 
     Examples
@@ -124,7 +155,18 @@ class PropensityWeights(BaseWeighter):
     >>> pw = PropensityWeights(estimand="ATT").fit(data.X, data.treatment)
     >>> round(float(pw.weights_[data.treatment == 0].sum()), 3)
     186.999
+
+    A three-level treatment (race), every level weighted to the covariate distribution of the hispanic units:
+
+    >>> X = data.X.drop(columns="race")
+    >>> pw = PropensityWeights(estimand="ATT", treated="hispan").fit(X, data.X["race"])
+    >>> pw.ps_.columns.tolist(), pw.coef_.shape
+    (['black', 'hispan', 'white'], (2, 6))
+    >>> pw.weights_[data.X["race"] == "hispan"].unique()  # the focal level keeps weight 1
+    array([1.])
     """
+
+    _supported_treatment_types = ("binary", "multi-category")
 
     def __init__(self, estimand="ATE", *, model=None, treated=None, treatment_type="auto", clip=None, trim=None,
                  trim_lower=False, tol=1e-8, max_iter=100, missing="error"):
@@ -149,7 +191,7 @@ class PropensityWeights(BaseWeighter):
             Covariates (numeric, boolean or categorical columns), or the propensity scores when
             ``model="precomputed"``.
         treatment : array-like of shape (n_samples,)
-            Binary treatment.
+            Binary or multi-category treatment.
         sample_weight : array-like of shape (n_samples,), default=None
             Sampling (base) weights: they weight the propensity model and multiply the resulting weights.
 
@@ -159,30 +201,47 @@ class PropensityWeights(BaseWeighter):
         """
         self._check_params()
         data = self._validate_data(X, treatment, sample_weight)
-        for attr in ("coef_", "intercept_", "converged_", "n_iter_", "estimator_", "atos_alpha_"):
+        for attr in ("coef_", "intercept_", "converged_", "n_iter_", "estimator_", "atos_alpha_", "separation_",
+                     "n_separated_"):
             self.__dict__.pop(attr, None)  # a refit forgets what the previous model kind set
         self.terms_ = list(data.names)
+        multi = data.treatment.kind == "multi-category"
         if self.model is None:
             check_constant(data.X, data.names)
             check_full_rank(data.X, data.names)
-            fit = fit_logistic(data.X, data.a, data.sample_weight, tol=self.tol, max_iter=self.max_iter)
-            self.intercept_, self.coef_ = float(fit.coef[0]), fit.coef[1:]
+            if multi:
+                fit = fit_multinomial(data.X, data.a, data.treatment.n_levels, data.sample_weight, tol=self.tol,
+                                      max_iter=self.max_iter)
+                self.intercept_, self.coef_ = fit.coef[:, 0].copy(), fit.coef[:, 1:].copy()
+            else:
+                fit = fit_logistic(data.X, data.a, data.sample_weight, tol=self.tol, max_iter=self.max_iter)
+                self.intercept_, self.coef_ = float(fit.coef[0]), fit.coef[1:]
             self.converged_, self.n_iter_ = fit.converged, fit.n_iter
-            if not fit.converged:
+            if not multi:
+                report_separation(self, fit.separation, data, "PropensityWeights", "use a penalised classifier "
+                                  "(model=LogisticRegression()), ")
+            if getattr(fit, "separation", None) is None and not fit.converged:
+                kind = "multinomial logistic" if multi else "logistic"
+                cause = (f"a Newton step could not increase the likelihood after {fit.n_iter} iterations"
+                         if getattr(fit, "stalled", False)
+                         else f"it did not converge in {fit.n_iter} iterations (max_iter={self.max_iter})")
                 warnings.warn(
-                    f"PropensityWeights: the logistic propensity model did not converge in {fit.n_iter} iterations "
-                    f"(max_iter={self.max_iter}; score norm {fit.score_norm:.2e} > tol={self.tol}); raise max_iter, "
-                    "loosen tol, or check for separation.",
+                    f"PropensityWeights: the {kind} propensity model stopped unconverged: {cause}; score norm "
+                    f"{fit.score_norm:.2e} > tol={self.tol}. Raise max_iter, loosen tol, or simplify the model.",
                     ConvergenceWarning, stacklevel=2,
                 )
         elif self.model != "precomputed":
             self.estimator_ = clone(self.model).fit(data.X, data.a, sample_weight=data.sample_weight) \
                 if sample_weight is not None else clone(self.model).fit(data.X, data.a)
         raw_ps = self._raw_propensity(data)
-        if self.estimand == "ATOS":
+        if self._estimand() == "ATOS":
             self.atos_alpha_ = crump_alpha(np.clip(raw_ps, PS_BOUND, 1 - PS_BOUND), data.sample_weight)
-        ps, weights = self._weights(raw_ps, data, warn=True)
-        self.ps_ = self._wrap(ps, data)
+        ps, weights, counts = self._weights(raw_ps, data)
+        self.n_clipped_, self.n_bounded_, self.n_trimmed_ = counts
+        if multi and data.index is not None:
+            self.ps_ = pd.DataFrame(ps, index=data.index, columns=pd.Index(data.treatment.levels))
+        else:
+            self.ps_ = self._wrap(ps, data)
         return self._set_weights(weights, data)
 
     def predict_weights(self, X, treatment, sample_weight=None):
@@ -197,11 +256,14 @@ class PropensityWeights(BaseWeighter):
         """
         check_is_fitted(self, "weights_")
         data = self._validate_data(X, treatment, sample_weight, reset=False)
-        _, weights = self._weights(self._raw_propensity(data), data, warn=True)
+        _, weights, _ = self._weights(self._raw_propensity(data), data)  # counted and warned, not stored
         return self._wrap(weights, data)
 
     def predict_proba(self, X):
-        """Propensity scores P(treated | X) from the fitted model (before ``clip``), shape (n_samples,)."""
+        """Propensity scores P(treated | X) from the fitted model (before ``clip``), shape (n_samples,).
+
+        Multi-category treatments: the generalised propensity scores, shape (n_samples, n_levels), columns in
+        level order."""
         check_is_fitted(self, "weights_")
         matrix, _ = self.design_.transform(X)
         return self._scores_from_matrix(matrix)
@@ -211,15 +273,18 @@ class PropensityWeights(BaseWeighter):
         if self.model is not None and self.model != "precomputed" and not hasattr(self.model, "predict_proba"):
             raise TypeError(f"model must be None, 'precomputed' or a classifier with predict_proba; got {self.model!r}.")
         if self.clip is not None:
-            lo, hi = self.clip
-            if not 0 <= lo < hi <= 1:
-                raise ValueError(f"clip={self.clip!r} must be a pair (lo, hi) with 0 <= lo < hi <= 1.")
+            pair = np.asarray(self.clip, dtype=object)
+            if pair.shape != (2,) or not all(isinstance(v, numbers.Real) for v in pair) or not 0 <= pair[0] < pair[1] <= 1:
+                raise ValueError(f"clip={self.clip!r} must be a pair (lo, hi) with 0 <= lo < hi <= 1, e.g. "
+                                 "clip=(0.05, 0.95) to bound the propensity scores to [0.05, 0.95].")
         if self.trim is not None and not isinstance(self.trim, numbers.Real):
             raise ValueError(f"trim={self.trim!r} must be a quantile in [0.5, 1), a count, or None.")
         if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
             raise ValueError(f"max_iter={self.max_iter!r} must be a positive integer.")
 
     def _scores_from_matrix(self, matrix):
+        if self.treatment_type_ == "multi-category":
+            return self._multi_scores_from_matrix(matrix)
         if self.model is None:
             return expit(self.intercept_ + matrix @ self.coef_)
         if self.model == "precomputed":
@@ -233,38 +298,67 @@ class PropensityWeights(BaseWeighter):
         classes = list(self.estimator_.classes_)
         return proba[:, classes.index(1)]
 
+    def _multi_scores_from_matrix(self, matrix):
+        """Generalised propensity scores, shape (n, K), columns in level order."""
+        n_levels = len(self.treatment_levels_)
+        if self.model is None:
+            return softmax_proba(np.column_stack([np.ones(matrix.shape[0]), matrix]),
+                                 np.column_stack([self.intercept_, self.coef_]))
+        if self.model == "precomputed":
+            if matrix.shape[1] != n_levels:
+                raise ValueError(f"with model='precomputed' and a multi-category treatment, X must hold one column of "
+                                 f"generalised propensity scores per level ({n_levels}, in the order "
+                                 f"{list(self.treatment_levels_)}); got {matrix.shape[1]}.")
+            if np.any((matrix < 0) | (matrix > 1)) or not np.allclose(matrix.sum(axis=1), 1.0, rtol=0, atol=1e-6):
+                raise ValueError("precomputed generalised propensity scores must lie in [0, 1] and sum to one in "
+                                 "each row.")
+            return matrix
+        proba = self.estimator_.predict_proba(matrix)
+        classes = list(self.estimator_.classes_)
+        return proba[:, [classes.index(code) for code in range(n_levels)]]
+
     def _raw_propensity(self, data):
         return self._scores_from_matrix(data.X)
 
-    def _weights(self, raw_ps, data, *, warn):
-        """Clip, bound, weight and trim, counting and reporting every unit touched."""
+    def _weights(self, raw_ps, data):
+        """Clip, bound, weight and trim, warning about every unit touched.
+
+        Returns the scores, the weights and the counts (clipped, bounded, trimmed); ``fit`` stores the counts,
+        ``predict_weights`` only warns (prediction never changes fitted state).
+        """
         ps = raw_ps
         n_clipped = 0
         if self.clip is not None:
             ps = np.clip(raw_ps, *self.clip)
-            n_clipped = int(np.sum(ps != raw_ps))
-            if n_clipped and warn:
-                warnings.warn(f"clip={self.clip}: {n_clipped} propensity scores were clipped.", UserWarning, stacklevel=3)
-        extreme = (ps < PS_BOUND) | (ps > 1 - PS_BOUND)
-        if extreme.any() and warn:
+            n_clipped = int(np.sum(_per_unit(ps != raw_ps)))
+            if n_clipped:
+                what = "units' generalised propensity scores" if ps.ndim == 2 else "propensity scores"
+                warnings.warn(f"clip={self.clip}: {n_clipped} {what} were clipped.", UserWarning, stacklevel=3)
+        extreme = _per_unit((ps < PS_BOUND) | (ps > 1 - PS_BOUND))
+        if extreme.any():
             warn_units(
                 f"{int(extreme.sum())} propensity scores are numerically 0 or 1 (perfect separation or a degenerate "
                 "model); they were bounded to [1e-12, 1 - 1e-12] to keep weights finite, but those weights are extreme. "
                 "Consider clip=, a different estimand (ATO) or a simpler model", extreme, data.index, stacklevel=4,
             )
         ps = np.clip(ps, PS_BOUND, 1 - PS_BOUND)
-        weights = arm_weights(ps, data.a, self.estimand, getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
+        if ps.ndim == 2:
+            weights = multi_weights(ps, data.a, self._estimand(), data.treatment.focal) * data.sample_weight
+        else:
+            weights = arm_weights(ps, data.a, self._estimand(), getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
         n_trimmed = 0
         if self.trim is not None:
-            weights, touched = trim_weights(weights, data.a, self.trim, lower=self.trim_lower, focal=self._focal())
+            weights, touched = trim_weights(weights, data.a, self.trim, lower=self.trim_lower,
+                                            focal=self._focal(data))
             n_trimmed = int(touched.sum())
-            if n_trimmed and warn:
+            if n_trimmed:
                 warnings.warn(f"trim={self.trim}: {n_trimmed} weights were trimmed.", UserWarning, stacklevel=3)
-        self.n_clipped_, self.n_bounded_, self.n_trimmed_ = n_clipped, int(extreme.sum()), n_trimmed
-        return ps, weights
+        return ps, weights, (n_clipped, int(extreme.sum()), n_trimmed)
 
-    def _focal(self):
-        return {"ATT": 1, "ATC": 0}.get(self.estimand)
+    def _focal(self, data):
+        if data.treatment.kind == "multi-category":
+            return data.treatment.focal if self._estimand() == "ATT" else None
+        return {"ATT": 1, "ATC": 0}.get(self._estimand())
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
@@ -277,6 +371,8 @@ class PropensityWeights(BaseWeighter):
         if self.trim is not None:
             raise NotImplementedError("trimmed weights have no M-estimation form: use a bootstrap variance.")
         data = self._validate_data(X, treatment, sample_weight, reset=False)
+        if data.treatment.kind == "multi-category":
+            return self._multi_m_parts(data)
         design = np.column_stack([np.ones(len(data.a)), data.X])
         a, sw = data.a, data.sample_weight
         alpha = getattr(self, "atos_alpha_", 0.0)
@@ -294,12 +390,12 @@ class PropensityWeights(BaseWeighter):
             return -(design * (sw * e * (1 - e))[:, None]).T @ design
 
         def weights(theta):
-            return arm_weights(np.clip(propensity(theta), lo, hi), a, self.estimand, alpha) * sw
+            return arm_weights(np.clip(propensity(theta), lo, hi), a, self._estimand(), alpha) * sw
 
         def weights_jacobian(theta):
             e = propensity(theta)
             inside = (e >= lo) & (e <= hi)  # the clip's derivative is zero where it binds
-            de = arm_weights_derivative(np.clip(e, lo, hi), a, self.estimand, alpha) * e * (1 - e) * inside
+            de = arm_weights_derivative(np.clip(e, lo, hi), a, self._estimand(), alpha) * e * (1 - e) * inside
             return design * (de * sw)[:, None]
 
         return MParts(
@@ -307,3 +403,44 @@ class PropensityWeights(BaseWeighter):
             names=("(Intercept)", *self.terms_),
             psi=psi, weights=weights, psi_jacobian=psi_jacobian, weights_jacobian=weights_jacobian,
         )
+
+    def _multi_m_parts(self, data):
+        """MParts of the multinomial logit: θ = the (K − 1) × (1 + p) coefficients, level by level."""
+        design = np.column_stack([np.ones(len(data.a)), data.X])
+        codes, sw, focal = data.a, data.sample_weight, data.treatment.focal
+        estimand = self._estimand()
+        levels = data.treatment.levels
+        indicators = data.treatment.indicators()
+        lo, hi = self.clip if self.clip is not None else (0.0, 1.0)
+        lo, hi = max(lo, PS_BOUND), min(hi, 1 - PS_BOUND)
+        shape = (len(levels) - 1, design.shape[1])
+
+        def proba(theta):
+            return softmax_proba(design, theta.reshape(shape))
+
+        def psi(theta):
+            return multinomial_score(design, indicators, proba(theta), sw)
+
+        def psi_jacobian(theta):
+            return -multinomial_information(design, proba(theta), sw)
+
+        def weights(theta):
+            return multi_weights(np.clip(proba(theta), lo, hi), codes, estimand, focal) * sw
+
+        def weights_jacobian(theta):
+            p = proba(theta)
+            inside = (p >= lo) & (p <= hi)  # the clip's derivative is zero where it binds
+            dw_dp = multi_weights_derivative(np.clip(p, lo, hi), codes, estimand, focal) * inside
+            return chain_to_coef(design, p, dw_dp) * sw[:, None]
+
+        terms = ("(Intercept)", *self.terms_)
+        return MParts(
+            params=np.column_stack([self.intercept_, self.coef_]).ravel(),
+            names=tuple(f"{level}:{term}" for level in levels[1:] for term in terms),
+            psi=psi, weights=weights, psi_jacobian=psi_jacobian, weights_jacobian=weights_jacobian,
+        )
+
+
+def _per_unit(flags):
+    """Per-unit flags from per-score flags (a multi-category unit counts once when any of its scores does)."""
+    return flags.any(axis=1) if flags.ndim == 2 else flags

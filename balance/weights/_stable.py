@@ -37,11 +37,14 @@ class StableWeights(BaseWeighter):
     ----------
     estimand : {"ATT", "ATC", "ATE"}, default="ATT"
         ATT: the treated keep weight 1 and the controls are weighted to the treated means; ATC the reverse; ATE:
-        both groups are weighted to the full-sample means.
+        both groups are weighted to the full-sample means. A multi-category treatment (K ≥ 3 levels, WeightIt's
+        ``optweight`` for them): ATE, every level weighted to the full-sample means (tols / 2 each); ATT, every
+        level other than the focal level (``treated=``) weighted to the focal level's means; no ATC.
     tols : float or dict, default=0.0
         Balance tolerance, in the units of :func:`balance.balance_table`'s default SMD: standard deviations for
         continuous terms (the treated group's SD for the ATT, the controls' for the ATC, the pooled
-        sqrt((s²_T + s²_C)/2) for the ATE, all without balancing weights) and raw differences in proportion for
+        sqrt((s²_T + s²_C)/2) for the ATE (for a multi-category treatment the root mean of the variances of
+        all K levels, cobalt's denominator), all without balancing weights) and raw differences in proportion for
         binary terms (two-valued columns, categorical levels). Every term then has ``|SMD| <= tols`` after
         weighting. For the ATE each group is held within ``tols / 2`` of the full-sample mean, so that their
         difference is within ``tols`` (optweight's rule). A dict maps term names (see ``terms_``) or a categorical
@@ -61,7 +64,7 @@ class StableWeights(BaseWeighter):
         Also balance the pairwise products of the covariates (except two levels of the same categorical), named
         ``"a:b"``.
     treated : scalar, default=None
-        The treated level, when the treatment is not 0/1 or boolean.
+        The treated level, when the treatment is not 0/1 or boolean; the focal level of a multi-category ATT.
     treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
         What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
         levels: multi-category; float: continuous; integers with more than two values: an error asking for this
@@ -97,8 +100,10 @@ class StableWeights(BaseWeighter):
         (constant ones dropped).
     tols_ : ndarray of shape (n_terms,)
         Tolerance of each term, in SMD units.
-    smd_ : ndarray of shape (n_terms,)
+    smd_ : ndarray of shape (n_terms,), or (n_levels, n_terms) for a multi-category treatment
         Mean difference (treated − control) of each term after weighting, in the units of ``tols``.
+        Multi-category: per level (in the order of ``treatment_levels_``), its weighted mean minus the target's
+        (the full sample's, or the focal level's), in the same units.
     solver_status_ : str
         The solver's own status word (e.g. Clarabel's ``"Solved"``, OSQP's ``"solved"``).
     converged_ : bool
@@ -183,6 +188,8 @@ class StableWeights(BaseWeighter):
     """
 
     _supported_estimands = ("ATE", "ATT", "ATC")
+    _supported_treatment_types = ("binary", "multi-category")
+    _multi_category_estimands = ("ATE", "ATT")
 
     def __init__(self, estimand="ATT", *, tols=0.0, norm="l2", min_weight=0.0, moments=1, interactions=False,
                  treated=None, treatment_type="auto", solver="clarabel", solver_tol=1e-8, max_iter=None,
@@ -228,7 +235,7 @@ class StableWeights(BaseWeighter):
         if empty:  # an early iterate with a whole group at the floor 0: no weights can be formed (0 / 0)
             raise RuntimeError(
                 f"StableWeights: the {self.solver} solver stopped with status {result.status!r} after {result.n_iter} "
-                f"iterations at a point where every weight of the {('control', 'treated')[empty[0]]} group is at or "
+                f"iterations at a point where every weight of the {problem.group_name(empty[0])} is at or "
                 "below min_weight=0, so no weights can be formed; raise max_iter or try the other solver.")
         weights = problem.weights(w)
         self.smd_ = problem.smd(weights)
@@ -241,7 +248,7 @@ class StableWeights(BaseWeighter):
                 ConvergenceWarning, stacklevel=2,
             )
         if not result.converged:
-            excess = np.abs(self.smd_) - self.tols_
+            excess = problem.excess(self.smd_)
             worst = int(np.argmax(excess))
             max_iter = DEFAULT_MAX_ITER[self.solver] if self.max_iter is None else self.max_iter
             warnings.warn(
@@ -316,7 +323,7 @@ class _Problem:
         self.free = np.isin(a, free_groups) & (s > 0)
         self.n_free = int(self.free.sum())
         self.groups = list(free_groups)
-        self.half = len(free_groups) == 2  # ATE: each group within tols / 2 of the target
+        self.half = len(free_groups) == data.treatment.n_levels  # ATE: each group within tols / 2 of the target
 
     @classmethod
     def from_fit(cls, est, X, treatment, sample_weight):
@@ -326,14 +333,23 @@ class _Problem:
         full, full_names = est.design_.transform(X, drop_first=False)
         Z, names, origin = _expand_terms(full, full_names, _origins(est.design_), est.moments, est.interactions)
         tols = _resolve_tols(est.tols, names, origin, est.design_)
-        estimand = est.estimand.upper()
+        estimand = est._estimand()
         a, s = data.a, data.sample_weight
-        focal = {"ATT": 1, "ATC": 0}.get(estimand)
+        n_levels = data.treatment.n_levels
+        if data.treatment.kind == "multi-category":  # the ATT's target is the focal level
+            focal = data.treatment.focal if estimand == "ATT" else None
+        else:
+            focal = {"ATT": 1, "ATC": 0}.get(estimand)
         center = _weighted_mean(Z, s) if focal is None else _weighted_mean(Z[a == focal], s[a == focal])
-        scale, zero_sd = _term_scales(Z, a, s, focal)
+        scale, zero_sd = _term_scales(Z, a, s, focal, n_levels)
         tols[zero_sd] = 0.0  # an SMD with a zero SD is infinite unless the means are equal
-        free_groups = [0, 1] if focal is None else [1 - focal]
+        free_groups = [g for g in range(n_levels) if g != focal]
         return cls(data, names, tols, Z, center, scale, free_groups)
+
+    def group_name(self, g):
+        if self.data.treatment.kind == "binary":
+            return f"{('control', 'treated')[g]} group"
+        return f"level {self.data.treatment.levels[g]!r}"
 
     def _balance_rows(self):
         """Dense rows G and their bound: per free group, the sum row (= 1) then one row per term (|.| <= bound)."""
@@ -418,10 +434,22 @@ class _Problem:
         return out
 
     def smd(self, weights):
+        """Binary: the mean difference treated − control in SMD units. Multi-category: per level (rows in level
+        order) its mean minus the target's (the full sample's, or the focal level's), in SMD units."""
         a = self.data.a
+        if self.data.treatment.kind == "multi-category":
+            return np.stack([(_weighted_mean(self.Z[a == g], weights[a == g]) - self.center) / self.scale
+                             for g in range(self.data.treatment.n_levels)])
         treated = _weighted_mean(self.Z[a == 1], weights[a == 1])
         control = _weighted_mean(self.Z[a == 0], weights[a == 0])
         return (treated - control) / self.scale
+
+    def excess(self, smd):
+        """Imbalance beyond the tolerance per term (what ``tols`` bounds: the binary difference, or each
+        multi-category level's distance from the target, within tols / 2 for the ATE)."""
+        if smd.ndim == 1:
+            return np.abs(smd) - self.tols
+        return np.abs(smd).max(axis=0) - (self.tols / 2 if self.half else self.tols)
 
 
 def _infeasible_message(problem, est):
@@ -429,8 +457,9 @@ def _infeasible_message(problem, est):
     exact = "exact balance" if not np.any(problem.tols) else f"balance within tols={est.tols!r}"
     hint = (f" The smallest feasible common tolerance is {t:.4g} SMD units (set tols above it, e.g. {1.01 * t:.4g});"
             f" the terms that need it include {binding[:10]}." if np.isfinite(t) else "")
-    return (f"{exact} is infeasible: no non-negative weights (min_weight={est.min_weight}) give the control and "
-            f"treated groups the required means, typically because some target values lie outside the range of "
+    groups = "control and treated groups" if problem.data.treatment.kind == "binary" else "reweighted levels"
+    return (f"{exact} is infeasible: no non-negative weights (min_weight={est.min_weight}) give the {groups} "
+            f"the required means, typically because some target values lie outside the range of "
             f"the group being weighted.{hint} See balance.weights.smallest_feasible_tols.")
 
 
@@ -475,8 +504,11 @@ def _reliability_var(Z, w):
     return v @ (Z[pos] - mean) ** 2 / correction
 
 
-def _term_scales(Z, a, s, focal):
+def _term_scales(Z, a, s, focal, n_levels=2):
     """SMD denominators as balance_table: SD for continuous terms, the signed value gap for binary ones.
+
+    The SD is the focal group's, or (``focal`` None, the ATE) the root mean of the variances of all ``n_levels``
+    treatment levels (cobalt's denominator, for a multi-category treatment too).
 
     A binary term is coded by balance_table as 1 for values other than its reference (0 when present, else the
     smaller value), so its raw SMD is the mean difference divided by (other value − reference). A continuous
@@ -488,7 +520,7 @@ def _term_scales(Z, a, s, focal):
     zero_sd : ndarray of bool, shape (n_terms,)
     """
     if focal is None:
-        sd = np.sqrt((_reliability_var(Z[a == 1], s[a == 1]) + _reliability_var(Z[a == 0], s[a == 0])) / 2)
+        sd = np.sqrt(sum(_reliability_var(Z[a == g], s[a == g]) for g in range(n_levels)) / n_levels)
     else:
         sd = np.sqrt(_reliability_var(Z[a == focal], s[a == focal]))
     scale = np.where(sd > 0, sd, 1.0)

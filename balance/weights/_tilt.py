@@ -408,3 +408,67 @@ def solve_balance(X, sw, active, s, r, *, names, tol, max_iter, start=None):
     center = (np.abs(share) @ X) / total
     return solve_tilt(X, rows, sw, s, target, total, center, X.std(axis=0), names=names, tol=tol,
                       max_iter=max_iter, start=start)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# estimating equations of stacked one-group tilts (entropy balancing; IPT for a multi-category treatment)
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TiltBlock:
+    """One reweighted group of stacked estimating equations (see :func:`tilt_parts`).
+
+    ``level``: the group's code; ``target``: per-unit share r of the balance target (a 0/1 indicator);
+    ``sign``: s of exp(s z'theta); ``scale``: the constant the tilted weights are multiplied by;
+    ``offset``: a multiple of the sampling weight added to the weight (1 for IPT's 1/p = 1 + exp(-eta)).
+    """
+
+    level: int
+    target: np.ndarray
+    sign: float = 1.0
+    scale: float = 1.0
+    offset: float = 0.0
+
+
+def tilt_parts(M, a, sw, base, blocks, params, names):
+    """:class:`~balance._base.MParts` of stacked tilts, one parameter block per reweighted group g:
+
+    ψ_g = (s r_g − t_g) z,  t_g = 1{A = g} b exp(sign_g z'θ_g),  z = (1, M),
+
+    s the sampling weights, b the base weights (b = s without base weights); a unit of group g weighs
+    scale_g t_g + offset_g s, any other unit s. The blocks are independent, so the Jacobian of Σψ is block
+    diagonal, −sign_g Σ t_g z z' per block.
+    """
+    from .._base import MParts
+
+    design = np.column_stack([np.ones(len(a)), M])
+    k = design.shape[1]
+
+    def tilted(theta, b, block):
+        in_g = a == block.level
+        with np.errstate(over="ignore"):
+            return np.where(in_g, base * np.exp(block.sign * np.where(in_g, design @ theta[b * k:(b + 1) * k], 0.0)),
+                            0.0)
+
+    def psi(theta):
+        return np.hstack([design * (sw * block.target - tilted(theta, b, block))[:, None]
+                          for b, block in enumerate(blocks)])
+
+    def psi_jacobian(theta):
+        jac = np.zeros((len(blocks) * k, len(blocks) * k))
+        for b, block in enumerate(blocks):
+            jac[b * k:(b + 1) * k, b * k:(b + 1) * k] = -block.sign * (
+                design * tilted(theta, b, block)[:, None]).T @ design
+        return jac
+
+    def weights(theta):
+        w = sw.astype(float).copy()
+        for b, block in enumerate(blocks):
+            w = np.where(a == block.level, block.scale * tilted(theta, b, block) + block.offset * sw, w)
+        return w
+
+    def weights_jacobian(theta):
+        return np.hstack([design * (block.scale * block.sign * tilted(theta, b, block))[:, None]
+                          for b, block in enumerate(blocks)])
+
+    return MParts(params=params, names=names, psi=psi, weights=weights, psi_jacobian=psi_jacobian,
+                  weights_jacobian=weights_jacobian)

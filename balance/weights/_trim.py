@@ -6,6 +6,8 @@ import numbers
 
 import numpy as np
 
+from .._validation import as_1d, check_indexes_agree, check_weights
+
 
 def trim_weights(weights, a, at, *, lower=False, focal=None):
     """Winsorise weights at a quantile or at a count of the largest, as WeightIt's ``trim()``.
@@ -41,9 +43,20 @@ def trim_weights(weights, a, at, *, lower=False, focal=None):
     >>> int(touched.sum())
     3
     """
-    weights = np.asarray(weights, dtype=float)
+    check_indexes_agree(weights=weights, a=a)
+    weights = check_weights(weights, name="weights")
+    a, _ = as_1d(a, "a")
+    if a.shape != weights.shape:
+        raise ValueError(f"a has {a.shape[0]} entries but weights has {weights.shape[0]}; pass one treatment value "
+                         "per weight.")
+    if not np.isin(a, (0, 1)).all():
+        raise ValueError("a must be the treatment coded 0/1 (1 = treated); recode it, e.g. a = (treatment == level).")
+    if focal not in (None, 0, 1):
+        raise ValueError(f"focal={focal!r} must be 0 (controls), 1 (treated) or None.")
     eligible = np.ones(weights.shape, dtype=bool) if focal is None else (a != focal)
     pool = weights[eligible]
+    if pool.size == 0:
+        raise ValueError(f"no weight can be trimmed: every unit is in the focal group {focal}.")
     if isinstance(at, numbers.Integral) and not isinstance(at, bool):
         if not 1 <= at < pool.size:
             raise ValueError(f"trim={at} must be at least 1 and less than the {pool.size} units that can be trimmed.")

@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter
-from .._validation import check_constant, check_estimand, check_full_rank
+from .._validation import check_constant, check_full_rank
 from ._uniform_transformer import PROFILES, UniformTransformer
 
 # Names of the product kernels, mapped to the integer codes of balance._kernels._uniform.
@@ -243,7 +243,7 @@ class UniformTransformerWeights(BaseWeighter):
                              "kernel estimate are unweighted); resample rows for a bootstrap instead.")
         check_constant(data.X, data.names)
         check_full_rank(data.X, data.names)  # a degenerate linear relation leaves f_C without a density
-        estimand = check_estimand(self.estimand, self._supported_estimands)
+        estimand = self._estimand()
         extra = None
         if self.extra_X is not None:
             if estimand == "ATE":
@@ -349,7 +349,7 @@ class UniformTransformerWeights(BaseWeighter):
         if y.shape[0] != len(a) or not np.all(np.isfinite(y)):
             raise ValueError(f"y must hold {len(a)} finite outcomes, one per unit passed to fit.")
         pieces = {arm.reference: self._arm_influence(arm, a, y) for arm in self.arms_}
-        estimand = check_estimand(self.estimand, self._supported_estimands)
+        estimand = self._estimand()
         if estimand == "ATT":
             influence = pieces[0][0]
         elif estimand == "ATC":
