@@ -404,3 +404,22 @@ def test_contrasts_recover_known_potential_outcome_means(rng):
         # the population means (covariates random, the default): within 4 SEs
         assert np.all(np.abs(po["estimate"] - truth) < 4 * po["std_err"]), model
         assert np.all(np.abs(fit.contrasts_["estimate"] - diffs) < 4 * fit.contrasts_["std_err"]), model
+
+
+@pytest.mark.parametrize("model", ["simple", "interact", "aipw"])
+def test_att_averages_over_the_focal_level(glm_fit_data, model):
+    X, race, y, _ = glm_fit_data
+    fit = WeightedEffect(PropensityWeights("ATT", treated="hispan"), model).fit(X, race, y)
+    # the focal level keeps weight 1 and (interact, aipw) its own regression, so its mean is its plain mean
+    # (g-computation averages over the focal rows): exact algebra
+    assert_allclose(fit.potential_outcomes_.loc["hispan", "estimate"], y[race == "hispan"].mean(), rtol=1e-10)
+    assert list(fit.contrasts_.index) == CONTRASTS and fit.result_.estimand == "ATT"
+
+
+def test_binary_contrasts_table_is_the_effect_row(lalonde):
+    fit = WeightedEffect(PropensityWeights("ATT")).fit(lalonde[COVS + ["race"]], lalonde["treat"], lalonde["re78"])
+    row = fit.contrasts_.loc["ATT"]
+    summary = fit.summary().loc["ATT"]
+    assert list(fit.contrasts_.index) == ["ATT"]
+    assert row["estimate"] == fit.estimate_ and row["std_err"] == fit.se_ and row["p_value"] == fit.pvalue_
+    assert (row["conf_low"], row["conf_high"]) == (summary["ci_lower"], summary["ci_upper"])
