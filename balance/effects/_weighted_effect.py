@@ -138,7 +138,9 @@ class WeightedEffect(BaseEstimator):
     Parameters
     ----------
     weighter : weighting estimator or Pipeline
-        E.g. ``PropensityWeights(estimand="ATT")``. The estimand is the weighter's.
+        E.g. ``PropensityWeights(estimand="ATT")``. The estimand is the weighter's, and so is the treatment's type:
+        binary, or multi-category (K ≥ 3 levels) when the weighter was fitted on one (``treatment_type_``). A
+        multi-category treatment gets one potential-outcome mean per level and every pairwise contrast.
     outcome_model : {"simple", "additive", "interact", "aipw"}, default="simple"
         "simple": Hájek weighted means per arm (the weighted difference in means, equal to weighted least squares
         of y on (1, A)). "additive": weighted regression of y on treatment and covariates, then g-computation.
@@ -181,14 +183,22 @@ class WeightedEffect(BaseEstimator):
         The fitted clone of ``weighter``.
     result_ : EffectResults
         Immutable results: estimate, covariance, intervals, summary.
-    estimate_ : float
-        The effect (a ratio on its natural scale).
-    se_ : float
+    estimate_ : float or Series
+        The effect (a ratio on its natural scale); for a multi-category treatment a Series indexed by contrast.
+    se_ : float or Series
         Its standard error (of the log ratio for ratio scales).
-    pvalue_ : float
+    pvalue_ : float or Series
+    vcov_ : covariance estimator
+        The resolved covariance object (``balance.effects._vcov.VCOV_ESTIMATORS[vcov]``), with ``cov``, ``config``
+        and ``notes``.
     vcov_type_ : str
     potential_outcomes_ : DataFrame
-        Rows mu1 and mu0 with estimate and std_err.
+        Rows mu1 and mu0 (binary) or one row per treatment level (multi-category, indexed by the level labels),
+        with estimate and std_err.
+    contrasts_ : DataFrame
+        One row per contrast: the effect (binary), or every pair of levels in cobalt's order ("hispan - black",
+        "white - black", "white - hispan"; a ratio scale writes "hispan / black (risk ratio)"), with columns
+        estimate, std_err, conf_low, conf_high, p_value (normal intervals at 95 %, percentile with a bootstrap).
     n_failed_, n_nonconverged_ : int
         Bootstrap replicates that failed (excluded) or whose weight solver did not converge (kept, reported): the
         refitted weighter's ``converged_`` is False, or a ConvergenceWarning was raised while refitting it (e.g. by
@@ -203,6 +213,12 @@ class WeightedEffect(BaseEstimator):
     is analytic; the weight model's is analytic when the weighter provides it and numerical (central differences)
     otherwise; ``result_.vcov_config["jacobian"]`` says which. With a Pipeline the fitted preprocessing is treated
     as fixed. Effects use the Hájek (self-normalised) form.
+
+    A multi-category treatment with levels 0..K−1 (the first the reference) has outcome equations with one mean per
+    level; "additive" and "interact" regress on the K − 1 level dummies (and their products with the covariates)
+    and average predictions with the treatment set to each level over the estimand's target (everyone for the ATE,
+    the focal level for the ATT, the weighted sample for the ATO). Contrasts and their covariance follow from the
+    means' by the delta method (sqrt(gᵀVg) for a difference).
 
     Extreme weights (a group's Kish ESS below 5, or one unit carrying over 30% of its group's weight; see
     :class:`~balance.ExtremeWeightsWarning`) are warned about once, with the numbers and advice on the variance
@@ -226,6 +242,15 @@ class WeightedEffect(BaseEstimator):
     >>> fit = WeightedEffect(PropensityWeights(estimand="ATT")).fit(data.X, data.treatment, data.y)
     >>> round(fit.estimate_, 2), round(fit.se_, 2)
     (1214.07, 798.15)
+
+    A three-level treatment (``race``): every pairwise contrast, WeightIt's ``lm_weightit(re78 ~ race)`` numbers
+
+    >>> multi = WeightedEffect(PropensityWeights()).fit(data.X.drop(columns="race"), data.X["race"], data.y)
+    >>> multi.contrasts_[["estimate", "std_err"]].round(1)
+                    estimate  std_err
+    hispan - black    -285.9   1657.0
+    white - black     -219.3   1412.4
+    white - hispan      66.6    976.1
     """
 
     def __init__(self, weighter, outcome_model="simple", vcov="asympt", *, scale="difference", family="auto",
