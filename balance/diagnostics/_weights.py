@@ -39,11 +39,14 @@ def resolve_weights(weights, name="weights"):
     return weights, None
 
 
-def check_groups_weighted(w, a, name="weights"):
-    """Raise a ValueError if every unit of one treatment group has weight zero (its means are then undefined)."""
-    for arm in (0, 1):
+def check_groups_weighted(w, a, name="weights", labels=None):
+    """Raise a ValueError if every unit of one treatment group has weight zero (its means are then undefined).
+
+    ``labels`` names the groups by code (default: control and treated).
+    """
+    for arm, label in enumerate(GROUPS if labels is None else labels):
         if not np.any(w[a == arm] > 0):
-            raise ValueError(f"{name} is zero for every {GROUPS[arm]} unit; that group cannot be summarised.")
+            raise ValueError(f"{name} is zero for every {label} unit; that group cannot be summarised.")
 
 
 def _labels(*series_indexes, n):
