@@ -8,7 +8,7 @@ import pytest
 
 from balance._cli import main
 
-from .conftest import SHARED, _shared_file
+from .conftest import SHARED, _shared_file, multi_balance_table_available
 
 
 def test_default_run_reproduces_weightit(capsys):
@@ -73,17 +73,6 @@ RACE = ["--treatment", "race", "--covariates", "age,educ,married,nodegree,re74,r
 MULTI = SHARED / "oracle" / "weightit-multi-ate"
 
 
-def _multi_balance_table_available():
-    from balance import balance_table
-
-    frame = pd.read_csv(_shared_file(SHARED / "data" / "lalonde_matchit614.csv"))
-    try:
-        balance_table(frame[["age"]], frame["race"])
-    except ValueError:
-        return False
-    return True
-
-
 def _oracle_rows():
     """The oracle's glm ATE means and contrasts (estimate, asympt SE) and the ESS per level."""
     contrasts = pd.read_csv(_shared_file(MULTI / "contrasts.csv"))
@@ -140,7 +129,7 @@ def test_multi_category_att_of_a_focal_level(capsys, monkeypatch):
     assert "focal level 'hispan'" in out and "estimand ATT" in out and "mu[white]" in out
 
 
-@pytest.mark.skipif(not _multi_balance_table_available(), reason="balance_table does not take a multi-category "
+@pytest.mark.skipif(not multi_balance_table_available(), reason="balance_table does not take a multi-category "
                     "treatment yet (the diag branch adds it)")
 def test_multi_category_end_to_end_matches_weightit_and_cobalt(capsys):
     assert main(RACE) == 0

@@ -22,6 +22,8 @@ import balance.plot._love as love_module  # noqa: E402
 from balance import PropensityWeights  # noqa: E402
 from balance.plot import balance_plot, love_plot, ps_overlap_plot, weight_plot  # noqa: E402
 
+from .conftest import SHARED, _shared_file, multi_balance_table_available  # noqa: E402
+
 LEVELS = ["black", "hispan", "white"]
 COVARIATES = ["age", "educ", "married", "nodegree", "re74", "re75"]
 
@@ -228,3 +230,19 @@ def test_love_plot_multi_bad_input(fake_table, data, kwargs, message):
 def test_love_plot_comparison_refused_for_binary(lalonde):
     with pytest.raises(ValueError, match="applies to a multi-category treatment; this treatment is binary"):
         love_plot(lalonde[COVARIATES], lalonde["treat"], comparison="1 vs. 0")
+
+
+@pytest.mark.skipif(not multi_balance_table_available(), reason="balance_table does not take a multi-category "
+                    "treatment yet (the diag branch adds it)")
+def test_love_plot_default_equals_cobalts_balance_across_pairs(data):
+    """cobalt 4.6.1's "Balance.Across.Pairs" (max |diff| over the pairwise comparisons) for WeightIt's glm ATE."""
+    table = pd.read_csv(_shared_file(SHARED / "oracle" / "weightit-multi-ate" / "balance_max_over_pairs.csv"))
+    table = table[(table["case"] == "ATE_glm") & (table["binary"] == "raw")].set_index("variable")
+    ax = love_plot(data.X, data.race, data.ps)
+    for label, column in (("Unadjusted", "Max.Diff.Un"), ("Adjusted", "Max.Diff.Adj")):
+        got = _points(ax, label)
+        assert sorted(got) == sorted(table.index)
+        # unadjusted: the same arithmetic as cobalt's; adjusted: our multinomial MLE agrees with WeightIt's to
+        # ~1e-7 relative, which moves the weighted differences by as much
+        tol = 1e-12 if label == "Unadjusted" else 1e-6
+        assert_allclose([got[v] for v in table.index], table[column].to_numpy(), rtol=tol, atol=tol)
