@@ -71,7 +71,7 @@ _EXTREME_ADVICE = {
 
 def _take(values, rows):
     """Rows of a DataFrame, Series or ndarray by position."""
-    return values.iloc[rows] if isinstance(values, (pd.DataFrame, pd.Series)) else values[rows]
+    return values.iloc[rows] if isinstance(values, (pd.DataFrame, pd.Series)) else np.asarray(values)[rows]
 
 
 @dataclass
