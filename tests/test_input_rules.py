@@ -189,10 +189,10 @@ def test_trim_weights_validates_its_inputs():
         trim_weights(np.r_[-1.0, w[1:]], a, 0.9)
     with pytest.raises(ValueError, match="a has 10 entries but weights has 9"):
         trim_weights(w[:-1], a, 0.9)
-    with pytest.raises(ValueError, match="a must hold integer treatment group codes"):
-        trim_weights(w, a + 0.5, 0.9)
-    with pytest.raises(ValueError, match="focal='treated' must be a group code of a"):
-        trim_weights(w, a, 0.9, focal="treated")
+    with pytest.raises(ValueError, match="a must be the treatment coded 0/1"):
+        trim_weights(w, a - 1, 0.9)  # negative codes
+    with pytest.raises(ValueError, match="a must be the treatment coded 0/1"):
+        trim_weights(w, a + 0.5, 0.9)  # not codes at all
     with pytest.raises(ValueError, match="a is a Series whose index differs from weights's index"):
         trim_weights(pd.Series(w, index=np.arange(10)[::-1]), pd.Series(a), 0.9)
 

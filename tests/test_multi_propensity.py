@@ -192,7 +192,7 @@ def test_unsupported_estimands_and_missing_focal(race):
 
 
 def test_non_convergence_is_reported(race):
-    with pytest.warns(ConvergenceWarning, match="multinomial logistic propensity model did not converge"):
+    with pytest.warns(ConvergenceWarning, match="multinomial logistic propensity model stopped unconverged"):
         pw = PropensityWeights(max_iter=1).fit(*race)
     assert not pw.converged_ and pw.n_iter_ == 1
 

@@ -12,6 +12,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter
+from .._stats import kish_ess, scale_columns
 from .._validation import check_constant, check_full_rank
 
 _IPMS = ("mmd", "sipm", "wass")
@@ -31,6 +32,9 @@ class CBIPM(BaseWeighter):
     penalty approximating the 1-Lipschitz class (``"wass"``). Each problem runs the authors' fixed-length alternating
     scheme: ``adv_steps`` Adam ascent steps of the discriminator, then one Adam descent step of the weights, for
     ``n_epochs`` epochs, returning the last iterate. Covariates are standardised on the pooled sample first.
+
+    Binary treatments only (a multi-category one is refused in one line): the theory carries over (K or K − 1
+    independent one-arm problems), but no reference implementation exists to test such an extension against.
 
     Parameters
     ----------
@@ -407,7 +411,7 @@ COLLAPSE_ESS, COLLAPSE_SHARE, WORSE_SMD = 2.0, 0.5, 0.1
 
 def _degeneracy(w, base, Z, target_mean, sd):
     """What makes simplex weights ``w`` of one arm degenerate (see COLLAPSE_ESS), as text; "" when nothing does."""
-    ess, share = w.sum() ** 2 / np.sum(w**2), w.max() / w.sum()
+    ess, share = kish_ess(w), w.max() / w.sum()
     problems = []
     if len(w) > COLLAPSE_ESS and (ess < COLLAPSE_ESS or share > COLLAPSE_SHARE):
         problems.append(f"Kish ESS {ess:.2f} of {len(w)} units, largest weight share {share:.1%}")
@@ -421,10 +425,11 @@ def _pooled_scaling(X, sw, standardize):
     """Sampling-weighted pooled mean and population s.d. of each column (identity when not standardising)."""
     if not standardize:
         return np.zeros(X.shape[1]), np.ones(X.shape[1])
-    mean = np.average(X, axis=0, weights=sw)
-    scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sw))
+    Xs, col_scale = scale_columns(X)  # exact: no square of a column of magnitude 1e200 or 1e-200 overflows
+    mean = np.average(Xs, axis=0, weights=sw)
+    scale = np.sqrt(np.average((Xs - mean) ** 2, axis=0, weights=sw)) * col_scale
     scale[scale == 0] = 1.0  # constant among the units with positive sampling weight: nothing to scale
-    return mean, scale
+    return mean * col_scale, scale
 
 
 def _generator(random_state):

@@ -16,7 +16,7 @@ def trim_weights(weights, a, at, *, lower=False, focal=None):
     ----------
     weights : ndarray of shape (n_samples,)
     a : ndarray of shape (n_samples,)
-        Treatment group codes: 0/1 (1 treated) for a binary treatment, 0..K−1 for a multi-category one.
+        The coded treatment: 0/1 (1 treated), or the level codes 0..K-1 of a multi-category treatment.
     at : float in [0.5, 1) or int >= 1
         A float is the quantile above which weights are set to that quantile (R's type-3 quantile, numpy's
         ``"closest_observation"``); values below 0.5 mean ``1 - at``. An integer is the number of largest weights
@@ -24,8 +24,9 @@ def trim_weights(weights, a, at, *, lower=False, focal=None):
     lower : bool, default=False
         Also trim the lower tail (at ``1 - at``, or the ``at`` smallest weights).
     focal : int or None, default=None
-        A group left untouched: the treated (1) for the ATT and the controls (0) for the ATC (a multi-category ATT:
-        the focal level's code), whose weights are all equal by construction. Quantiles and counts are taken over the remaining units, pooled.
+        A group left untouched: the treated (1) for the ATT and the controls (0) for the ATC, the focal level's code
+        for a multi-category ATT, whose weights are all equal by construction. Quantiles and counts are taken over
+        the remaining units, pooled.
 
     Returns
     -------
@@ -49,11 +50,11 @@ def trim_weights(weights, a, at, *, lower=False, focal=None):
     if a.shape != weights.shape:
         raise ValueError(f"a has {a.shape[0]} entries but weights has {weights.shape[0]}; pass one treatment value "
                          "per weight.")
-    if a.dtype.kind not in "iub":
-        raise ValueError(f"a must hold integer treatment group codes (0/1, 1 = treated; 0..K-1 for K levels); got "
-                         f"dtype {a.dtype}. Recode it, e.g. a = (treatment == level).astype(int).")
-    if focal is not None and not isinstance(focal, numbers.Integral):
-        raise ValueError(f"focal={focal!r} must be a group code of a (an integer) or None.")
+    if a.dtype.kind not in "iub" or (a.size and a.min() < 0):
+        raise ValueError("a must be the treatment coded 0/1 (1 = treated), or level codes 0, 1, 2, ...; recode it, "
+                         "e.g. a = (treatment == level).")
+    if focal is not None and (isinstance(focal, bool) or not isinstance(focal, numbers.Integral) or focal < 0):
+        raise ValueError(f"focal={focal!r} must be the code of a treatment group (0 controls, 1 treated) or None.")
     eligible = np.ones(weights.shape, dtype=bool) if focal is None else (a != focal)
     pool = weights[eligible]
     if pool.size == 0:
