@@ -50,7 +50,7 @@ def test_flags_choose_data_columns_and_estimand(tmp_path, capsys):
     (["--treatment", "nope"], "--treatment: column(s) ['nope'] not in the data"),
     (["--covariates", "age,height"], "--covariates: column(s) ['height'] not in the data"),
     (["--outcome", "race"], "--outcome: column 'race' must be numeric"),
-    (["--treatment", "race"], "supports binary treatments only"),
+    (["--treatment", "race"], "needs the focal level: pass treated=<level>"),  # ATT of a 3-level treatment
     (["--vcov", "magic"], "invalid choice: 'magic'"),
 ])
 def test_bad_flags_give_one_line_and_exit_2(capsys, argv, message):

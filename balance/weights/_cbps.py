@@ -291,6 +291,8 @@ class CBPS(BaseWeighter):
         self.intercept_, self.coef_ = fit.coef[:, 0].copy(), fit.coef[:, 1:].copy()
         self.converged_, self.n_iter_, self.imbalance_ = bool(fit.converged), int(fit.n_iter), float(fit.imbalance)
         self.n_bounded_ = 0
+        for attr in ("separation_", "n_separated_"):  # binary-only facts a previous fit may have left
+            self.__dict__.pop(attr, None)
         proba = self._multi_proba(M)
         self.ps_ = (pd.DataFrame(proba, index=data.index, columns=pd.Index(data.treatment.levels))
                     if data.index is not None else proba)
