@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_indexes_agree, check_treatment, check_weights
-from ..diagnostics._weights import check_groups_weighted, resolve_weights
+from ..diagnostics._weights import (check_groups_weighted, group_names, inherit, inherit_treatment_type,
+                                   resolve_weights)
 
 # one colour per group in every plot, so that a figure of several panels reads the same way throughout: a group's
 # code k is drawn in matplotlib's k-th cycle colour ("C0" control and "C1" treated for a binary treatment)
@@ -76,13 +77,16 @@ def treatment_and_weights(treatment, weights, n_samples, *, treated=None, treatm
     Returns ``(t, w)`` with ``t`` a binary or multi-category :class:`balance._treatment.Treatment` and ``w`` a
     float array on which every group has some positive weight.
     """
-    t = plot_treatment(treatment, treated=treated, treatment_type=treatment_type, n_samples=n_samples, index=index)
-    weights, _ = resolve_weights(weights)
+    fitted = resolve_weights(weights)
+    weights = fitted.weights
+    t = plot_treatment(treatment, treated=inherit("treated", treated, fitted.treated),
+                       treatment_type=inherit_treatment_type(treatment_type, fitted), n_samples=n_samples,
+                       index=index)
     if weights is None:
         return t, np.ones(n_samples)
     check_indexes_agree(X=index, treatment=treatment, weights=weights)
     w = check_weights(weights, n_samples)
-    check_groups_weighted(w, t.a, labels=None if t.kind == "binary" else t.levels)
+    check_groups_weighted(w, t.a, labels=group_names(t))
     return t, w
 
 

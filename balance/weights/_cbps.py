@@ -6,15 +6,18 @@ import numbers
 import warnings
 
 import numpy as np
-from scipy.optimize import minimize
+import pandas as pd
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter, MParts
 from .._validation import check_constant, check_full_rank
+from ._cbps_multi import balance_jacobian, balance_psi, fit_multi_cbps, gmm_minimum
+from ._estimands import multi_weights, multi_weights_derivative
 from ._logistic import SYMPTOM_PROB, find_separation, fit_logistic, report_separation
 from ._moments import TermExpansion, check_moments
+from ._multinomial import chain_to_coef, softmax_proba
 from ._tilt import (Standardizer, balance_sides, check_target_inside, odds_weights, odds_weights_derivative,
                     solve_balance)
 
@@ -41,18 +44,26 @@ class CBPS(BaseWeighter):
     started from that fit (WeightIt 1.5.1's set-up, which differs from the R package CBPS). When that exact-balance
     fit does not converge (e.g. exact balance is infeasible), the logistic MLE takes its place, with a warning.
 
+    A multi-category treatment (K ≥ 3 levels) gets the multinomial CBPS (Imai & Ratkovic 2014, §2.3): a softmax
+    model for the generalised propensity scores p_k(X) (first level the reference) whose coefficients make every
+    level's weighted covariate totals equal the reference level's, with the weights 1/p_A (ATE), p_f/p_A (ATT, f the
+    focal level ``treated``) or 1/(p_A Σ_k 1/p_k) (ATO). As WeightIt, every level's weights then have the same sum.
+    ``over=True`` adds the multinomial score (two-step GMM, WeightIt 1.5.1's first step; see
+    :mod:`balance.weights._cbps_multi`).
+
     Parameters
     ----------
     estimand : {"ATE", "ATT", "ATC", "ATO"}, default="ATE"
+        Multi-category treatments: "ATE", "ATT" (``treated`` the focal level) or "ATO".
     over : bool, default=False
-        Over-identified GMM instead of exact balance. Ignored for the ATO, where the balance conditions are the
-        logistic score and both versions coincide.
+        Over-identified GMM instead of exact balance. Ignored for the ATO of a binary treatment, where the balance
+        conditions are the logistic score and both versions coincide.
     moments : int, default=1
         Also balance the powers 2, ..., ``moments`` of non-binary covariates.
     interactions : bool, default=False
         Also balance all pairwise products of the covariates (model-matrix columns).
     treated : scalar, default=None
-        The treated level when the treatment is neither 0/1 nor boolean.
+        The treated level when the treatment is neither 0/1 nor boolean; the focal level of a multi-category ATT.
     treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
         What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
         levels: multi-category; float: continuous; integers with more than two values: an error asking for this
@@ -74,11 +85,12 @@ class CBPS(BaseWeighter):
         propensity score, unnormalised (ATT: treated 1, controls e/(1 − e), whose total is then exactly the number
         treated; ATE: 1/e and 1/(1 − e), the two groups having equal totals). The scale of one group changes no
         balance statistic, ESS or weighted difference in means.
-    ps_ : Series or ndarray of shape (n_samples,)
-        Propensity scores.
-    coef_ : ndarray of shape (n_terms,)
-        Logistic coefficients on the original covariate scale, one per entry of ``terms_``.
-    intercept_ : float
+    ps_ : Series or ndarray of shape (n_samples,); DataFrame or ndarray of shape (n_samples, n_levels)
+        Propensity scores; multi-category: the generalised propensity scores, one column per level.
+    coef_ : ndarray of shape (n_terms,) or (n_levels - 1, n_terms)
+        Logistic coefficients on the original covariate scale, one per entry of ``terms_``; multi-category: row
+        k − 1 for log(p_k / p_0), the reference level's row omitted.
+    intercept_ : float or ndarray of shape (n_levels - 1,)
     terms_ : list of str
         The balanced terms: model-matrix columns (categoricals in reference-level coding), then powers
         (``"age^2"``) and products (``"age:educ"``); terms implied by earlier ones are left out.
@@ -99,7 +111,7 @@ class CBPS(BaseWeighter):
         Units whose propensity score the separation drives to 0 or 1 (0 without separation).
     n_bounded_ : int
         Over-identified: units whose first-step propensity score lies within 1e-12 of 0 or 1, bounded there in the
-        GMM weight matrix (warned); 0 otherwise.
+        GMM weight matrix (warned); 0 otherwise (and for multi-category treatments).
     treatment_levels_, n_features_in_, feature_names_in_
         As in :class:`PropensityWeights`.
 
@@ -110,8 +122,10 @@ class CBPS(BaseWeighter):
     Notes
     -----
     Estimating equations (``_m_parts``, for M-estimation standard errors) are those of the just-identified
-    version: ψ_i(β) = s_i (2A_i − 1) w_i(β) (1, X_i), with analytic derivatives. The over-identified version has
-    none (it is a GMM estimator with more conditions than parameters); use an HC0 or bootstrap variance.
+    version: ψ_i(β) = s_i (2A_i − 1) w_i(β) (1, X_i), with analytic derivatives; multi-category:
+    ψ_ik(β) = s_i (1{A_i = 0} − 1{A_i = k}) w_i(β) (1, X_i), k = 1..K−1, parameters level by level (names
+    ``"<level>:<term>"``). The over-identified version has none (it is a GMM estimator with more conditions than
+    parameters); use an HC0 or bootstrap variance.
 
     The over-identified estimate depends on the optimiser only through its tolerance: this implementation solves
     the two-step GMM problem to rounding level (trust-region Newton with the exact Hessian, then Newton steps),
@@ -133,9 +147,17 @@ class CBPS(BaseWeighter):
     >>> cb = CBPS(estimand="ATT").fit(data.X, data.treatment)
     >>> round(float(cb.weights_[data.treatment == 0].sum()), 6)  # exactly the number treated
     185.0
+
+    A three-level treatment: every level's weights have the same sum and the same weighted covariate means.
+
+    >>> race = data.X["race"]
+    >>> cb = CBPS().fit(data.X.drop(columns="race"), race)
+    >>> cb.weights_.groupby(race, observed=True).sum().round(3).tolist()
+    [616.406, 616.406, 616.406]
     """
 
     _supported_estimands = ("ATE", "ATT", "ATC", "ATO")
+    _supported_treatment_types = ("binary", "multi-category")
 
     def __init__(self, estimand="ATE", *, over=False, moments=1, interactions=False, treated=None,
                  treatment_type="auto", tol=1e-8, max_iter=100, missing="error"):
@@ -167,6 +189,8 @@ class CBPS(BaseWeighter):
         _check_solver_params(self)
         data = self._validate_data(X, treatment, sample_weight)
         M, self.terms_ = _fit_terms(self, data)
+        if data.treatment.kind == "multi-category":
+            return self._fit_multi(data, M)
         a, sw = data.a, data.sample_weight
         estimand = self._estimand()
         if estimand == "ATO":
@@ -199,21 +223,21 @@ class CBPS(BaseWeighter):
                     "the efficiency weighting of the moment conditions, not the weights' formula.", UserWarning,
                     stacklevel=2,
                 )
-            coef, converged, n_iter, imbalance, flatness = _over_identified(M, a, sw, estimand, coef, self.max_iter,
-                                                                            self.tol)
-            if flatness < _FLAT:
+            coef, problems, n_iter, imbalance, flatness = _over_identified(M, a, sw, estimand, coef, self.max_iter,
+                                                                           self.tol)
+            converged = not problems
+            if problems:  # the Hessian's flatness below says something only at a minimum
+                warnings.warn(
+                    f"CBPS(over=True): the GMM solver did not converge in {n_iter} iterations (max_iter={self.max_iter}): "
+                    f"{problems}; raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=2,
+                )
+            elif flatness < _FLAT:
                 converged = False
                 warnings.warn(
                     f"CBPS(over=True): the GMM objective is flat along some direction at its minimum (Hessian "
                     f"eigenvalue ratio {flatness:.1e}), so the estimate is not unique and the weights depend on the "
                     "solver's path: typically quasi-separation (covariate patterns seen in one group only). Use the "
                     "just-identified CBPS, or fewer or coarser covariates.", ConvergenceWarning, stacklevel=2,
-                )
-            elif not converged:
-                warnings.warn(
-                    f"CBPS(over=True): the GMM solver did not converge in {n_iter} iterations (max_iter={self.max_iter}): "
-                    f"a Newton step would still move the standardised coefficients by {imbalance:.2e} > tol={self.tol}; "
-                    "raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=2,
                 )
         self.intercept_, self.coef_ = float(coef[0]), coef[1:]
         eta = self.intercept_ + M @ self.coef_
@@ -234,25 +258,58 @@ class CBPS(BaseWeighter):
         Series or ndarray of shape (n_samples,)
         """
         data, M = _new_terms(self, X, treatment, sample_weight)
+        if data.treatment.kind == "multi-category":
+            weights = multi_weights(self._multi_proba(M), data.a, self._estimand(), data.treatment.focal)
+            return self._wrap(_finite_prediction(weights * data.sample_weight, "CBPS"), data)
         eta = self.intercept_ + M @ self.coef_
         weights = odds_weights(eta, data.a, self._estimand()) * data.sample_weight
         return self._wrap(_finite_prediction(weights, "CBPS"), data)
 
     def predict_proba(self, X):
-        """Propensity scores P(treated | X) from the fitted model, shape (n_samples,)."""
+        """Propensity scores P(treated | X) from the fitted model, shape (n_samples,); multi-category: the
+        generalised propensity scores, shape (n_samples, n_levels), columns in level order."""
         check_is_fitted(self, "weights_")
         matrix, names = self.design_.transform(X)
         M, _ = self._terms_expansion.transform(matrix, names)
+        if self.treatment_type_ == "multi-category":
+            return self._multi_proba(M)
         return expit(self.intercept_ + M @ self.coef_)
+
+    # -- multi-category treatments -----------------------------------------------------------------------------
+    def _fit_multi(self, data, M):
+        estimand = self._estimand()
+        fit = fit_multi_cbps(M, data.a, data.treatment.n_levels, data.sample_weight, estimand, data.treatment.focal,
+                             over=self.over, tol=self.tol, max_iter=self.max_iter)
+        if not fit.converged and self.over:
+            warnings.warn(
+                f"CBPS(over=True): the GMM solver did not converge in {fit.n_iter} iterations (max_iter="
+                f"{self.max_iter}): {fit.problems}; raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=3,
+            )
+        elif not fit.converged:
+            _warn_not_converged("CBPS", fit.n_iter, self.max_iter, fit.imbalance, self.tol)
+        self.intercept_, self.coef_ = fit.coef[:, 0].copy(), fit.coef[:, 1:].copy()
+        self.converged_, self.n_iter_, self.imbalance_ = bool(fit.converged), int(fit.n_iter), float(fit.imbalance)
+        self.n_bounded_ = 0
+        proba = self._multi_proba(M)
+        self.ps_ = (pd.DataFrame(proba, index=data.index, columns=pd.Index(data.treatment.levels))
+                    if data.index is not None else proba)
+        weights = multi_weights(proba, data.a, estimand, data.treatment.focal) * data.sample_weight
+        return self._set_weights(weights, data)
+
+    def _multi_proba(self, M):
+        return softmax_proba(np.column_stack([np.ones(M.shape[0]), M]), np.column_stack([self.intercept_, self.coef_]))
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
-        if self.over and self._estimand() != "ATO":
+        multi = getattr(self, "treatment_type_", None) == "multi-category"
+        if self.over and (self._estimand() != "ATO" or multi):
             raise NotImplementedError(
                 "the over-identified CBPS is a GMM estimator without an M-estimation form: use an HC0 or bootstrap "
                 "variance (WeightIt refuses vcov = 'asympt' here too)."
             )
         data, M = _new_terms(self, X, treatment, sample_weight)
+        if data.treatment.kind == "multi-category":
+            return multi_balance_parts(M, data, self._estimand(), self.intercept_, self.coef_, self.terms_)
         return logit_balance_parts(M, data.a, data.sample_weight, self._estimand(),
                                    np.concatenate([[self.intercept_], self.coef_]), ("(Intercept)", *self.terms_))
 
@@ -358,6 +415,30 @@ def logit_balance_parts(M, a, sw, estimand, params, names):
                   weights_jacobian=weights_jacobian)
 
 
+def multi_balance_parts(M, data, estimand, intercept, coef, terms):
+    """:class:`MParts` of the multinomial balance conditions ψ_ik = s_i (1{A_i = 0} − 1{A_i = k}) w_i (1, X_i),
+    θ the (K − 1) × (1 + p) softmax coefficients, level by level."""
+    design = np.column_stack([np.ones(len(data.a)), M])
+    codes, sw, focal = data.a, data.sample_weight, data.treatment.focal
+    shape = coef.shape[0], coef.shape[1] + 1
+
+    def proba(theta):
+        return softmax_proba(design, theta.reshape(shape))
+
+    def weights_jacobian(theta):
+        p = proba(theta)
+        return chain_to_coef(design, p, multi_weights_derivative(p, codes, estimand, focal)) * sw[:, None]
+
+    return MParts(
+        params=np.column_stack([intercept, coef]).ravel(),
+        names=tuple(f"{level}:{term}" for level in data.treatment.levels[1:] for term in ("(Intercept)", *terms)),
+        psi=lambda theta: balance_psi(design, proba(theta), codes, sw, estimand, focal),
+        weights=lambda theta: multi_weights(proba(theta), codes, estimand, focal) * sw,
+        psi_jacobian=lambda theta: balance_jacobian(design, proba(theta), codes, sw, estimand, focal),
+        weights_jacobian=weights_jacobian,
+    )
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # over-identified CBPS: two-step GMM (WeightIt's set-up)
 # ----------------------------------------------------------------------------------------------------------------
@@ -390,8 +471,9 @@ def _over_identified(M, a, sw, estimand, start, max_iter, tol):
     e the propensity score and h the estimand's tilting, the score block is sw e(1 − e) zz', the cross block
     sw h zz' (h = 1, e, 1 − e for ATE, ATT, ATC) and the balance block sw h² / (e(1 − e)) zz'.
     Solved on standardised covariates by a trust-region Newton method with the analytic gradient 2 Gᵀ W ḡ and
-    Hessian. Returns the coefficients, whether the last Newton step was below ``tol``, the iterations, that step,
-    and the ratio of the smallest to the largest Hessian eigenvalue at the solution (near 0: not a unique minimum).
+    Hessian. Returns the coefficients, what kept it from converging ("" when the optimiser finished, every Newton
+    step lowered the objective and the last was below ``tol``), the iterations, the last Newton step, and the ratio
+    of the smallest to the largest Hessian eigenvalue at the solution (near 0: not a unique minimum).
     """
     std = Standardizer.fit(M, np.average(M, axis=0, weights=sw))
     Z = std.design(M)
@@ -445,21 +527,8 @@ def _over_identified(M, a, sw, estimand, start, max_iter, tol):
                      + sw * sign * np.abs(odds_weights_derivative(eta, a, estimand)) * (Z @ wg[k:]))
         return 2.0 * (jac.T @ weight @ jac + (Z * (curvature / n)[:, None]).T @ Z)
 
-    # trust-region Newton with the exact Hessian (a well-kept scipy solver): quadratic convergence puts the
-    # solution at rounding level, so it does not depend on where a looser optimiser happens to stop
-    res = minimize(objective, std.to_standard(start), jac=True, hess=hessian, method="trust-exact",
-                   options={"maxiter": max_iter, "gtol": tol * 1e-4})
-    # trust-exact stops once the objective's decrease is no longer representable; plain Newton steps then take
-    # the coefficients to rounding level (the step is insensitive to the gradient's rounding noise, which W
-    # amplifies as much as the Hessian), so the answer does not depend on the data's row order.
-    beta = res.x
-    for _ in range(5):
-        step = np.linalg.lstsq(hessian(beta), objective(beta)[1], rcond=None)[0]
-        beta = beta - step
-        if np.max(np.abs(step)) < 1e-13 * max(1.0, np.max(np.abs(beta))):
-            break
-    step = float(np.max(np.abs(step)))
-    converged = step < tol
+    # trust-region Newton with the exact Hessian, then guarded Newton steps: the solution at rounding level
+    beta, n_iter, step, problems = gmm_minimum(objective, hessian, std.to_standard(start), max_iter, tol)
     eigenvalues = np.linalg.eigvalsh(hessian(beta))
     flatness = float(max(eigenvalues[0], 0.0) / eigenvalues[-1]) if eigenvalues[-1] > 0 else 0.0
-    return std.to_original(beta), converged, int(res.nit), step, flatness
+    return std.to_original(beta), problems, n_iter, step, flatness
