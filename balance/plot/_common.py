@@ -93,7 +93,7 @@ def treatment_and_weights(treatment, weights, n_samples, *, treated=None, treatm
 def get_panels(ax, n_panels):
     """One Axes per panel: those given in ``ax`` (a sequence of ``n_panels`` Axes) or a new row of panels."""
     if ax is None:
-        _, axes = pyplot().subplots(1, n_panels, figsize=(4.0 * n_panels, 3.6), squeeze=False)
+        _, axes = pyplot().subplots(1, n_panels, figsize=(4.0 * n_panels, 3.6), squeeze=False, layout="constrained")
         return axes[0]
     axes = np.ravel(np.asarray(ax, dtype=object))
     if axes.size != n_panels:
