@@ -67,10 +67,10 @@ def supports_multi(name):
     return "multi-category" in cls._supported_treatment_types
 
 
-def time_fit(make, X, t, reps):
+def time_fit(make, X, t, reps, warm_up):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # extreme-weight or convergence notes are not what is timed here
-        make().fit(X, t)  # warm-up: imports, compilation, first-call overheads
+        make().fit(*warm_up)  # warm-up on a small sample: imports, compilation, first-call overheads
         times = []
         for _ in range(reps):
             start = time.perf_counter()
@@ -92,10 +92,10 @@ def main():
             continue
         n = args.n if cap is None else min(cap, args.n)
         binary, multi = design(n, 2), design(n, N_LEVELS)
-        tb = time_fit(make, *binary, args.reps)
-        tm = time_fit(make, *multi, args.reps)
+        tb = time_fit(make, *binary, args.reps, design(1_000, 2))
+        tm = time_fit(make, *multi, args.reps, design(1_000, N_LEVELS))
         rows.append((name, n, tb, tm))
-        print(f"{name} n={n}: binary {tb[0]:.3f}s, {N_LEVELS} levels {tm[0]:.3f}s", flush=True)
+        print(f"{name} n={n} (load {os.getloadavg()[0]:.1f}): binary {tb[0]:.3f}s, {N_LEVELS} levels {tm[0]:.3f}s", flush=True)
     load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
 
     lines = [
@@ -103,7 +103,7 @@ def main():
         f"Script: `benchmarks/multi_category_speed.py` (n units, d = {N_FEATURES} standard-normal covariates, "
         f"treatment from a multinomial logit with {N_LEVELS} levels, or 2 for the binary column, on the same "
         "covariates; ATE; each weighter's defaults otherwise). Wall times in seconds: median of "
-        f"{args.reps} fits after a warm-up fit (best / worst in brackets); binary and multi-category timed one after "
+        f"{args.reps} fits after a warm-up fit at n = 1,000 (best / worst in brackets); binary and multi-category timed one after "
         "the other in one process, so the ratio is the robust figure on this shared machine.", "",
         "## Machine", "", machine_markdown(),
         f"- load average (1, 5, 15 min) before the runs: {load_before}; after: {load_after} "
@@ -120,7 +120,7 @@ def main():
     capped = [name for name, n, _, _ in rows if n < args.n]
     if capped:
         lines.append(f"Timed at a smaller n: {', '.join(capped)} (EnergyBalance works on the n x n distance "
-                     "matrix, O(n^2) memory and time, so n = 1e5 is out of reach).")
+                     "matrix, O(n^2) memory and time, so n = 1e5 is out of reach: 80 GB for the matrix alone).")
     if skipped:
         lines.append(f"Not yet supporting multi-category treatments when this ran (not timed): {', '.join(skipped)}.")
     out = HERE / "results" / "multi_category_speed.md"

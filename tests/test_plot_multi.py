@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import balance.plot._love as love_module  # noqa: E402
-from balance import PropensityWeights  # noqa: E402
+from balance import PropensityWeights, balance_table  # noqa: E402
 from balance.plot import balance_plot, love_plot, ps_overlap_plot, weight_plot  # noqa: E402
 
 from .conftest import SHARED, _shared_file  # noqa: E402
@@ -249,3 +249,12 @@ def test_love_plot_default_equals_cobalts_balance_across_pairs(data):
         # ~1e-7 relative, which moves the weighted differences by as much
         tol = 1e-12 if label == "Unadjusted" else 1e-6
         assert_allclose([got[v] for v in table.index], table[column].to_numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize(("comparison", "pairwise"), [("white vs. hispan", True), ("All vs. hispan", False)])
+def test_love_plot_comparison_equals_balance_table_rows(data, comparison, pairwise):
+    ax = love_plot(data.X, data.race, data.ps, comparison=comparison)
+    rows = balance_table(data.X, data.race, data.ps, pairwise=pairwise).xs(comparison, level="comparison")
+    for label, column in (("Unadjusted", "smd_un"), ("Adjusted", "smd_adj")):
+        got = _points(ax, label)
+        assert_array_equal([got[v] for v in rows.index], rows[column].abs().to_numpy())  # |x|: exact

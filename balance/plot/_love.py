@@ -82,15 +82,15 @@ def _tables_with(comparison, tables, first, tables_for):
     if not isinstance(first.index, pd.MultiIndex):
         raise ValueError(f"comparison={comparison!r} applies to a multi-category treatment; this treatment is "
                          "binary: leave comparison=None.")
-    seen = _comparisons(first)
-    for pairwise in (True, False):
-        if comparison in _comparisons(first):
+    seen = []
+    for pairwise in (None, True, False):  # balance_table's default table first
+        if pairwise is not None:
+            tables = tables_for(pairwise)
+            first = next(iter(tables.values()))
+        names = _comparisons(first)
+        if comparison in names:
             return tables, first
-        tables = tables_for(pairwise)
-        first = next(iter(tables.values()))
-        seen += [c for c in _comparisons(first) if c not in seen]
-    if comparison in _comparisons(first):
-        return tables, first
+        seen += [c for c in names if c not in seen]
     raise ValueError(f"comparison={comparison!r} is not in the balance table; choose one of {seen}.")
 
 
