@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._treatment import ESTIMANDS, ESTIMANDS_BY_TYPE, check_estimand_for, check_treatment_type
 from ._validation import CovariateDesign, check_estimand, validate_fit_data
-from .diagnostics._weights import check_extreme_weights
+from .diagnostics._weights import check_extreme_weights, weight_groups
 
 EXTREME_ADVICE = ("Consider an estimand that needs less overlap (ATO, ATM), trim=, fewer or coarser covariates, and a "
                   "bootstrap variance.")
@@ -192,7 +192,8 @@ class BaseWeighter(BaseEstimator):
         :class:`~balance.ExtremeWeightsWarning` gives the numbers.
         """
         weights = _check_weights_valid(weights, type(self).__name__)
-        report = check_extreme_weights(weights, data.a, who=type(self).__name__, advice=EXTREME_ADVICE, stacklevel=4)
+        report = check_extreme_weights(weights, *weight_groups(data.treatment), who=type(self).__name__,
+                                       advice=EXTREME_ADVICE, stacklevel=4)
         self.ess_, self.max_weight_share_ = report.ess, report.max_share
         self.weights_ = self._wrap(weights, data)
         return self

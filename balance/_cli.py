@@ -3,6 +3,10 @@
 With no arguments it analyses the bundled lalonde data (ATT of the NSW job-training programme on 1978 earnings):
 fit the weights, print balance before and after, the effective sample sizes, and the effect with its standard error
 and 95% confidence interval. Flags point it at any CSV file.
+
+A multi-category treatment (e.g. ``--treatment race``) gets balance per comparison of two levels, the effective
+sample size per level, the weighted mean potential outcome of every level and every pairwise contrast, each with its
+standard error; the estimand is the ATE, or the ATT of the level named by ``--treated``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ._treatment import TREATMENT_TYPES
 from ._validation import ESTIMANDS, check_treatment
 from .diagnostics import balance_table, effective_sample_size
 from .diagnostics._weights import check_extreme_weights
@@ -24,8 +29,9 @@ from .weights import PropensityWeights
 
 # method name -> (estimator factory, description); later weighting methods register here
 METHODS = {
-    "ps": (lambda estimand, treated: PropensityWeights(estimand=estimand, treated=treated),
-           "propensity-score weights from a logistic regression (WeightIt's glm)"),
+    "ps": (lambda estimand, treated, treatment_type: PropensityWeights(estimand=estimand, treated=treated,
+                                                                        treatment_type=treatment_type),
+           "propensity-score weights from a logistic (multinomial for several levels) regression (WeightIt's glm)"),
 }
 
 
@@ -49,10 +55,16 @@ def build_parser():
     parser.add_argument("--outcome", help="outcome column (default: re78)")
     parser.add_argument("--covariates", help="comma-separated covariate columns (default: all other columns)")
     parser.add_argument("--index", help="column holding row labels (default: id if present)")
-    parser.add_argument("--treated", help="the treated level, when the treatment is not 0/1 or true/false")
+    parser.add_argument("--treated", help="the treated level, when the treatment is not 0/1 or true/false; the focal "
+                                          "level of an ATT for a multi-category treatment")
+    parser.add_argument("--treatment-type", default="auto", choices=[k for k in TREATMENT_TYPES if k != "continuous"],
+                        help="auto (default: two values binary, text or categories multi-category), binary or "
+                             "multi-category (needed for integer codes with more than two values)")
     parser.add_argument("--sample-weight", help="column of sampling weights (survey or base weights; default: none)")
     parser.add_argument("--method", default="ps", choices=sorted(METHODS), help="weighting method (default: ps)")
-    parser.add_argument("--estimand", default="ATT", type=str.upper, choices=ESTIMANDS, help="default: ATT")
+    parser.add_argument("--estimand", default=None, type=str.upper, choices=ESTIMANDS,
+                        help="default: ATT (multi-category treatments: ATE, or ATT when --treated names the focal "
+                             "level)")
     parser.add_argument("--outcome-model", default="simple", choices=OUTCOME_MODELS,
                         help="simple (weighted difference in means; default), additive, interact or aipw")
     parser.add_argument("--vcov", default="asympt", choices=sorted(VCOV_TYPES),
@@ -131,44 +143,63 @@ def run(args, out=None):
     # checked (non-negative, finite, numeric) by the estimators, whose messages name sample_weight
     sw = None if weight_col is None else frame[weight_col]
     treated = _parse_treated(args.treated, t)
+    treatment = check_treatment(t, treated=treated, treatment_type=args.treatment_type)
+    if treatment.kind == "continuous":  # argparse offers no "continuous"; "auto" can still find one
+        raise UsageError(f"--treatment: column {treatment_col!r} looks continuous (float values); the command line "
+                         "handles binary and multi-category treatments (integer codes: --treatment-type "
+                         "multi-category)")
+    multi = treatment.kind == "multi-category"
+    estimand = args.estimand or ("ATE" if multi and treated is None else "ATT")
     factory, description = METHODS[args.method]
-    effect = WeightedEffect(factory(args.estimand, treated), args.outcome_model, args.vcov,
+    effect = WeightedEffect(factory(estimand, treated, args.treatment_type), args.outcome_model, args.vcov,
                             n_bootstrap=args.n_bootstrap, random_state=args.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         effect.fit(X, t, y, sample_weight=sw)
     weighter = effect.weighter_
-    a = check_treatment(t, treated=treated, treatment_type="binary").a
-    table = balance_table(X, t, weighter, estimand=args.estimand, treated=treated, sample_weight=sw)
-    concentration = check_extreme_weights(np.asarray(weighter.weights_), a, warn=False)  # warned by WeightedEffect
+    a = treatment.a
+    table = balance_table(X, t, weighter, estimand=estimand, treated=treated, sample_weight=sw)
+    groups = list(map(str, treatment.levels)) if multi else None  # binary: control, treated
+    # warned about by WeightedEffect already: measured here for the table only
+    concentration = check_extreme_weights(np.asarray(weighter.weights_), a, groups, warn=False)
+    base = np.ones(len(a)) if sw is None else sw.to_numpy()
     ess = pd.DataFrame({  # before weighting: Kish's ESS of the sampling weights (WeightIt's "Unweighted")
-        "before": effective_sample_size(np.ones(len(a)) if sw is None else sw.to_numpy(), a),
+        "before": check_extreme_weights(base, a, groups, warn=False).ess if multi else effective_sample_size(base, a),
         "after": concentration.ess,
         "largest share": concentration.max_share,
     })
 
     levels = weighter.treatment_levels_
-    print(f"Data: {source}; {len(frame)} rows, treatment {treatment_col!r} "
-          f"(treated = {levels[1]!r}, control = {levels[0]!r}), outcome {outcome_col!r}", file=out)
-    print(f"Method: {args.method}, {description}; estimand {args.estimand}", file=out)
+    if multi:
+        focal = "" if treatment.focal is None else f"; focal level {levels[treatment.focal]!r}"
+        roles = f"{len(levels)} levels {', '.join(map(repr, levels))}, reference {levels[0]!r}{focal}"
+    else:
+        roles = f"treated = {levels[1]!r}, control = {levels[0]!r}"
+    print(f"Data: {source}; {len(frame)} rows, treatment {treatment_col!r} ({roles}), outcome {outcome_col!r}",
+          file=out)
+    print(f"Method: {args.method}, {description}; estimand {estimand}", file=out)
     if weight_col is not None:
         print(f"Weights include the sampling weights: column {weight_col!r}", file=out)
     print(file=out)
     for w in caught:
         print(f"Warning: {w.message}", file=out)
-    print("Covariate balance (SMD: standardised mean difference, binary rows raw proportions; "
-          "vratio: variance ratio; ks: Kolmogorov-Smirnov)", file=out)
+    print("Covariate balance" + (" per comparison ('hispan vs. black': hispan minus black)" if multi else "")
+          + " (SMD: standardised mean difference, binary rows raw proportions; vratio: variance ratio; ks: "
+          "Kolmogorov-Smirnov)", file=out)
     print(table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="."), "\n", file=out)
-    print("Effective sample size (Kish) and the largest unit's share of its group's weight", file=out)
+    print("Effective sample size (Kish) and the largest unit's share of its group's weight"
+          + (", per level" if multi else ""), file=out)
     print(ess.to_string(formatters={"before": "{:.1f}".format, "after": "{:.1f}".format,
                                     "largest share": "{:.1%}".format}), "\n", file=out)
     summary = effect.summary(alpha=args.alpha)
     row = summary.iloc[0]
-    print(f"{args.estimand} on {outcome_col!r} (outcome model {args.outcome_model!r}; mu1, mu0: weighted means of "
-          "the potential outcomes)", file=out)
+    means = "mu[level]: weighted mean potential outcome of each level; 'hispan - black': the contrast of two " \
+            "levels" if multi else "mu1, mu0: weighted means of the potential outcomes"
+    print(f"{estimand} on {outcome_col!r} (outcome model {args.outcome_model!r}; {means})", file=out)
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"), file=out)
-    print(f"  estimate {row['estimate']:.4f}   std. error {row['std_err']:.4f}   "
-          f"{100 * (1 - args.alpha):g}% CI [{row['ci_lower']:.4f}, {row['ci_upper']:.4f}]", file=out)
+    if not multi:
+        print(f"  estimate {row['estimate']:.4f}   std. error {row['std_err']:.4f}   "
+              f"{100 * (1 - args.alpha):g}% CI [{row['ci_lower']:.4f}, {row['ci_upper']:.4f}]", file=out)
     for note in effect.result_.notes:
         print(f"  {note[0].upper()}{note[1:]}.", file=out)
     return 0

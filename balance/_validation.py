@@ -69,6 +69,7 @@ def check_indexes_agree(**inputs):
     return ref
 
 
+# --------------------------------------------------------------------------------------------------------------
 # sample weights
 # --------------------------------------------------------------------------------------------------------------
 def check_weights(weights, n_samples=None, *, index=None, name="weights"):
@@ -214,8 +215,13 @@ class CovariateDesign:
                       for c, k in zip(frame.columns, kinds))
         return cls(columns, kinds, cats, isinstance(X, pd.DataFrame), missing, fills, missing_fix)
 
-    def transform(self, X, *, drop_first=True):
-        """Return ``(matrix, names)``: a float64 array with one column per expanded covariate."""
+    def transform(self, X, *, drop_first=True, impute=True):
+        """Return ``(matrix, names)``: a float64 array with one column per expanded covariate.
+
+        ``impute=False`` leaves the missing entries NaN (a numeric value, or every level indicator of a categorical
+        column) instead of filling them, for statistics over the observed values (balance tables, as cobalt); the
+        ``<column>:<NA>`` indicators are there either way.
+        """
         if not self.is_frame:
             arr = _as_2d_numeric(X)
             if arr.shape[1] != len(self.columns):
@@ -251,15 +257,16 @@ class CovariateDesign:
                     raise ValueError(f"covariate {col!r} has level(s) {sorted(map(str, unknown))} not seen in fit.")
                 for level in levels[1:] if drop_first else levels:
                     # pandas' nullable dtypes compare <NA> to <NA>: a missing value is in no level's dummy
-                    blocks.append((s == level).to_numpy(dtype=np.float64, na_value=0.0))
+                    dummy = (s == level).to_numpy(dtype=np.float64, na_value=0.0)
+                    blocks.append(dummy if impute else np.where(na, np.nan, dummy))
                     names.append(f"{col}_{level}")
             else:
                 try:
                     values = s.to_numpy(dtype=np.float64, na_value=np.nan)
                 except (TypeError, ValueError) as exc:
                     raise TypeError(f"covariate {col!r} cannot be converted to numbers.") from exc
-                values = np.where(na, fill if fill is not None else np.nan, values)
-                _check_finite(values[:, None], [col])
+                _check_finite(values[~na, None], [col])
+                values = np.where(na, fill if impute and fill is not None else np.nan, values)
                 blocks.append(values)
                 names.append(col)
             if fill is not None:
@@ -359,16 +366,16 @@ def check_full_rank(matrix, names):
     if k + 1 > n:  # decided without the O(k^3) eigen-decomposition, which takes minutes at k = 10,000
         raise ValueError(f"covariates are perfectly collinear: {k} covariate columns (categorical ones expanded) "
                          f"and an intercept but only {n} units; use fewer covariates than units.")
-    # Gram matrix of the scaled [1, X] without materialising the n x (k + 1) design
-    scale = np.r_[1.0, np.abs(matrix).max(axis=0)] if matrix.shape[0] else np.ones(matrix.shape[1] + 1)
-    scale[scale == 0] = 1.0
+    # Gram matrix of the scaled [1, X] without materialising the n x (k + 1) design; scaled before the products
+    # so that covariates of magnitude 1e200 or 1e-200 neither overflow nor underflow
+    scale = np.abs(matrix).max(axis=0)
+    matrix = matrix / np.where(scale > 0, scale, 1.0)
     sums = matrix.sum(axis=0)
     gram = np.block([[np.array([[len(matrix)]], dtype=float), sums[None, :]], [sums[:, None], matrix.T @ matrix]])
-    gram /= np.outer(scale, scale)
     eig = np.linalg.eigvalsh(gram)
     if eig[0] > eig[-1] * 1e-12:  # well conditioned: full rank, no need for the O(n k^2) pivoted QR
         return
-    design = np.column_stack([np.ones(len(matrix)), matrix]) / scale
+    design = np.column_stack([np.ones(len(matrix)), matrix])
     r, piv = qr(design, mode="r", pivoting=True)
     diag = np.abs(np.diag(r))
     rank = int(np.sum(diag > diag[0] * max(design.shape) * np.finfo(float).eps * 10))

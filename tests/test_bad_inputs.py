@@ -111,7 +111,6 @@ CROSSFITTED = r"(DR|IVWDR|R|U|Cov|IVWCov)Learner$"
 SEPARATED = "the treatment is separated by '{}'"
 NO_SANDWICH = "vcov='asympt' needs solved estimating equations, but PropensityWeights did not converge"
 EXTREME = "extreme weights of control"
-DEGENERATE_CBIPM = r"CBIPM returned a degenerate solution \(control arm: (mean \|SMD\| .* after weighting against|Kish ESS)"
 OVERRIDES = {
     "NaN in y": [("group:weighter", NA)],
     "inf in y": [("group:weighter", NA)],
@@ -167,7 +166,6 @@ OVERRIDES = {
         ("group:hte", OK),  # the user's (here regularised) models fit p > n
     ],
     "quasi-complete separation": [
-        ("CBIPM-ATE#2", warns(DEGENERATE_CBIPM)),
         ("PropensityWeights", warns(SEPARATED.format("b"))),
         (r"WeightedEffect\(PropensityWeights-ATT", error(NO_SANDWICH)),
         (r"WeightedEffect\((PropensityWeights|CBIPM).*aipw", error(RANK_AIPW)),  # no control has b = 1
@@ -179,9 +177,7 @@ OVERRIDES = {
         ("FrontDoor(DR|R)Learner", warns(FLOORED_FD)),
     ],
     "near separation": [
-        # CBIPM's solutions here balance no better than no weights: its degenerate-solution check says so first
-        (r"CBIPM-ATE#2|CBIPM-ATT#3", warns(DEGENERATE_CBIPM)),
-        (r"PropensityWeights|WeightedEffect\(PropensityWeights|CBPS-ATE|EnergyBalance-ATT",
+        (r"PropensityWeights|WeightedEffect\(PropensityWeights|CBPS-ATE|EnergyBalance-ATT|CBIPM-ATT#3",
          warns(EXTREME)),
         ("StableWeights-ATT", error("exact balance is infeasible: no non-negative weights")),
         ("StableWeights-ATE", error("balance within tols=0.02 is infeasible")),

@@ -1,5 +1,7 @@
 """CBPS against R WeightIt 1.5.1, its defining balance conditions and identities."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -251,6 +253,50 @@ def test_over_identified_has_no_m_parts(lalonde):
     cb = CBPS("ATT", over=True).fit(X, t)
     with pytest.raises(NotImplementedError, match="HC0 or bootstrap"):
         cb._m_parts(X, t)
+
+
+def _gmm_with_optimiser_result(monkeypatch, shift, status):
+    """Fit CBPS(over=True) with scipy's optimiser replaced by one that returns its true answer moved by ``shift``
+    (standardised coefficients) with ``status``; returns the fit, the GMM objective the optimiser was given, the
+    point it returned and the fit's coefficients in that (standardised) scale."""
+    import scipy.optimize
+
+    from balance.weights._tilt import Standardizer
+
+    seen = {}
+
+    def optimiser(fun, x0, **kwargs):
+        res = scipy.optimize.minimize(fun, x0, **kwargs)
+        x = res.x + shift * np.linspace(-1, 1, len(res.x))
+        seen.update(fun=fun, x=x)
+        return scipy.optimize.OptimizeResult(x=x, fun=fun(x)[0], status=status, success=status == 0, nit=res.nit,
+                                             message="stand-in stopped")
+
+    monkeypatch.setattr("balance.weights._cbps_multi.minimize", optimiser)  # the GMM minimiser both CBPS forms share
+    X, a = simulate(np.random.default_rng(20261123))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = CBPS("ATT", over=True).fit(X, a)
+    final = Standardizer.fit(X, X.mean(axis=0)).to_standard(np.r_[fit.intercept_, fit.coef_])
+    return fit, caught, seen["fun"], seen["x"], final
+
+
+def test_over_identified_checks_the_optimiser_status(monkeypatch):
+    """An optimiser that stopped unfinished (status 1: its iteration limit) is reported even when the Newton
+    steps after it land on the minimum: converged_ is False and the warning quotes the optimiser."""
+    fit, caught, *_ = _gmm_with_optimiser_result(monkeypatch, 1e-3, status=1)
+    assert not fit.converged_
+    assert any("the optimiser stopped: stand-in stopped" in str(w.message) for w in caught)
+
+
+def test_over_identified_newton_steps_never_raise_the_objective(monkeypatch):
+    """From a point far from the minimum (shift 1 in standardised coefficients) a plain Newton step on the
+    non-convex GMM objective heads uphill (it used to reach 4e18 from 36): the step is not taken, the objective
+    never ends above where the optimiser left it (up to the 1e-10 rounding allowance), non-convergence is warned."""
+    fit, caught, objective, start, final = _gmm_with_optimiser_result(monkeypatch, 1.0, status=0)
+    assert objective(final)[0] <= objective(start)[0] * (1 + 1e-10)
+    assert not fit.converged_
+    assert any("would raise the objective" in str(w.message) for w in caught)
 
 
 def test_over_identified_reports_propensities_bounded_in_the_gmm_weight_matrix():

@@ -8,7 +8,7 @@ import pytest
 
 from balance._cli import main
 
-from .conftest import SHARED, _shared_file
+from .conftest import SHARED, _shared_file, multi_balance_table_available
 
 
 def test_default_run_reproduces_weightit(capsys):
@@ -50,7 +50,12 @@ def test_flags_choose_data_columns_and_estimand(tmp_path, capsys):
     (["--treatment", "nope"], "--treatment: column(s) ['nope'] not in the data"),
     (["--covariates", "age,height"], "--covariates: column(s) ['height'] not in the data"),
     (["--outcome", "race"], "--outcome: column 'race' must be numeric"),
-    (["--treatment", "race"], "needs the focal level: pass treated=<level>"),  # ATT of a 3-level treatment
+    (["--treatment", "race", "--estimand", "ATC"],
+     "estimand='ATC' is not supported by PropensityWeights for a multi-category treatment"),
+    (["--treatment", "race", "--treated", "asian"], "treated='asian' is not a level of treatment"),
+    (["--treatment", "educ"], "say whether these are categories or doses"),
+    (["--treatment", "re75"], "--treatment: column 're75' looks continuous"),
+    (["--treatment-type", "multi-category"], "treatment_type='multi-category' but treatment has two levels"),
     (["--vcov", "magic"], "invalid choice: 'magic'"),
 ])
 def test_bad_flags_give_one_line_and_exit_2(capsys, argv, message):
@@ -59,3 +64,81 @@ def test_bad_flags_give_one_line_and_exit_2(capsys, argv, message):
     err = captured.err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert "Traceback" not in captured.err + captured.out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# a multi-category treatment: lalonde's race, WeightIt 1.5.1 glm (multinomial) ATE as the reference
+# ------------------------------------------------------------------------------------------------------------
+RACE = ["--treatment", "race", "--covariates", "age,educ,married,nodegree,re74,re75"]
+MULTI = SHARED / "oracle" / "weightit-multi-ate"
+
+
+def _oracle_rows():
+    """The oracle's glm ATE means and contrasts (estimate, asympt SE) and the ESS per level."""
+    contrasts = pd.read_csv(_shared_file(MULTI / "contrasts.csv"))
+    contrasts = contrasts[(contrasts["case"] == "ATE_glm") & (contrasts["model"] == "re78 ~ race")
+                          & (contrasts["vcov"] == "asympt")]
+    ess = pd.read_csv(_shared_file(MULTI / "balance_observations.csv")).set_index(["case", "sample"])
+    return contrasts, ess.loc[("ATE_glm", "Adjusted")]
+
+
+def _check_effects_and_ess(out):
+    contrasts, ess = _oracle_rows()
+    lines = out.splitlines()
+    for _, row in contrasts.iterrows():
+        name = row["contrast"].replace("mean[", "mu[")
+        (line,) = [ln for ln in lines if ln.startswith(name + " ")]
+        estimate, se = (float(v) for v in line[len(name):].split()[:2])
+        # the multinomial MLE stops at ~1e-7 relative of WeightIt's (tests/test_multi_propensity.py), on means of
+        # ~7000: 1e-6 x 7000 = 0.007, plus 5e-5 of printing to 4 decimals
+        assert abs(estimate - row["estimate"]) < 0.007, (name, estimate, row["estimate"])
+        assert abs(se - row["se"]) < 0.007, (name, se, row["se"])
+    for level in ("black", "hispan", "white"):
+        (line,) = [ln for ln in lines if ln.startswith(level + " ") and ln.rstrip().endswith("%")]
+        before, after = (float(v) for v in line.split()[1:3])
+        # ESS printed to one decimal: WeightIt's unadjusted n and adjusted ESS
+        assert before == {"black": 243.0, "hispan": 72.0, "white": 299.0}[level]
+        assert abs(after - ess[level]) <= 0.05 + 1e-9, (level, after, ess[level])
+
+
+def _fake_balance_table(*args, **kwargs):
+    """A stand-in in balance_table's documented multi-category format (the real one is tested on its own)."""
+    index = pd.MultiIndex.from_tuples([("hispan vs. black", "age")], names=["comparison", "variable"])
+    return pd.DataFrame({"smd_un": [0.5], "smd_adj": [0.05]}, index=index)
+
+
+def test_multi_category_effects_and_ess_match_weightit(capsys, monkeypatch):
+    """Everything but the balance numbers, which come from balance_table (tested against cobalt on its own)."""
+    import balance._cli as cli
+
+    monkeypatch.setattr(cli, "balance_table", _fake_balance_table)
+    assert main(RACE) == 0
+    out = capsys.readouterr().out
+    assert "treatment 'race' (3 levels 'black', 'hispan', 'white', reference 'black')" in out
+    assert "estimand ATE" in out and "ATE on 're78'" in out and "hispan vs. black" in out
+    assert "std. error" not in out  # the binary one-line summary is not printed for several contrasts
+    _check_effects_and_ess(out)
+
+
+def test_multi_category_att_of_a_focal_level(capsys, monkeypatch):
+    import balance._cli as cli
+
+    monkeypatch.setattr(cli, "balance_table", _fake_balance_table)
+    assert main(RACE + ["--treated", "hispan"]) == 0
+    out = capsys.readouterr().out
+    assert "focal level 'hispan'" in out and "estimand ATT" in out and "mu[white]" in out
+
+
+@pytest.mark.skipif(not multi_balance_table_available(), reason="balance_table does not take a multi-category "
+                    "treatment yet (the diag branch adds it)")
+def test_multi_category_end_to_end_matches_weightit_and_cobalt(capsys):
+    assert main(RACE) == 0
+    out = capsys.readouterr().out
+    _check_effects_and_ess(out)
+    pairs = pd.read_csv(_shared_file(MULTI / "balance_pairs.csv"))
+    pairs = pairs[(pairs["case"] == "ATE_glm") & (pairs["binary"] == "raw") & pairs["pairwise"]]
+    for comparison in pairs["comparison"].unique():
+        assert comparison in out
+    for variable in ("educ", "re74"):  # cobalt's adjusted SMD of hispan vs. black, printed to 4 decimals
+        value = pairs[(pairs["comparison"] == "hispan vs. black") & (pairs["variable"] == variable)]["Diff.Adj"]
+        assert f"{float(value.iloc[0]):.4f}" in out

@@ -378,6 +378,17 @@ def test_bootstrap_of_a_randomised_weighter_is_reproducible(lalonde):
     pd.testing.assert_frame_equal(draws[0], draws[2])
 
 
+@pytest.mark.parametrize("estimand", ["ATO", "ATM", "ATOS"])
+def test_conditioning_on_covariates_is_refused_where_the_target_weights_are_the_weights(lalonde, estimand):
+    """For these estimands the averaging weights are the analysis weights, random through the treatment as well:
+    zeroing their equations would drop that variance too, so conditioning is refused (the simple model has no
+    averaging equations and the bootstraps never condition, so both stay available)."""
+    X, t, y = lalonde[COVARIATES], lalonde["treat"], lalonde["re78"]
+    with pytest.raises(ValueError, match=f"condition_on_covariates=True is not available for the {estimand}"):
+        WeightedEffect(PropensityWeights(estimand), "interact", condition_on_covariates=True).fit(X, t, y)
+    WeightedEffect(PropensityWeights(estimand), "simple", condition_on_covariates=True).fit(X, t, y)
+
+
 def test_no_progress_bar_when_not_a_terminal(lalonde, capsys):
     _fit(lalonde, "simple", "bootstrap", n_bootstrap=4, random_state=0, verbose=1)
     assert capsys.readouterr().err == ""

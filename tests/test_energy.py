@@ -278,3 +278,41 @@ def test_gram_tiles_keep_near_and_coincident_pairs_exact(rng):
     assert_allclose(distance_matvec(At, Bt, np.ascontiguousarray(V.T)), D @ V, rtol=1e-12, atol=1e-9)
     W = rng.normal(size=(300, 2))
     assert_allclose(distance_quadform(At, np.ascontiguousarray(W.T)), W.T @ cdist(A, A) @ W, rtol=1e-12, atol=1e-9)
+
+
+def test_apg_convergence_is_judged_by_the_duality_gap(lalonde):
+    """tol=0.1 stops APG on a stall after ~35 iterations. Its Frank–Wolfe gap (an upper bound on F − F*, checked
+    here against a 20,000-iteration solve) does not put F within a factor 2 of its minimum: not converged, warned."""
+    X, t = lalonde[COVARIATES], lalonde["treat"]
+    with pytest.warns(ConvergenceWarning, match="status 'stalled'.*duality gap .* does not certify.*tighten tol"):
+        stalled = EnergyBalance("ATT", solver="apg", tol=0.1).fit(X, t)
+    assert not stalled.converged_ and stalled.status_ == "stalled"
+    best = EnergyBalance("ATT", solver="apg", tol=1e-10, max_iter=20000).fit(X, t)
+    excess = stalled.energy_distance_ - best.energy_distance_  # penalty terms differ by < 1e-6 of this
+    assert 0 < excess <= stalled.duality_gap_
+    assert stalled.duality_gap_ > 0.5 * stalled.energy_distance_
+
+
+def test_auto_falls_back_to_apg_when_osqp_returns_no_finite_solution(toy, monkeypatch):
+    """An OSQP answer with non-finite weights (whatever its status says) sends "auto" to APG; solver="osqp"
+    raises. OSQP is replaced by a stand-in that returns NaN weights with status "solved"."""
+    import types
+
+    import osqp
+
+    class NaNSolver:
+        def setup(self, P, q, A, lower, upper, **settings):
+            self.n = len(q)
+
+        def solve(self, raise_error=False):
+            info = types.SimpleNamespace(status="solved", iter=3, prim_res=0.0, dual_res=0.0)
+            return types.SimpleNamespace(x=np.full(self.n, np.nan), info=info)
+
+    X, t = toy
+    apg = EnergyBalance(solver="apg").fit(X, t)
+    monkeypatch.setattr(osqp, "OSQP", NaNSolver)
+    auto = EnergyBalance().fit(X, t)
+    assert auto.solver_ == "apg" and auto.converged_
+    assert_allclose(auto.weights_, apg.weights_, rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="OSQP returned no solution"):
+        EnergyBalance(solver="osqp").fit(X, t)

@@ -97,6 +97,30 @@ def test_no_separation_on_ordinary_data_and_no_linear_program(lalonde, monkeypat
     assert calls == [] and pw.separation_ == [] and pw.n_separated_ == 0 and pw.converged_
 
 
+def test_strong_predictor_is_not_mistaken_for_separation(monkeypatch):
+    # scores of 1e-11 from a strong but overlapping predictor: a finite MLE reached in a few quadratic steps, so the
+    # linear program is not run (it would cost as much as the fit at large n)
+    calls = []
+    monkeypatch.setattr(logistic, "find_separation", lambda *args, **kw: calls.append(1))
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(5000, 3))
+    a = rng.binomial(1, 1 / (1 + np.exp(-6 * X[:, 0]))).astype(float)
+    fit = fit_logistic(X, a, np.ones(len(a)))
+    eta = fit.coef[0] + X @ fit.coef[1:]
+    assert np.max(np.abs(eta)) > 20  # probabilities within 2e-9 of 0 or 1
+    assert fit.converged and fit.separation is None and calls == []
+
+
+@pytest.mark.parametrize("tol", [1e-4, 1e-8])
+def test_separation_found_with_a_loose_tolerance(tol):
+    # with tol=1e-4 the fit stops before any probability is within 1e-8 of 0 or 1; the large last step still
+    # shows the linear (separated) convergence
+    X, a = quasi_separated()
+    fit = fit_logistic(X.to_numpy(), a.to_numpy().astype(float), np.ones(len(a)), tol=tol)
+    assert not fit.converged and fit.separation.columns.tolist() == [0]
+    assert fit.separation.units.sum() == int((X["b"] == 1).sum())
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_find_separation_matches_construction(seed):
     rng = np.random.default_rng(seed)
@@ -287,3 +311,17 @@ def test_cli_prints_the_warning_and_the_largest_share(tmp_path, capsys, ordinary
     assert "Warning: WeightedEffect: extreme weights" in out
     assert re.search(r"control: ESS [\d.]+ of 170 units, largest unit \d+% of the weight", out)
     assert "largest share" in out and "Effective sample size" in out
+
+
+def test_multi_category_weights_are_judged_per_level():
+    # three levels: the groups are the levels, named in ess_ and in the warning (the shared check over codes 0..K-1)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    t = rng.choice(["a", "b", "c"], 300)
+    sw = np.ones(300)
+    sw[np.flatnonzero(t == "b")[0]] = 5000.0
+    with pytest.warns(ExtremeWeightsWarning, match=r"extreme weights of b \(a: ESS [\d.]+ of \d+ units"):
+        pw = PropensityWeights(treatment_type="multi-category").fit(X, t, sample_weight=sw)
+    w = np.asarray(pw.weights_)
+    assert list(pw.ess_.index) == ["a", "b", "c"]
+    assert_allclose(pw.ess_.to_numpy(), [w[t == k].sum() ** 2 / np.sum(w[t == k] ** 2) for k in "abc"], rtol=1e-12)

@@ -68,7 +68,11 @@ def test_intercept_only_ivw_dr_is_augmented_overlap_weighting(data, cf_order):
     num = n["kappa"] * a * (y - n["mu1"]) - n["pi"] * (1 - a) * (y - n["mu0"]) + n["pi"] * n["kappa"] * (n["mu1"] - n["mu0"])
     expected = num.sum() / (n["pi"] * n["kappa"]).sum()
     assert_allclose(est.predict(data.X[:3]), expected, rtol=1e-10, atol=0)
-    assert_allclose(est.ato()["estimate"].iloc[0], expected, rtol=1e-10, atol=0)
+    # ato() adds the one-step correction for the estimated overlap weights, Σ h'(π̂)(A − π̂)(τ̂ − θ)/Σ π̂κ̂ with
+    # h' = κ̂ − π̂ (written out per copy: a row's copies enter as their average, and their h's sum to the row's)
+    g = (n["kappa"] - n["pi"]) * (a - n["pi"])
+    one_step = expected + np.sum(g * (n["mu1"] - n["mu0"] - expected)) / (n["pi"] * n["kappa"]).sum()
+    assert_allclose(est.ato()["estimate"].iloc[0], one_step, rtol=1e-10, atol=0)
 
 
 def test_cov_pseudo_outcome_unbiased_for_any_outcome_model():
@@ -240,12 +244,75 @@ def test_ate_ato_match_weighted_least_squares_hc0(data, cf_order):
     phi = np.bincount(est.rows_, np.asarray(est.pseudo_outcome_)) / np.bincount(est.rows_)
     h = np.bincount(est.rows_, est.nuisances_["pi"] * est.nuisances_["kappa"]) / np.bincount(est.rows_)
     hphi = np.bincount(est.rows_, est.nuisances_["pi"] * est.nuisances_["kappa"] * est.pseudo_outcome_) / np.bincount(est.rows_)
-    for table, y_ref, w_ref in ((est.ate(), phi, np.ones(n)), (est.ato(), hphi / h, h)):
-        ref = sm.WLS(y_ref, np.ones((n, 1)), weights=w_ref).fit(cov_type="HC0")
-        # The influence-function SE uses ddof = 1, HC0 none: they differ by sqrt(n / (n − 1)) exactly.
-        assert_allclose(table["estimate"].iloc[0], ref.params[0], rtol=1e-10, atol=0)
-        assert_allclose(table["std_err"].iloc[0], ref.bse[0] * np.sqrt(n / (n - 1)), rtol=1e-8, atol=0)
-        assert table["ci_lower"].iloc[0] < table["estimate"].iloc[0] < table["ci_upper"].iloc[0]
+    table = est.ate()
+    ref = sm.WLS(phi, np.ones((n, 1))).fit(cov_type="HC0")
+    # The influence-function SE uses ddof = 1, HC0 none: they differ by sqrt(n / (n − 1)) exactly.
+    assert_allclose(table["estimate"].iloc[0], ref.params[0], rtol=1e-10, atol=0)
+    assert_allclose(table["std_err"].iloc[0], ref.bse[0] * np.sqrt(n / (n - 1)), rtol=1e-8, atol=0)
+    assert table["ci_lower"].iloc[0] < table["estimate"].iloc[0] < table["ci_upper"].iloc[0]
+    # ATO: without its correction term the influence function is the weighted mean's, i.e. the HC0 WLS one; the
+    # correction G = (κ̂ − π̂)(A − π̂) enters the estimate and, as G(τ̂ − θ), the influence function
+    nu, rows = est.nuisances_, est.rows_
+    g_copy = (nu["kappa"] - nu["pi"]) * (data.treatment[rows] - nu["pi"])
+    g, g_tau = (np.bincount(rows, v) / np.bincount(rows) for v in (g_copy, g_copy * (nu["mu1"] - nu["mu0"])))
+    ratio = sm.WLS(hphi / h, np.ones((n, 1)), weights=h).fit(cov_type="HC0").params[0]
+    theta = ratio + np.sum(g_tau - g * ratio) / h.sum()
+    influence = (h * (hphi / h - theta) + g_tau - g * theta) / h.mean()
+    table = est.ato()
+    assert_allclose(table["estimate"].iloc[0], theta, rtol=1e-10, atol=0)
+    assert_allclose(table["std_err"].iloc[0], influence.std(ddof=1) / np.sqrt(n), rtol=1e-8, atol=0)
+
+
+class _TrueProba(ClassifierMixin, BaseEstimator):
+    """The true propensity expit(x0 − x1/2) moved by ``shift`` (an oracle nuisance model: fit learns nothing)."""
+
+    def __init__(self, shift=0.0):
+        self.shift = shift
+
+    def fit(self, X, y):
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        p = 1 / (1 + np.exp(-(X[:, 0] - 0.5 * X[:, 1]))) + self.shift
+        return np.column_stack([1 - p, p])
+
+
+class _TrueOutcome(BaseEstimator):
+    """The true E[Y | X, A] = x1 + A(1 + x0), A the last column (an oracle nuisance model)."""
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        return X[:, 1] + X[:, -1] * (1 + X[:, 0])
+
+
+def test_ato_is_orthogonal_to_the_estimated_overlap_weights():
+    """Neyman orthogonality, by a numerical derivative: with the true nuisances, moving the propensity by ±t
+    changes the ATO only at second order. The plain ratio Σ π̂κ̂ φ̂ / Σ π̂κ̂ moves at first order, by
+    E[h'(e)(τ − θ)]/E[h] ≈ −2.0 per unit shift here (τ = 1 + x0 grows with e, h' = 1 − 2e falls), so the old
+    influence function, which ignored it, was not the estimator's.
+
+    Tolerance: at n = 40,000 the orthogonal estimator's sample derivative is mean-zero noise of SD 0.033 (measured
+    over 16 seeds; 0.024 for this one); |derivative| < 0.15 is 4.5 noise SDs and 13 times below the ratio's."""
+    rng = np.random.default_rng(5)
+    n = 40_000
+    X = rng.normal(size=(n, 2))
+    a = rng.binomial(1, 1 / (1 + np.exp(-(X[:, 0] - 0.5 * X[:, 1]))))
+    y = X[:, 1] + a * (1 + X[:, 0]) + rng.normal(size=n)
+    t = 0.02
+    ato, ratio = [], []
+    for shift in (t, -t):
+        est = IVWDRLearner(propensity_model=_TrueProba(shift), outcome_model=_TrueOutcome(),
+                           final_model=DummyRegressor(), cv=2, clip=1e-3, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a few propensities beyond the clip
+            est.fit(X, a, y)
+        ato.append(est.ato()["estimate"].iloc[0])
+        ratio.append(est.predict(X[:1])[0])  # the intercept-only final model is the plain ratio
+    assert abs((ato[0] - ato[1]) / (2 * t)) < 0.15
+    assert (ratio[0] - ratio[1]) / (2 * t) < -1.5
 
 
 def test_best_linear_projection_matches_statsmodels(data):

@@ -233,3 +233,12 @@ def test_front_door_plugin_reports_low_mediator_overlap():
     q1 = np.column_stack([q_model.predict_proba(np.column_stack([np.full(len(C), xv), C]))[:, 1] for xv in (0, 1)])
     assert learner.n_low_overlap_ == int(np.sum((q1 < 0.05) | (q1 > 0.95)))
     assert learner.n_low_overlap_ > 1900  # nearly every unit, at both treatment values
+
+
+def test_cate_plot_refuses_series_on_other_indexes():
+    pytest.importorskip("matplotlib")
+    x = pd.Series(np.linspace(0, 1, 5))
+    with pytest.raises(ValueError, match="cate is a Series whose index differs from x's index"):
+        from balance.plot import cate_plot
+
+        cate_plot(x, pd.Series(1 + x.to_numpy(), index=x.index[::-1]))

@@ -19,16 +19,7 @@ from balance import (
     balance_table,
 )
 
-from .conftest import SHARED, _shared_file
-
 COVS = ["age", "educ", "race", "married", "nodegree", "re74", "re75"]
-
-
-@pytest.fixture(scope="module")
-def lalonde_mis():
-    df = pd.read_csv(_shared_file(SHARED / "data" / "lalonde_mis_cobalt614.csv"))
-    df["race"] = pd.Categorical(df["race"], categories=["black", "hispan", "white"])
-    return df
 
 
 def test_missing_values_error_by_default_and_say_what_to_do(lalonde_mis):

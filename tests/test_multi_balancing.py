@@ -10,8 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
+from scipy.spatial.distance import cdist
 
-from balance import EntropyBalance, InverseProbabilityTilting, StableWeights
+from balance import (CBIPM, EnergyBalance, EntropyBalance, InverseProbabilityTilting, StableWeights,
+                     UniformTransformerWeights, WeightedEffect)
+from balance.datasets import load_lalonde
 
 from .conftest import SHARED, _shared_file
 from .test_cbps import check_m_parts
@@ -28,6 +31,7 @@ def multi_weights(lalonde):
     def read(method):
         ref = pd.read_csv(_shared_file(MULTI / "weights" / f"ATE_{method}.csv"), index_col="id")
         assert ref.index.equals(lalonde.index)
+        assert ref.index.equals(load_lalonde().X.index)  # the packaged copy has the same rows in the same order
         assert (ref["race"] == lalonde["race"].astype(str)).all()
         return ref["weight"]
 
@@ -55,7 +59,7 @@ def _simulate(rng, n=1500, p=3, levels=("a", "b", "c")):
     return pd.DataFrame(X, columns=[f"x{j}" for j in range(p)]), treatment, codes, alpha, beta
 
 
-@pytest.mark.parametrize("method", [EntropyBalance, InverseProbabilityTilting, StableWeights])
+@pytest.mark.parametrize("method", [EntropyBalance, InverseProbabilityTilting, StableWeights, EnergyBalance])
 @pytest.mark.parametrize("focal", [None, "b"])
 def test_known_truth(rng, method, focal):
     """Each level's weighted mean outcome against its known conditional truth alpha_g + beta_g' xbar_target.
@@ -63,10 +67,12 @@ def test_known_truth(rng, method, focal):
     Outcomes are linear in X with level-specific slopes, so any weights that balance the level's covariate means to
     the target's make the weighted mean equal alpha_g + beta_g' (target mean of X) plus a weighted mean of the
     noise, whose SD is sigma sqrt(sum w^2) / sum w: the estimates must lie within 4 of those SDs (a failure has
-    probability below 1e-4 per level when the weights are right; a wrong target moves them by many SDs).
+    probability below 1e-4 per level when the weights are right; a wrong target moves them by many SDs). Energy
+    balancing balances the means only approximately (its remaining bias was below 0.35 of those SDs in trial runs,
+    which the bound absorbs) and runs on 600 units to stay fast (the ATE's QP has one weight per unit).
     """
     weighter = method("ATE" if focal is None else "ATT", treated=focal)
-    X, treatment, codes, alpha, beta = _simulate(rng)
+    X, treatment, codes, alpha, beta = _simulate(rng, n=600 if method is EnergyBalance else 1500)
     sigma = 1.0
     y_all = alpha + X.to_numpy() @ beta.T + sigma * rng.normal(size=(len(codes), 3))
     y = y_all[np.arange(len(codes)), codes]
@@ -179,6 +185,20 @@ def test_ipt_att_focal_identities_and_equivalence_to_ebal(lalonde):
         assert_allclose(fit.weights_[in_g] / eb[in_g], 72 / size, rtol=1e-9)
 
 
+def test_ipt_m_parts_give_weightits_asymptotic_se(lalonde):
+    # the stacked estimating equations (IPT's per-level tilts with the outcome model's) give WeightIt's
+    # vcov = "asympt" for lm_weightit(re78 ~ race): the same equations (ours with the opposite sign, which the
+    # sandwich does not see) at the same estimates; 1e-6 relative leaves room for R's root-finding tolerance only
+    ref = pd.read_csv(_shared_file(MULTI / "coefficients.csv"))
+    ref = ref.query("case == 'ATE_ipt' and model == 're78 ~ race' and vcov == 'asympt'").set_index("term")
+    fit = WeightedEffect(InverseProbabilityTilting("ATE"), "simple", "asympt").fit(lalonde[COVS], lalonde["race"],
+                                                                                   lalonde["re78"])
+    for level in ("hispan", "white"):
+        contrast = f"{level} - black"
+        assert_allclose(fit.estimate_[contrast], ref.loc[f"race{level}", "estimate"], rtol=1e-8)
+        assert_allclose(fit.se_[contrast], ref.loc[f"race{level}", "se"], rtol=1e-6)
+
+
 @pytest.mark.parametrize("estimand", ["ATE", "ATT"])
 def test_ipt_m_parts(rng, estimand):
     X, treatment, _, _, _ = _simulate(rng, n=400)
@@ -229,3 +249,135 @@ def test_stable_tolerances_bound_each_level(rng, estimand):
     assert_allclose(fit.smd_, gaps, atol=1e-12)
     # the solver's feasibility tolerance (1e-8) on top of the bound; the bound binds somewhere
     assert np.abs(gaps).max() <= bound + 1e-8 and np.abs(gaps).max() > bound - 1e-6
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# EnergyBalance
+# ---------------------------------------------------------------------------------------------------------------
+def _scaled(X):
+    """Covariates as WeightIt's energy method sees them (no categorical here): unit-SD columns."""
+    Z = np.asarray(X, dtype=float)
+    return (Z - Z.mean(axis=0)) / Z.std(axis=0, ddof=1)
+
+
+def _energy(D, p, q):
+    return 2 * p @ D @ q - p @ D @ p - q @ D @ q
+
+
+def multi_energy(D, codes, w, focal=None):
+    """WeightIt's multi-category objective without its penalty, written out: ATE, every level's weighted
+    distribution against the full sample plus every pair of levels ("improved"); ATT, every other level against
+    the focal level."""
+    p = [np.where(codes == g, w, 0.0) / w[codes == g].sum() for g in range(codes.max() + 1)]
+    if focal is not None:
+        return sum(_energy(D, p[g], p[focal]) for g in range(len(p)) if g != focal)
+    u = np.full(len(codes), 1 / len(codes))
+    return sum(_energy(D, pg, u) for pg in p) + sum(_energy(D, p[g], p[h]) for g in range(len(p))
+                                                      for h in range(g + 1, len(p)))
+
+
+@pytest.fixture(scope="module")
+def energy_ate(lalonde):
+    return EnergyBalance("ATE", min_weight=1e-8, solver="osqp").fit(lalonde[COVS], lalonde["race"])
+
+
+def test_energy_ate_matches_weightit(lalonde, multi_weights, energy_ate):
+    fit, race = energy_ate, lalonde["race"]
+    codes = race.cat.codes.to_numpy()
+    assert fit.solver_ == "osqp" and fit.converged_
+    ref = multi_weights("energy").to_numpy()
+    D = cdist(_scaled(lalonde[COVS]), _scaled(lalonde[COVS]))
+    ours = fit.weights_.to_numpy()
+    # the attribute is the objective written out independently (the problem WeightIt builds)
+    assert_allclose(fit.energy_distance_, multi_energy(D, codes, ours), rtol=1e-9)
+    # the same minimum as WeightIt's weights (the floor 1e-8 printed for zeros): at the optimum the objective is flat
+    # to first order, so OSQP's tolerances (eps_abs 1e-8, eps_rel 1e-6) move it by far less than 1e-6 (seen: 4e-10)
+    assert_allclose(fit.energy_distance_, multi_energy(D, codes, np.where(ref <= 1e-8, 0.0, ref)), rtol=1e-6)
+    # the weights: only the penalty lambda = 1e-4 on the squared masses (~1/n_g) makes the minimum strict, so a
+    # change of 1e-11 in the objective (both solves stop there) moves single weights by up to ~0.1; seen 0.011.
+    # 0.02 absolute (weights average 1 per level) is the agreement two OSQP solves give here
+    assert_allclose(ours, ref, rtol=0, atol=0.02)
+    assert_allclose(_level_sums(fit.weights_, race), [243, 72, 299], rtol=1e-12)
+    # balance they give agrees much better than single weights: weighted means per level within 2e-3 SDs
+    sd = lalonde[COVS].std().to_numpy()
+    for g in range(3):
+        in_g = codes == g
+        assert_allclose(_weighted_means(lalonde[COVS], ours, in_g) / sd, _weighted_means(lalonde[COVS], ref, in_g) / sd,
+                        rtol=0, atol=2e-3)
+
+
+@pytest.mark.parametrize("estimand", ["ATE", "ATT"])
+def test_energy_apg_reaches_the_osqp_minimum(lalonde, estimand):
+    X, race = lalonde[COVS], lalonde["race"]
+    focal = "hispan" if estimand == "ATT" else None
+    exact = EnergyBalance(estimand, treated=focal, solver="osqp").fit(X, race)
+    apg = EnergyBalance(estimand, treated=focal, solver="apg", tol=1e-10, max_iter=20000).fit(X, race)
+    assert exact.converged_ and apg.converged_
+    # the same convex minimum reached by two different algorithms: energy distances to 1e-6 relative (the objective
+    # is flat at its minimum), and both certify it by their Frank-Wolfe gaps
+    assert_allclose(apg.energy_distance_, exact.energy_distance_, rtol=1e-6)
+    assert exact.duality_gap_ < 1e-5 and apg.duality_gap_ < 1e-4
+
+
+def test_energy_att_focal_identities(lalonde):
+    X, race = lalonde[COVS], lalonde["race"]
+    fit = EnergyBalance("ATT", treated="hispan").fit(X, race)
+    codes = race.cat.codes.to_numpy()
+    w = fit.weights_.to_numpy()
+    assert_allclose(w[codes == 1], 1.0, rtol=0, atol=0)
+    assert_allclose(_level_sums(fit.weights_, race), [243, 72, 299], rtol=1e-12)
+    D = cdist(_scaled(X), _scaled(X))
+    assert_allclose(fit.energy_distance_, multi_energy(D, codes, w, focal=1), rtol=1e-9)
+    assert fit.energy_distance_ < 0.1 * fit.initial_energy_distance_
+    # relabelling the levels in another order: the same problem, so the same minimum (weights only to the solver's
+    # tolerance: the minimum is nearly flat, see test_energy_ate_matches_weightit)
+    reordered = pd.Series(pd.Categorical(race.astype(str), categories=["white", "hispan", "black"]), index=race.index)
+    again = EnergyBalance("ATT", treated="hispan").fit(X, reordered)
+    assert_allclose(again.energy_distance_, fit.energy_distance_, rtol=1e-6)
+    assert_allclose(again.weights_, fit.weights_, rtol=0, atol=0.02)
+
+
+@pytest.mark.parametrize("estimand", ["ATE", "ATT"])
+def test_energy_partitioned_multi_category(lalonde, estimand):
+    X, race = lalonde[COVS], lalonde["race"]
+    focal = "black" if estimand == "ATT" else None
+    exact = EnergyBalance(estimand, treated=focal).fit(X, race)
+    parts = EnergyBalance(estimand, treated=focal, solver="apg", partition_size=310, random_state=0).fit(X, race)
+    assert parts.n_partitions_ > 1 and parts.converged_
+    codes = race.cat.codes.to_numpy()
+    D = cdist(_scaled(X), _scaled(X))
+    # the attribute is the full-sample objective of the averaged weights, computed once per pair
+    assert_allclose(parts.energy_distance_, multi_energy(D, codes, parts.weights_.to_numpy(),
+                                                         focal=0 if focal else None), rtol=1e-9)
+    assert_allclose(_level_sums(parts.weights_, race), [243, 72, 299], rtol=1e-10)
+    # above the minimum but near it (the parts' errors largely cancel in the average; 2 is a loose bound)
+    assert exact.energy_distance_ * (1 - 1e-6) <= parts.energy_distance_ < 2 * exact.energy_distance_
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# binary-only methods
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", [CBIPM, UniformTransformerWeights])
+@pytest.mark.parametrize("estimand", ["ATT", "ATE"])
+def test_binary_only_methods_refuse_in_one_line(lalonde, method, estimand):
+    with pytest.raises(ValueError, match=rf"^{method.__name__} supports binary treatments only; got a multi-category "
+                                         r"treatment with 3 levels\.$"):
+        method(estimand, treated="white").fit(lalonde[COVS], lalonde["race"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sampling weights
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", [EntropyBalance, InverseProbabilityTilting, StableWeights])
+@pytest.mark.parametrize("focal", [None, "c"])
+def test_integer_sampling_weights_equal_repeated_rows(rng, method, focal):
+    # a unit of sampling weight k is k copies of it: the same balance conditions (and, for optweight, the same
+    # s-weighted dispersion), so each copy's weight equals the weighted unit's weight / k, to solver rounding
+    X, treatment, _, _, _ = _simulate(rng, n=300)
+    sw = rng.integers(1, 4, len(X)).astype(float)
+    make = lambda: method("ATE" if focal is None else "ATT", treated=focal)  # noqa: E731
+    weighted = np.asarray(make().fit(X, treatment, sample_weight=sw).weights_)
+    rows = np.repeat(np.arange(len(X)), sw.astype(int))
+    repeated = np.asarray(make().fit(X.iloc[rows].reset_index(drop=True), treatment[rows]).weights_)
+    first = np.r_[0, np.cumsum(sw.astype(int))[:-1]]
+    assert_allclose(repeated[first], weighted / sw, rtol=1e-8)

@@ -4,7 +4,7 @@ The statistics follow R cobalt 4.6.1 (``bal.tab``) and WeightIt 1.5.1 (``summary
 results can be compared with them number for number. Diagnostics return DataFrames and never plot.
 """
 
-from ._balance import balance_table
+from ._balance import balance_table, max_over_comparisons
 from ._weights import WeightSummary, effective_sample_size, weight_summary
 
-__all__ = ["WeightSummary", "balance_table", "effective_sample_size", "weight_summary"]
+__all__ = ["WeightSummary", "balance_table", "effective_sample_size", "max_over_comparisons", "weight_summary"]

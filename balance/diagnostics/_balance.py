@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
 
+from .._stats import normalise, reliability_var, scale_columns
+from .._treatment import ESTIMANDS_BY_TYPE, check_estimand_for
 from .._validation import (CovariateDesign, as_1d, check_estimand, check_indexes_agree, check_sample_weight,
                            check_treatment, check_weights)
-from ._weights import check_groups_weighted, resolve_weights
+from ._weights import check_groups_weighted, group_names, inherit, inherit_treatment_type, resolve_weights
 
 STATS = ("smd", "vratio", "ks")
 SD_DENOMS = ("treated", "control", "pooled", "all")
@@ -68,11 +71,17 @@ def _check_distance(distance, n_samples, index):
 # --------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Columns:
-    """The table's rows as matrix columns (binary ones coded 0/1), each sorted once for binary detection and KS."""
+    """The table's rows as matrix columns (binary ones coded 0/1), each sorted once for binary detection and KS.
 
-    values: np.ndarray  # (n_samples, n_rows)
+    ``values`` holds every column divided by ``scale``, a power of two near its largest absolute value (1 for a
+    binary column): an exact division after which no square can overflow or underflow, and which changes no
+    scale-free statistic by a single bit.
+    """
+
+    values: np.ndarray  # (n_samples, n_rows), scaled
     order: np.ndarray  # (n_samples, n_rows): argsort of each column
     binary: np.ndarray  # (n_rows,) bool
+    scale: np.ndarray  # (n_rows,)
 
 
 def _build_columns(dist, covariates, level_flags):
@@ -91,9 +100,9 @@ def _build_columns(dist, covariates, level_flags):
     is_covariate = np.arange(raw.shape[1]) >= dist.shape[1]
     two_valued = is_covariate & (n_distinct == 2)
     reference = np.where((raw == 0).any(axis=0), 0.0, ordered[0])
-    values = np.where(two_valued, (raw != reference).astype(np.float64), raw)
+    values, scale = scale_columns(np.where(two_valued, (raw != reference).astype(np.float64), raw))
     binary = two_valued | np.concatenate([np.zeros(dist.shape[1], dtype=bool), level_flags])
-    return _Columns(values=values, order=order, binary=binary)
+    return _Columns(values=np.asfortranarray(values), order=order, binary=binary, scale=scale)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -102,18 +111,18 @@ def _build_columns(dist, covariates, level_flags):
 def _moments(matrix, w, binary):
     """Weighted mean and variance of every column over the units with ``w > 0``.
 
-    Continuous columns: n − 1 ("reliability weights") variance sum(v (x − m)^2) / (1 − sum(v^2)) with
-    v = w / sum(w); binary columns: p (1 − p). A column that is constant within the units gets its exact value
-    as mean and a variance of exactly 0, so that rounding in the weighted sums cannot turn 0/0 into a number.
+    Continuous columns: cobalt's n − 1 ("reliability weights") variance (:func:`balance._stats.reliability_var`),
+    NaN when one unit carries all the weight; binary columns: p (1 − p). A column that is constant within two or
+    more units gets its exact value as mean and a variance of exactly 0, so that rounding in the weighted sums
+    cannot turn 0/0 into a number.
     """
     pos = w > 0
-    rows, v = matrix[pos], w[pos] / w[pos].sum()
+    rows = matrix[pos]
     constant = rows.min(axis=0) == rows.max(axis=0)
-    mean = np.where(constant, rows[0], v @ rows)
-    correction = 1.0 - v @ v  # 0 when one unit carries all the weight: the variance is then undefined
-    spread = v @ (rows - mean) ** 2 / correction if correction > 0 else np.full(mean.shape, np.nan)
-    var = np.where(binary, mean * (1.0 - mean), spread)
-    return mean, np.where(constant, 0.0, var)
+    mean = np.where(constant, rows[0], normalise(w[pos]) @ rows)
+    spread = reliability_var(rows, w[pos])
+    spread = np.where(constant & ~np.isnan(spread), 0.0, spread)
+    return mean, np.where(binary, mean * (1.0 - mean), spread)
 
 
 def _ks_column(x, order, signed_w):
@@ -127,45 +136,112 @@ def _ks_column(x, order, signed_w):
     return float(gaps.max()) if gaps.size else 0.0
 
 
-def _ks(cols, a, w, diff):
-    signed = np.where(a == 1, w / w[a == 1].sum(), -w / w[a == 0].sum())
+def _ks(cols, first, second, diff):
+    """KS statistic of every row between two groups, each ``(mask, weights)``; a unit in both (cobalt's "All"
+    group) contributes to both ECDFs."""
+    signed = np.zeros(len(first[1]))
+    signed[first[0]] += normalise(first[1][first[0]])
+    signed[second[0]] -= normalise(second[1][second[0]])
     ks = np.abs(diff)  # for a binary column the KS statistic is the difference in proportions
     for j in np.flatnonzero(~cols.binary):
         ks[j] = _ks_column(cols.values[:, j], cols.order[:, j], signed)
     return ks
 
 
-def _sd_denominator(sd_denom, var_t, var_c, var_all):
-    if sd_denom == "treated":
-        return np.sqrt(var_t)
-    if sd_denom == "control":
-        return np.sqrt(var_c)
+def _sd(cols, codes, sw, sd_denom, n_levels, focal):
+    """The SMD's denominator from the sample-weighted units: one level's SD (``"treated"``: the treated or focal
+    level; ``"control"``), all units' (``"all"``), or the root mean of the K within-level variances (``"pooled"``,
+    cobalt's rule for every pair of a multi-category treatment)."""
+    if sd_denom == "all":
+        return np.sqrt(_moments(cols.values, sw, cols.binary)[1])
+
+    def var(k):
+        return _moments(cols.values[codes == k], sw[codes == k], cols.binary)[1]
+
     if sd_denom == "pooled":
-        return np.sqrt((var_t + var_c) / 2.0)
-    return np.sqrt(var_all)
+        return np.sqrt(sum(var(k) for k in range(n_levels)) / n_levels)
+    return np.sqrt(var(focal if sd_denom == "treated" else 0))
 
 
-def _smd(diff, sd, standardise):
-    """Divide by ``sd`` where asked; a zero SD gives 0 for a zero difference and ±inf otherwise."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+def _smd(diff, sd, standardise, scale):
+    """Divide by ``sd`` where asked, else undo the column scaling; a zero SD gives 0 for a zero difference and
+    ±inf otherwise."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scaled = np.where(diff == 0, 0.0, diff / sd)
-    return np.where(standardise, scaled, diff)
+        return np.where(standardise, scaled, diff * scale)
 
 
-def _stats(cols, a, w, stats, sd, standardise):
-    """The requested statistics for one weighting, keyed ``smd``, ``vratio``, ``ks``."""
-    m_t, v_t = _moments(cols.values[a == 1], w[a == 1], cols.binary)
-    m_c, v_c = _moments(cols.values[a == 0], w[a == 0], cols.binary)
-    diff = m_t - m_c
+def _contrast(cols, first, second, stats, sd, standardise):
+    """The requested statistics (keyed ``smd``, ``vratio``, ``ks``) of ``first`` minus ``second``, two groups given
+    as ``(mask, weights)``."""
+    m_1, v_1 = _moments(cols.values[first[0]], first[1][first[0]], cols.binary)
+    m_2, v_2 = _moments(cols.values[second[0]], second[1][second[0]], cols.binary)
+    diff = m_1 - m_2
     out = {}
     if "smd" in stats:
-        out["smd"] = _smd(diff, sd, standardise)
+        out["smd"] = _smd(diff, sd, standardise, cols.scale)
     if "vratio" in stats:
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["vratio"] = np.where(cols.binary, np.nan, v_t / v_c)
+            out["vratio"] = np.where(cols.binary, np.nan, v_1 / v_2)
     if "ks" in stats:
-        out["ks"] = _ks(cols, a, w, diff)
+        out["ks"] = _ks(cols, first, second, diff)
     return out
+
+
+ALL = -1  # cobalt's "All" group (pairwise=False): every unit, with its sample weights only
+
+
+def _comparisons(t, pairwise):
+    """``{name: (first, second)}`` of group codes (or ALL), in cobalt's order; each row is first minus second.
+
+    Binary: one comparison, treated minus control (name None). Multi-category: every pair of levels, "B vs. A" =
+    B − A for A before B in level order (``pairwise``); each level against the full unadjusted sample, "All vs. A"
+    = A − All (``pairwise=False``, no focal level); or the focal level against each other level, "F vs. A" = F − A
+    (``pairwise=False`` with a focal level).
+    """
+    if t.kind == "binary":
+        return {None: (1, 0)}
+    levels = [str(level) for level in t.levels]
+    if pairwise:
+        return {f"{levels[j]} vs. {levels[i]}": (j, i) for i, j in combinations(range(len(levels)), 2)}
+    if t.focal is None:
+        return {f"All vs. {level}": (k, ALL) for k, level in enumerate(levels)}
+    return {f"{levels[t.focal]} vs. {level}": (t.focal, k) for k, level in enumerate(levels) if k != t.focal}
+
+
+def _block(dist, covariates, level_flags, t, codes, runs, options):
+    """Binary flags and statistics of one block of rows computed over the same units: ``{comparison: {column
+    name: values}}``.
+
+    The SD comes from the unweighted sample (sample weights only, ``runs["un"]``), for both the unadjusted and
+    adjusted SMD; the "All" group is always the unadjusted full sample.
+    """
+    stats, sd_denom, binary, continuous, pairwise = options
+    cols = _build_columns(dist, covariates, level_flags)
+    standardise = np.where(cols.binary, binary == "std", continuous == "std")
+    sw = runs["un"]
+    sd = _sd(cols, codes, sw, sd_denom, max(t.n_levels, 2), 1 if t.kind == "binary" else t.focal)
+    everyone = np.ones(len(codes), dtype=bool)
+    values = {}
+    for name, (g_1, g_2) in _comparisons(t, pairwise).items():
+        values[name] = {}
+        for suffix, run_w in runs.items():
+            first, second = ((everyone, sw) if g == ALL else (codes == g, run_w) for g in (g_1, g_2))
+            for stat, column in _contrast(cols, first, second, stats, sd, standardise).items():
+                values[name][f"{stat}_{suffix}"] = column
+    return cols.binary, values
+
+
+def _observed_block(column, level_flag, t, codes, runs, options):
+    """:func:`_block` for one covariate with missing values, over the units where it is observed (cobalt).
+
+    None for the statistics when a group has no observed unit of positive weight."""
+    seen = ~np.isnan(column)
+    runs = {suffix: w[seen] for suffix, w in runs.items()}
+    if not all(np.any(w[codes[seen] == k] > 0) for w in runs.values() for k in range(max(t.n_levels, 2))):
+        binary = bool(level_flag[0]) or np.unique(column[seen]).size == 2
+        return np.array([binary]), None
+    return _block(np.empty((int(seen.sum()), 0)), column[seen, None], level_flag, t, codes[seen], runs, options)
 
 
 def _warn_infinite(table):
@@ -197,8 +273,10 @@ def balance_table(
     distance=None,
     treated=None,
     missing=None,
+    treatment_type=None,
+    pairwise=None,
 ):
-    """Covariate balance between treated and control units, before and after weighting (cobalt's ``bal.tab``).
+    """Covariate balance between treatment groups, before and after weighting (cobalt's ``bal.tab``).
 
     Parameters
     ----------
@@ -206,15 +284,18 @@ def balance_table(
         Covariates. Categorical (category, object or string) columns are split into one indicator per level,
         named ``<column>_<level>`` (e.g. ``race_black``), all levels shown; boolean columns become 0/1.
     treatment : array-like of shape (n_samples,)
-        Binary treatment: 0/1, boolean, or two levels with ``treated`` given. A Series must carry X's index.
+        Binary treatment: 0/1, boolean, or two levels with ``treated`` given; or a multi-category one (three or
+        more levels, see ``pairwise``). A Series must carry X's index.
     weights : array-like of shape (n_samples,) or fitted weighting estimator, default=None
         Analysis weights (non-negative), **sampling weights included**, as every estimator's ``weights_`` of this
-        package (so they equal cobalt's ``weights * s.weights``). Any object with a ``weights_`` attribute (a
-        fitted weighting estimator) is replaced by its ``weights_``, and its ``estimand`` attribute is used when
-        ``estimand`` is None. A Series must carry X's index. ``None`` gives the unadjusted columns only.
+        package (so they equal cobalt's ``weights * s.weights``). A fitted weighting estimator (or a Pipeline
+        ending in one) is replaced by its ``weights_``, and its settings are used: its estimand, its treated
+        level (``treatment_levels_``) and its ``missing`` rule; an explicit argument that conflicts with one of
+        them is an error. A Series must carry X's index. ``None`` gives the unadjusted columns only.
     estimand : {"ATE", "ATT", "ATC", "ATO", "ATM", "ATOS"}, default=None
+        (Multi-category: "ATE", "ATT" with the focal level ``treated``, "ATO".)
         Selects the default ``sd_denom``. ``None`` means the fitted estimator's ``estimand`` if ``weights`` has
-        one, else ``"ATE"``. An explicit value always wins.
+        one, else ``"ATE"``; a different explicit value is an error (it would change the SD behind the weights).
     stats : str or sequence of {"smd", "vratio", "ks"}, default=("smd", "vratio", "ks")
         Statistics to report; columns always come in the order smd, vratio, ks.
     binary : {"raw", "std"}, default="raw"
@@ -222,6 +303,8 @@ def balance_table(
     continuous : {"std", "raw"}, default="std"
         ``"std"``: continuous covariates and distances show the SMD; ``"raw"``: the difference in means.
     sd_denom : {"treated", "control", "pooled", "all"}, default=None
+        (Multi-category: "treated" is the focal level's SD, "pooled" the root mean of all K levels' variances, the
+        same for every comparison as in cobalt; "control" does not apply.)
         Standard deviation in the SMD denominator, always computed on the unweighted sample (``sample_weight``
         only): ``"treated"`` the treated group's SD, ``"control"`` the control group's, ``"pooled"``
         :math:`\\sqrt{(s_T^2 + s_C^2)/2}`, ``"all"`` the SD of all units together. ``None`` picks by estimand:
@@ -234,17 +317,30 @@ def balance_table(
         Distance measures shown first, of type ``"Distance"`` (an array-like is named ``"prop.score"``). They are
         summarised like continuous covariates but are not covariates.
     treated : scalar, default=None
-        The treated level, when ``treatment`` is not 0/1 or boolean.
+        The treated level, when ``treatment`` is not 0/1 or boolean; for a multi-category treatment the focal
+        level (of an ATT). None: the fitted estimator's treated level when ``weights`` is one; a different
+        explicit level is an error.
     missing : {"error", "indicator"}, default=None
         Missing covariate values: ``"error"`` raises; ``"indicator"`` adds a binary row ``<column>:<NA>`` per
-        column with missing values (cobalt's ``var:<NA>`` rows) and summarises the observed values after median
-        filling, as the weighting estimators model them. None: the fitted estimator's ``missing`` when ``weights``
-        is one, else ``"error"``.
+        column with missing values (cobalt's ``var:<NA>`` rows, the proportion missing) and summarises every
+        covariate over the units where it is observed (cobalt's ``na.rm = TRUE``; a categorical column's level
+        shares are shares of those units). None: the fitted estimator's ``missing`` when ``weights`` is one, else
+        ``"error"``; a different explicit rule is an error.
+    treatment_type : {"auto", "binary", "multi-category"}, default=None
+        As the weighters' parameter (an integer treatment with more than two values needs it). None: the fitted
+        estimator's type when ``weights`` is one, else ``"auto"``.
+    pairwise : bool, default=None
+        Multi-category treatments only. True: every pair of levels, named "B vs. A" (B − A, A before B in level
+        order); False: each level against the full unadjusted sample, "All vs. A" (A − All), or, when there is a
+        focal level, the focal level against each other level, "F vs. A" (F − A). None: True without a focal
+        level, False with one (cobalt's own default is True in both cases).
 
     Returns
     -------
     table : pandas.DataFrame
-        One row per distance and expanded covariate, in X's column order (distances first). Column ``type`` is
+        One row per distance and expanded covariate, in X's column order (distances first); for a multi-category
+        treatment one such block per comparison, under a MultiIndex with levels ``comparison`` and ``variable``
+        (cobalt's order; :func:`max_over_comparisons` gives the largest imbalance of each row). Column ``type`` is
         ``"Distance"``, ``"Binary"`` or ``"Contin."``; then ``smd_un``, ``vratio_un``, ``ks_un`` (those requested)
         and, when ``weights`` is given, ``smd_adj``, ``vratio_adj``, ``ks_adj``. The variance ratio of a binary
         row is NaN, as cobalt prints NA.
@@ -253,18 +349,25 @@ def balance_table(
     ------
     ValueError
         If ``weights`` has missing, infinite or negative values, the wrong length or a misaligned index; if
-        ``weights`` or ``sample_weight`` is zero for every unit of a group; for an unknown option; and for
-        the problems :func:`balance._validation.check_treatment` and ``check_sample_weight`` report.
+        ``weights`` or ``sample_weight`` is zero for every unit of a group; for an unknown option; when
+        ``estimand``, ``treated`` or ``missing`` conflicts with the fitted estimator's; and for the problems
+        :func:`balance._validation.check_treatment` and ``check_sample_weight`` report.
+    TypeError
+        If ``weights`` is an estimator that has not been fitted.
 
     Warns
     -----
     RuntimeWarning
-        When a covariate's SD is zero but its groups differ, so that its SMD is ±inf.
+        When a covariate's SD is zero but its groups differ, so that its SMD is ±inf; when a covariate is
+        missing for every unit of positive weight in a group (its statistics are then NaN).
 
     Notes
     -----
     Conventions of cobalt 4.6.1 (``bal.tab`` for a binary treatment), reproduced to 1e-12 on the lalonde
-    reference (up to the rounding-noise rule at the end of this list):
+    reference (up to the rounding-noise rule at the end of this list); each comparison of a multi-category
+    treatment is such a binary table of its two groups, except that the SMD's SD is the same for every
+    comparison (``sd_denom``) and the "All" group of ``pairwise=False`` is the full sample with its sampling weights
+    only (reproduced to the same precision on the lalonde three-level reference, WeightIt 1.5.1 / cobalt 4.6.1):
 
     - **SMD** :math:`= (\\bar x_{w,T} - \\bar x_{w,C}) / s`, the difference of the weighted group means divided by
       an SD :math:`s` computed **without** the balancing weights (only ``sample_weight``), so that weighting
@@ -293,7 +396,18 @@ def balance_table(
     Degenerate cases, never silent: a column constant within the units that define the SD has SD 0; its SMD is
     0 when the group means are equal (a constant covariate always gives 0, with the row kept) and ±inf with a
     RuntimeWarning otherwise. A variance ratio with a zero control variance is inf (NaN when both are 0); a
-    group where one unit carries all the weight has an undefined (NaN) continuous variance.
+    group where one unit carries all the weight has an undefined (NaN) continuous variance, hence a NaN
+    variance ratio.
+
+    **Missing values** (``missing="indicator"``): each statistic of a covariate uses the units where it is
+    observed, with their weights (each group's weights renormalised over them), its SD as well; this is cobalt's
+    ``na.rm = TRUE``. One difference: cobalt 4.6.1's KS statistic of a continuous covariate with missing values
+    pairs the remaining values with the weights of the wrong units (``col_w_ks`` drops the NAs from the values but
+    not from the weights), so its KS for such rows is not reproduced; here it is the KS of the observed values.
+
+    **Floating point.** Every column is divided by a power of two near its largest absolute value before anything
+    is squared (an exact operation), so covariates of magnitude 1e160 or 1e-200 give the same SMDs, variance
+    ratios and KS statistics as covariates near 1, and ordinary columns the same bits as without it.
 
     References
     ----------
@@ -317,52 +431,125 @@ def balance_table(
     age      Contin.  -0.260       0.44  0.250    0.137       0.444   0.429
     group_a   Binary   0.167        NaN  0.167   -0.048         NaN   0.048
     group_b   Binary  -0.167        NaN  0.167    0.048         NaN   0.048
+
+    A multi-category treatment gives one block per comparison:
+
+    >>> arm = ["x", "x", "y", "y", "z", "z", "z"]
+    >>> table = balance_table(X[["age"]], arm, stats="smd")
+    >>> table["smd_un"].round(3).to_dict()
+    {('y vs. x', 'age'): 0.657, ('z vs. x', 'age'): 0.825, ('z vs. y', 'age'): 0.168}
     """
     stats = _check_stats(stats)
     _check_choice(binary, ("raw", "std"), "binary")
     _check_choice(continuous, ("raw", "std"), "continuous")
-    weights_arg = weights
-    weights, fitted_estimand = resolve_weights(weights)
-    estimand = check_estimand(estimand if estimand is not None else (fitted_estimand or "ATE"))
-    if sd_denom is None:
-        sd_denom = _DEFAULT_SD_DENOM.get(estimand, "pooled")
-    _check_choice(sd_denom, SD_DENOMS, "sd_denom")
-
-    if missing is None:
-        missing = getattr(weights_arg, "missing", "error")
-    design = CovariateDesign.from_data(X, missing=missing)
-    covariates, cov_names = design.transform(X, drop_first=False)
+    fitted = resolve_weights(weights)
+    design = CovariateDesign.from_data(X, missing=inherit("missing", missing, fitted.missing) or "error")
+    covariates, cov_names = design.transform(X, drop_first=False, impute=False)
     n = covariates.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None
-    check_indexes_agree(X=index, treatment=treatment, weights=weights, sample_weight=sample_weight)
-    t = check_treatment(treatment, treated=treated, n_samples=n, index=index, treatment_type="binary")
-    a = t.a
+    check_indexes_agree(X=index, treatment=treatment, weights=fitted.weights, sample_weight=sample_weight)
+    t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated), n_samples=n, index=index,
+                        treatment_type=inherit_treatment_type(treatment_type, fitted))
+    if t.kind == "continuous":
+        raise ValueError("treatment is continuous: balance_table compares treatment groups; a continuous "
+                         "treatment's balance is its correlation with each covariate (not implemented here yet).")
+    estimand = inherit("estimand", None if estimand is None else check_estimand(estimand), fitted.estimand)
+    estimand = check_estimand_for(estimand or "ATE", t, ESTIMANDS_BY_TYPE[t.kind], "balance_table")
+    if sd_denom is None:
+        sd_denom = _DEFAULT_SD_DENOM.get(estimand, "pooled")
+    _check_choice(sd_denom, SD_DENOMS if t.kind == "binary" else ("treated", "pooled", "all"), "sd_denom")
+    if sd_denom == "treated" and t.focal is None:
+        raise ValueError("sd_denom='treated' with a multi-category treatment needs the focal level: pass "
+                         "treated=<level>.")
+    codes, groups = t.a, group_names(t)
     sw = check_sample_weight(sample_weight, n, index=index)
-    check_groups_weighted(sw, a, "sample_weight")
+    check_groups_weighted(sw, codes, "sample_weight", labels=groups)
+    runs = {"un": sw}
+    if fitted.weights is not None:
+        runs["adj"] = check_weights(fitted.weights, n, index=t.index)
+        check_groups_weighted(runs["adj"], codes, labels=groups)
 
     dist, dist_names = _check_distance(distance, n, t.index)
     names = dist_names + cov_names
     if len(set(names)) != len(names):
         raise ValueError(f"distance names {dist_names} clash with the covariate names {cov_names}; rename them.")
-    cols = _build_columns(dist, covariates, design.indicator_flags(drop_first=False))
-    types = ["Distance"] * len(dist_names) + ["Binary" if b else "Contin." for b in cols.binary[len(dist_names):]]
-    standardise = np.where(cols.binary, binary == "std", continuous == "std")
+    options = (stats, sd_denom, binary, continuous, t.focal is None if pairwise is None else pairwise)
+    flags = design.indicator_flags(drop_first=False)
+    incomplete = np.isnan(covariates).any(axis=0)
+    complete = np.flatnonzero(~incomplete)
+    binary_rows, blocks = _block(dist, covariates[:, complete], flags[complete], t, codes, runs, options)
+    positions = np.r_[np.arange(len(dist_names)), len(dist_names) + complete]
+    is_binary = np.zeros(len(names), dtype=bool)
+    is_binary[positions] = binary_rows
+    columns = {name: {key: np.full(len(names), np.nan) for key in values} for name, values in blocks.items()}
+    for name, values in blocks.items():
+        for key, column in values.items():
+            columns[name][key][positions] = column
+    unsummarised = []
+    for j in np.flatnonzero(incomplete):  # statistics over the observed values only, as cobalt's na.rm = TRUE
+        row = len(dist_names) + j
+        binary_row, observed = _observed_block(covariates[:, j], flags[j:j + 1], t, codes, runs, options)
+        is_binary[row] = binary_row[0]
+        if observed is None:
+            unsummarised.append(names[row])
+            continue
+        for name, values in observed.items():
+            for key, column in values.items():
+                columns[name][key][row] = column[0]
+    if unsummarised:
+        warnings.warn(f"covariate(s) {unsummarised} are missing for every unit of positive weight in a treatment "
+                      "group, so their statistics are NaN; their <NA> rows show the missingness.", RuntimeWarning,
+                      stacklevel=2)
 
-    # the SD comes from the unweighted sample (sample weights only), for both the unadjusted and adjusted SMD
-    _, var_t = _moments(cols.values[a == 1], sw[a == 1], cols.binary)
-    _, var_c = _moments(cols.values[a == 0], sw[a == 0], cols.binary)
-    _, var_all = _moments(cols.values, sw, cols.binary)
-    sd = _sd_denominator(sd_denom, var_t, var_c, var_all)
-
-    table = pd.DataFrame({"type": types}, index=pd.Index(names))
-    runs = {"un": sw}
-    if weights is not None:
-        w = check_weights(weights, n, index=t.index)
-        check_groups_weighted(w, a)
-        runs["adj"] = w
-    for suffix, run_w in runs.items():
-        for stat, values in _stats(cols, a, run_w, stats, sd, standardise).items():
-            table[f"{stat}_{suffix}"] = values
+    types = ["Distance"] * len(dist_names) + ["Binary" if b else "Contin." for b in is_binary[len(dist_names):]]
+    tables = {name: pd.DataFrame({"type": types, **values}, index=pd.Index(names)) for name, values in columns.items()}
+    if t.kind == "binary":
+        table = tables[None]
+    else:
+        table = pd.concat(tables, names=["comparison", "variable"])
     if "smd" in stats:
         _warn_infinite(table)
     return table
+
+
+def max_over_comparisons(table):
+    """The largest imbalance of every row over the comparisons of a multi-category balance table (cobalt's
+    "Balance summary across all treatment pairs").
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A :func:`balance_table` of a multi-category treatment (index levels ``comparison`` and ``variable``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per variable (in the table's order) with its ``type`` and, per statistic column of ``table``, the
+        maximum over comparisons of ``|smd|``, of ``max(vratio, 1 / vratio)`` and of ``ks`` (NaN where every
+        comparison is NaN, e.g. the variance ratio of a binary row).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from balance.diagnostics import balance_table, max_over_comparisons
+    >>> X = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 2.0, 6.0, 1.0, 5.0, 3.0]})
+    >>> arm = pd.Series(["a", "a", "a", "b", "b", "b", "c", "c", "c"])
+    >>> max_over_comparisons(balance_table(X, arm, stats="smd"))
+          type    smd_un
+    x  Contin.  1.154701
+    """
+    if not isinstance(table.index, pd.MultiIndex) or list(table.index.names) != ["comparison", "variable"]:
+        raise ValueError("table must be a balance_table of a multi-category treatment (index levels 'comparison' "
+                         "and 'variable').")
+    variables = table.index.get_level_values("variable")
+    order = pd.unique(variables)
+    out = {"type": table["type"].groupby(variables, sort=False).first()}
+    for column in table.columns.drop("type"):
+        values = table[column].to_numpy(dtype=float)
+        if column.startswith("smd"):
+            values = np.abs(values)
+        elif column.startswith("vratio"):
+            with np.errstate(divide="ignore"):
+                values = np.fmax(values, 1.0 / values)
+        out[column] = pd.Series(values, index=table.index).groupby(variables, sort=False).max()
+    return pd.DataFrame(out).loc[order].rename_axis(None)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from .._stats import kish_ess, pow2_scale
 from .._validation import check_indexes_agree, check_treatment, check_weights
 
 GROUPS = ("control", "treated")
@@ -24,26 +25,71 @@ GROUPS = ("control", "treated")
 # --------------------------------------------------------------------------------------------------------------
 # weight checks (shared with _balance.py)
 # --------------------------------------------------------------------------------------------------------------
-def resolve_weights(weights, name="weights"):
-    """Return ``(weights, estimand)``: a fitted estimator's ``weights_`` and ``estimand``, or ``(weights, None)``.
+@dataclass(frozen=True)
+class Resolved:
+    """What :func:`resolve_weights` found: the weights and the settings of the weighter that made them (None:
+    not known, the weights were given as numbers)."""
 
-    An estimator (or a Pipeline ending in one) that is not fitted raises a TypeError saying so.
+    weights: object
+    estimand: str | None = None
+    treated: object = None  # the fitted treated (binary) or focal (multi-category) level
+    missing: str | None = None
+    treatment_type: str | None = None
+
+
+def resolve_weights(weights, name="weights"):
+    """Return a :class:`Resolved`: a fitted weighter's ``weights_`` with its estimand, treated level and missing
+    rule, or the weights given.
+
+    A Pipeline is read through its last step. An estimator (or a Pipeline ending in one) that is not fitted raises
+    a TypeError saying so.
     """
     given = weights
     if isinstance(weights, Pipeline):  # a pipeline ending in a weighting estimator: read its last step
         weights = weights[-1]
     if hasattr(weights, "weights_"):
-        return weights.weights_, getattr(weights, "estimand", None)
+        kind = getattr(weights, "treatment_type_", None)
+        levels = getattr(weights, "treatment_levels_", None)
+        binary = levels is not None and kind in (None, "binary")
+        treated = levels[-1] if binary else getattr(weights, "treated", None)
+        estimand = getattr(weights, "estimand", None)
+        return Resolved(weights.weights_, None if estimand is None else str(estimand).upper(), treated,
+                        getattr(weights, "missing", None), kind)
     if hasattr(weights, "fit"):
         raise TypeError(f"{name} is an unfitted {type(given).__name__}; fit it first, or pass its weights.")
-    return weights, None
+    return Resolved(weights)
 
 
-def check_groups_weighted(w, a, name="weights"):
-    """Raise a ValueError if every unit of one treatment group has weight zero (its means are then undefined)."""
-    for arm in (0, 1):
+def inherit(name, explicit, fitted):
+    """The setting to use: the explicit argument, else the fitted weighter's; an error when they differ."""
+    if explicit is None:
+        return fitted
+    if fitted is not None and not (explicit is fitted or bool(np.all(explicit == fitted))):
+        raise ValueError(f"{name}={explicit!r} conflicts with the fitted weighter's {name} ({fitted!r}); drop "
+                         f"{name}= to use the weighter's, or refit the weighter with {name}={explicit!r}.")
+    return explicit
+
+
+def group_names(t):
+    """Names of a treatment's groups in code order: ``control``/``treated`` for a binary treatment, else the
+    level labels."""
+    return list(GROUPS) if t.kind == "binary" else list(t.levels)
+
+
+def inherit_treatment_type(treatment_type, fitted):
+    """The treatment type to validate with: the explicit one ("auto" counts as not given), else the fitted
+    weighter's (a :class:`Resolved`), else "auto"."""
+    explicit = None if treatment_type in (None, "auto") else treatment_type
+    return inherit("treatment_type", explicit, fitted.treatment_type) or "auto"
+
+
+def check_groups_weighted(w, a, name="weights", labels=GROUPS):
+    """Raise a ValueError if every unit of one treatment group (codes 0..len(labels)-1) has weight zero (its means
+    are then undefined)."""
+    for arm, label in enumerate(labels):
         if not np.any(w[a == arm] > 0):
-            raise ValueError(f"{name} is zero for every {GROUPS[arm]} unit; that group cannot be summarised.")
+            what = label if tuple(labels) == GROUPS else f"{label!r}"
+            raise ValueError(f"{name} is zero for every {what} unit; that group cannot be summarised.")
 
 
 def _labels(*series_indexes, n):
@@ -57,10 +103,6 @@ def _labels(*series_indexes, n):
 # --------------------------------------------------------------------------------------------------------------
 # effective sample size
 # --------------------------------------------------------------------------------------------------------------
-def _kish(w):
-    return float(w.sum() ** 2 / np.sum(w**2))
-
-
 # Extreme weights: a group is flagged when its Kish ESS falls below MIN_ESS (and below half its units with positive
 # weight, so that a small group of equal weights is not flagged), or when one unit carries more than MAX_SHARE of
 # the group's total weight (and more than twice an equal share). Calibrated by benchmarks/extreme_weights.py: with
@@ -96,6 +138,16 @@ class WeightConcentration:
         """The numbers of every group, e.g. ``"control: ESS 1.9 of 120 units, largest unit 64% of the weight"``."""
         return "; ".join(f"{g}: ESS {self.ess[g]:.1f} of {int(self.n_positive[g])} units, largest unit "
                          f"{100 * self.max_share[g]:.0f}% of the weight" for g in self.ess.index)
+
+
+def weight_groups(treatment):
+    """``(codes, labels)`` over which :func:`check_extreme_weights` judges a validated treatment's weights: the
+    two groups of a binary treatment (``control``, ``treated``), the levels of a multi-category one, and the whole
+    sample (``all``) for a continuous one."""
+    if treatment.kind == "continuous":
+        return np.zeros(len(treatment.codes), dtype=int), ["all"]
+    labels = list(GROUPS) if treatment.kind == "binary" else [str(level) for level in treatment.levels]
+    return treatment.codes, labels
 
 
 def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", warn=True, stacklevel=3):
@@ -145,7 +197,7 @@ def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", w
     for k in range(n_groups):
         wk = w[codes == k]
         total = wk.sum()
-        ess.append(_kish(wk) if total > 0 else 0.0)
+        ess.append(kish_ess(wk) if total > 0 else 0.0)
         n_positive.append(int(np.sum(wk > 0)))
         share.append(wk.max() / total if total > 0 else np.nan)
     ess, n_positive, share = (pd.Series(v, index=list(labels), dtype=float) for v in (ess, n_positive, share))
@@ -161,31 +213,38 @@ def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", w
     return report
 
 
-def effective_sample_size(weights, treatment=None, *, treated=None):
+def effective_sample_size(weights, treatment=None, *, treated=None, treatment_type=None):
     """Kish's effective sample size of a weight vector, per treatment group.
 
     Parameters
     ----------
     weights : array-like of shape (n_samples,) or fitted weighting estimator
         Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``; WeightIt's
-        ``ESS()`` of ``weights * s.weights``). An object with a ``weights_`` attribute (a fitted weighting
-        estimator) is replaced by its ``weights_``.
+        ``ESS()`` of ``weights * s.weights``). A fitted weighting estimator (or a Pipeline ending in one) is
+        replaced by its ``weights_``, and its treated level is used.
     treatment : array-like of shape (n_samples,), default=None
-        Binary treatment, coded as in :func:`balance._validation.check_treatment` (0/1, boolean, or any two levels
-        with ``treated`` given). ``None`` pools all units.
+        Binary treatment, coded as in :func:`balance._treatment.check_treatment` (0/1, boolean, or any two levels
+        with ``treated`` given), or a multi-category one (one ESS per level). ``None`` pools all units.
     treated : scalar, default=None
-        The treated level, when ``treatment`` is not 0/1 or boolean.
+        The treated level, when ``treatment`` is not 0/1 or boolean. None: the fitted estimator's treated level
+        when ``weights`` is one; a different explicit level is an error.
+    treatment_type : {"auto", "binary", "multi-category"}, default=None
+        As the weighters' parameter (needed for integer codes of more than two levels). None: the fitted
+        estimator's type when ``weights`` is one, else "auto".
 
     Returns
     -------
     ess : pandas.Series or float
-        With a treatment, a Series indexed ``["control", "treated"]``; without one, a single float.
+        With a treatment, a Series indexed ``["control", "treated"]`` (binary) or by the levels (multi-category);
+        without one, a single float.
 
     Raises
     ------
     ValueError
         If ``weights`` has missing, infinite or negative values, the wrong length, an index that differs from
-        ``treatment``'s, or is zero for a whole group.
+        ``treatment``'s, or is zero for a whole group; if ``treated`` conflicts with the fitted estimator's.
+    TypeError
+        If ``weights`` is an estimator that has not been fitted.
 
     Notes
     -----
@@ -212,23 +271,30 @@ def effective_sample_size(weights, treatment=None, *, treated=None):
     3.6
     """
     if treatment is None:
-        w = check_weights(resolve_weights(weights)[0])
+        w = check_weights(resolve_weights(weights).weights)
         if not np.any(w > 0):
             raise ValueError("weights is zero for every unit.")
-        return _kish(w)
-    w, a, _ = _weights_by_group(weights, treatment, treated)
-    return pd.Series([_kish(w[a == 0]), _kish(w[a == 1])], index=list(GROUPS))
+        return kish_ess(w)
+    w, a, groups, _ = _weights_by_group(weights, treatment, treated, treatment_type)
+    return pd.Series([kish_ess(w[a == k]) for k in range(len(groups))], index=groups)
 
 
-def _weights_by_group(weights, treatment, treated):
-    """Validate weights against a treatment: return ``(w, a, labels)`` with ``a`` coded 0/1."""
-    weights, _ = resolve_weights(weights)
+def _weights_by_group(weights, treatment, treated, treatment_type):
+    """Validate weights against a binary or multi-category treatment: return ``(w, a, groups, labels)`` with ``a``
+    the group codes, ``groups`` their names and ``labels`` the row labels."""
+    fitted = resolve_weights(weights)
+    weights = fitted.weights
     check_indexes_agree(treatment=treatment, weights=weights)
-    t = check_treatment(treatment, treated=treated, treatment_type="binary")
+    t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated),
+                        treatment_type=inherit_treatment_type(treatment_type, fitted))
+    if t.kind == "continuous":
+        raise ValueError("treatment is continuous: weights are summarised per treatment group, which a continuous "
+                         "treatment has not; call without treatment for the pooled summary.")
     w_index = weights.index if isinstance(weights, pd.Series) else None
     w = check_weights(weights, t.a.shape[0])
-    check_groups_weighted(w, t.a)
-    return w, t.a, _labels(t.index, w_index, n=t.a.shape[0])
+    groups = group_names(t)
+    check_groups_weighted(w, t.a, labels=groups)
+    return w, t.a, groups, _labels(t.index, w_index, n=t.a.shape[0])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -241,8 +307,8 @@ class WeightSummary:
     Attributes
     ----------
     table : pandas.DataFrame
-        One column per group (``control``, ``treated``); rows ``n``, ``min``, ``max``, ``sum``, ``mean``, ``cv``,
-        ``scaled_mad``, ``neg_entropy``, ``n_zeros``, ``ess``.
+        One column per group (``control``, ``treated``, or the levels of a multi-category treatment); rows ``n``,
+        ``min``, ``max``, ``sum``, ``mean``, ``cv``, ``scaled_mad``, ``neg_entropy``, ``n_zeros``, ``ess``.
     top : dict of str to pandas.Series
         Per group, the largest weights (largest first), indexed by row label.
 
@@ -269,37 +335,41 @@ class WeightSummary:
 
 
 def _group_stats(w):
-    mean = w.mean()
-    positive = w[w > 0]
+    ws = w / pow2_scale(w, axis=None)  # an exact rescaling: the scale-free statistics cannot overflow
+    mean, mean_s = w.mean(), ws.mean()
+    positive = ws[ws > 0]
     scaled = positive / positive.mean()
     return {
         "n": float(w.size),
-        "min": positive.min(),
-        "max": positive.max(),
+        "min": w[w > 0].min(),
+        "max": w.max(),
         "sum": w.sum(),
         "mean": mean,
-        "cv": w.std(ddof=1) / mean if w.size > 1 else np.nan,
-        "scaled_mad": np.mean(np.abs(w - mean)) / mean,
+        "cv": ws.std(ddof=1) / mean_s if w.size > 1 else np.nan,
+        "scaled_mad": np.mean(np.abs(ws - mean_s)) / mean_s,
         "neg_entropy": np.mean(scaled * np.log(scaled)),
         "n_zeros": float(np.sum(w == 0)),
-        "ess": _kish(w),
+        "ess": kish_ess(w),
     }
 
 
-def weight_summary(weights, treatment, *, treated=None, n_top=5):
+def weight_summary(weights, treatment, *, treated=None, treatment_type=None, n_top=5):
     """Summarise weights per treatment group, as R WeightIt's ``summary()`` does.
 
     Parameters
     ----------
     weights : array-like of shape (n_samples,) or fitted weighting estimator
         Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``, and as
-        WeightIt summarises ``weights * s.weights``), or an object with a ``weights_`` attribute. A Series gives
-        the row labels of the largest weights.
+        WeightIt summarises ``weights * s.weights``), or a fitted weighting estimator (its ``weights_`` and its
+        treated level are used). A Series gives the row labels of the largest weights.
     treatment : array-like of shape (n_samples,)
-        Binary treatment (0/1, boolean, or two levels with ``treated`` given). A Series must carry the same index
-        as a Series ``weights``.
+        Binary treatment (0/1, boolean, or two levels with ``treated`` given), or a multi-category one (one
+        column per level). A Series must carry the same index as a Series ``weights``.
     treated : scalar, default=None
-        The treated level, when ``treatment`` is not 0/1 or boolean.
+        The treated level, when ``treatment`` is not 0/1 or boolean. None: the fitted estimator's treated level
+        when ``weights`` is one; a different explicit level is an error.
+    treatment_type : {"auto", "binary", "multi-category"}, default=None
+        As in :func:`effective_sample_size`.
     n_top : int, default=5
         How many of the largest weights to list per group.
 
@@ -332,8 +402,9 @@ def weight_summary(weights, treatment, *, treated=None, n_top=5):
       :math:`\\frac{1}{m}\\sum_i v_i \\log v_i`; 0 for equal weights, larger for more uneven weights;
     - ``ess``: Kish's effective sample size :math:`(\\sum w)^2 / \\sum w^2`.
 
-    ``cv``, ``scaled_mad``, ``neg_entropy`` and ``ess`` do not depend on the scale of a group's weights; ``min``,
-    ``max``, ``sum`` and ``mean`` do.
+    ``cv``, ``scaled_mad``, ``neg_entropy`` and ``ess`` do not depend on the scale of a group's weights (they are
+    computed on the weights divided by a power of two near their maximum, so weights of 1e200 or 1e-200 give the
+    same values as weights near 1); ``min``, ``max``, ``sum`` and ``mean`` do.
 
     References
     ----------
@@ -360,10 +431,10 @@ def weight_summary(weights, treatment, *, treated=None, n_top=5):
     """
     if not (isinstance(n_top, (int, np.integer)) and n_top >= 0):
         raise ValueError(f"n_top must be a non-negative integer; got {n_top!r}.")
-    w, a, labels = _weights_by_group(weights, treatment, treated)
-    table = pd.DataFrame({g: _group_stats(w[a == arm]) for arm, g in enumerate(GROUPS)})
+    w, a, groups, labels = _weights_by_group(weights, treatment, treated, treatment_type)
+    table = pd.DataFrame({g: _group_stats(w[a == arm]) for arm, g in enumerate(groups)})
     top = {}
-    for arm, group in enumerate(GROUPS):
+    for arm, group in enumerate(groups):
         group_w = pd.Series(w[a == arm], index=labels[a == arm])
         # stable sort so that ties keep the row order, as R's order() does
         top[group] = group_w.iloc[np.argsort(-group_w.to_numpy(), kind="stable")[:n_top]]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.special import expit
 
+from .._stats import scale_columns
 from ..weights._logistic import fit_logistic
 
 OUTCOME_MODELS = ("simple", "additive", "interact", "aipw")
@@ -102,7 +103,8 @@ def _standardise(covariates):
     spans the same space), while a covariate of size 1e12 or 1e-12 no longer ruins the rank check, the least-squares
     fit and the Jacobian's conditioning. γ is on the standardised scale (it is not reported)."""
     centred = covariates - covariates.mean(axis=0)
-    scale = np.sqrt(np.mean(centred ** 2, axis=0))
+    scaled, unit = scale_columns(centred)  # exact; no square of a covariate of magnitude 1e200 overflows
+    scale = np.sqrt(np.mean(scaled ** 2, axis=0)) * unit
     return centred / np.where(scale > 0, scale, 1.0)
 
 

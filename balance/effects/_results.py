@@ -46,6 +46,9 @@ class EffectResults:
     n_contrasts : int
         The first ``n_contrasts`` rows are contrasts (one for a binary treatment, every pair of levels otherwise),
         the rest potential-outcome means.
+    std_err : Series or None
+        Standard errors when computed apart from ``vcov`` (an outcome of magnitude 1e200 has variances beyond the
+        floating-point range, inf in ``vcov``, but finite SEs); None: the square roots of ``vcov``'s diagonal.
 
     Examples
     --------
@@ -73,6 +76,7 @@ class EffectResults:
     draws: pd.DataFrame | None = None
     notes: tuple = field(default_factory=tuple)
     n_contrasts: int = 1
+    std_err: pd.Series | None = None
 
     # -- derived quantities -----------------------------------------------------------------------------------
     @property
@@ -94,6 +98,8 @@ class EffectResults:
     @property
     def se(self):
         """Standard errors (of the log ratio for ratio scales)."""
+        if self.std_err is not None:
+            return self.std_err
         return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index, name="std_err")
 
     @property

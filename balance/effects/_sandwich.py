@@ -68,11 +68,27 @@ def stacked_cov(outcome, clusters=None, parts=None):
         numerical_jacobian(lambda t: parts.psi(t).sum(axis=0), theta)
     dw = parts.weights_jacobian(theta) if parts.weights_jacobian is not None else \
         numerical_jacobian(parts.weights, theta)
+    weight_psi = parts.psi(theta)
+    if not (np.all(np.isfinite(j_beta)) and np.all(np.isfinite(dw)) and np.all(np.isfinite(weight_psi))):
+        # e.g. covariates of magnitude 1e200, whose squares overflow in the weight model's derivatives
+        raise ValueError(_NOT_COMPUTABLE.format("the weight model's estimating equations or their derivatives are "
+                                                "not finite"))
     k, m = theta.size, outcome.params.size
     bread = np.zeros((k + m, k + m))
     bread[:k, :k] = j_beta
     bread[k:, :k] = outcome.dpsi_dw.T @ dw
     bread[k:, k:] = outcome.jacobian
-    psi = np.hstack([parts.psi(theta), outcome.psi])
-    cov = sandwich_cov(psi, bread, clusters)
-    return cov[k:, k:], "analytic" if analytic else "numerical"
+    psi = np.hstack([weight_psi, outcome.psi])
+    try:
+        cov = sandwich_cov(psi, bread, clusters)[k:, k:]
+    except np.linalg.LinAlgError:
+        cov = np.full((m, m), np.nan)
+    # e.g. covariates of magnitude 1e-200, whose squares underflow to 0: a singular bread, or one so badly
+    # conditioned that the "covariance" has negative variances
+    if not np.all(np.isfinite(cov)) or np.any(np.diag(cov) < -1e-10 * np.abs(cov).max()):
+        raise ValueError(_NOT_COMPUTABLE.format("the stacked bread is singular or numerically so"))
+    return cov, "analytic" if analytic else "numerical"
+
+
+_NOT_COMPUTABLE = ("vcov='asympt' cannot be computed: {} (covariates of extreme magnitude?); rescale the "
+                   "covariates, or use vcov='bootstrap' or 'fwb'.")

@@ -241,6 +241,7 @@ def _m_parts(weighter, problem):
         raise ValueError(f"vcov='asympt' needs solved estimating equations, but {type(final).__name__} did not "
                          "converge; fix the weights' convergence or use vcov='bootstrap'.")
     reason = f"{type(final).__name__} provides no estimating equations"
+    _check_magnitudes(final, X)
     if hasattr(final, "_m_parts"):
         try:
             return final._m_parts(X, problem.treatment, problem.sample_weight)
@@ -248,3 +249,18 @@ def _m_parts(weighter, problem):
             reason = str(exc)
     raise ValueError(f"vcov='asympt' is not available: {reason.rstrip('.')}. Use vcov='bootstrap' or 'fwb' "
                      "(re-estimating the weights), or 'HC0' (weights treated as known).")
+
+
+def _check_magnitudes(weighter, X):
+    """Refuse M-estimation when a covariate's square leaves the float range (magnitudes beyond 1e±150): the weight
+    model's derivatives hold such squares, and an underflow to 0 gives a finite but wrong standard error."""
+    design = getattr(weighter, "design_", None)
+    if design is None:
+        return
+    matrix, names = design.transform(X, drop_first=True)
+    top = np.abs(matrix).max(axis=0) if matrix.shape[0] else np.zeros(len(names))
+    extreme = (top > 1e150) | ((top > 0) & (top < 1e-150))
+    if extreme.any():
+        raise ValueError(f"vcov='asympt' cannot be computed: covariate(s) {[n for n, e in zip(names, extreme) if e]} "
+                         "have magnitudes beyond 1e150 or below 1e-150, whose squares in the weight model's "
+                         "derivatives leave the floating-point range; rescale them, or use vcov='bootstrap' or 'fwb'.")

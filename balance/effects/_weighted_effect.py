@@ -12,10 +12,11 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from .._stats import pow2_scale
 from .._validation import (CovariateDesign, as_1d, check_indexes_agree, check_outcome, check_sample_weight,
                            check_treatment)
 from ..diagnostics import effective_sample_size
-from ..diagnostics._weights import ExtremeWeightsWarning, check_extreme_weights
+from ..diagnostics._weights import ExtremeWeightsWarning, check_extreme_weights, weight_groups
 from ._contrasts import Contrasts
 from ._outcome import OUTCOME_MODELS, outcome_equations
 from ._results import SCALE_LABELS, EffectResults
@@ -137,7 +138,9 @@ class WeightedEffect(BaseEstimator):
     Parameters
     ----------
     weighter : weighting estimator or Pipeline
-        E.g. ``PropensityWeights(estimand="ATT")``. The estimand is the weighter's.
+        E.g. ``PropensityWeights(estimand="ATT")``. The estimand is the weighter's, and so is the treatment's type:
+        binary, or multi-category (K ≥ 3 levels) when the weighter was fitted on one (``treatment_type_``). A
+        multi-category treatment gets one potential-outcome mean per level and every pairwise contrast.
     outcome_model : {"simple", "additive", "interact", "aipw"}, default="simple"
         "simple": Hájek weighted means per arm (the weighted difference in means, equal to weighted least squares
         of y on (1, A)). "additive": weighted regression of y on treatment and covariates, then g-computation.
@@ -159,7 +162,9 @@ class WeightedEffect(BaseEstimator):
     condition_on_covariates : bool, default=False
         For g-computation and AIPW: False (default) includes the sampling variability of the covariates over which
         predictions are averaged (a population effect); True conditions on them, as WeightIt and marginaleffects
-        do (a smaller SE, for the effect in this sample's target population).
+        do (a smaller SE, for the effect in this sample's target population). Refused (ValueError) for the ATO,
+        ATM and ATOS with the sandwich variances: their target population is the weighted sample, whose weights
+        depend on the treatment, and conditioning would drop that variance too.
     n_bootstrap : int, default=999
         Replicates for the bootstraps.
     n_jobs : int, default=None
@@ -178,14 +183,22 @@ class WeightedEffect(BaseEstimator):
         The fitted clone of ``weighter``.
     result_ : EffectResults
         Immutable results: estimate, covariance, intervals, summary.
-    estimate_ : float
-        The effect (a ratio on its natural scale).
-    se_ : float
+    estimate_ : float or Series
+        The effect (a ratio on its natural scale); for a multi-category treatment a Series indexed by contrast.
+    se_ : float or Series
         Its standard error (of the log ratio for ratio scales).
-    pvalue_ : float
+    pvalue_ : float or Series
+    vcov_ : covariance estimator
+        The resolved covariance object (``balance.effects._vcov.VCOV_ESTIMATORS[vcov]``), with ``cov``, ``config``
+        and ``notes``.
     vcov_type_ : str
     potential_outcomes_ : DataFrame
-        Rows mu1 and mu0 with estimate and std_err.
+        Rows mu1 and mu0 (binary) or one row per treatment level (multi-category, indexed by the level labels),
+        with estimate and std_err.
+    contrasts_ : DataFrame
+        One row per contrast: the effect (binary), or every pair of levels in cobalt's order ("hispan - black",
+        "white - black", "white - hispan"; a ratio scale writes "hispan / black (risk ratio)"), with columns
+        estimate, std_err, conf_low, conf_high, p_value (normal intervals at 95 %, percentile with a bootstrap).
     n_failed_, n_nonconverged_ : int
         Bootstrap replicates that failed (excluded) or whose weight solver did not converge (kept, reported): the
         refitted weighter's ``converged_`` is False, or a ConvergenceWarning was raised while refitting it (e.g. by
@@ -200,6 +213,12 @@ class WeightedEffect(BaseEstimator):
     is analytic; the weight model's is analytic when the weighter provides it and numerical (central differences)
     otherwise; ``result_.vcov_config["jacobian"]`` says which. With a Pipeline the fitted preprocessing is treated
     as fixed. Effects use the Hájek (self-normalised) form.
+
+    A multi-category treatment with levels 0..K−1 (the first the reference) has outcome equations with one mean per
+    level; "additive" and "interact" regress on the K − 1 level dummies (and their products with the covariates)
+    and average predictions with the treatment set to each level over the estimand's target (everyone for the ATE,
+    the focal level for the ATT, the weighted sample for the ATO). Contrasts and their covariance follow from the
+    means' by the delta method (sqrt(gᵀVg) for a difference).
 
     Extreme weights (a group's Kish ESS below 5, or one unit carrying over 30% of its group's weight; see
     :class:`~balance.ExtremeWeightsWarning`) are warned about once, with the numbers and advice on the variance
@@ -223,6 +242,15 @@ class WeightedEffect(BaseEstimator):
     >>> fit = WeightedEffect(PropensityWeights(estimand="ATT")).fit(data.X, data.treatment, data.y)
     >>> round(fit.estimate_, 2), round(fit.se_, 2)
     (1214.07, 798.15)
+
+    A three-level treatment (``race``): every pairwise contrast, WeightIt's ``lm_weightit(re78 ~ race)`` numbers
+
+    >>> multi = WeightedEffect(PropensityWeights()).fit(data.X.drop(columns="race"), data.X["race"], data.y)
+    >>> multi.contrasts_[["estimate", "std_err"]].round(1)
+                    estimate  std_err
+    hispan - black    -285.9   1657.0
+    white - black     -219.3   1412.4
+    white - hispan      66.6    976.1
     """
 
     def __init__(self, weighter, outcome_model="simple", vcov="asympt", *, scale="difference", family="auto",
@@ -269,6 +297,7 @@ class WeightedEffect(BaseEstimator):
         self
         """
         self._check_params()
+        self._check_conditioning()
         n, index = len(X), (X.index if isinstance(X, pd.DataFrame) else None)
         check_indexes_agree(X=index, treatment=treatment, y=y, sample_weight=sample_weight, cluster=cluster)
         y = self._check_outcome(y, n, index)  # before the (possibly slow) weight fit
@@ -276,8 +305,8 @@ class WeightedEffect(BaseEstimator):
         self.weighter_, weights = _fit_weighter_reporting(self.weighter, X, treatment, sample_weight)
         final = _final_step(self.weighter_)
         t = self._check_treatment(final, treatment, n, index)
-        extreme = check_extreme_weights(weights, t.a, who="WeightedEffect", advice=_EXTREME_ADVICE[self.vcov],
-                                        stacklevel=3)
+        extreme = check_extreme_weights(weights, *weight_groups(t), who="WeightedEffect",
+                                        advice=_EXTREME_ADVICE[self.vcov], stacklevel=3)
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=index)
         family = self.family if self.family != "auto" else ("binomial" if _is_binary(y) else "gaussian")
         if family == "binomial" and self.outcome_model != "simple" and np.ptp(y) == 0:
@@ -291,8 +320,9 @@ class WeightedEffect(BaseEstimator):
             covariates = design.transform(X, drop_first=True)[0]
         estimand = str(getattr(final, "estimand", "ATE")).upper()
         contrasts = Contrasts(t.levels, self.scale, estimand)
+        y_unit = _outcome_unit(y)
         problem = _EffectProblem(
-            weighter=self.weighter, X=X, treatment=_as_input(treatment), y=y, sample_weight=sw,
+            weighter=self.weighter, X=X, treatment=_as_input(treatment), y=y / y_unit, sample_weight=sw,
             covariates=covariates, a=t.a, model=self.outcome_model, estimand=estimand, family=family,
             contrasts=contrasts, focal=1 if t.focal is None else t.focal,
         )
@@ -305,15 +335,22 @@ class WeightedEffect(BaseEstimator):
         notes = list(self.vcov_.notes)
         if extreme.extreme:
             notes.append(f"extreme weights ({extreme.describe()})")
-        natural = values.copy()
+        # back to y's units (a log ratio has none); a variance beyond the float range is inf, its SE is not
+        unit = np.where((np.arange(len(labels)) < contrasts.n_contrasts) & (self.scale != "difference"), 1.0, y_unit)
+        std_err = np.sqrt(np.diag(cov)) * unit
+        with np.errstate(over="ignore", under="ignore"):
+            cov = cov * unit[:, None] * unit[None, :]
+        natural = values * unit
         if self.scale != "difference":
             natural[:contrasts.n_contrasts] = np.exp(values[:contrasts.n_contrasts])
+        config = self.vcov_.config if y_unit == 1.0 else {**self.vcov_.config, "outcome_unit": y_unit}
         self.result_ = EffectResults(
             estimand=estimand, scale=self.scale, estimate=pd.Series(natural, index=labels, name="estimate"),
             vcov=pd.DataFrame(cov, index=labels, columns=labels), vcov_type=self.vcov,
-            vcov_config=self.vcov_.config, n_obs=n, ess=_ess(weights, t), outcome_model=self.outcome_model,
+            vcov_config=config, n_obs=n, ess=_ess(weights, t), outcome_model=self.outcome_model,
             method=type(final).__name__, accounts_for_weight_estimation=self.vcov_.accounts_for_weight_estimation,
-            draws=self.vcov_.draws, notes=tuple(notes), n_contrasts=contrasts.n_contrasts,
+            draws=None if self.vcov_.draws is None else self.vcov_.draws * unit, notes=tuple(notes),
+            n_contrasts=contrasts.n_contrasts, std_err=pd.Series(std_err, index=labels, name="std_err"),
         )
         self._set_shortcuts(contrasts, t)
         return self
@@ -337,6 +374,18 @@ class WeightedEffect(BaseEstimator):
         self.vcov_type_ = self.vcov
 
     # -- input checks -----------------------------------------------------------------------------------------
+    def _check_conditioning(self):
+        """Refuse conditioning on covariates where the target population's weights are the analysis weights."""
+        estimand = str(getattr(_final_step(self.weighter), "estimand", "ATE")).upper()
+        if (self.condition_on_covariates and self.outcome_model != "simple" and self.vcov in ("asympt", "HC0")
+                and estimand not in ("ATE", "ATT", "ATC")):
+            raise ValueError(
+                f"condition_on_covariates=True is not available for the {estimand}: its target population is the "
+                "weighted sample itself, whose weights depend on the treatment as well as the covariates, so "
+                "conditioning would also drop the treatment's share of the variance (too small a standard error). "
+                "Use condition_on_covariates=False (the population effect) or a bootstrap variance."
+            )
+
     def _check_outcome(self, y, n, index):
         values = check_outcome(y, n, index=index)
         if self.scale != "difference" and not _is_binary(values):
@@ -377,6 +426,15 @@ class WeightedEffect(BaseEstimator):
         """A tidy DataFrame: estimate, std_err, statistic, p_value, ci_lower, ci_upper per quantity."""
         check_is_fitted(self, "result_")
         return self.result_.summary(alpha)
+
+
+def _outcome_unit(y):
+    """1, or for an outcome of magnitude beyond 2^±100 a power of two near its largest |value|: y is divided by it
+    (exactly) so that the sandwich's products of scores neither overflow nor underflow (an outcome of 1e200 gave NaN
+    standard errors); ``vcov_`` then holds the covariance in those units (``result_.vcov_config["outcome_unit"]``).
+    Ordinary outcomes are left as they are, bit for bit."""
+    top = np.max(np.abs(y)) if y.size else 0.0
+    return float(pow2_scale(y, axis=None)) if top > 2.0**100 or 0 < top < 2.0**-100 else 1.0
 
 
 def _is_binary(y):

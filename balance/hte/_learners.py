@@ -99,7 +99,8 @@ class PseudoOutcomeLearner(BaseEstimator):
     Notes
     -----
     Intercept-only final model (``DummyRegressor``) with "dr" + "ivw" gives the augmented overlap-weighted (ATO)
-    estimator; U + "r" with a linear final model gives the R-loss coefficients (Fisher 2024).
+    ratio; :meth:`ato` adds to it the correction that makes it orthogonal to the estimated overlap weights. U + "r"
+    with a linear final model gives the R-loss coefficients (Fisher 2024).
 
     Given ``sample_weight``, scikit-learn's ``HistGradientBoostingRegressor`` (1.9) computes its bin edges as
     weighted quantiles, one quantile at a time; on large samples that step can cost more than the boosting itself.
@@ -192,7 +193,7 @@ class PseudoOutcomeLearner(BaseEstimator):
         w = pseudo_weights(self.weighting, a[rows], nuis.get("pi"), nuis.get("kappa"))
         self.final_model_ = fit_final(clone(final), matrix[rows], phi, w, rows, self.weighting != "none")
         self.rows_, self.folds_, self.nuisances_ = rows, cf.folds, nuis
-        self._n_rows, self._index = len(a), index
+        self._n_rows, self._index, self._treatment = len(a), index, a
         self.pseudo_outcome_ = self._wrap(phi, "pseudo_outcome")
         self.weights_ = self._wrap(w, "weights")
         return self
@@ -232,16 +233,27 @@ class PseudoOutcomeLearner(BaseEstimator):
         return weighted_average_effect(phi, h, "ATE", alpha)
 
     def ato(self, alpha=0.05):
-        """Overlap-weighted average effect Σ π̂κ̂ φ̂ / Σ π̂κ̂ with an influence-function SE and CI.
+        """Overlap-weighted average effect (weights π̂κ̂) with an influence-function SE and CI.
 
-        With "dr" this is the augmented overlap-weighted estimator (Li, Morgan & Zaslavsky 2018). Same table as
+        With "dr" this is the augmented overlap-weighted estimator Σ π̂κ̂ φ̂ / Σ π̂κ̂ (Li, Morgan & Zaslavsky 2018)
+        plus the one-step correction Σ (κ̂ − π̂)(A − π̂)(τ̂ − θ̂)/Σ π̂κ̂, τ̂ = μ̂₁ − μ̂₀, which makes it orthogonal to
+        the estimated overlap weights; its SE comes from the efficient influence function, which includes the
+        variance of estimating those weights (module notes of ``balance.hte._inference``). With other pseudo-outcomes
+        it is the plain ratio, and its SE treats the nuisances (the overlap weights too) as known. Same table as
         :meth:`ate`.
         """
         self._check_summary()
         if "pi" not in self.nuisances_:
             raise ValueError("ato needs the propensity score, which this learner did not fit.")
-        phi, h = self._row_values(self.nuisances_["pi"] * self.nuisances_["kappa"])
-        return weighted_average_effect(phi, h, "ATO", alpha)
+        nuis = self.nuisances_
+        phi, h = self._row_values(nuis["pi"] * nuis["kappa"])
+        correction = None
+        if self.pseudo_outcome == "dr":
+            a = np.asarray(self._treatment, dtype=float)[self.rows_]
+            g = (nuis["kappa"] - nuis["pi"]) * (a - nuis["pi"])
+            correction = (per_row(g, self.rows_, self._n_rows),
+                          per_row(g * (nuis["mu1"] - nuis["mu0"]), self.rows_, self._n_rows))
+        return weighted_average_effect(phi, h, "ATO", alpha, correction)
 
     def best_linear_projection(self, X_subset, alpha=0.05):
         """Best linear projection of the CATE on [1, X_subset], with HC0 robust SEs.

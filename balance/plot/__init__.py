@@ -7,6 +7,10 @@ Display objects: the numbers behind each plot are already public (:func:`balance
 
 matplotlib is imported when a plot is drawn, never at ``import balance`` or ``import balance.plot``.
 
+Binary and multi-category treatments: a multi-category treatment's levels are each drawn in their own colour
+(``balance_plot``), get a panel each (``weight_plot``, ``ps_overlap_plot``, which then return an array of Axes),
+and the love plot shows the largest imbalance over the pairs of levels, or one comparison on request.
+
 - :func:`love_plot`: a balance statistic per covariate, unadjusted and for one or several weightings (cobalt's
   ``love.plot``).
 - :func:`balance_plot`: one covariate's weighted distribution per group (cobalt's ``bal.plot``).

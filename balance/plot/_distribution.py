@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from .._validation import CovariateDesign
-from ._common import group_label, treatment_and_weights
-from ._groups import check_kind, draw_continuous, draw_levels
+from ._common import group_labels, treatment_and_weights
+from ._groups import check_kind, check_mirrored, draw_continuous, draw_levels
 
 
 def _select(design, matrix, names, covariate):
@@ -43,19 +43,21 @@ def _level_name(value):
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def balance_plot(X, treatment, covariate, weights=None, *, kind="density", mirrored=False, treated=None, ax=None):
+def balance_plot(X, treatment, covariate, weights=None, *, kind="density", mirrored=False, treated=None,
+                 treatment_type="auto", ax=None):
     """Plot one covariate's distribution in each treatment group, unweighted or weighted.
 
     The distributional counterpart of a balance table, after cobalt's ``bal.plot()``: continuous covariates as a
     weighted kernel density, a weighted histogram or a weighted empirical CDF per group; categorical and binary
-    covariates as the weighted proportion of each level per group (bars).
+    covariates as the weighted proportion of each level per group (bars). A multi-category treatment draws every
+    level, labelled by its name.
 
     Parameters
     ----------
     X : DataFrame or array-like of shape (n_samples, n_features)
         Covariates, as for :func:`balance.balance_table`.
     treatment : array-like of shape (n_samples,)
-        Binary treatment: 0/1, boolean, or two levels with ``treated`` given.
+        Binary treatment (0/1, boolean, or two levels with ``treated`` given) or multi-category treatment.
     covariate : str or int
         A column of X (for an array, ``"x0"``, ``"x1"``, ... or an integer position), or one level indicator
         named as in :func:`balance.balance_table` (e.g. ``"race_black"``).
@@ -66,10 +68,14 @@ def balance_plot(X, treatment, covariate, weights=None, *, kind="density", mirro
         bandwidth), a weighted histogram on bins shared by both groups (density scale), or the weighted ECDF
         :math:`F_w(x) = \\sum_{i: x_i \\le x} w_i / \\sum_i w_i`. Ignored for categorical and binary covariates.
     mirrored : bool, default=False
-        Draw the control group below the horizontal axis (``kind="density"`` or ``"hist"`` only; level bars are
-        never mirrored).
+        Draw the control group below the horizontal axis (binary treatments, ``kind="density"`` or ``"hist"``
+        only; level bars are never mirrored).
     treated : scalar, default=None
-        The treated level, when ``treatment`` is not 0/1 or boolean.
+        The treated level, when ``treatment`` is not 0/1 or boolean (ignored for a multi-category treatment,
+        whose every level is drawn).
+    treatment_type : {"auto", "binary", "multi-category"}, default="auto"
+        As for the weighting estimators: "auto" decides from the data (an integer treatment with more than two
+        values needs ``"multi-category"``).
     ax : matplotlib Axes, default=None
         Axes to draw on; None creates a new figure.
 
@@ -81,9 +87,9 @@ def balance_plot(X, treatment, covariate, weights=None, *, kind="density", mirro
     Raises
     ------
     ValueError
-        If ``covariate`` is not a column of X, for an unknown ``kind``, ``mirrored`` with an ECDF, a density for a
-        group with fewer than two distinct values, and for the weight and treatment problems
-        :func:`balance.balance_table` reports.
+        If ``covariate`` is not a column of X, for an unknown ``kind``, ``mirrored`` with an ECDF or with more than
+        two treatment groups, a density for a group with fewer than two distinct values, and for the weight and
+        treatment problems :func:`balance.balance_table` reports.
 
     See Also
     --------
@@ -112,9 +118,11 @@ def balance_plot(X, treatment, covariate, weights=None, *, kind="density", mirro
     design = CovariateDesign.from_data(X)
     matrix, names = design.transform(X, drop_first=False)
     index = X.index if isinstance(X, pd.DataFrame) else None
-    t, w = treatment_and_weights(treatment, weights, matrix.shape[0], treated=treated, index=index)
+    t, w = treatment_and_weights(treatment, weights, matrix.shape[0], treated=treated, treatment_type=treatment_type,
+                                 index=index)
+    check_mirrored(mirrored, t)
     values, levels, name = _select(design, matrix, names, covariate)
-    labels = {arm: group_label(t, arm) for arm in (0, 1)}
+    labels = group_labels(t)
 
     if levels is None:
         ax = draw_continuous(ax, values, t.a, w, labels, kind=kind, mirrored=mirrored)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._validation import as_1d
+from .._validation import as_1d, check_indexes_agree
 from ._common import get_axes
 
 CATE_KINDS = ("line", "scatter")
@@ -97,6 +97,7 @@ def cate_plot(x, cate, *, lower=None, upper=None, X=None, kind=None, ax=None):
             raise TypeError("X= is used only with a fitted learner; with arrays, pass x and cate directly.")
         xlabel = getattr(x, "name", None) or "x"
         kind = kind or "line"
+        check_indexes_agree(x=x, cate=cate, lower=lower, upper=upper)
     xs = _numeric(x, "x")
     est = _numeric(cate, "cate", xs.shape[0])
     order = np.argsort(xs, kind="stable")

@@ -1,5 +1,7 @@
 """Drawing one variable's weighted distribution per treatment group: KDE, histogram, ECDF or level proportions.
 
+Groups are the codes 0..K-1 of a binary (control 0, treated 1) or multi-category treatment, each in its own colour.
+
 Shared by :func:`balance.plot.balance_plot` (a covariate) and :func:`balance.plot.ps_overlap_plot` (the propensity
 score). In every drawing each group's weights are normalised to sum to one, so the two groups are comparable
 whatever the weight scale (as cobalt's ``bal.plot``).
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import GROUP_COLORS, get_axes
+from ._common import get_axes, group_color
 
 KINDS = ("density", "hist", "ecdf")
 _GRID_SIZE = 512
@@ -20,6 +22,13 @@ def check_kind(kind, mirrored):
         raise ValueError(f"kind={kind!r} is not supported; choose one of {list(KINDS)}.")
     if mirrored and kind == "ecdf":
         raise ValueError("mirrored=True applies to kind='density' or 'hist', not to an ECDF.")
+
+
+def check_mirrored(mirrored, t):
+    """A mirrored plot has two sides: refuse it for a multi-category treatment."""
+    if mirrored and t.kind != "binary":
+        raise ValueError(f"mirrored=True needs two groups; the treatment has {t.n_levels} levels: pass "
+                         "mirrored=False.")
 
 
 def weighted_ecdf(x, w):
@@ -40,8 +49,9 @@ def _kde(x, w, grid, label):
     return gaussian_kde(x[keep], weights=w[keep])(grid)
 
 
-def _curves(x, a, w, kind, support):
-    """Per arm, what to draw: (grid, density), (heights, edges) or (x values, ECDF).
+def _curves(x, a, w, kind, support, names):
+    """Per arm (a key of ``names``, the group names used in messages), what to draw: (grid, density),
+    (heights, edges) or (x values, ECDF).
 
     Computed before anything is drawn, so that an error leaves no half-drawn figure behind.
     """
@@ -51,7 +61,7 @@ def _curves(x, a, w, kind, support):
     # one set of bins for both groups, from the pooled values
     edges = np.histogram_bin_edges(x, bins="auto") if kind == "hist" else None
     curves = {}
-    for arm, label in ((0, "control"), (1, "treated")):
+    for arm, label in names.items():
         xa, wa = x[a == arm], w[a == arm]
         if kind == "density":
             curves[arm] = grid, _kde(xa, wa, grid, label)
@@ -65,17 +75,19 @@ def _curves(x, a, w, kind, support):
 
 
 def draw_continuous(ax, x, a, w, labels, *, kind, mirrored, support=(-np.inf, np.inf)):
-    """Draw ``x``'s distribution per group (``a`` 0/1, weights ``w``) on ``ax`` (None: a new figure); return it.
+    """Draw ``x``'s distribution per group (``a`` the group codes, weights ``w``, ``labels`` the legend label of
+    every code) on ``ax`` (None: a new figure); return it.
 
-    With ``mirrored`` the control group is drawn below zero. ``support`` bounds the density grid (a propensity
-    score's density is not drawn outside [0, 1]).
+    With ``mirrored`` (two groups) the control group is drawn below zero. ``support`` bounds the density grid (a
+    propensity score's density is not drawn outside [0, 1]).
     """
-    curves = _curves(x, a, w, kind, support)
+    names = {0: "control", 1: "treated"} if len(labels) == 2 else {arm: repr(label) for arm, label in labels.items()}
+    curves = _curves(x, a, w, kind, support, names)
     ax = get_axes(ax)
-    for arm in (0, 1):
+    for arm in labels:
         sign = -1.0 if mirrored and arm == 0 else 1.0
         first, second = curves[arm]
-        style = {"color": GROUP_COLORS[arm], "label": labels[arm]}
+        style = {"color": group_color(arm), "label": labels[arm]}
         if kind == "density":
             ax.fill_between(first, sign * second, alpha=0.4, **style)
         elif kind == "hist":
@@ -94,13 +106,18 @@ def draw_continuous(ax, x, a, w, labels, *, kind, mirrored, support=(-np.inf, np
 
 
 def draw_levels(ax, indicators, level_names, a, w, labels):
-    """Weighted proportion of each level per group, as side-by-side bars, on ``ax`` (None: a new figure)."""
+    """Weighted proportion of each level per group, as side-by-side bars, on ``ax`` (None: a new figure).
+
+    The groups share each level's slot of width 0.8 (two groups: bars of width 0.4 at -0.2 and +0.2).
+    """
     ax = get_axes(ax)
     positions = np.arange(len(level_names))
-    for offset, arm in ((-0.2, 0), (0.2, 1)):
+    width = 0.8 / len(labels)
+    for arm in labels:
+        offset = (arm - (len(labels) - 1) / 2) * width
         wa = w[a == arm]
         props = wa @ indicators[a == arm] / wa.sum()
-        ax.bar(positions + offset, props, width=0.4, color=GROUP_COLORS[arm], alpha=0.7, label=labels[arm])
+        ax.bar(positions + offset, props, width=width, color=group_color(arm), alpha=0.7, label=labels[arm])
     ax.set_xticks(positions, [str(v) for v in level_names])
     ax.set_ylabel("Proportion")
     ax.legend()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from ..diagnostics import balance_table
-from ..diagnostics._weights import resolve_weights
+from ..diagnostics._weights import Resolved, inherit, resolve_weights
 from ._common import get_axes
 
 ORDERS = ("unadjusted", "adjusted", "alphabetical", "data")
@@ -30,8 +31,8 @@ def _common_estimand(estimand, weightings):
     """One estimand for every table, so that all share the SMD's denominator and the unadjusted column."""
     if estimand is not None:
         return estimand
-    fitted = {name: resolve_weights(w, f"weights[{name!r}]")[1] for name, w in weightings.items()}
-    found = {e.upper() for e in fitted.values() if isinstance(e, str)}
+    fitted = {name: resolve_weights(w, f"weights[{name!r}]").estimand for name, w in weightings.items()}
+    found = {e for e in fitted.values() if e is not None}
     if len(found) > 1:
         raise ValueError(f"the weightings were fitted for different estimands ({fitted}); pass estimand= so that "
                          "every SMD uses the same standard deviation.")
@@ -59,6 +60,35 @@ def _threshold_lines(threshold, stat, absolute):
     return (1.0 / threshold, threshold) if stat == "vratio" else (-threshold, threshold)
 
 
+def _statistic(table, column, stat, absolute, comparison):
+    """One plotted series: the (transformed) column of a binary table, or of a multi-category table one
+    comparison's rows or, by default, the largest value over the pairwise comparisons per covariate.
+
+    A multi-category table has a (comparison, variable) MultiIndex, comparisons named as cobalt's
+    ("hispan vs. black", and against the full sample "All vs. black"); the maximum is taken over the pairwise
+    comparisons (cobalt's balance summary across treatment pairs), or over all when there are none.
+    """
+    if not isinstance(table.index, pd.MultiIndex):
+        if comparison is not None:
+            raise ValueError(f"comparison={comparison!r} applies to a multi-category treatment; this treatment is "
+                             "binary: leave comparison=None.")
+        return pd.Series(_transform(table[column].to_numpy(dtype=float), stat, absolute), index=table.index)
+    names = list(table.index.get_level_values("comparison").unique())
+    if comparison is not None:
+        if comparison not in names:
+            raise ValueError(f"comparison={comparison!r} is not in the balance table; choose one of {names}.")
+        rows = table.xs(comparison, level="comparison")
+        return pd.Series(_transform(rows[column].to_numpy(dtype=float), stat, absolute), index=rows.index)
+    if not absolute:
+        raise ValueError("the default love plot of a multi-category treatment shows the largest absolute value over "
+                         "the comparisons; pass abs=True, or name one comparison with comparison=.")
+    pairwise = [c for c in names if not str(c).startswith("All vs.")] or names
+    rows = table[table.index.get_level_values("comparison").isin(pairwise)]
+    values = pd.Series(_transform(rows[column].to_numpy(dtype=float), stat, absolute),
+                       index=rows.index.get_level_values("variable"))
+    return values.groupby(level=0, sort=False).max()  # NaN (a binary row's variance ratio) only where all are NaN
+
+
 def _order(frame, order):
     if order == "data":
         return list(frame.index)
@@ -69,19 +99,24 @@ def _order(frame, order):
 
 
 def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=True, order="unadjusted",
-              stat="smd", sample_weight=None, treated=None, ax=None):
+              stat="smd", comparison=None, sample_weight=None, treated=None, ax=None):
     """Plot a balance statistic for every covariate, unadjusted and after one or several weightings.
 
     After cobalt's ``love.plot()``: one row per covariate (categorical covariates one row per level), one marker
     series for the unweighted sample ("Unadjusted") and one per weighting, and a vertical line at the balance
     threshold. Every number comes from :func:`balance.balance_table`.
 
+    A multi-category treatment has one balance statistic per comparison of two levels (and of each level against
+    the full sample): by default each covariate shows the largest absolute value over the pairwise comparisons
+    (cobalt's summary across treatment pairs); ``comparison=`` shows one comparison instead.
+
     Parameters
     ----------
     X : DataFrame or array-like of shape (n_samples, n_features)
         Covariates, as for :func:`balance.balance_table`.
     treatment : array-like of shape (n_samples,)
-        Binary treatment: 0/1, boolean, or two levels with ``treated`` given.
+        Binary treatment (0/1, boolean, or two levels with ``treated`` given) or multi-category treatment, as
+        :func:`balance.balance_table` takes it.
     weights : array-like, fitted weighting estimator, dict of str to either, or None, default=None
         One weighting (labelled "Adjusted"), or several to compare side by side: a dict name -> weights or fitted
         estimator, one marker series per entry in the dict's order. None: the unadjusted series only.
@@ -100,6 +135,10 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     stat : {"smd", "vratio", "ks"}, default="smd"
         The statistic plotted. Binary covariates show the raw difference in proportions under "smd" (cobalt's
         default) and have no variance ratio (their rows are left out of a "vratio" plot).
+    comparison : str, default=None
+        Multi-category treatments only: the comparison to show, named as in :func:`balance.balance_table`'s
+        ``comparison`` index level (e.g. ``"hispan vs. black"`` or ``"All vs. black"``). None: the largest absolute
+        value over the pairwise comparisons (needs ``abs=True``).
     sample_weight : array-like of shape (n_samples,), default=None
         Sampling weights, as for :func:`balance.balance_table`.
     treated : scalar, default=None
@@ -116,8 +155,9 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     Raises
     ------
     ValueError
-        For an unknown ``order`` or ``stat``, ``order="adjusted"`` without weights, weightings fitted for
-        different estimands without ``estimand``, and everything :func:`balance.balance_table` refuses.
+        For an unknown ``order``, ``stat`` or ``comparison``, ``order="adjusted"`` without weights, weightings
+        fitted for different estimands without ``estimand``, ``comparison`` for a binary treatment, ``abs=False``
+        for the maximum over comparisons, and everything :func:`balance.balance_table` refuses.
 
     See Also
     --------
@@ -155,15 +195,19 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     thresholds = _threshold_lines(threshold, stat, abs)
 
     def table(w):
-        return balance_table(X, treatment, w, estimand=estimand, stats=stat, sample_weight=sample_weight,
-                             treated=treated)
+        # the weights themselves, with the weighter's treated level and missing rule: the estimand is the common
+        # one (a weighter fitted for another estimand is compared on the same SD, as documented)
+        fitted = resolve_weights(w) if w is not None else Resolved(None)
+        return balance_table(X, treatment, fitted.weights, estimand=estimand, stats=stat,
+                             sample_weight=sample_weight, treated=inherit("treated", treated, fitted.treated),
+                             missing=fitted.missing)
 
     tables = {name: table(w) for name, w in weightings.items()} or {"Unadjusted": table(None)}
     first = next(iter(tables.values()))
-    columns = {"Unadjusted": first[f"{stat}_un"]}
-    columns.update({name: t[f"{stat}_adj"] for name, t in tables.items() if name != "Unadjusted"})
-    frame = first[[]].assign(**{k: _transform(v.to_numpy(dtype=float), stat, abs) for k, v in columns.items()})
-    frame = frame.dropna(how="all")  # binary rows under "vratio"
+    columns = {"Unadjusted": _statistic(first, f"{stat}_un", stat, abs, comparison)}
+    columns.update({name: _statistic(t, f"{stat}_adj", stat, abs, comparison)
+                    for name, t in tables.items() if name != "Unadjusted"})
+    frame = pd.DataFrame(columns).dropna(how="all")  # binary rows under "vratio"
     rows = _order(frame, order)
 
     ax = get_axes(ax)
@@ -176,6 +220,8 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     ax.set_yticks(y, rows)
     ax.invert_yaxis()
     ax.set_xlabel(("Absolute " if abs and stat == "smd" else "") + _XLABELS[stat])
-    ax.set_title("Covariate Balance")
+    multi = isinstance(first.index, pd.MultiIndex)
+    ax.set_title("Covariate Balance" + ("" if not multi else f": {comparison}" if comparison is not None
+                                        else " (maximum over treatment pairs)"))
     ax.legend(title="Sample")
     return ax

@@ -223,21 +223,21 @@ class CBPS(BaseWeighter):
                     "the efficiency weighting of the moment conditions, not the weights' formula.", UserWarning,
                     stacklevel=2,
                 )
-            coef, converged, n_iter, imbalance, flatness = _over_identified(M, a, sw, estimand, coef, self.max_iter,
-                                                                            self.tol)
-            if flatness < _FLAT:
+            coef, problems, n_iter, imbalance, flatness = _over_identified(M, a, sw, estimand, coef, self.max_iter,
+                                                                           self.tol)
+            converged = not problems
+            if problems:  # the Hessian's flatness below says something only at a minimum
+                warnings.warn(
+                    f"CBPS(over=True): the GMM solver did not converge in {n_iter} iterations (max_iter={self.max_iter}): "
+                    f"{problems}; raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=2,
+                )
+            elif flatness < _FLAT:
                 converged = False
                 warnings.warn(
                     f"CBPS(over=True): the GMM objective is flat along some direction at its minimum (Hessian "
                     f"eigenvalue ratio {flatness:.1e}), so the estimate is not unique and the weights depend on the "
                     "solver's path: typically quasi-separation (covariate patterns seen in one group only). Use the "
                     "just-identified CBPS, or fewer or coarser covariates.", ConvergenceWarning, stacklevel=2,
-                )
-            elif not converged:
-                warnings.warn(
-                    f"CBPS(over=True): the GMM solver did not converge in {n_iter} iterations (max_iter={self.max_iter}): "
-                    f"a Newton step would still move the standardised coefficients by {imbalance:.2e} > tol={self.tol}; "
-                    "raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=2,
                 )
         self.intercept_, self.coef_ = float(coef[0]), coef[1:]
         eta = self.intercept_ + M @ self.coef_
@@ -283,8 +283,7 @@ class CBPS(BaseWeighter):
         if not fit.converged and self.over:
             warnings.warn(
                 f"CBPS(over=True): the GMM solver did not converge in {fit.n_iter} iterations (max_iter="
-                f"{self.max_iter}): a Newton step would still move the standardised coefficients by "
-                f"{fit.imbalance:.2e} > tol={self.tol}; raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=3,
+                f"{self.max_iter}): {fit.problems}; raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=3,
             )
         elif not fit.converged:
             _warn_not_converged("CBPS", fit.n_iter, self.max_iter, fit.imbalance, self.tol)
@@ -475,8 +474,9 @@ def _over_identified(M, a, sw, estimand, start, max_iter, tol):
     e the propensity score and h the estimand's tilting, the score block is sw e(1 − e) zz', the cross block
     sw h zz' (h = 1, e, 1 − e for ATE, ATT, ATC) and the balance block sw h² / (e(1 − e)) zz'.
     Solved on standardised covariates by a trust-region Newton method with the analytic gradient 2 Gᵀ W ḡ and
-    Hessian. Returns the coefficients, whether the last Newton step was below ``tol``, the iterations, that step,
-    and the ratio of the smallest to the largest Hessian eigenvalue at the solution (near 0: not a unique minimum).
+    Hessian. Returns the coefficients, what kept it from converging ("" when the optimiser finished, every Newton
+    step lowered the objective and the last was below ``tol``), the iterations, the last Newton step, and the ratio
+    of the smallest to the largest Hessian eigenvalue at the solution (near 0: not a unique minimum).
     """
     std = Standardizer.fit(M, np.average(M, axis=0, weights=sw))
     Z = std.design(M)
@@ -530,9 +530,8 @@ def _over_identified(M, a, sw, estimand, start, max_iter, tol):
                      + sw * sign * np.abs(odds_weights_derivative(eta, a, estimand)) * (Z @ wg[k:]))
         return 2.0 * (jac.T @ weight @ jac + (Z * (curvature / n)[:, None]).T @ Z)
 
-    # trust-region Newton with the exact Hessian, then Newton steps: the solution at rounding level
-    beta, n_iter, step = gmm_minimum(objective, hessian, std.to_standard(start), max_iter, tol)
-    converged = step < tol
+    # trust-region Newton with the exact Hessian, then guarded Newton steps: the solution at rounding level
+    beta, n_iter, step, problems = gmm_minimum(objective, hessian, std.to_standard(start), max_iter, tol)
     eigenvalues = np.linalg.eigvalsh(hessian(beta))
     flatness = float(max(eigenvalues[0], 0.0) / eigenvalues[-1]) if eigenvalues[-1] > 0 else 0.0
-    return std.to_original(beta), converged, n_iter, step, flatness
+    return std.to_original(beta), problems, n_iter, step, flatness

@@ -42,6 +42,7 @@ class MultiCBPSFit:
     converged: bool
     n_iter: int
     imbalance: float
+    problems: str = ""  # over-identified: what kept the GMM solver from converging
 
 
 def _contrasts(codes, n_levels, pairs=None):
@@ -99,12 +100,14 @@ def fit_multi_cbps(M, codes, n_levels, sw, estimand, focal, *, over=False, tol=1
     mle = fit_multinomial(M, codes, n_levels, sw, tol=tol, max_iter=max_iter)
     start = np.array([std.to_standard(row) for row in mle.coef])
     beta, converged, n_iter, imbalance = _solve_just(Z, codes, sw, estimand, focal, start, tol, max_iter)
+    problems = ""
     if over:
         first = _first_step(M, Z, codes, sw, estimand, focal, start)
-        beta, converged, n_iter, imbalance = _solve_over(Z, codes, sw, estimand, focal, first,
-                                                         beta if converged else first, tol, max_iter)
+        beta, problems, n_iter, imbalance = _solve_over(Z, codes, sw, estimand, focal, first,
+                                                        beta if converged else first, tol, max_iter)
+        converged = not problems
     coef = np.array([std.to_original(row) for row in beta.reshape(shape)])
-    return MultiCBPSFit(coef=coef, converged=converged, n_iter=n_iter, imbalance=imbalance)
+    return MultiCBPSFit(coef=coef, converged=converged, n_iter=n_iter, imbalance=imbalance, problems=problems)
 
 
 def _solve_just(Z, codes, sw, estimand, focal, start, tol, max_iter):
@@ -210,26 +213,39 @@ def _solve_over(Z, codes, sw, estimand, focal, first, start, tol, max_iter):
         hess = np.array([(objective(beta + step * e)[1] - grad) / step for e in np.eye(beta.size)])
         return (hess + hess.T) / 2.0
 
-    beta, n_iter, size = gmm_minimum(objective, hessian, start.ravel(), max_iter, tol)
-    return beta, size < tol, n_iter, size
+    beta, n_iter, size, problems = gmm_minimum(objective, hessian, start.ravel(), max_iter, tol)
+    return beta, problems, n_iter, size
 
 
 def gmm_minimum(objective, hessian, start, max_iter, tol):
-    """Minimise a smooth GMM objective to rounding level: ``(beta, iterations, last Newton step size)``.
+    """Minimise a smooth GMM objective to rounding level: ``(beta, iterations, last Newton step size, problems)``.
 
     Trust-region Newton with the given Hessian (a well-kept scipy solver), then plain Newton steps: trust-exact stops
-    once the objective's decrease is no longer representable, and the Newton steps take the coefficients to
-    rounding level (the step is insensitive to the gradient's rounding noise, which W amplifies as much as the
-    Hessian), so the answer does not depend on where a looser optimiser happens to stop or on the data's row order.
-    ``objective`` returns the value and the gradient.
+    once the objective's decrease is no longer representable (its status 2), and the Newton steps take the
+    coefficients to rounding level (the step is insensitive to the gradient's rounding noise, which W amplifies as
+    much as the Hessian), so the answer does not depend on where a looser optimiser happens to stop or on the data's
+    row order. A Newton step that raises the objective beyond rounding is not taken (the objective is not convex:
+    Newton can head for a saddle or a maximum from a point the optimiser left unfinished). ``problems`` says what
+    kept it from converging ("" when the optimiser finished, every Newton step lowered the objective and the last
+    was below ``tol``). ``objective`` returns the value and the gradient.
     """
     res = minimize(objective, start, jac=True, hess=hessian, method="trust-exact",
                    options={"maxiter": max_iter, "gtol": tol * 1e-4})
-    beta = res.x
+    beta, value, problems = res.x, objective(res.x)[0], []
+    if res.status not in (0, 2):
+        problems.append(f"the optimiser stopped: {str(res.message).rstrip('.')}")
     step = np.zeros_like(beta)
     for _ in range(5):
         step = np.linalg.lstsq(hessian(beta), objective(beta)[1], rcond=None)[0]
-        beta = beta - step
+        trial_value = objective(beta - step)[0]
+        if trial_value > value + 1e-10 * abs(value):
+            problems.append(f"a Newton step would raise the objective from {value:.6g} to {trial_value:.6g} (not "
+                            "taken)")
+            break
+        beta, value = beta - step, trial_value
         if np.max(np.abs(step)) < 1e-13 * max(1.0, np.max(np.abs(beta))):
             break
-    return beta, int(res.nit), float(np.max(np.abs(step)))
+    size = float(np.max(np.abs(step)))
+    if size >= tol:
+        problems.append(f"a Newton step would still move the standardised coefficients by {size:.2e} > tol={tol}")
+    return beta, int(res.nit), size, "; ".join(problems)

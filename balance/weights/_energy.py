@@ -13,6 +13,10 @@ whose first three terms are the energy distance reported as ``energy_distance_``
 * ATE: x = (x_0, x_1) on both groups, u the full sample's base distribution, b = D u, const = -2 u'D u and
   F = E(x_0, u) + E(x_1, u) (+ E(x_0, x_1) when ``improved``), so Q = -D on same-group blocks (-2D when improved)
   and 0 (+D when improved) on the cross blocks.
+* A multi-category treatment with K levels (WeightIt's multi-category form): the ATE sums E(x_g, u) over the
+  levels and, when ``improved``, E(x_g, x_h) over every pair, so Q = -K D on same-level blocks and +D across,
+  const = -K u'D u; the ATT (focal level f) sums E(x_g, p_f) over the other levels, Q = -D on same-level blocks,
+  const = -(K - 1) p_f'D p_f. K = 2 is the binary problem.
 
 Two solvers: OSQP on the dense QP with WeightIt's settings (exact to its tolerance; O(m^2) memory), and an
 accelerated projected gradient (APG) method whose only use of D is the product D @ V, done by the numba kernels
@@ -31,6 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from .._base import BaseWeighter
+from .._stats import normalise, reliability_sd
 from .._validation import check_constant, check_full_rank
 
 SOLVERS = ("auto", "osqp", "apg")
@@ -42,6 +47,11 @@ DEFAULT_MAX_ITER = {"osqp": 50_000, "apg": 2_000}
 ROUNDOFF = 1e-6
 DEFAULT_PART = 4096  # units per part when the full block does not fit memory_limit
 _WINDOW = 10  # APG stops when F fell by less than tol * F over this many iterations
+# APG's converged_ needs its Frank–Wolfe duality gap to put the penalised objective F within a factor 2 of its
+# minimum (gap <= F / 2, so F* >= F / 2). The gap is loose: at tol=1e-4 it is 6-33 % of F on lalonde and
+# Kang-Schafer (n = 3000) while the true excess is 0.02-0.1 %, so a tighter certificate would flag healthy fits;
+# this one catches a solver that stalled far from the minimum (gap 1.4-1.6 F at tol=0.1 on lalonde).
+GAP_RATIO = 0.5
 # Products with fewer distance pairs run on one thread: waking the thread pool costs more than it saves, a lot more
 # on a busy machine (measured: 2.6 ms instead of 0.1 ms per product of a 429 x 429 block).
 PARALLEL_MIN_PAIRS = 4_000_000
@@ -60,6 +70,8 @@ class _Problem:
     const: float
     same: float  # coefficient of the same-group product in Qx
     cross: float  # coefficient of the cross-group product in Qx (ATE only)
+    focal: int | None = None  # code of the target group of an ATT/ATC (None: the ATE)
+    n_levels: int = 2  # treatment levels (groups 0..n_levels-1)
 
 
 class EnergyBalance(BaseWeighter):
@@ -75,15 +87,22 @@ class EnergyBalance(BaseWeighter):
     - ATE: each group is reweighted towards the full sample; ``improved`` (the default, as WeightIt) also
       minimises the energy distance between the two weighted groups.
 
+    A multi-category treatment (K ≥ 3 levels, WeightIt's ``energy`` for them): the ATE reweights every level
+    towards the full sample and, when ``improved``, also minimises the energy distance between every pair of
+    weighted levels; the ATT reweights every level other than the focal level (``treated=``) towards it, the focal
+    units keeping their sampling weights. No ATC.
+
     Parameters
     ----------
     estimand : {"ATT", "ATC", "ATE"}, default="ATT"
+        ATE and ATT only for a multi-category treatment.
     penalty : float, default=1e-4
         WeightIt's ``lambda``: adds ``penalty / 2`` times the sum of squared weight masses (for sampling weights
         s, mass_i^2 * mean(s) / s_i; see Notes), which makes the solution unique and favours even weights. The
         default is essentially 0.
     improved : bool, default=True
-        For the ATE, also balance the treated group against the control group (Huling & Mak's improved weights).
+        For the ATE, also balance the treated group against the control group (Huling & Mak's improved weights);
+        for a multi-category treatment, every pair of levels.
     min_weight : float, default=0.0
         Lower bound on each weight relative to the group's mean weight (WeightIt's ``min.w`` on its scale; WeightIt
         uses 1e-8, which prints zeros as 1e-8). Must lie in [0, 1).
@@ -113,7 +132,7 @@ class EnergyBalance(BaseWeighter):
     random_state : int, RandomState instance or None, default=None
         Seeds the random partition (used only with parts).
     treated : scalar, default=None
-        The treated level when the treatment is neither 0/1 nor boolean.
+        The treated level when the treatment is neither 0/1 nor boolean; the focal level of a multi-category ATT.
     treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
         What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
         levels: multi-category; float: continuous; integers with more than two values: an error asking for this
@@ -131,7 +150,8 @@ class EnergyBalance(BaseWeighter):
         scale of a group changes no balance statistic, ESS or weighted difference in means.
     energy_distance_ : float
         The energy distance attained (the objective without the penalty; for the ATE the sum of the two or three
-        distances above), computed exactly in float64 at the returned weights.
+        distances above, for a multi-category treatment the sum of its K, K(K + 1)/2 or K − 1 distances),
+        computed exactly in float64 at the returned weights.
     initial_energy_distance_ : float
         The same at the base (unadjusted) weights.
     duality_gap_ : float
@@ -140,10 +160,12 @@ class EnergyBalance(BaseWeighter):
     solver_ : str
         The solver whose solution is returned, ``"osqp"`` or ``"apg"``.
     status_ : str
-        The solver's status: OSQP's own word, or ``"converged"`` / ``"max_iter"`` for APG.
+        The solver's status: OSQP's own word, or ``"converged"`` / ``"max_iter"`` / ``"stalled"`` for APG.
     converged_ : bool
         Whether the solver met its tolerance (every part, with parts); otherwise a ConvergenceWarning states OSQP's
-        residual or APG's remaining relative decrease of the objective.
+        residual or APG's remaining relative decrease of the objective. For APG without parts it also needs the
+        duality gap to certify the penalised objective within a factor 2 of its minimum (gap at most half the
+        objective; status ``"stalled"`` otherwise): the stopping rule alone cannot tell a stall from a minimum.
     n_iter_ : int
         Solver iterations, at most ``max_iter`` (with parts: the largest over the parts).
     n_partitions_ : int
@@ -202,6 +224,8 @@ class EnergyBalance(BaseWeighter):
     """
 
     _supported_estimands = ("ATT", "ATC", "ATE")
+    _supported_treatment_types = ("binary", "multi-category")
+    _multi_category_estimands = ("ATE", "ATT")
 
     def __init__(self, estimand="ATT", *, penalty=1e-4, improved=True, min_weight=0.0, solver="auto", tol=1e-4,
                  max_iter=None, memory_limit=1024, partition_size=None, random_state=None, treated=None,
@@ -229,7 +253,7 @@ class EnergyBalance(BaseWeighter):
         X : DataFrame or array-like of shape (n_samples, n_features)
             Covariates (numeric, boolean or categorical columns).
         treatment : array-like of shape (n_samples,)
-            Binary treatment.
+            Binary or multi-category treatment.
         sample_weight : array-like of shape (n_samples,), default=None
             Sampling (base) weights: they define each group's base distribution and the target, and multiply the
             resulting weights. Units with weight 0 take no part and get weight 0.
@@ -251,13 +275,14 @@ class EnergyBalance(BaseWeighter):
         a, sw = data.a[active], data.sample_weight[active]
         Xs, self.terms_, self.scale_ = _scaled_covariates(matrix[active], names, sw)
         solver = self.solver
-        n_free = int(np.sum(a != self._focal())) if self._focal() is not None else len(a)
+        focal, n_levels = _target_group(data.treatment, self._estimand()), data.treatment.n_levels
+        n_free = int(np.sum(a != focal)) if focal is not None else len(a)
         if solver == "auto":
             solver = "osqp" if n_free <= AUTO_OSQP_MAX else "apg"
         max_iter = DEFAULT_MAX_ITER[solver] if self.max_iter is None else self.max_iter
         n_parts = self._n_parts(n_free) if solver == "apg" else 1
         ops = _Operators(Xs, self.memory_limit if n_parts == 1 else 0.0)
-        prob = _build_problem(ops, a, sw, self._estimand(), self.improved)
+        prob = _build_problem(ops, a, sw, focal, self.improved, n_levels)
         self.n_clamped_ = 0  # APG's projection is exact: no weight falls below min_weight
         # ``left`` is what the stopping rule compares with its tolerance: OSQP's largest residual, APG's relative
         # decrease of the objective over its last iterations
@@ -267,9 +292,12 @@ class EnergyBalance(BaseWeighter):
                 x, status, n_iter, converged, left = self._solve_osqp(prob, max_iter)
             if not converged and self.solver == "auto":
                 # -D is positive semi-definite only on the simplices, not on the whole space OSQP works in, and OSQP
-                # can diverge (seen at n = 95, one skewed covariate, a whole group driven to 0); APG stays on them
+                # can diverge (seen at n = 95, one skewed covariate, a whole group driven to 0) or return no finite
+                # solution at all; APG stays on them
                 solver, max_iter = "apg", DEFAULT_MAX_ITER["apg"] if self.max_iter is None else self.max_iter
                 self.n_clamped_ = 0
+            elif x is None:
+                raise RuntimeError(f"OSQP returned no solution (status {status!r}); try solver='apg'.")
             else:
                 for w in caught:
                     warnings.warn(w.message, w.category, stacklevel=2)
@@ -284,21 +312,30 @@ class EnergyBalance(BaseWeighter):
         (self.initial_energy_distance_, self.energy_distance_), qx = _energies(
             prob, np.column_stack([prob.mass, x]), ops, gradient=n_parts == 1)
         self.duality_gap_ = _fw_gap(prob, x, qx[:, 1], self.penalty, self.min_weight) if qx is not None else np.nan
+        if solver == "apg" and converged and self.duality_gap_ > GAP_RATIO * _penalised(prob, x, self.penalty,
+                                                                                          self.energy_distance_):
+            # APG stops on a stall of its objective; convergence is judged by the certificate, the duality gap
+            converged, status = False, "stalled"
+            left = (f"its duality gap {self.duality_gap_:.2e} does not certify the objective within a factor "
+                    f"{1 / (1 - GAP_RATIO):g} of its minimum, although it fell by less than tol={self.tol} (relative) "
+                    f"over its last (up to {_WINDOW}) iterations")
         self.solver_, self.status_, self.n_iter_, self.converged_ = solver, status, n_iter, converged
         self.n_partitions_ = n_parts
         if not converged:
-            left = (f"its objective still fell by {left:.2e} (relative) over its last (up to {_WINDOW}) iterations > "
-                    f"tol={self.tol}" if solver == "apg" else
-                    f"residual {left:.2e} > eps_abs={OSQP_SETTINGS['eps_abs']}")
+            if status != "stalled":
+                left = (f"its objective still fell by {left:.2e} (relative) over its last (up to {_WINDOW}) "
+                        f"iterations > tol={self.tol}" if solver == "apg" else
+                        f"residual {left:.2e} > eps_abs={OSQP_SETTINGS['eps_abs']}")
             warnings.warn(
                 f"EnergyBalance: the {solver} solver stopped with status {status!r} after {n_iter} iterations "
-                f"(max_iter={max_iter}): {left} (energy distance {self.energy_distance_:.4g}); raise max_iter"
-                + (" or loosen tol." if solver == "apg" else ", or use solver='apg'."), ConvergenceWarning,
+                f"(max_iter={max_iter}): {left} (energy distance {self.energy_distance_:.4g}); "
+                + {"stalled": "tighten tol.", "max_iter": "raise max_iter or loosen tol."}.get(
+                    status, "raise max_iter, or use solver='apg'."), ConvergenceWarning,
                 stacklevel=2,
             )
         weights = np.zeros(len(data.a))
         act_w = sw.copy()  # the target group of an ATT/ATC keeps its sampling weights
-        totals = np.array([sw[a == 0].sum(), sw[a == 1].sum()])
+        totals = np.array([sw[a == g].sum() for g in range(n_levels)])
         act_w[prob.free] = x * totals[prob.group]
         weights[active] = act_w
         return self._set_weights(weights, data)
@@ -320,9 +357,6 @@ class EnergyBalance(BaseWeighter):
             raise ValueError(f"partition_size={self.partition_size!r} must be an integer >= 2 or None.")
         if not isinstance(self.improved, (bool, np.bool_)):
             raise ValueError(f"improved={self.improved!r} must be True or False.")
-
-    def _focal(self):
-        return {"ATT": 1, "ATC": 0}.get(self._estimand())
 
     def _solve_osqp(self, prob, max_iter):
         """WeightIt's QP in relative weights w = x / mass, solved by OSQP."""
@@ -347,8 +381,8 @@ class EnergyBalance(BaseWeighter):
         result = solver.solve(raise_error=False)
         status = str(result.info.status)
         w = np.asarray(result.x, dtype=np.float64)
-        if not np.all(np.isfinite(w)):
-            raise RuntimeError(f"OSQP returned no solution (status {status!r}); try solver='apg'.")
+        if not np.all(np.isfinite(w)):  # no solution: "auto" falls back to APG, "osqp" raises
+            return None, status, int(result.info.iter), False, np.inf
         below = w < self.min_weight
         self.n_clamped_ = int(below.sum())
         if below.any() and float(np.max(self.min_weight - w)) > ROUNDOFF:
@@ -379,7 +413,7 @@ class EnergyBalance(BaseWeighter):
         """
         rng = check_random_state(self.random_state)
         part = np.empty(len(a), dtype=np.int64)
-        for g in (0, 1):
+        for g in range(prob.n_levels):
             idx = np.flatnonzero(a == g)
             part[rng.permutation(idx)] = np.arange(len(idx)) % n_parts
         x_all = np.zeros(len(a))
@@ -387,9 +421,9 @@ class EnergyBalance(BaseWeighter):
         for k in range(n_parts):
             units = np.flatnonzero(part == k)
             sub_ops = _Operators(Xs[units], self.memory_limit)
-            sub = _build_problem(sub_ops, a[units], sw[units], self._estimand(), self.improved)
+            sub = _build_problem(sub_ops, a[units], sw[units], prob.focal, self.improved, prob.n_levels)
             x_k, it, conv, dec = self._solve_apg(sub, sub_ops, max_iter)
-            share = np.array([sw[units][a[units] == g].sum() / sw[a == g].sum() for g in (0, 1)])
+            share = np.array([sw[units][a[units] == g].sum() / sw[a == g].sum() for g in range(prob.n_levels)])
             x_all[units[sub.free]] = x_k * share[sub.group]
             n_iter, converged, decrease = max(n_iter, it), converged and conv, max(decrease, dec)
         return x_all[prob.free], n_iter, converged, decrease
@@ -404,14 +438,12 @@ def _scaled_covariates(matrix, names, sw):
     Columns that are constant (possible for an indicator per level, or among the units with positive sampling
     weight) carry no distance and are dropped, as WeightIt's ``transform_covariates`` does.
     """
-    s = sw / sw.sum()
-    centred = matrix - s @ matrix
-    var = (s @ centred**2) / (1 - np.sum(s**2))  # cobalt's / WeightIt's n - 1 ("reliability weights") form
-    keep = var > 0
+    sd = reliability_sd(matrix, sw)  # cobalt's / WeightIt's n - 1 ("reliability weights") form
+    keep = sd > 0
     if not keep.any():
         raise ValueError("every covariate is constant among the units with positive sample_weight.")
-    sd = np.sqrt(var[keep])
-    return np.ascontiguousarray(centred[:, keep] / sd), [n for n, k in zip(names, keep) if k], sd
+    centred = (matrix - normalise(sw) @ matrix)[:, keep]
+    return np.ascontiguousarray(centred / sd[keep]), [n for n, k in zip(names, keep) if k], sd[keep]
 
 
 class _Operators:
@@ -463,30 +495,59 @@ class _Operators:
         return self._run(self.kernels.distance_matvec, len(rows) ** 2, points, points, Vt)
 
 
-def _build_problem(ops, a, sw, estimand, improved):
-    focal = {"ATT": 1, "ATC": 0}.get(estimand)
-    mass_all = sw / np.where(a == 1, sw[a == 1].sum(), sw[a == 0].sum())
-    mean_s = np.array([sw[a == 0].mean(), sw[a == 1].mean()])
+def _target_group(treatment, estimand):
+    """Code of the group the others are weighted to: treated (ATT) / control (ATC) / the focal level of a
+    multi-category ATT; None for the ATE."""
+    if treatment.kind == "multi-category":
+        return treatment.focal if estimand == "ATT" else None
+    return {"ATT": 1, "ATC": 0}.get(estimand)
+
+
+def _build_problem(ops, a, sw, focal, improved, n_levels=2):
+    """The QP of the module docstring for K = ``n_levels`` groups.
+
+    ATT (``focal`` given): every other group g against the focal group, F = sum_g E(x_g, p_focal), so Q = -D
+    on same-group blocks and 0 across groups, const = -(K - 1) p'D p. ATE: every group against the full sample,
+    F = sum_g E(x_g, u) (+ sum over pairs g < h of E(x_g, x_h) when ``improved``, WeightIt's multi-category form):
+    each group takes part in K - 1 pairs, so Q = -K D on same-group blocks and +D across (-D and 0 without
+    ``improved``), const = -K u'D u. K = 2 is the binary problem.
+    """
+    sizes = np.array([sw[a == g].sum() for g in range(n_levels)])
+    mass_all = sw / sizes[a] if n_levels > 2 else sw / np.where(a == 1, sizes[1], sizes[0])
+    mean_s = np.array([sw[a == g].mean() for g in range(n_levels)])
     if focal is not None:
         free, target = np.flatnonzero(a != focal), np.flatnonzero(a == focal)
         pt = mass_all[target]
         b = ops.exact(free, target, pt)[:, 0]
-        const = -float(ops.quadform(target, pt)[0, 0])
+        const = -(n_levels - 1) * float(ops.quadform(target, pt)[0, 0])
         same, cross = -1.0, 0.0
     else:
         free = np.arange(len(a))
         u = sw / sw.sum()
         b = ops.exact(free, free, u)[:, 0]
-        const = -2.0 * float(u @ b)
-        same, cross = (-2.0, 1.0) if improved else (-1.0, 0.0)
+        const = -float(n_levels) * float(u @ b)
+        same, cross = (-float(n_levels), 1.0) if improved else (-1.0, 0.0)
     group = a[free].astype(np.int64)
     h = mean_s[group] / sw[free]
-    return _Problem(ops.Xt.T, free, group, mass_all[free], h, b, const, same, cross)
+    return _Problem(ops.Xt.T, free, group, mass_all[free], h, b, const, same, cross, focal, n_levels)
+
+
+def _group_columns(prob, xm):
+    """x split into one set of columns per group of the reweighted units (zeros elsewhere), and each unit's set."""
+    groups = np.unique(prob.group)
+    own = np.searchsorted(groups, prob.group)
+    V = np.hstack([np.where((own == j)[:, None], xm, 0.0) for j in range(len(groups))])
+    return V, own, len(groups)
 
 
 def _qmv(prob, x, ops, *, exact=False):
     """Q @ x for x of shape (m,) or (m, c): one pass over the distances of the reweighted units."""
     xm = x.reshape(len(prob.free), -1)
+    if prob.n_levels > 2:  # K groups: D x_g per group g gives the same-group product and, summed, the cross one
+        V, own, n_groups = _group_columns(prob, xm)
+        Y = (ops.exact(prob.free, prob.free, V) if exact else ops.square(prob.free, V)).reshape(len(xm), n_groups, -1)
+        same = Y[np.arange(len(xm)), own]
+        return (prob.same * same + prob.cross * (Y.sum(axis=1) - same)).reshape(x.shape)
     if prob.cross == 0.0 and len(np.unique(prob.group)) == 1:
         V = xm
     else:  # one set of columns per group: D x_0 and D x_1 give the same-group and cross-group products
@@ -513,7 +574,14 @@ def _energies(prob, xs, ops, *, gradient=True):
         quad = np.sum(xs * qx, axis=0)
     else:
         qx, c = None, xs.shape[1]
-        if prob.cross == 0.0 and len(np.unique(prob.group)) == 1:
+        if prob.n_levels > 2:
+            V, _, n_groups = _group_columns(prob, xs)
+            G = ops.quadform(prob.free, V).reshape(n_groups, c, n_groups, c)
+            blocks = np.einsum("gihj->ghij", G)
+            pairs = np.diagonal(blocks, axis1=2, axis2=3)  # (g, h, column): x_g' D x_h for each column of xs
+            same = np.trace(pairs, axis1=0, axis2=1)
+            quad = prob.same * same + prob.cross * (pairs.sum(axis=(0, 1)) - same)
+        elif prob.cross == 0.0 and len(np.unique(prob.group)) == 1:
             quad = prob.same * np.diag(ops.quadform(prob.free, xs))
         else:
             in1 = (prob.group == 1)[:, None]
@@ -522,6 +590,11 @@ def _energies(prob, xs, ops, *, gradient=True):
             quad = prob.same * (diag[:c] + diag[c:]) + 2 * prob.cross * np.diag(G[:c, c:])
     values = quad + 2 * prob.b @ xs + prob.const
     return np.maximum(values, 0.0), qx
+
+
+def _penalised(prob, x, penalty, energy):
+    """The penalised objective APG minimises, from the energy distance at x: energy + penalty Σ h x² / 2."""
+    return energy + 0.5 * penalty * float(np.sum(prob.h * x * x))
 
 
 def _fw_gap(prob, x, qx, penalty, min_weight):

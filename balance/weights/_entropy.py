@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter
+from .._stats import reliability_var, scale_columns
 from .._validation import check_sample_weight
 from ._cbps import _check_solver_params, _fit_terms, _new_terms, _store_fits
 from ._tilt import TiltBlock, check_target_inside, solve_tilt, solve_tilt_l1, tilt_parts
@@ -192,7 +193,7 @@ class EntropyBalance(BaseWeighter):
         stats = _GroupStats.compute(M, a, sw, n_levels)
         stats.check_not_constant(self.terms_)
         with np.errstate(invalid="ignore", divide="ignore"):  # a group SD from a single unit is 0/0: refused below
-            allowed = tols * stats.tolerance_units(M, target) if tols.any() else tols
+            allowed = tols * stats.tolerance_units(M, a, sw, target) if tols.any() else tols
         if not np.all(np.isfinite(allowed)):
             raise ValueError(f"tols={self.tols!r} is in standard deviations of the {_sd_group(data.treatment, target)}"
                              ", which are undefined with fewer than 2 units of positive weight; use tols=0 (exact "
@@ -303,21 +304,27 @@ def _sd_group(treatment, target):
 
 @dataclass(frozen=True)
 class _GroupStats:
-    """Per-group (control 0, treated 1) weighted totals, means, sums of squared deviations and ranges of the
-    balance terms, from one pass over the data (numba kernel), units with positive sampling weight only."""
+    """Per-group (codes 0..K-1) weighted totals, means, sums of squared deviations and ranges of the
+    balance terms, from one pass over the data (numba kernel), units with positive sampling weight only.
+
+    The pass runs on the terms divided by ``scale`` (powers of two, :func:`balance._stats.scale_columns`): an exact
+    division that keeps the squared deviations ``m2`` (in those scaled units) from overflowing or underflowing."""
 
     wsum: np.ndarray
-    w2sum: np.ndarray
     mean: np.ndarray
     m2: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    scale: np.ndarray
 
     @classmethod
     def compute(cls, M, a, sw, n_groups=2):
         from .._kernels._tilt import group_moments
 
-        return cls(*group_moments(np.ascontiguousarray(M), a.astype(np.int64), np.ascontiguousarray(sw), n_groups))
+        Ms, scale = scale_columns(M)
+        wsum, _, mean, m2, lo, hi = group_moments(np.ascontiguousarray(Ms), a.astype(np.int64),
+                                                  np.ascontiguousarray(sw), n_groups)
+        return cls(wsum, mean * scale, m2, lo * scale, hi * scale, scale)
 
     def check_not_constant(self, names):
         constant = np.flatnonzero(self.lo.min(axis=0) == self.hi.max(axis=0))
@@ -336,22 +343,24 @@ class _GroupStats:
         return self.lo[group], self.hi[group]
 
     def sd(self, group):
-        return np.sqrt(self.m2[group] / self.wsum[group])
+        return np.sqrt(self.m2[group] / self.wsum[group]) * self.scale
 
-    def variance(self, group):
-        """cobalt's weighted variance, sum w (x - m)^2 / (1 - sum w^2) with w normalised to sum 1."""
-        return self.m2[group] / (self.wsum[group] - self.w2sum[group] / self.wsum[group])
-
-    def tolerance_units(self, M, target):
+    def tolerance_units(self, M, a, sw, target):
         """Per-term unit of ``tols`` (WeightIt / cobalt): the SD of non-binary terms (the target group's, or for the
-        ATE, ``target`` None, the root mean of the variances of all groups), the value gap of binary (two-valued)
-        ones, so that their tolerance is a difference in proportions as in :func:`balance.balance_table`, however
-        they are coded; halved for the ATE, where each group is held within the tolerance of the full-sample
-        target."""
+        ATE, ``target`` None, the root mean of the variances of all groups; cobalt's variance,
+        :func:`balance._stats.reliability_var`), the value gap of binary (two-valued) ones, so that their tolerance
+        is a difference in proportions as in :func:`balance.balance_table`, however they are coded; halved for the
+        ATE, where each group is held within the tolerance of the full-sample target. NaN for a group where one
+        unit carries all the weight."""
         lo, hi = M.min(axis=0), M.max(axis=0)
         binary = np.all((M == lo) | (M == hi), axis=0)
+        Ms = M / self.scale  # exact: no square overflows or underflows
+
+        def variance(group):
+            return reliability_var(Ms[a == group], sw[a == group])
+
         if target is None:
             n_groups = len(self.wsum)
-            sd = np.sqrt(sum(self.variance(g) for g in range(n_groups)) / float(n_groups)) / 2.0
+            sd = np.sqrt(sum(variance(g) for g in range(n_groups)) / float(n_groups)) * self.scale / 2.0
             return np.where(binary, (hi - lo) / 2.0, sd)
-        return np.where(binary, hi - lo, np.sqrt(self.variance(target)))
+        return np.where(binary, hi - lo, np.sqrt(variance(target)) * self.scale)

@@ -6,8 +6,8 @@ standardised columns until the score is numerically zero, then maps the coeffici
 
 Under (quasi-)complete separation no maximum exists: Newton's steps keep growing some fitted probabilities towards 0
 or 1 and the score still falls below any tolerance, so a converged-looking fit can hide infinite coefficients. When
-the fit shows the symptoms (fitted probabilities within ``1e-8`` of 0 or 1, a step that is still large, or no
-convergence), :func:`find_separation` runs the linear-programming test of Konis (2007), the one R's
+the fit shows the symptoms (no convergence, a last step that is still large, or fitted probabilities within
+``1e-8`` of 0 or 1 after many iterations), :func:`find_separation` runs the linear-programming test of Konis (2007), the one R's
 ``detectseparation`` uses, and the fit is reported as not converged.
 """
 
@@ -22,11 +22,14 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._base import warn_units
 
-# Symptoms that trigger the separation test: a fitted probability this close to 0 or 1, or a last Newton step that
-# still moves a standardised coefficient this much (steps shrink quadratically at a finite maximum, while along a
-# separating direction each step adds about one unit to the linear predictor).
+# Symptoms that trigger the separation test. Along a separating direction Newton's method converges only linearly:
+# each step adds about one unit to the separated units' linear predictor (so the last step is still large) until
+# their probabilities are within the tolerance of 0 or 1 (which takes many steps). At a finite maximum the steps
+# shrink quadratically (the last one below 1e-3 in standardised units, often far below) after a few iterations.
+# Strong but non-separating predictors give probabilities near 0 or 1 in few iterations and do not trigger it.
 SYMPTOM_PROB = 1e-8
-SYMPTOM_STEP = 0.1
+SYMPTOM_STEP = 1e-3
+SYMPTOM_ITER = 15
 _HALVINGS = 30
 
 
@@ -45,6 +48,8 @@ class Separation:
 
     columns: np.ndarray
     units: np.ndarray
+
+from .._stats import column_std
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100, detect_separati
     LogisticFit
     """
     center = np.average(X, axis=0, weights=sample_weight) if X.shape[1] else np.empty(0)
-    scale = X.std(axis=0) if X.shape[1] else np.empty(0)
+    scale = column_std(X) if X.shape[1] else np.empty(0)
     scale = np.where(scale > 0, scale, 1.0)
     Z = np.column_stack([np.ones(len(X)), (X - center) / scale])
     total = sample_weight.mean()
@@ -127,7 +132,7 @@ def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100, detect_separati
         converged = score_norm < tol
 
     separation = None
-    if detect_separation and _has_symptoms(eta, sample_weight, converged, last_step):
+    if detect_separation and _has_symptoms(eta, sample_weight, converged, last_step, it):
         separation = find_separation(Z[:, 1:], a, sample_weight)
     slopes = beta[1:] / scale
     coef = np.concatenate([[beta[0] - slopes @ center], slopes])
@@ -135,12 +140,12 @@ def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100, detect_separati
                        stalled=stalled, separation=separation)
 
 
-def _has_symptoms(eta, sample_weight, converged, last_step):
+def _has_symptoms(eta, sample_weight, converged, last_step, n_iter):
     """Whether a fit may be separated: cheap checks that decide if the linear program is worth running."""
     if not converged or last_step > SYMPTOM_STEP:
         return True
     e = expit(eta[sample_weight > 0])
-    return bool(np.any(np.minimum(e, 1.0 - e) < SYMPTOM_PROB))
+    return n_iter >= SYMPTOM_ITER and bool(np.any(np.minimum(e, 1.0 - e) < SYMPTOM_PROB))
 
 
 def find_separation(X, a, sample_weight=None):
@@ -186,7 +191,8 @@ def find_separation(X, a, sample_weight=None):
     """
     keep = np.ones(len(a), dtype=bool) if sample_weight is None else np.asarray(sample_weight) > 0
     Z = X[keep] - X[keep].mean(axis=0)
-    Z = np.column_stack([np.ones(len(Z)), Z / np.where(Z.std(axis=0) > 0, Z.std(axis=0), 1.0)])
+    sd = column_std(Z)
+    Z = np.column_stack([np.ones(len(Z)), Z / np.where(sd > 0, sd, 1.0)])
     signed = Z * (2.0 * a[keep] - 1.0)[:, None]
     found = _separating_direction(signed)
     if found is None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._stats import column_std, scale_columns
+
 
 def check_moments(moments, interactions):
     """Validate the ``moments`` and ``interactions`` parameters (ValueError naming them)."""
@@ -52,16 +54,32 @@ class TermExpansion:
             products = [(i, j) for i in range(X.shape[1]) for j in range(i + 1, X.shape[1])
                         if sources[i] != sources[j]]
         candidate = cls(tuple(powers), tuple(products), ())
-        extra = candidate._extra(X)
+        extra = candidate._extra(X, names)
         keep = _independent_columns(np.column_stack([X, extra]), X.shape[1]) if extra.shape[1] else []
         powers = [t for m, t in enumerate(powers) if X.shape[1] + m in keep]
         products = [t for m, t in enumerate(products) if X.shape[1] + len(candidate.powers) + m in keep]
         labels = [f"{names[j]}^{k}" for j, k in powers] + [f"{names[i]}:{names[j]}" for i, j in products]
         return cls(tuple(powers), tuple(products), tuple(labels))
 
-    def _extra(self, X):
+    def _terms(self, X):
         cols = [X[:, j] ** k for j, k in self.powers] + [X[:, i] * X[:, j] for i, j in self.products]
         return np.column_stack(cols) if cols else np.empty((X.shape[0], 0))
+
+    def _extra(self, X, names=None):
+        with np.errstate(over="ignore", under="ignore"):
+            extra = self._terms(X)
+            reference = self._terms(scale_columns(X)[0])  # the same terms of columns scaled near 1: no overflow
+        # a power or product beyond the float range (inf) or below it (rounded to 0) cannot be balanced
+        bad = ~np.all(np.isfinite(extra), axis=0) | (np.any(reference != 0, axis=0) &
+                                                      (np.max(np.abs(extra), axis=0) < np.finfo(float).tiny))
+        if bad.any():
+            terms = [f"{names[j]}^{k}" if names else f"column {j} ^ {k}" for j, k in self.powers] + \
+                    [f"{names[i]}:{names[j]}" if names else f"columns {i} * {j}" for i, j in self.products]
+            raise ValueError(f"the balance term(s) {[t for t, b in zip(terms, bad) if b]} leave the floating-point "
+                             "range (a covariate of magnitude beyond about 1e150 or below 1e-150, raised to a power "
+                             "or multiplied); rescale those covariates (e.g. income in thousands) or use moments=1 "
+                             "and no interactions.")
+        return extra
 
     def transform(self, X, names):
         """Return ``(matrix, names)``: X followed by the learned extra terms."""
@@ -69,13 +87,13 @@ class TermExpansion:
         # round differently on C- and Fortran-ordered arrays)
         if not self.names:
             return np.ascontiguousarray(X), list(names)
-        return np.ascontiguousarray(np.column_stack([X, self._extra(X)])), list(names) + list(self.names)
+        return np.ascontiguousarray(np.column_stack([X, self._extra(X, names)])), list(names) + list(self.names)
 
 
 def correlation_matrix(M):
     """Correlation matrix of the columns of M (constant columns give zero rows) and which columns vary; the
     intercept is orthogonal to the centred columns, so projections on it need no further term."""
-    scale = M.std(axis=0)
+    scale = column_std(M)
     usable = scale > 0
     Z = np.zeros_like(M)
     Z[:, usable] = (M[:, usable] - M[:, usable].mean(axis=0)) / scale[usable]

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp, softmax
 
+from .._stats import column_std
+
 
 @dataclass(frozen=True)
 class MultinomialFit:
@@ -96,7 +98,7 @@ def fit_multinomial(X, codes, n_levels, sample_weight, *, tol=1e-8, max_iter=100
     """
     n = X.shape[0]
     center = np.average(X, axis=0, weights=sample_weight) if X.shape[1] else np.empty(0)
-    scale = X.std(axis=0) if X.shape[1] else np.empty(0)
+    scale = column_std(X) if X.shape[1] else np.empty(0)
     scale = np.where(scale > 0, scale, 1.0)
     Z = np.column_stack([np.ones(n), (X - center) / scale])
     q, km1 = Z.shape[1], n_levels - 1

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from .._base import BaseWeighter
+from .._stats import reliability_var, scale_columns
 from .._validation import check_constant, check_full_rank
 from ._moments import TermExpansion, check_moments
 from ._qp import DEFAULT_MAX_ITER, SOLVERS, solve_qp
@@ -493,17 +494,6 @@ def _weighted_mean(Z, w):
     return w @ Z / w.sum()
 
 
-def _reliability_var(Z, w):
-    """n − 1 ("reliability weights") variance, as balance_table; 0 when one unit carries all the weight."""
-    pos = w > 0
-    v = w[pos] / w[pos].sum()
-    correction = 1.0 - v @ v
-    if correction <= 0:
-        return np.zeros(Z.shape[1])
-    mean = v @ Z[pos]
-    return v @ (Z[pos] - mean) ** 2 / correction
-
-
 def _term_scales(Z, a, s, focal, n_levels=2):
     """SMD denominators as balance_table: SD for continuous terms, the signed value gap for binary ones.
 
@@ -519,10 +509,15 @@ def _term_scales(Z, a, s, focal, n_levels=2):
     scale : ndarray of shape (n_terms,)
     zero_sd : ndarray of bool, shape (n_terms,)
     """
+    Zs, col_scale = scale_columns(Z)  # SDs from scaled columns: exact, and no square can overflow or underflow
+
+    def var(group):  # a group where one unit carries all the weight counts with variance 0
+        return np.nan_to_num(reliability_var(Zs[a == group], s[a == group]), nan=0.0)
+
     if focal is None:
-        sd = np.sqrt(sum(_reliability_var(Z[a == g], s[a == g]) for g in range(n_levels)) / n_levels)
+        sd = np.sqrt(sum(var(g) for g in range(n_levels)) / n_levels) * col_scale
     else:
-        sd = np.sqrt(_reliability_var(Z[a == focal], s[a == focal]))
+        sd = np.sqrt(var(focal)) * col_scale
     scale = np.where(sd > 0, sd, 1.0)
     lo, hi = Z.min(axis=0), Z.max(axis=0)
     two_valued = np.all((Z == lo) | (Z == hi), axis=0) & (hi > lo)  # O(n), no sort

@@ -27,6 +27,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 
+from .._stats import column_std
+
 # Armijo constant of the line search, and the relative slack that lets a Newton step through when the decrease of
 # F is below its rounding error (at the optimum F changes by ~|grad|^2, far below eps * |F|).
 _ARMIJO = 1e-4
@@ -62,7 +64,7 @@ class Standardizer:
 
     @classmethod
     def fit(cls, X, center):
-        scale = X.std(axis=0) if X.shape[0] > 1 else np.ones(X.shape[1])
+        scale = column_std(X) if X.shape[0] > 1 else np.ones(X.shape[1])
         return cls(np.asarray(center, dtype=float), np.where(scale > 0, scale, 1.0))
 
     def design(self, X):
@@ -267,7 +269,7 @@ def solve_tilt_l1(X_rows, c, target_mean, tols, *, names, tol, max_iter):
         ``imbalance`` is the largest excess of |mean - target| over tols in scaled units (0 when all hold).
     """
     check_enough_units(X_rows.shape[0], names)
-    scale = X_rows.std(axis=0) if X_rows.shape[0] > 1 else np.ones(X_rows.shape[1])
+    scale = column_std(X_rows) if X_rows.shape[0] > 1 else np.ones(X_rows.shape[1])
     scale = np.where(scale > 0, scale, 1.0)
     Xs = (X_rows - target_mean) / scale
     design = np.column_stack([np.ones(len(Xs)), Xs])
@@ -406,7 +408,7 @@ def solve_balance(X, sw, active, s, r, *, names, tol, max_iter, start=None):
     total = float(np.sum(np.abs(share)))
     target = np.concatenate([[share.sum()], share @ X])
     center = (np.abs(share) @ X) / total
-    return solve_tilt(X, rows, sw, s, target, total, center, X.std(axis=0), names=names, tol=tol,
+    return solve_tilt(X, rows, sw, s, target, total, center, column_std(X), names=names, tol=tol,
                       max_iter=max_iter, start=start)
 
 

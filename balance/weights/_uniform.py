@@ -98,6 +98,9 @@ class UniformTransformerWeights(BaseWeighter):
     "kernel"``, a two-sample kernel U-statistic), or a series estimate on polynomials of Φ (``"projection"``). The
     weights are self-normalised (Hájek), as in the authors' R package WUNT.
 
+    Binary treatments only (a multi-category one is refused in one line): the method and the R package define one
+    reference group and one focal group, and a K-level version is not part of either.
+
     Parameters
     ----------
     estimand : {"ATT", "ATC", "ATE"}, default="ATT"

@@ -1,0 +1,103 @@
+"""Weighted column statistics that neither overflow nor underflow: the one home of cobalt's weighted variance and
+of Kish's effective sample size.
+
+Squaring a covariate of magnitude 1e160 overflows and squaring one of magnitude 1e-200 underflows, although every
+statistic built from the squares (an SMD, a variance ratio, an ESS) is scale-free. So each column is first divided
+by a power of two close to its largest absolute value (:func:`scale_columns`) and the statistics are computed on
+the scaled values. Dividing by a power of two is exact in binary floating point (outside the subnormal range), and
+so is every later rounding step relative to it: results are bitwise those of the plain formulas wherever those do
+not overflow or underflow, and correct where they do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pow2_scale(x, axis=0):
+    """Per column (``axis=0``) or overall (``axis=None``), the power of two ``s`` with ``max |x| / s`` in [1, 2).
+
+    An all-zero (or empty) column gets ``s = 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pow2_scale(np.array([[3.0, 0.0], [-5.0, 0.0]]))
+    array([4., 1.])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return np.ones(x.shape[1]) if axis == 0 and x.ndim == 2 else np.float64(1.0)
+    top = np.max(np.abs(x), axis=axis)
+    _, exponent = np.frexp(top)  # top = m * 2**exponent, m in [0.5, 1)
+    return np.where(top > 0, np.ldexp(1.0, exponent - 1), 1.0)
+
+
+def scale_columns(X):
+    """Return ``(X / s, s)`` with ``s`` = :func:`pow2_scale` of each column (an exact division)."""
+    s = pow2_scale(X)
+    return X / s, s
+
+
+def column_std(X):
+    """``X.std(axis=0)`` (population SD) computed on scaled columns: bitwise the same where that does not overflow
+    or underflow, and correct for columns of magnitude 1e200 or 1e-200. Used to standardise covariates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> column_std(np.array([[1e200, 1e-200], [3e200, 3e-200]]))
+    array([1.e+200, 1.e-200])
+    """
+    Xs, s = scale_columns(X)
+    return Xs.std(axis=0) * s
+
+
+def normalise(w):
+    """``w / sum(w)``, summed after an exact rescaling so that weights of any finite magnitude work."""
+    w = w / pow2_scale(w, axis=None)
+    return w / w.sum()
+
+
+def reliability_var(X, w):
+    """cobalt's weighted variance of each column of ``X`` over the units with ``w > 0``.
+
+    The n − 1 ("reliability weights") form: with :math:`v = w / \\sum w`,
+    :math:`\\sum v (x - \\bar x_v)^2 / (1 - \\sum v^2)`, the usual sample variance for equal weights. NaN when one
+    unit carries all the weight (the variance is then undefined). ``X`` should hold scaled columns
+    (:func:`scale_columns`) so that the squares cannot overflow or underflow; :func:`reliability_sd` does that.
+    """
+    pos = w > 0
+    v = normalise(w[pos])
+    correction = 1.0 - v @ v  # 0 when one unit carries all the weight
+    if correction <= 0:
+        return np.full(X.shape[1], np.nan)
+    rows = X[pos]
+    return v @ (rows - v @ rows) ** 2 / correction
+
+
+def reliability_sd(X, w):
+    """Square root of :func:`reliability_var`, in the units of ``X``, computed on scaled columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1e200, 1e-200], [3e200, 3e-200], [2e200, 2e-200]])
+    >>> reliability_sd(X, np.ones(3))
+    array([1.e+200, 1.e-200])
+    """
+    Xs, s = scale_columns(X)
+    return np.sqrt(reliability_var(Xs, w)) * s
+
+
+def kish_ess(w):
+    """Kish's effective sample size :math:`(\\sum w)^2 / \\sum w^2`, on weights scaled to a largest value in [1, 2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(kish_ess(np.array([1e200, 1e200, 2e200, 2e200])), 12)
+    3.6
+    """
+    w = w / pow2_scale(w, axis=None)
+    return float(w.sum() ** 2 / np.sum(w**2))
