@@ -267,3 +267,20 @@ def test_m_parts_on_lalonde_solve_the_score(ate_fit, race):
     # the score in dollars-scaled columns (re74 up to 35,000): zero relative to the size of its terms
     scale = np.abs(parts.psi(parts.params)).sum(axis=0)
     assert np.all(np.abs(parts.psi(parts.params).sum(axis=0)) < 1e-10 * scale)
+
+
+def test_weights_from_propensity_refuses_bad_score_matrices():
+    t = np.array(["a", "b", "c", "a"])
+    ps = np.array([[0.5, 0.25, 0.25], [0.2, 0.4, 0.4], [0.1, 0.1, 0.8], [0.6, 0.2, 0.2]])
+    with pytest.raises(ValueError, match="must sum to one"):
+        weights_from_propensity(ps * 0.9, t)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        weights_from_propensity(np.array([[1.0, 0.0, 0.0], *ps[1:]]), t)
+    with pytest.raises(ValueError, match=r"no column for the treatment level\(s\) \['c'\]"):
+        weights_from_propensity(pd.DataFrame(ps, columns=["a", "b", "x"]), t)
+    with pytest.raises(ValueError, match="needs the focal level"):
+        weights_from_propensity(ps, t, "ATT")
+    with pytest.raises(ValueError, match=r"estimand='ATC' is not supported"):
+        weights_from_propensity(ps, t, "ATC")
+    with pytest.raises(ValueError, match="4 columns but the treatment has 3 levels"):
+        weights_from_propensity(np.column_stack([ps, ps[:, :1]]) / 1.0, t)
