@@ -118,7 +118,7 @@ class _Problem:
         b = _ipm.gaussian_gram_dot(self.Xc, self.Xt, self.pt, inv)
         c = float(self.pt @ _ipm.gaussian_gram_dot(self.Xt, self.Xt, self.pt, inv))
         if self.est.solver == "qp":
-            from ._cbipm_qp import solve_simplex_qp
+            from ._qp import solve_simplex_qp
 
             w, ok, n_iter = solve_simplex_qp(K, b, max_iter=self.est.n_epochs)
             value, grad = _ipm.mmd_objective_grad(K, b, c, w)
