@@ -20,8 +20,7 @@ import pandas as pd
 
 from ._treatment import TREATMENT_TYPES
 from ._validation import ESTIMANDS, check_treatment
-from .diagnostics import balance_table, effective_sample_size
-from .diagnostics._weights import check_extreme_weights
+from .diagnostics import balance_table, effective_sample_size, max_over_comparisons
 from .effects import WeightedEffect
 from .effects._outcome import OUTCOME_MODELS
 from .effects._vcov import VCOV_TYPES
@@ -159,14 +158,11 @@ def run(args, out=None):
     weighter = effect.weighter_
     a = treatment.a
     table = balance_table(X, t, weighter, estimand=estimand, treated=treated, sample_weight=sw)
-    groups = list(map(str, treatment.levels)) if multi else None  # binary: control, treated
-    # warned about by WeightedEffect already: measured here for the table only
-    concentration = check_extreme_weights(np.asarray(weighter.weights_), a, groups, warn=False)
     base = np.ones(len(a)) if sw is None else sw.to_numpy()
     ess = pd.DataFrame({  # before weighting: Kish's ESS of the sampling weights (WeightIt's "Unweighted")
-        "before": check_extreme_weights(base, a, groups, warn=False).ess if multi else effective_sample_size(base, a),
-        "after": concentration.ess,
-        "largest share": concentration.max_share,
+        "before": effective_sample_size(base, a, treatment_type=treatment.kind).to_numpy(),
+        "after": weighter.ess_,
+        "largest share": weighter.max_weight_share_,
     })
 
     levels = weighter.treatment_levels_
@@ -187,6 +183,9 @@ def run(args, out=None):
           + " (SMD: standardised mean difference, binary rows raw proportions; vratio: variance ratio; ks: "
           "Kolmogorov-Smirnov)", file=out)
     print(table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="."), "\n", file=out)
+    if multi:
+        print("Largest imbalance over the comparisons (|SMD|, max(vratio, 1/vratio), ks)", file=out)
+        print(max_over_comparisons(table).to_string(float_format=lambda v: f"{v:.4f}", na_rep="."), "\n", file=out)
     print("Effective sample size (Kish) and the largest unit's share of its group's weight"
           + (", per level" if multi else ""), file=out)
     print(ess.to_string(formatters={"before": "{:.1f}".format, "after": "{:.1f}".format,

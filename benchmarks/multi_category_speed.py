@@ -47,6 +47,23 @@ METHODS = {
 }
 
 
+# measured apart from the timed runs (cProfile and a direct comparison, 2026-12-06, same machine, load ~10)
+NOTES = [
+    "", "## Where the multi-category time goes (measured separately)", "",
+    "- PropensityWeights: the multinomial logit's Newton steps spend most of their time in "
+    "`multinomial_information` (balance/weights/_multinomial.py), one `np.einsum('ikl,ij,im->kjlm', ...)` over "
+    "the (n, K-1, K-1) probability covariances and the design twice: 2.45 s a call at n = 1e5, K = 5, q = 11 "
+    "columns (5 calls a fit). Built block by block instead, `design.T @ (design * c_kl[:, None])` for the "
+    "K(K-1)/2 blocks k <= l (BLAS), the same matrix (relative difference 2e-14) takes 0.36 s: about 7x faster "
+    "on this step, whose five calls are most of the 16 s a 5-level fit took here (an estimate, not a timed change).",
+    "- CBPS (just-identified multinomial CBPS): its start values come from the same multinomial fit, and its "
+    "`balance_jacobian` (balance/weights/_cbps_multi.py) is the next largest cost (cProfile at n = 5,000: einsum "
+    "0.84 s of 1.70 s, balance_jacobian 0.43 s).",
+    "- EntropyBalance, InverseProbabilityTilting and StableWeights cost 1.5-3x their binary time for 5 levels: "
+    "one dual or one QP block per reweighted level, each on that level's units.",
+]
+
+
 def design(n, n_levels, seed=SEED):
     """Covariates (shared by both treatment types for a given n) and a treatment with ``n_levels`` levels."""
     rng = np.random.default_rng(seed)
@@ -67,10 +84,10 @@ def supports_multi(name):
     return "multi-category" in cls._supported_treatment_types
 
 
-def time_fit(make, X, t, reps):
+def time_fit(make, X, t, reps, warm_up):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # extreme-weight or convergence notes are not what is timed here
-        make().fit(X, t)  # warm-up: imports, compilation, first-call overheads
+        make().fit(*warm_up)  # warm-up on a small sample: imports, compilation, first-call overheads
         times = []
         for _ in range(reps):
             start = time.perf_counter()
@@ -92,10 +109,11 @@ def main():
             continue
         n = args.n if cap is None else min(cap, args.n)
         binary, multi = design(n, 2), design(n, N_LEVELS)
-        tb = time_fit(make, *binary, args.reps)
-        tm = time_fit(make, *multi, args.reps)
+        tb = time_fit(make, *binary, args.reps, design(1_000, 2))
+        tm = time_fit(make, *multi, args.reps, design(1_000, N_LEVELS))
         rows.append((name, n, tb, tm))
-        print(f"{name} n={n}: binary {tb[0]:.3f}s, {N_LEVELS} levels {tm[0]:.3f}s", flush=True)
+        print(f"{name} n={n} (load {os.getloadavg()[0]:.1f}): binary {tb[0]:.3f}s, {N_LEVELS} levels {tm[0]:.3f}s",
+              flush=True)
     load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
 
     lines = [
@@ -103,8 +121,8 @@ def main():
         f"Script: `benchmarks/multi_category_speed.py` (n units, d = {N_FEATURES} standard-normal covariates, "
         f"treatment from a multinomial logit with {N_LEVELS} levels, or 2 for the binary column, on the same "
         "covariates; ATE; each weighter's defaults otherwise). Wall times in seconds: median of "
-        f"{args.reps} fits after a warm-up fit (best / worst in brackets); binary and multi-category timed one after "
-        "the other in one process, so the ratio is the robust figure on this shared machine.", "",
+        f"{args.reps} fits after a warm-up fit at n = 1,000 (best / worst in brackets); binary and multi-category "
+        "timed one after the other in one process, so the ratio is the robust figure on this shared machine.", "",
         "## Machine", "", machine_markdown(),
         f"- load average (1, 5, 15 min) before the runs: {load_before}; after: {load_after} "
         f"(2 cores shared with other jobs: absolute times are inflated when the load is above 2)",
@@ -120,9 +138,10 @@ def main():
     capped = [name for name, n, _, _ in rows if n < args.n]
     if capped:
         lines.append(f"Timed at a smaller n: {', '.join(capped)} (EnergyBalance works on the n x n distance "
-                     "matrix, O(n^2) memory and time, so n = 1e5 is out of reach).")
+                     "matrix, O(n^2) memory and time, so n = 1e5 is out of reach: 80 GB for the matrix alone).")
     if skipped:
         lines.append(f"Not yet supporting multi-category treatments when this ran (not timed): {', '.join(skipped)}.")
+    lines += NOTES
     out = HERE / "results" / "multi_category_speed.md"
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())

@@ -49,19 +49,6 @@ def rng():
     return np.random.default_rng(20261123)
 
 
-def multi_balance_table_available():
-    """Whether balance_table takes a multi-category treatment (the diag branch adds it; tests of the CLI and the
-    love plot against cobalt's multi-category tables skip until then)."""
-    from balance import balance_table
-
-    X = pd.DataFrame({"x": np.arange(9.0)})
-    try:
-        balance_table(X, pd.Series(list("abcabcabc")))
-    except ValueError:
-        return False
-    return True
-
-
 def simulate(rng, n=500, p=3):
     """A small logistic-propensity design with known coefficients."""
     X = rng.normal(size=(n, p))

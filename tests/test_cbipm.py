@@ -428,11 +428,8 @@ def test_sample_weights_equal_repeated_rows(rng):
         weighted = np.asarray(clone(est).fit(X, t, sample_weight=k.astype(float)).weights_)
         repeated = np.asarray(clone(est).fit(X[keep], t[keep]).weights_)
         per_unit = np.bincount(keep, weights=repeated, minlength=80)
-        # linear: same iterates up to summation order. nonpara: the per-unit logit gradient makes Adam see k copies,
-        # but the sampling weights are scaled to mean 1 first (so that their scale does not matter), which scales
-        # these gradients by the mean of k: Adam is invariant to that except through its eps (1e-8), a 1e-4
-        # relative effect after 50 epochs here (8.5e-5 seen); 1e-3 would still catch a unit counted once or twice.
-        assert_allclose(per_unit, weighted, rtol=1e-8 if model == "linear" else 1e-3, atol=1e-12)
+        # same iterates up to summation order (the per-unit logit gradient makes Adam see k copies)
+        assert_allclose(per_unit, weighted, rtol=1e-8, atol=1e-12)
         assert np.all(weighted[k == 0] == 0)
 
 

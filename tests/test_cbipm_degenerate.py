@@ -33,7 +33,7 @@ def _fit(est, sample_weight=None):
                          ids=["mmd", "sipm", "wass", "ate", "linear"])
 def test_weights_do_not_depend_on_the_scale_of_sample_weight(params, multiplier):
     # Reference: the same fit on the unscaled sampling weights (weights_ include them, hence the division). The
-    # solver normalises them to mean 1, so the two runs differ only by the rounding of sw * multiplier / mean,
+    # solver divides them by the smallest one, so the two runs differ only by the rounding of sw * multiplier / min,
     # amplified through 60 Adam steps: 1e-9 relative is far above that (1e-12 seen) and far below the old
     # differences (up to 10x for nonpara at 1e8).
     reference = np.asarray(_fit(CBIPM(n_epochs=60, random_state=0, **params), SW).weights_)

@@ -8,7 +8,7 @@ import pytest
 
 from balance._cli import main
 
-from .conftest import SHARED, _shared_file, multi_balance_table_available
+from .conftest import SHARED, _shared_file
 
 
 def test_default_run_reproduces_weightit(capsys):
@@ -101,44 +101,52 @@ def _check_effects_and_ess(out):
         assert abs(after - ess[level]) <= 0.05 + 1e-9, (level, after, ess[level])
 
 
-def _fake_balance_table(*args, **kwargs):
-    """A stand-in in balance_table's documented multi-category format (the real one is tested on its own)."""
-    index = pd.MultiIndex.from_tuples([("hispan vs. black", "age")], names=["comparison", "variable"])
-    return pd.DataFrame({"smd_un": [0.5], "smd_adj": [0.05]}, index=index)
-
-
-def test_multi_category_effects_and_ess_match_weightit(capsys, monkeypatch):
-    """Everything but the balance numbers, which come from balance_table (tested against cobalt on its own)."""
-    import balance._cli as cli
-
-    monkeypatch.setattr(cli, "balance_table", _fake_balance_table)
-    assert main(RACE) == 0
-    out = capsys.readouterr().out
-    assert "treatment 'race' (3 levels 'black', 'hispan', 'white', reference 'black')" in out
-    assert "estimand ATE" in out and "ATE on 're78'" in out and "hispan vs. black" in out
-    assert "std. error" not in out  # the binary one-line summary is not printed for several contrasts
-    _check_effects_and_ess(out)
-
-
-def test_multi_category_att_of_a_focal_level(capsys, monkeypatch):
-    import balance._cli as cli
-
-    monkeypatch.setattr(cli, "balance_table", _fake_balance_table)
+def test_multi_category_att_of_a_focal_level(capsys):
     assert main(RACE + ["--treated", "hispan"]) == 0
     out = capsys.readouterr().out
     assert "focal level 'hispan'" in out and "estimand ATT" in out and "mu[white]" in out
+    assert "hispan vs. black" in out and "hispan vs. white" in out  # the focal level against each other one
 
 
-@pytest.mark.skipif(not multi_balance_table_available(), reason="balance_table does not take a multi-category "
-                    "treatment yet (the diag branch adds it)")
-def test_multi_category_end_to_end_matches_weightit_and_cobalt(capsys):
+def _printed_balance(out, comparisons):
+    """(comparison, variable) -> the printed row's numbers (smd_un, vratio_un, ks_un, smd_adj, ...; "." as NaN)."""
+    rows, current = {}, None
+    for line in out.splitlines():
+        if not line.strip():  # the table ends at its first blank line
+            current = None
+        for comparison in comparisons:
+            if line.startswith(comparison + " "):
+                current, line = comparison, line[len(comparison):]
+        fields = line.split()
+        if current is None or len(fields) != 8 or fields[1] not in ("Contin.", "Binary"):
+            continue
+        rows[(current, fields[0])] = [float("nan") if v == "." else float(v) for v in fields[2:]]
+    return rows
+
+
+def test_multi_category_matches_weightit_and_cobalt(capsys):
     assert main(RACE) == 0
     out = capsys.readouterr().out
+    assert "treatment 'race' (3 levels 'black', 'hispan', 'white', reference 'black')" in out
+    assert "estimand ATE" in out and "ATE on 're78'" in out
+    assert "std. error" not in out  # the binary one-line summary is not printed for several contrasts
     _check_effects_and_ess(out)
     pairs = pd.read_csv(_shared_file(MULTI / "balance_pairs.csv"))
     pairs = pairs[(pairs["case"] == "ATE_glm") & (pairs["binary"] == "raw") & pairs["pairwise"]]
-    for comparison in pairs["comparison"].unique():
-        assert comparison in out
-    for variable in ("educ", "re74"):  # cobalt's adjusted SMD of hispan vs. black, printed to 4 decimals
-        value = pairs[(pairs["comparison"] == "hispan vs. black") & (pairs["variable"] == variable)]["Diff.Adj"]
-        assert f"{float(value.iloc[0]):.4f}" in out
+    printed = _printed_balance(out, pairs["comparison"].unique())
+    assert len(printed) == len(pairs) == 18
+    for _, row in pairs.iterrows():
+        smd_un, _, ks_un, smd_adj, _, ks_adj = printed[(row["comparison"], row["variable"])]
+        # printed to 4 decimals (5e-5); the weighted columns also carry the multinomial MLE's ~1e-7 relative
+        # difference from WeightIt's
+        for got, want in ((smd_un, row["Diff.Un"]), (ks_un, row["KS.Un"]), (smd_adj, row["Diff.Adj"]),
+                          (ks_adj, row["KS.Adj"])):
+            assert abs(got - want) <= 5e-5 + 1e-6, (row["comparison"], row["variable"], got, want)
+    maxima = pd.read_csv(_shared_file(MULTI / "balance_max_over_pairs.csv"))
+    maxima = maxima[(maxima["case"] == "ATE_glm") & (maxima["binary"] == "raw")]
+    lines = out[out.index("Largest imbalance over the comparisons"):].splitlines()
+    for _, row in maxima.iterrows():  # cobalt's Balance.Across.Pairs, printed to 4 decimals
+        (line,) = [ln for ln in lines[:9] if ln.split()[:1] == [row["variable"]]]
+        values = line.split()
+        assert abs(float(values[2]) - row["Max.Diff.Un"]) <= 5e-5 + 1e-6
+        assert abs(float(values[5]) - row["Max.Diff.Adj"]) <= 5e-5 + 1e-6

@@ -97,6 +97,13 @@ def test_predict_weights_reproduces_fit(just, race):  # noqa: F811
     assert_allclose(just.predict_proba(race[0]), just.ps_, rtol=1e-14)
 
 
+def test_refit_on_a_multi_category_treatment_forgets_binary_facts(race, lalonde):  # noqa: F811
+    cb = CBPS().fit(lalonde[["age", "educ"]], lalonde["treat"])
+    assert cb.separation_ == []
+    cb.fit(*race)
+    assert not hasattr(cb, "separation_") and cb.coef_.shape == (2, 6)
+
+
 def test_unsupported_estimand_and_non_convergence(race):  # noqa: F811
     with pytest.raises(ValueError, match=r"estimand='ATC' is not supported by CBPS for a multi-category"):
         CBPS("ATC").fit(*race)

@@ -19,10 +19,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import balance.plot._love as love_module  # noqa: E402
-from balance import PropensityWeights  # noqa: E402
+from balance import PropensityWeights, balance_table  # noqa: E402
 from balance.plot import balance_plot, love_plot, ps_overlap_plot, weight_plot  # noqa: E402
 
-from .conftest import SHARED, _shared_file, multi_balance_table_available  # noqa: E402
+from .conftest import SHARED, _shared_file  # noqa: E402
 
 LEVELS = ["black", "hispan", "white"]
 COVARIATES = ["age", "educ", "married", "nodegree", "re74", "re75"]
@@ -164,23 +164,28 @@ def test_overlap_bad_input(data, propensity, kwargs, message):
 # ------------------------------------------------------------------------------------------------------------
 # love_plot on a multi-category balance table ((comparison, variable) MultiIndex, as balance_table documents it)
 # ------------------------------------------------------------------------------------------------------------
-def _multi_table(rng):
-    """A table in the documented multi-category format, with known values."""
-    comparisons = ["hispan vs. black", "white vs. black", "white vs. hispan", "All vs. black"]
+def _multi_table(rng, comparisons):
+    """A table in balance_table's multi-category format, with known values."""
     variables = ["age", "educ", "married"]
     index = pd.MultiIndex.from_product([comparisons, variables], names=["comparison", "variable"])
-    table = pd.DataFrame({column: rng.normal(0.0, 0.3, len(index)) for column in ("smd_un", "smd_adj")}, index=index)
-    table["vratio_un"] = rng.uniform(0.3, 3.0, len(index))
-    table["vratio_adj"] = rng.uniform(0.3, 3.0, len(index))
+    table = pd.DataFrame({"type": ["Contin.", "Contin.", "Binary"] * len(comparisons)}, index=index)
+    for column in ("smd_un", "smd_adj"):
+        table[column] = rng.normal(0.0, 0.3, len(index))
+    for column in ("vratio_un", "vratio_adj"):
+        table[column] = rng.uniform(0.3, 3.0, len(index))
     table.loc[(slice(None), "married"), ["vratio_un", "vratio_adj"]] = np.nan  # binary: no variance ratio
     return table
 
 
 @pytest.fixture
 def fake_table(monkeypatch, rng):
-    table = _multi_table(rng)
-    monkeypatch.setattr(love_module, "balance_table", lambda *args, **kwargs: table)
-    return table
+    """balance_table stubbed: every pair of levels by default (and with pairwise=True), each level against the
+    full sample with pairwise=False."""
+    tables = {True: _multi_table(rng, ["hispan vs. black", "white vs. black", "white vs. hispan"]),
+              False: _multi_table(rng, ["All vs. black", "All vs. hispan", "All vs. white"])}
+    monkeypatch.setattr(love_module, "balance_table",
+                        lambda *args, pairwise=None, **kwargs: tables[pairwise is not False])
+    return tables
 
 
 def _points(ax, label):
@@ -191,17 +196,17 @@ def _points(ax, label):
 
 def test_love_plot_default_is_max_over_pairwise_comparisons(fake_table, data):
     ax = love_plot(data.X, data.race, np.ones(614))
-    pairwise = fake_table.drop(index="All vs. black", level="comparison")
+    pairwise = fake_table[True]
     for label, column in (("Unadjusted", "smd_un"), ("Adjusted", "smd_adj")):
         expected = pairwise[column].abs().groupby(level="variable").max()
         got = _points(ax, label)
         assert_array_equal([got[v] for v in expected.index], expected.to_numpy())  # a max of |x|: exact
-    assert "maximum over treatment pairs" in ax.get_title()
+    assert "maximum over comparisons" in ax.get_title()
 
 
 def test_love_plot_max_of_variance_ratios_folds_then_drops_binary_rows(fake_table, data):
     ax = love_plot(data.X, data.race, np.ones(614), stat="vratio", threshold=2)
-    pairwise = fake_table.drop(index="All vs. black", level="comparison")
+    pairwise = fake_table[True]
     values = pairwise["vratio_adj"]
     expected = np.maximum(values, 1 / values).groupby(level="variable").max().dropna()
     got = _points(ax, "Adjusted")
@@ -212,7 +217,7 @@ def test_love_plot_max_of_variance_ratios_folds_then_drops_binary_rows(fake_tabl
 @pytest.mark.parametrize("comparison", ["white vs. hispan", "All vs. black"])
 def test_love_plot_one_comparison_on_request(fake_table, data, comparison):
     ax = love_plot(data.X, data.race, np.ones(614), comparison=comparison, abs=False)
-    rows = fake_table.xs(comparison, level="comparison")
+    rows = fake_table[not comparison.startswith("All")].xs(comparison, level="comparison")
     got = _points(ax, "Adjusted")
     assert_array_equal([got[v] for v in rows.index], rows["smd_adj"].to_numpy())  # signed, unchanged
     assert ax.get_title().endswith(comparison)
@@ -232,8 +237,6 @@ def test_love_plot_comparison_refused_for_binary(lalonde):
         love_plot(lalonde[COVARIATES], lalonde["treat"], comparison="1 vs. 0")
 
 
-@pytest.mark.skipif(not multi_balance_table_available(), reason="balance_table does not take a multi-category "
-                    "treatment yet (the diag branch adds it)")
 def test_love_plot_default_equals_cobalts_balance_across_pairs(data):
     """cobalt 4.6.1's "Balance.Across.Pairs" (max |diff| over the pairwise comparisons) for WeightIt's glm ATE."""
     table = pd.read_csv(_shared_file(SHARED / "oracle" / "weightit-multi-ate" / "balance_max_over_pairs.csv"))
@@ -246,3 +249,12 @@ def test_love_plot_default_equals_cobalts_balance_across_pairs(data):
         # ~1e-7 relative, which moves the weighted differences by as much
         tol = 1e-12 if label == "Unadjusted" else 1e-6
         assert_allclose([got[v] for v in table.index], table[column].to_numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize(("comparison", "pairwise"), [("white vs. hispan", True), ("All vs. hispan", False)])
+def test_love_plot_comparison_equals_balance_table_rows(data, comparison, pairwise):
+    ax = love_plot(data.X, data.race, data.ps, comparison=comparison)
+    rows = balance_table(data.X, data.race, data.ps, pairwise=pairwise).xs(comparison, level="comparison")
+    for label, column in (("Unadjusted", "smd_un"), ("Adjusted", "smd_adj")):
+        got = _points(ax, label)
+        assert_array_equal([got[v] for v in rows.index], rows[column].abs().to_numpy())  # |x|: exact

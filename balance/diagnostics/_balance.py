@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._stats import normalise, reliability_var, scale_columns
-from .._treatment import ESTIMANDS_BY_TYPE
+from .._treatment import ESTIMANDS_BY_TYPE, check_estimand_for
 from .._validation import (CovariateDesign, as_1d, check_estimand, check_indexes_agree, check_sample_weight,
                            check_treatment, check_weights)
 from ._weights import check_groups_weighted, group_names, inherit, inherit_treatment_type, resolve_weights
@@ -454,10 +454,7 @@ def balance_table(
         raise ValueError("treatment is continuous: balance_table compares treatment groups; a continuous "
                          "treatment's balance is its correlation with each covariate (not implemented here yet).")
     estimand = inherit("estimand", None if estimand is None else check_estimand(estimand), fitted.estimand)
-    estimand = check_estimand(estimand or "ATE", ESTIMANDS_BY_TYPE[t.kind])
-    if estimand == "ATT" and t.kind == "multi-category" and t.focal is None:
-        raise ValueError(f"estimand='ATT' with a multi-category treatment needs the focal level: pass "
-                         f"treated=<level>, one of {list(t.levels)}.")
+    estimand = check_estimand_for(estimand or "ATE", t, ESTIMANDS_BY_TYPE[t.kind], "balance_table")
     if sd_denom is None:
         sd_denom = _DEFAULT_SD_DENOM.get(estimand, "pooled")
     _check_choice(sd_denom, SD_DENOMS if t.kind == "binary" else ("treated", "pooled", "all"), "sd_denom")

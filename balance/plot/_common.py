@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_indexes_agree, check_treatment, check_weights
-from ..diagnostics._weights import check_groups_weighted, group_names, inherit, resolve_weights
+from ..diagnostics._weights import (check_groups_weighted, group_names, inherit, inherit_treatment_type,
+                                   resolve_weights)
 
 # one colour per group in every plot, so that a figure of several panels reads the same way throughout: a group's
 # code k is drawn in matplotlib's k-th cycle colour ("C0" control and "C1" treated for a binary treatment)
@@ -78,8 +79,9 @@ def treatment_and_weights(treatment, weights, n_samples, *, treated=None, treatm
     """
     fitted = resolve_weights(weights)
     weights = fitted.weights
-    t = plot_treatment(treatment, treated=inherit("treated", treated, fitted.treated), treatment_type=treatment_type,
-                       n_samples=n_samples, index=index)
+    t = plot_treatment(treatment, treated=inherit("treated", treated, fitted.treated),
+                       treatment_type=inherit_treatment_type(treatment_type, fitted), n_samples=n_samples,
+                       index=index)
     if weights is None:
         return t, np.ones(n_samples)
     check_indexes_agree(X=index, treatment=treatment, weights=weights)
@@ -91,7 +93,7 @@ def treatment_and_weights(treatment, weights, n_samples, *, treated=None, treatm
 def get_panels(ax, n_panels):
     """One Axes per panel: those given in ``ax`` (a sequence of ``n_panels`` Axes) or a new row of panels."""
     if ax is None:
-        _, axes = pyplot().subplots(1, n_panels, figsize=(4.0 * n_panels, 3.6), squeeze=False)
+        _, axes = pyplot().subplots(1, n_panels, figsize=(4.0 * n_panels, 3.6), squeeze=False, layout="constrained")
         return axes[0]
     axes = np.ravel(np.asarray(ax, dtype=object))
     if axes.size != n_panels:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..diagnostics import balance_table
-from ..diagnostics._weights import Resolved, inherit, resolve_weights
+from ..diagnostics import balance_table, max_over_comparisons
+from ..diagnostics._weights import Resolved, inherit, inherit_treatment_type, resolve_weights
 from ._common import get_axes
 
 ORDERS = ("unadjusted", "adjusted", "alphabetical", "data")
@@ -62,31 +62,36 @@ def _threshold_lines(threshold, stat, absolute):
 
 def _statistic(table, column, stat, absolute, comparison):
     """One plotted series: the (transformed) column of a binary table, or of a multi-category table one
-    comparison's rows or, by default, the largest value over the pairwise comparisons per covariate.
-
-    A multi-category table has a (comparison, variable) MultiIndex, comparisons named as cobalt's
-    ("hispan vs. black", and against the full sample "All vs. black"); the maximum is taken over the pairwise
-    comparisons (cobalt's balance summary across treatment pairs), or over all when there are none.
-    """
+    comparison's rows or, by default, the largest value over the comparisons per covariate
+    (:func:`balance.diagnostics.max_over_comparisons`, cobalt's balance summary across treatment pairs)."""
     if not isinstance(table.index, pd.MultiIndex):
-        if comparison is not None:
-            raise ValueError(f"comparison={comparison!r} applies to a multi-category treatment; this treatment is "
-                             "binary: leave comparison=None.")
         return pd.Series(_transform(table[column].to_numpy(dtype=float), stat, absolute), index=table.index)
-    names = list(table.index.get_level_values("comparison").unique())
-    if comparison is not None:
-        if comparison not in names:
-            raise ValueError(f"comparison={comparison!r} is not in the balance table; choose one of {names}.")
-        rows = table.xs(comparison, level="comparison")
-        return pd.Series(_transform(rows[column].to_numpy(dtype=float), stat, absolute), index=rows.index)
-    if not absolute:
-        raise ValueError("the default love plot of a multi-category treatment shows the largest absolute value over "
-                         "the comparisons; pass abs=True, or name one comparison with comparison=.")
-    pairwise = [c for c in names if not str(c).startswith("All vs.")] or names
-    rows = table[table.index.get_level_values("comparison").isin(pairwise)]
-    values = pd.Series(_transform(rows[column].to_numpy(dtype=float), stat, absolute),
-                       index=rows.index.get_level_values("variable"))
-    return values.groupby(level=0, sort=False).max()  # NaN (a binary row's variance ratio) only where all are NaN
+    if comparison is None:
+        return max_over_comparisons(table[["type", column]])[column]
+    rows = table.xs(comparison, level="comparison")
+    return pd.Series(_transform(rows[column].to_numpy(dtype=float), stat, absolute), index=rows.index)
+
+
+def _comparisons(table):
+    return list(table.index.get_level_values("comparison").unique()) if isinstance(table.index, pd.MultiIndex) \
+        else []
+
+
+def _tables_with(comparison, tables, first, tables_for):
+    """The tables holding ``comparison``: the default ones, else those of ``pairwise=True`` or ``False``."""
+    if not isinstance(first.index, pd.MultiIndex):
+        raise ValueError(f"comparison={comparison!r} applies to a multi-category treatment; this treatment is "
+                         "binary: leave comparison=None.")
+    seen = []
+    for pairwise in (None, True, False):  # balance_table's default table first
+        if pairwise is not None:
+            tables = tables_for(pairwise)
+            first = next(iter(tables.values()))
+        names = _comparisons(first)
+        if comparison in names:
+            return tables, first
+        seen += [c for c in names if c not in seen]
+    raise ValueError(f"comparison={comparison!r} is not in the balance table; choose one of {seen}.")
 
 
 def _order(frame, order):
@@ -99,7 +104,7 @@ def _order(frame, order):
 
 
 def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=True, order="unadjusted",
-              stat="smd", comparison=None, sample_weight=None, treated=None, ax=None):
+              stat="smd", comparison=None, sample_weight=None, treated=None, treatment_type=None, ax=None):
     """Plot a balance statistic for every covariate, unadjusted and after one or several weightings.
 
     After cobalt's ``love.plot()``: one row per covariate (categorical covariates one row per level), one marker
@@ -107,8 +112,10 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     threshold. Every number comes from :func:`balance.balance_table`.
 
     A multi-category treatment has one balance statistic per comparison of two levels (and of each level against
-    the full sample): by default each covariate shows the largest absolute value over the pairwise comparisons
-    (cobalt's summary across treatment pairs); ``comparison=`` shows one comparison instead.
+    the full sample): by default each covariate shows the largest absolute value over the comparisons of
+    :func:`balance.balance_table`'s default table (every pair of levels, or with a focal level the focal level
+    against each other one; cobalt's summary across treatment pairs); ``comparison=`` shows one comparison
+    instead, from either table.
 
     Parameters
     ----------
@@ -137,12 +144,16 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
         default) and have no variance ratio (their rows are left out of a "vratio" plot).
     comparison : str, default=None
         Multi-category treatments only: the comparison to show, named as in :func:`balance.balance_table`'s
-        ``comparison`` index level (e.g. ``"hispan vs. black"`` or ``"All vs. black"``). None: the largest absolute
-        value over the pairwise comparisons (needs ``abs=True``).
+        ``comparison`` index level with ``pairwise=True`` (``"hispan vs. black"``) or ``pairwise=False``
+        (``"All vs. black"``). None: the largest absolute value over the default table's comparisons (needs
+        ``abs=True``).
     sample_weight : array-like of shape (n_samples,), default=None
         Sampling weights, as for :func:`balance.balance_table`.
     treated : scalar, default=None
-        The treated level, when ``treatment`` is not 0/1 or boolean.
+        The treated level, when ``treatment`` is not 0/1 or boolean; the focal level of a multi-category ATT. None:
+        the fitted weighters' own.
+    treatment_type : {"auto", "binary", "multi-category"}, default=None
+        As for :func:`balance.balance_table`. None: the fitted weighters' type, else "auto".
     ax : matplotlib Axes, default=None
         Axes to draw on; None creates a new figure.
 
@@ -194,16 +205,25 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     estimand = _common_estimand(estimand, weightings)
     thresholds = _threshold_lines(threshold, stat, abs)
 
-    def table(w):
-        # the weights themselves, with the weighter's treated level and missing rule: the estimand is the common
-        # one (a weighter fitted for another estimand is compared on the same SD, as documented)
+    def table(w, pairwise=None):
+        # the weights themselves, with the weighter's treated level, type and missing rule: the estimand is the
+        # common one (a weighter fitted for another estimand is compared on the same SD, as documented)
         fitted = resolve_weights(w) if w is not None else Resolved(None)
         return balance_table(X, treatment, fitted.weights, estimand=estimand, stats=stat,
                              sample_weight=sample_weight, treated=inherit("treated", treated, fitted.treated),
-                             missing=fitted.missing)
+                             missing=fitted.missing, treatment_type=inherit_treatment_type(treatment_type, fitted),
+                             pairwise=pairwise)
 
-    tables = {name: table(w) for name, w in weightings.items()} or {"Unadjusted": table(None)}
+    def tables_for(pairwise=None):
+        return {name: table(w, pairwise) for name, w in weightings.items()} or {"Unadjusted": table(None, pairwise)}
+
+    tables = tables_for()
     first = next(iter(tables.values()))
+    if comparison is not None:
+        tables, first = _tables_with(comparison, tables, first, tables_for)
+    elif isinstance(first.index, pd.MultiIndex) and not abs:
+        raise ValueError("the default love plot of a multi-category treatment shows the largest absolute value over "
+                         "the comparisons; pass abs=True, or name one comparison with comparison=.")
     columns = {"Unadjusted": _statistic(first, f"{stat}_un", stat, abs, comparison)}
     columns.update({name: _statistic(t, f"{stat}_adj", stat, abs, comparison)
                     for name, t in tables.items() if name != "Unadjusted"})
@@ -222,6 +242,6 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     ax.set_xlabel(("Absolute " if abs and stat == "smd" else "") + _XLABELS[stat])
     multi = isinstance(first.index, pd.MultiIndex)
     ax.set_title("Covariate Balance" + ("" if not multi else f": {comparison}" if comparison is not None
-                                        else " (maximum over treatment pairs)"))
+                                        else " (maximum over comparisons)"))
     ax.legend(title="Sample")
     return ax

@@ -8,7 +8,8 @@ import pandas as pd
 
 from .._validation import as_1d, check_indexes_agree, check_weights
 from ..diagnostics import effective_sample_size
-from ..diagnostics._weights import check_extreme_weights, check_groups_weighted, inherit, resolve_weights
+from ..diagnostics._weights import (check_groups_weighted, group_names, inherit, inherit_treatment_type,
+                                   resolve_weights)
 from ._common import get_axes, get_panels, group_color, group_label, group_labels, plot_treatment
 from ._groups import check_kind, check_mirrored, draw_continuous
 
@@ -79,7 +80,8 @@ def weight_plot(weights, treatment, *, bins=30, treated=None, treatment_type="au
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer; got {bins!r}.")
     fitted = resolve_weights(weights)
-    t = plot_treatment(treatment, treated=inherit("treated", treated, fitted.treated), treatment_type=treatment_type)
+    t = plot_treatment(treatment, treated=inherit("treated", treated, fitted.treated),
+                       treatment_type=inherit_treatment_type(treatment_type, fitted))
     check_indexes_agree(treatment=treatment, weights=fitted.weights)
     w = check_weights(fitted.weights)
     _same_length(w, t, "weights")
@@ -101,8 +103,8 @@ def weight_plot(weights, treatment, *, bins=30, treated=None, treatment_type="au
 
 def _weight_panels(w, t, edges, ax):
     """One histogram panel per level of a multi-category treatment, its ESS in the legend."""
-    check_groups_weighted(w, t.a, labels=t.levels)
-    ess = check_extreme_weights(w, t.a, t.levels, warn=False).ess  # Kish's ESS per level
+    check_groups_weighted(w, t.a, labels=group_names(t))
+    ess = effective_sample_size(w, t.a, treatment_type=t.kind)  # Kish's ESS per level, in code order
     axes = get_panels(ax, t.n_levels)
     for arm, (level, panel) in enumerate(zip(t.levels, axes)):
         label = f"{level}: ESS = {ess.iloc[arm]:.1f} of n = {int(np.sum(t.a == arm))}"

@@ -168,10 +168,9 @@ class CBIPM(BaseWeighter):
     and WASS need O(n) memory (plus n_g x K stored sigmoid values for SIPM) and suit large samples.
 
     Sampling weights weight the target measure, the standardisation, the gradient-penalty draws and the softmax's
-    base measure. They are scaled to mean 1 over the units that take part, so that their scale does not matter;
-    the nonpara logit gradient is then taken per unit of scaled sampling weight, so an integer sampling weight k
-    acts as k repeated rows up to Adam's eps (the gradients differ by the mean weight, to which Adam is otherwise
-    invariant). Units are processed in a canonical order (sorted by their covariates), so results do not
+    base measure. They are divided by the smallest positive one, so that their scale does not matter; the nonpara
+    logit gradient is then taken per unit of scaled sampling weight, so integer sampling weights (the smallest 1)
+    act as repeated rows. Units are processed in a canonical order (sorted by their covariates), so results do not
     depend on row order.
 
     There are no estimating equations (no M-estimation form): effect standard errors treat the weights as fixed
@@ -254,10 +253,11 @@ class CBIPM(BaseWeighter):
         check_full_rank(data.X, data.names)
         self.__dict__.pop("coef_", None)
         sw = data.sample_weight
-        # The solver sees the sampling weights at mean 1 over the units that take part, so that the fit does not
-        # depend on their scale: the nonpara gradient is taken per unit of sampling weight, and Adam's eps (1e-8)
-        # swamped the steps of weights multiplied by 1e8 (unit weights are left bitwise as they are).
-        sw_fit = sw / sw[sw > 0].mean()
+        # The solver sees the sampling weights divided by the smallest positive one, so that the fit does not depend
+        # on their scale: the nonpara gradient is taken per unit of sampling weight, and Adam's eps (1e-8) swamped
+        # the steps of weights multiplied by 1e8. The smallest weight counts as one unit, which leaves unit weights
+        # bitwise as they are and keeps integer (frequency) weights equal to repeated rows.
+        sw_fit = sw / sw[sw > 0].min()
         # canonical order: sorting by content (and computing everything, the scaling included, on the sorted
         # C-ordered copy) makes every sum, and every random draw by position, free of row order and memory layout
         order = np.lexsort(np.vstack([sw_fit, data.a, data.X.T]))

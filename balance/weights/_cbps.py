@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter, MParts
 from .._validation import check_constant, check_full_rank
-from ._cbps_multi import balance_jacobian, balance_psi, fit_multi_cbps, gmm_minimum
+from ._cbps_multi import balance_base, balance_jacobian, balance_psi, fit_multi_cbps, gmm_minimum
 from ._estimands import multi_weights, multi_weights_derivative
 from ._logistic import SYMPTOM_PROB, find_separation, fit_logistic, report_separation
 from ._moments import TermExpansion, check_moments
@@ -290,6 +290,8 @@ class CBPS(BaseWeighter):
         self.intercept_, self.coef_ = fit.coef[:, 0].copy(), fit.coef[:, 1:].copy()
         self.converged_, self.n_iter_, self.imbalance_ = bool(fit.converged), int(fit.n_iter), float(fit.imbalance)
         self.n_bounded_ = 0
+        for attr in ("separation_", "n_separated_"):  # binary-only facts a previous fit may have left
+            self.__dict__.pop(attr, None)
         proba = self._multi_proba(M)
         self.ps_ = (pd.DataFrame(proba, index=data.index, columns=pd.Index(data.treatment.levels))
                     if data.index is not None else proba)
@@ -421,6 +423,7 @@ def multi_balance_parts(M, data, estimand, intercept, coef, terms):
     design = np.column_stack([np.ones(len(data.a)), M])
     codes, sw, focal = data.a, data.sample_weight, data.treatment.focal
     shape = coef.shape[0], coef.shape[1] + 1
+    base = balance_base(design, codes, data.treatment.n_levels, sw)
 
     def proba(theta):
         return softmax_proba(design, theta.reshape(shape))
@@ -432,9 +435,9 @@ def multi_balance_parts(M, data, estimand, intercept, coef, terms):
     return MParts(
         params=np.column_stack([intercept, coef]).ravel(),
         names=tuple(f"{level}:{term}" for level in data.treatment.levels[1:] for term in ("(Intercept)", *terms)),
-        psi=lambda theta: balance_psi(design, proba(theta), codes, sw, estimand, focal),
+        psi=lambda theta: balance_psi(base, proba(theta), codes, estimand, focal),
         weights=lambda theta: multi_weights(proba(theta), codes, estimand, focal) * sw,
-        psi_jacobian=lambda theta: balance_jacobian(design, proba(theta), codes, sw, estimand, focal),
+        psi_jacobian=lambda theta: balance_jacobian(base, design, proba(theta), codes, estimand, focal),
         weights_jacobian=weights_jacobian,
     )
 

@@ -60,16 +60,25 @@ def _by_level(per_level, design):
     return (per_level[:, :, None] * design[:, None, :]).reshape(design.shape[0], -1)
 
 
-def balance_psi(design, proba, codes, sw, estimand, focal, pairs=None):
-    """Per-unit balance conditions s_i c_ik w_i (1, X_i), shape (n, (K − 1) q) (one block per pair)."""
-    w = multi_weights(proba, codes, estimand, focal)
-    return _by_level(_contrasts(codes, proba.shape[1], pairs) * (sw * w)[:, None], design)
+def balance_base(design, codes, n_levels, sw, pairs=None):
+    """The fixed factor s_i c_ik (1, X_i) of the balance conditions, shape (n, (K − 1) q) (one block per pair):
+    computed once per fit, the conditions are then ψ_i = base_i w_i(β)."""
+    return _by_level(_contrasts(codes, n_levels, pairs) * sw[:, None], design)
 
 
-def balance_jacobian(design, proba, codes, sw, estimand, focal):
-    """Σ_i ∂ψ_i/∂β of :func:`balance_psi`, shape ((K − 1) q, (K − 1) q)."""
-    dw = chain_to_coef(design, proba, multi_weights_derivative(proba, codes, estimand, focal))
-    return _by_level(_contrasts(codes, proba.shape[1]) * sw[:, None], design).T @ dw
+def balance_psi(base, proba, codes, estimand, focal):
+    """Per-unit balance conditions s_i c_ik w_i (1, X_i), shape (n, (K − 1) q)."""
+    return base * multi_weights(proba, codes, estimand, focal)[:, None]
+
+
+def balance_sums(base, proba, codes, estimand, focal):
+    """Σ_i of :func:`balance_psi` (one matrix-vector product)."""
+    return multi_weights(proba, codes, estimand, focal) @ base
+
+
+def balance_jacobian(base, design, proba, codes, estimand, focal):
+    """Σ_i ∂ψ_i/∂β of :func:`balance_psi` (coefficients on ``design``), shape ((K − 1) q, (K − 1) q)."""
+    return base.T @ chain_to_coef(design, proba, multi_weights_derivative(proba, codes, estimand, focal))
 
 
 def fit_multi_cbps(M, codes, n_levels, sw, estimand, focal, *, over=False, tol=1e-8, max_iter=100):
@@ -104,10 +113,11 @@ def fit_multi_cbps(M, codes, n_levels, sw, estimand, focal, *, over=False, tol=1
 def _solve_just(Z, codes, sw, estimand, focal, start, tol, max_iter):
     shape = start.shape
     reference = codes == 0
+    base = balance_base(Z, codes, shape[0] + 1, sw)
 
     def conditions(beta):
         proba = softmax_proba(Z, beta.reshape(shape))
-        g = balance_psi(Z, proba, codes, sw, estimand, focal).sum(axis=0)
+        g = balance_sums(base, proba, codes, estimand, focal)
         total = np.sum((sw * multi_weights(proba, codes, estimand, focal))[reference])
         return g, proba, float(np.max(np.abs(g)) / total)
 
@@ -118,7 +128,7 @@ def _solve_just(Z, codes, sw, estimand, focal, start, tol, max_iter):
         if imbalance < tol:
             it -= 1
             break
-        jac = balance_jacobian(Z, proba, codes, sw, estimand, focal)
+        jac = balance_jacobian(base, Z, proba, codes, estimand, focal)
         try:
             step = np.linalg.solve(jac, g)
         except np.linalg.LinAlgError:
@@ -143,11 +153,11 @@ def _first_step(M, Z, codes, sw, estimand, focal, mle):
     u = np.linalg.svd(M, full_matrices=False)[0]
     basis = np.column_stack([np.ones(len(M)), (u - u.mean(axis=0)) / u.std(axis=0, ddof=1)])
     n_levels = mle.shape[0] + 1
-    pairs = list(combinations(range(n_levels), 2))
+    base = balance_base(basis, codes, n_levels, sw, list(combinations(range(n_levels), 2)))
 
     def norm(alpha):
         proba = softmax_proba(Z, alpha * mle)
-        return float(np.linalg.norm(balance_psi(basis, proba, codes, sw, estimand, focal, pairs).mean(axis=0)))
+        return float(np.linalg.norm(balance_sums(base, proba, codes, estimand, focal) / len(M)))
 
     alpha = minimize_scalar(norm, bounds=(0.8, 1.1), method="bounded", options={"xatol": 1e-10}).x
     return alpha * mle
@@ -181,6 +191,7 @@ def _solve_over(Z, codes, sw, estimand, focal, first, start, tol, max_iter):
     shape = first.shape
     indicators = np.zeros((n, shape[0] + 1))
     indicators[np.arange(n), codes] = 1.0
+    base = balance_base(Z, codes, shape[0] + 1, sw)
     # as WeightIt's generalized_inverse: singular values below 1e-9 of the largest are dropped; the inverse is made
     # exactly symmetric so that 2 Gᵀ W ḡ is the gradient of ḡᵀ W ḡ
     weight = np.linalg.pinv(_sigma(Z, softmax_proba(Z, first), sw, estimand, focal), rcond=1e-9, hermitian=True)
@@ -189,17 +200,17 @@ def _solve_over(Z, codes, sw, estimand, focal, first, start, tol, max_iter):
     def objective(beta):
         proba = softmax_proba(Z, beta.reshape(shape))
         g = np.concatenate([multinomial_score(Z, indicators, proba, sw).sum(axis=0),
-                            balance_psi(Z, proba, codes, sw, estimand, focal).sum(axis=0)]) / n
+                            balance_sums(base, proba, codes, estimand, focal)]) / n
         jac = np.vstack([-multinomial_information(Z, proba, sw),
-                         balance_jacobian(Z, proba, codes, sw, estimand, focal)]) / n
+                         balance_jacobian(base, Z, proba, codes, estimand, focal)]) / n
         wg = weight @ g
         return float(g @ wg), 2.0 * jac.T @ wg
 
-    def hessian(beta, step=1e-5):
-        # central differences of the analytic gradient (error ~1e-10 relative): Newton's direction needs no more
-        cols = [(objective(beta + step * e)[1] - objective(beta - step * e)[1]) / (2 * step)
-                for e in np.eye(beta.size)]
-        hess = np.array(cols)
+    def hessian(beta, step=1e-7):
+        # forward differences of the analytic gradient (error ~1e-7 relative, one gradient per coefficient): Newton's
+        # direction needs no more, and the answer's precision is set by the analytic gradient
+        grad = objective(beta)[1]
+        hess = np.array([(objective(beta + step * e)[1] - grad) / step for e in np.eye(beta.size)])
         return (hess + hess.T) / 2.0
 
     beta, n_iter, size, problems = gmm_minimum(objective, hessian, start.ravel(), max_iter, tol)

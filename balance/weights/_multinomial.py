@@ -49,12 +49,15 @@ def multinomial_score(design, y, proba, sw):
 def multinomial_information(design, proba, sw):
     """Σ_i s_i p_ik (δ_kl − p_il) z_i z_i' for k, l = 1..K−1: minus the Hessian of the log-likelihood, shape
     ((K − 1) q, (K − 1) q), level-major as :func:`multinomial_score`."""
+    # Σ_i s_i (diag(p_i) − p_i p_i') ⊗ z_i z_i': block-diagonal Z' diag(s p_k) Z minus U' diag(s) U with
+    # U_i = p_i ⊗ z_i, as matrix products (BLAS) rather than a four-index einsum
     p = proba[:, 1:]
     km1, q = p.shape[1], design.shape[1]
-    cov = -p[:, :, None] * p[:, None, :]
-    cov[:, np.arange(km1), np.arange(km1)] += p
-    info = np.einsum("ikl,ij,im->kjlm", cov * sw[:, None, None], design, design, optimize=True)
-    return info.reshape(km1 * q, km1 * q)
+    outer = (p[:, :, None] * design[:, None, :]).reshape(design.shape[0], -1)
+    info = -(outer * sw[:, None]).T @ outer
+    for k in range(km1):
+        info[k * q:(k + 1) * q, k * q:(k + 1) * q] += (design * (sw * p[:, k])[:, None]).T @ design
+    return info
 
 
 def chain_to_coef(design, proba, d_dp):
