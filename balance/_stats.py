@@ -90,6 +90,48 @@ def reliability_sd(X, w):
     return np.sqrt(reliability_var(Xs, w)) * s
 
 
+def group_sd(X, w, codes, group=None, n_groups=2, undefined=np.nan):
+    """cobalt's SMD denominator per column: the SD within level ``group`` (a code of ``codes``), or with ``group``
+    None the root mean of the within-level variances of levels 0..n_groups-1 (the ATE's pooled SD, for a
+    multi-category treatment too); :func:`reliability_var` on scaled columns, in the units of ``X``.
+
+    A level where one unit carries all the weight has an undefined variance, counted as ``undefined``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, codes = np.array([[1.0], [3.0], [0.0], [4.0]]), np.array([0, 0, 1, 1])
+    >>> group_sd(X, np.ones(4), codes, group=1), group_sd(X, np.ones(4), codes)  # variances 8 and 2: mean 5
+    (array([2.82842712]), array([2.23606798]))
+    """
+    Xs, s = scale_columns(X)
+
+    def var(g):
+        return np.nan_to_num(reliability_var(Xs[codes == g], w[codes == g]), nan=undefined)
+
+    if group is None:
+        return np.sqrt(sum(var(g) for g in range(n_groups)) / n_groups) * s
+    return np.sqrt(var(group)) * s
+
+
+def binary_gap(X):
+    """Which columns take exactly two values, and for those the gap of balance_table's 0/1 coding: the other
+    value minus the reference (0 when present, else the smaller value), so that a mean difference divided by the
+    gap is a difference in proportions. O(n) per column, no sort.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> binary_gap(np.array([[0.0, 5.0, 1.0], [-2.0, 7.0, 2.0], [0.0, 5.0, 3.0]]))
+    (array([ True,  True, False]), array([-2.,  2.,  0.]))
+    """
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    two_valued = np.all((X == lo) | (X == hi), axis=0) & (hi > lo)
+    reference = np.where(lo == 0.0, lo, np.where(hi == 0.0, hi, lo))
+    other = np.where(reference == lo, hi, lo)
+    return two_valued, np.where(two_valued, other - reference, 0.0)
+
+
 def kish_ess(w):
     """Kish's effective sample size :math:`(\\sum w)^2 / \\sum w^2`, on weights scaled to a largest value in [1, 2).
 

@@ -23,11 +23,12 @@ Tiles are visited in a fixed order and each output entry is summed in the same o
 threads, so results do not depend on it.
 """
 
-import functools
 import math
 
 import numpy as np
 from numba import njit
+
+from .._threads import blas_controller
 
 NEAR = 1e-4  # relative squared distance below which a tile row is recomputed from coordinates
 _TILE_ROWS, _TILE_COLS = 256, 512  # a tile's Gram block (1 MB) stays in the L2 cache for the numba pass
@@ -108,15 +109,6 @@ def _squared_norms(Pt):
     return np.einsum("ij,ij->j", Pt, Pt)
 
 
-@functools.cache
-def _blas_controller():
-    """One threadpoolctl controller for the process: building one scans every loaded library (about 4 ms, most of
-    a small problem's solve when paid on each product, e.g. 26x the APG time at 120 units)."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
 def _for_each(task, items):
     """Run ``task`` on every item, on numba's number of threads (each item writes its own rows of the output).
 
@@ -127,7 +119,7 @@ def _for_each(task, items):
     import numba
 
     threads = min(numba.get_num_threads(), len(items))
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with blas_controller().limit(limits=1, user_api="blas"):
         if threads <= 1:
             return [task(item) for item in items]
         from concurrent.futures import ThreadPoolExecutor

@@ -19,8 +19,8 @@ from joblib import cpu_count, effective_n_jobs
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.parallel import Parallel, delayed
-from threadpoolctl import ThreadpoolController
 
+from .._threads import threadpool_controller
 from ._data import bound_probabilities
 
 
@@ -93,7 +93,7 @@ def run_jobs(jobs, n_jobs):
     if n_workers == 1:
         return [fn(*args) for fn, args in jobs]
     inner = max(1, cpu_count() // n_workers)
-    controller = ThreadpoolController()  # one scan of the loaded libraries, shared by the workers
+    controller = threadpool_controller()  # one scan of the loaded libraries, shared by the workers
     # BLAS thread counts are process-wide: set once here, not by each worker (their restores would race).
     with controller.limit(limits=inner, user_api="blas"):
         return Parallel(n_jobs=n_workers, prefer="threads")(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._kernels import _ipm
+from .._threads import numba_max_threads, numba_threads
 
 # Below this many unit-discriminator pairs per pass (n x K, n x hidden, or kernel entries for MMD) a pass takes
 # under 0.1 ms and threads cost more than they save (much more on a busy machine): n_jobs=None runs those on one thread.
@@ -117,7 +118,7 @@ class _Problem:
         b = _ipm.gaussian_gram_dot(self.Xc, self.Xt, self.pt, inv)
         c = float(self.pt @ _ipm.gaussian_gram_dot(self.Xt, self.Xt, self.pt, inv))
         if self.est.solver == "qp":
-            from ._cbipm_qp import solve_simplex_qp
+            from ._qp import solve_simplex_qp
 
             w, ok, n_iter = solve_simplex_qp(K, b, max_iter=self.est.n_epochs)
             value, grad = _ipm.mmd_objective_grad(K, b, c, w)
@@ -208,21 +209,17 @@ def _threads(n_jobs, work):
     request outside 1..numba's maximum is brought into that range with a warning."""
     import numba
 
-    previous = numba.get_num_threads()
     if n_jobs is None:
-        count = previous if work >= _PARALLEL_WORK else 1
+        count = numba.get_num_threads() if work >= _PARALLEL_WORK else 1
     else:
-        top = numba.config.NUMBA_NUM_THREADS
+        top = numba_max_threads()
         wanted = n_jobs if n_jobs > 0 else top + 1 + n_jobs
         count = min(max(wanted, 1), top)
         if count != wanted:
             warnings.warn(f"CBIPM: n_jobs={n_jobs} asks for {wanted} threads; numba has {top} (NUMBA_NUM_THREADS), "
                           f"so {count} are used.", UserWarning, stacklevel=6)
-    numba.set_num_threads(count)
-    try:
+    with numba_threads(count):
         yield count
-    finally:
-        numba.set_num_threads(previous)
 
 
 def _progress_bar(verbose, total, desc):

@@ -36,6 +36,7 @@ from sklearn.utils import check_random_state
 
 from .._base import BaseWeighter
 from .._stats import normalise, reliability_sd
+from .._threads import numba_threads
 from .._validation import check_constant, check_full_rank
 
 SOLVERS = ("auto", "osqp", "apg")
@@ -459,16 +460,10 @@ class _Operators:
 
     @staticmethod
     def _run(kernel, pairs, *args):
-        import numba
-
         if pairs >= PARALLEL_MIN_PAIRS:
             return kernel(*args)
-        threads = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
+        with numba_threads(1):
             return kernel(*args)
-        finally:
-            numba.set_num_threads(threads)
 
     def exact(self, rows, cols, V):
         """``D[rows][:, cols] @ V`` for index arrays rows, cols and V of shape (len(cols), k), in float64."""

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter
-from .._stats import reliability_var, scale_columns
+from .._stats import binary_gap, group_sd, scale_columns
 from .._validation import check_sample_weight
 from ._cbps import _check_solver_params, _fit_terms, _new_terms, _store_fits
 from ._tilt import TiltBlock, check_target_inside, solve_tilt, solve_tilt_l1, tilt_parts
@@ -348,19 +348,12 @@ class _GroupStats:
     def tolerance_units(self, M, a, sw, target):
         """Per-term unit of ``tols`` (WeightIt / cobalt): the SD of non-binary terms (the target group's, or for the
         ATE, ``target`` None, the root mean of the variances of all groups; cobalt's variance,
-        :func:`balance._stats.reliability_var`), the value gap of binary (two-valued) ones, so that their tolerance
+        :func:`balance._stats.group_sd`), the value gap of binary (two-valued) ones, so that their tolerance
         is a difference in proportions as in :func:`balance.balance_table`, however they are coded; halved for the
         ATE, where each group is held within the tolerance of the full-sample target. NaN for a group where one
         unit carries all the weight."""
-        lo, hi = M.min(axis=0), M.max(axis=0)
-        binary = np.all((M == lo) | (M == hi), axis=0)
-        Ms = M / self.scale  # exact: no square overflows or underflows
-
-        def variance(group):
-            return reliability_var(Ms[a == group], sw[a == group])
-
+        binary, gap = binary_gap(M)
+        sd = group_sd(M, sw, a, target, len(self.wsum))
         if target is None:
-            n_groups = len(self.wsum)
-            sd = np.sqrt(sum(variance(g) for g in range(n_groups)) / float(n_groups)) * self.scale / 2.0
-            return np.where(binary, (hi - lo) / 2.0, sd)
-        return np.where(binary, hi - lo, np.sqrt(variance(target)) * self.scale)
+            return np.where(binary, np.abs(gap) / 2.0, sd / 2.0)
+        return np.where(binary, np.abs(gap), sd)

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from .._base import BaseWeighter
-from .._stats import reliability_var, scale_columns
+from .._stats import binary_gap, group_sd
 from .._validation import check_constant, check_full_rank
 from ._moments import TermExpansion, check_moments
 from ._qp import DEFAULT_MAX_ITER, SOLVERS, solve_qp
@@ -509,21 +509,11 @@ def _term_scales(Z, a, s, focal, n_levels=2):
     scale : ndarray of shape (n_terms,)
     zero_sd : ndarray of bool, shape (n_terms,)
     """
-    Zs, col_scale = scale_columns(Z)  # SDs from scaled columns: exact, and no square can overflow or underflow
-
-    def var(group):  # a group where one unit carries all the weight counts with variance 0
-        return np.nan_to_num(reliability_var(Zs[a == group], s[a == group]), nan=0.0)
-
-    if focal is None:
-        sd = np.sqrt(sum(var(g) for g in range(n_levels)) / n_levels) * col_scale
-    else:
-        sd = np.sqrt(var(focal)) * col_scale
+    # a group where one unit carries all the weight counts with variance 0
+    sd = group_sd(Z, s, a, focal, n_levels, undefined=0.0)
     scale = np.where(sd > 0, sd, 1.0)
-    lo, hi = Z.min(axis=0), Z.max(axis=0)
-    two_valued = np.all((Z == lo) | (Z == hi), axis=0) & (hi > lo)  # O(n), no sort
-    reference = np.where(lo == 0.0, lo, np.where(hi == 0.0, hi, lo))
-    other = np.where(reference == lo, hi, lo)
-    return np.where(two_valued, other - reference, scale), ~two_valued & ~(sd > 0)
+    two_valued, gap = binary_gap(Z)
+    return np.where(two_valued, gap, scale), ~two_valued & ~(sd > 0)
 
 
 def _check_tols_type(tols):
