@@ -284,3 +284,15 @@ def test_weights_from_propensity_refuses_bad_score_matrices():
         weights_from_propensity(ps, t, "ATC")
     with pytest.raises(ValueError, match="4 columns but the treatment has 3 levels"):
         weights_from_propensity(np.column_stack([ps, ps[:, :1]]) / 1.0, t)
+
+
+def test_score_of_integer_coded_levels_equals_score_of_their_labels(race):
+    """score() with integer level codes (treatment_type='multi-category' on the weighter) is the score of the same
+    treatment given as labels: the codes 0, 1, 2 are the labels black, hispan, white relabelled, and the mean
+    absolute SMD over the pairwise comparisons does not depend on the names (up to rounding, 1e-12). Before, score()
+    validated the codes again without the weighter's treatment_type and raised (cross_val_score returned NaN)."""
+    X, labels = race
+    codes = pd.Series(pd.Categorical(labels, categories=LEVELS).codes.astype(int), index=labels.index)
+    by_label = PropensityWeights().fit(X, labels).score(X, labels)
+    by_code = PropensityWeights(treatment_type="multi-category").fit(X, codes).score(X, codes)
+    assert by_code == pytest.approx(by_label, rel=1e-12, abs=0)
