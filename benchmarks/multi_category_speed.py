@@ -49,18 +49,17 @@ METHODS = {
 
 # measured apart from the timed runs (cProfile and a direct comparison, 2026-12-06, same machine, load ~10)
 NOTES = [
-    "", "## Where the multi-category time goes (measured separately)", "",
-    "- PropensityWeights: the multinomial logit's Newton steps spend most of their time in "
-    "`multinomial_information` (balance/weights/_multinomial.py), one `np.einsum('ikl,ij,im->kjlm', ...)` over "
-    "the (n, K-1, K-1) probability covariances and the design twice: 2.45 s a call at n = 1e5, K = 5, q = 11 "
-    "columns (5 calls a fit). Built block by block instead, `design.T @ (design * c_kl[:, None])` for the "
-    "K(K-1)/2 blocks k <= l (BLAS), the same matrix (relative difference 2e-14) takes 0.36 s: about 7x faster "
-    "on this step, whose five calls are most of the 16 s a 5-level fit took here (an estimate, not a timed change).",
-    "- CBPS (just-identified multinomial CBPS): its start values come from the same multinomial fit, and its "
-    "`balance_jacobian` (balance/weights/_cbps_multi.py) is the next largest cost (cProfile at n = 5,000: einsum "
-    "0.84 s of 1.70 s, balance_jacobian 0.43 s).",
-    "- EntropyBalance, InverseProbabilityTilting and StableWeights cost 1.5-3x their binary time for 5 levels: "
-    "one dual or one QP block per reweighted level, each on that level's units.",
+    "", "## Notes", "",
+    "- BLAS threads: on this 2-core machine shared by ~8 jobs, OpenBLAS's threaded matrix products spin-wait for "
+    "a core: the multinomial information (balance/weights/_multinomial.py, (n x 44)' (n x 44) products at K = 5, "
+    "q = 11) took 3.4 s a call at n = 20,000 with the default threads and 0.2 s with one (2026-12-06, load ~7). "
+    "The fits are therefore timed with one BLAS thread (`--blas-threads`), which is also how a loaded server "
+    "should run them (threadpoolctl, or OPENBLAS_NUM_THREADS=1).",
+    "- An earlier run of this script (09:02 UTC, load ~9, default BLAS threads, before the multinomial information "
+    "was rewritten as matrix products in 43f9da8) gave PropensityWeights 0.70 s binary / 16.3 s for 5 levels and "
+    "CBPS 0.36 s / 23.2 s: the four-index einsum it used then took 2.45 s a call at n = 1e5.",
+    "- EntropyBalance, InverseProbabilityTilting and StableWeights do one dual or one QP block per reweighted "
+    "level, each on that level's units.",
 ]
 
 
@@ -100,7 +99,17 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="BLAS threads during the fits (default 1: see the notes on a loaded 2-core machine)")
     args = parser.parse_args()
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=args.blas_threads, user_api="blas"):
+        rows, skipped, loads = _run(args)
+    _write(args, rows, skipped, loads)
+
+
+def _run(args):
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     rows, skipped = [], []
     for name, (make, cap) in METHODS.items():
@@ -115,7 +124,11 @@ def main():
         print(f"{name} n={n} (load {os.getloadavg()[0]:.1f}): binary {tb[0]:.3f}s, {N_LEVELS} levels {tm[0]:.3f}s",
               flush=True)
     load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    return rows, skipped, (load_before, load_after)
 
+
+def _write(args, rows, skipped, loads):
+    load_before, load_after = loads
     lines = [
         "# Multi-category weighting: speed", "",
         f"Script: `benchmarks/multi_category_speed.py` (n units, d = {N_FEATURES} standard-normal covariates, "
@@ -126,7 +139,7 @@ def main():
         "## Machine", "", machine_markdown(),
         f"- load average (1, 5, 15 min) before the runs: {load_before}; after: {load_after} "
         f"(2 cores shared with other jobs: absolute times are inflated when the load is above 2)",
-        f"- causal-balance {balance.__version__}", "",
+        f"- causal-balance {balance.__version__}; BLAS threads during the fits: {args.blas_threads}", "",
         "## Times", "",
         f"| method | n | binary (s) | {N_LEVELS} levels (s) | ratio |",
         "| --- | --- | --- | --- | --- |",
