@@ -18,7 +18,8 @@ from ._estimands import multi_weights, multi_weights_derivative
 from ._logistic import SYMPTOM_PROB, find_separation, fit_logistic, report_separation
 from ._moments import TermExpansion, check_moments
 from ._multinomial import chain_to_coef, softmax_proba
-from ._tilt import (Standardizer, balance_sides, check_target_inside, odds_weights, odds_weights_derivative,
+from ._standardize import Standardizer
+from ._tilt import (balance_sides, check_target_inside, odds_weights, odds_weights_derivative,
                     solve_balance)
 
 
