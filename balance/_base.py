@@ -226,6 +226,7 @@ class BaseWeighter(BaseEstimator):
         table = balance_table(
             X, treatment, weights, estimand=self._estimand(), stats=("smd",), sample_weight=sample_weight,
             treated=getattr(self, "treated", None), missing=getattr(self, "missing", "error"),
+            treatment_type=getattr(self, "treatment_type", "auto"),
         )
         return -float(np.mean(np.abs(table["smd_adj"].to_numpy())))
 

@@ -267,3 +267,32 @@ def test_m_parts_on_lalonde_solve_the_score(ate_fit, race):
     # the score in dollars-scaled columns (re74 up to 35,000): zero relative to the size of its terms
     scale = np.abs(parts.psi(parts.params)).sum(axis=0)
     assert np.all(np.abs(parts.psi(parts.params).sum(axis=0)) < 1e-10 * scale)
+
+
+def test_weights_from_propensity_refuses_bad_score_matrices():
+    t = np.array(["a", "b", "c", "a"])
+    ps = np.array([[0.5, 0.25, 0.25], [0.2, 0.4, 0.4], [0.1, 0.1, 0.8], [0.6, 0.2, 0.2]])
+    with pytest.raises(ValueError, match="must sum to one"):
+        weights_from_propensity(ps * 0.9, t)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        weights_from_propensity(np.array([[1.0, 0.0, 0.0], *ps[1:]]), t)
+    with pytest.raises(ValueError, match=r"no column for the treatment level\(s\) \['c'\]"):
+        weights_from_propensity(pd.DataFrame(ps, columns=["a", "b", "x"]), t)
+    with pytest.raises(ValueError, match="needs the focal level"):
+        weights_from_propensity(ps, t, "ATT")
+    with pytest.raises(ValueError, match=r"estimand='ATC' is not supported"):
+        weights_from_propensity(ps, t, "ATC")
+    with pytest.raises(ValueError, match="4 columns but the treatment has 3 levels"):
+        weights_from_propensity(np.column_stack([ps, ps[:, :1]]) / 1.0, t)
+
+
+def test_score_of_integer_coded_levels_equals_score_of_their_labels(race):
+    """score() with integer level codes (treatment_type='multi-category' on the weighter) is the score of the same
+    treatment given as labels: the codes 0, 1, 2 are the labels black, hispan, white relabelled, and the mean
+    absolute SMD over the pairwise comparisons does not depend on the names (up to rounding, 1e-12). Before, score()
+    validated the codes again without the weighter's treatment_type and raised (cross_val_score returned NaN)."""
+    X, labels = race
+    codes = pd.Series(pd.Categorical(labels, categories=LEVELS).codes.astype(int), index=labels.index)
+    by_label = PropensityWeights().fit(X, labels).score(X, labels)
+    by_code = PropensityWeights(treatment_type="multi-category").fit(X, codes).score(X, codes)
+    assert by_code == pytest.approx(by_label, rel=1e-12, abs=0)
