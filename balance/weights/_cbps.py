@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
@@ -12,14 +11,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter, MParts
-from .._validation import check_constant, check_full_rank
+from ._balance_conditions import (check_reachable, check_solver_params, finite_prediction, fit_terms,
+                                  logit_balance_parts, new_terms, warn_not_converged)
 from ._cbps_multi import balance_base, balance_jacobian, balance_psi, fit_multi_cbps, gmm_minimum
 from ._estimands import multi_weights, multi_weights_derivative
 from ._logistic import SYMPTOM_PROB, find_separation, fit_logistic, report_separation
-from ._moments import TermExpansion, check_moments
 from ._multinomial import chain_to_coef, softmax_proba
-from ._tilt import (Standardizer, balance_sides, check_target_inside, odds_weights, odds_weights_derivative,
-                    solve_balance)
+from ._standardize import Standardizer
+from ._tilt import balance_sides, odds_weights, odds_weights_derivative, solve_balance
 
 
 class CBPS(BaseWeighter):
@@ -186,9 +185,9 @@ class CBPS(BaseWeighter):
         -------
         self
         """
-        _check_solver_params(self)
+        check_solver_params(self)
         data = self._validate_data(X, treatment, sample_weight)
-        M, self.terms_ = _fit_terms(self, data)
+        M, self.terms_ = fit_terms(self, data)
         if data.treatment.kind == "multi-category":
             return self._fit_multi(data, M)
         a, sw = data.a, data.sample_weight
@@ -199,7 +198,7 @@ class CBPS(BaseWeighter):
         else:
             active, s, r = balance_sides(a, estimand)
             if estimand != "ATE":
-                _check_reachable(M, sw, active, r, self.terms_, "CBPS")
+                check_reachable(M, sw, active, r, self.terms_, "CBPS")
             fit = solve_balance(M, sw, active, s, r, names=self.terms_, tol=self.tol, max_iter=self.max_iter)
             coef, converged, n_iter, imbalance = fit.coef, fit.converged, fit.n_iter, fit.imbalance
         over = self.over and estimand != "ATO"
@@ -211,7 +210,7 @@ class CBPS(BaseWeighter):
                           "there.", UserWarning, stacklevel=2)
             coef = fit_logistic(M, a, sw, tol=self.tol, max_iter=self.max_iter).coef
         elif not converged:
-            _warn_not_converged("CBPS", n_iter, self.max_iter, imbalance, self.tol)
+            warn_not_converged("CBPS", n_iter, self.max_iter, imbalance, self.tol)
         self.n_bounded_ = 0
         if over:
             # the GMM weight matrix bounds first-step propensities to [1e-12, 1 - 1e-12]: count and report them
@@ -257,13 +256,13 @@ class CBPS(BaseWeighter):
         -------
         Series or ndarray of shape (n_samples,)
         """
-        data, M = _new_terms(self, X, treatment, sample_weight)
+        data, M = new_terms(self, X, treatment, sample_weight)
         if data.treatment.kind == "multi-category":
             weights = multi_weights(self._multi_proba(M), data.a, self._estimand(), data.treatment.focal)
-            return self._wrap(_finite_prediction(weights * data.sample_weight, "CBPS"), data)
+            return self._wrap(finite_prediction(weights * data.sample_weight, "CBPS"), data)
         eta = self.intercept_ + M @ self.coef_
         weights = odds_weights(eta, data.a, self._estimand()) * data.sample_weight
-        return self._wrap(_finite_prediction(weights, "CBPS"), data)
+        return self._wrap(finite_prediction(weights, "CBPS"), data)
 
     def predict_proba(self, X):
         """Propensity scores P(treated | X) from the fitted model, shape (n_samples,); multi-category: the
@@ -286,7 +285,7 @@ class CBPS(BaseWeighter):
                 f"{self.max_iter}): {fit.problems}; raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=3,
             )
         elif not fit.converged:
-            _warn_not_converged("CBPS", fit.n_iter, self.max_iter, fit.imbalance, self.tol)
+            warn_not_converged("CBPS", fit.n_iter, self.max_iter, fit.imbalance, self.tol)
         self.intercept_, self.coef_ = fit.coef[:, 0].copy(), fit.coef[:, 1:].copy()
         self.converged_, self.n_iter_, self.imbalance_ = bool(fit.converged), int(fit.n_iter), float(fit.imbalance)
         self.n_bounded_ = 0
@@ -309,112 +308,11 @@ class CBPS(BaseWeighter):
                 "the over-identified CBPS is a GMM estimator without an M-estimation form: use an HC0 or bootstrap "
                 "variance (WeightIt refuses vcov = 'asympt' here too)."
             )
-        data, M = _new_terms(self, X, treatment, sample_weight)
+        data, M = new_terms(self, X, treatment, sample_weight)
         if data.treatment.kind == "multi-category":
             return multi_balance_parts(M, data, self._estimand(), self.intercept_, self.coef_, self.terms_)
         return logit_balance_parts(M, data.a, data.sample_weight, self._estimand(),
                                    np.concatenate([[self.intercept_], self.coef_]), ("(Intercept)", *self.terms_))
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# helpers shared with InverseProbabilityTilting and EntropyBalance
-# ----------------------------------------------------------------------------------------------------------------
-def _check_solver_params(est):
-    check_moments(est.moments, est.interactions)
-    if not (isinstance(est.max_iter, numbers.Integral) and not isinstance(est.max_iter, bool) and est.max_iter >= 1):
-        raise ValueError(f"max_iter={est.max_iter!r} must be a positive integer.")
-    if not (isinstance(est.tol, numbers.Real) and est.tol > 0):
-        raise ValueError(f"tol={est.tol!r} must be a positive number.")
-
-
-def _fit_terms(est, data, check=True):
-    """Check the covariates (unless the caller does) and learn the balance terms; returns the term matrix and
-    names."""
-    if check:
-        check_constant(data.X, data.names)
-        check_full_rank(data.X, data.names)
-    est._terms_expansion = TermExpansion.learn(data.X, data.names, est.design_, est.moments, est.interactions)
-    return est._terms_expansion.transform(data.X, data.names)
-
-
-def _new_terms(est, X, treatment, sample_weight):
-    """Validate data against the fitted design and build its balance-term matrix: ``(data, M)``."""
-    check_is_fitted(est, "weights_")
-    data = est._validate_data(X, treatment, sample_weight, reset=False)
-    return data, est._terms_expansion.transform(data.X, data.names)[0]
-
-
-def _finite_prediction(weights, who):
-    """Refuse predicted weights that overflow (new units far outside the data the model was fitted on)."""
-    bad = ~np.isfinite(weights)
-    if bad.any():
-        raise ValueError(
-            f"{who}.predict_weights: the weights of {int(bad.sum())} units overflow (logit beyond what exp() can "
-            "represent): these units lie far outside the data the model was fitted on."
-        )
-    return weights
-
-
-def _check_reachable(M, sw, active, r, names, who):
-    rows = active & (sw > 0)
-    share = np.abs(sw * r)
-    check_target_inside(M[rows].min(axis=0), M[rows].max(axis=0), share @ M / share.sum(), names, 0.0, who,
-                        "Drop or coarsen that term, or use EntropyBalance(tols=...) for approximate balance.")
-
-
-def _warn_not_converged(who, n_iter, max_iter, imbalance, tol):
-    warnings.warn(
-        f"{who} did not converge in {n_iter} iterations (max_iter={max_iter}): the largest remaining imbalance is "
-        f"{imbalance:.2e} SDs (> tol={tol}). Raise max_iter or loosen tol; if the solver stalled before max_iter, "
-        "exact balance may be infeasible (a target near the edge of the reweighted group's covariates): use fewer "
-        "terms, or EntropyBalance(tols=...) for approximate balance.",
-        ConvergenceWarning, stacklevel=3,
-    )
-
-
-def _store_fits(est, fits, who, levels=None, n_levels=None):
-    """Record solver facts and coefficients of one (ATT/ATC) or two (ATE: control, treated) group solves.
-
-    ``n_iter_`` is the largest iteration count over the solves (each is capped at ``max_iter``), so that
-    ``n_iter_ == max_iter`` says a solve ran out of iterations. A multi-category treatment passes the level of each
-    solve (``levels``) and the number of levels: the coefficients get one row per level, zero for the focal level
-    of an ATT (whose weights are exp(0) = 1 times its base)."""
-    est.converged_ = all(f.converged for f in fits)
-    est.n_iter_ = max(f.n_iter for f in fits)
-    est.imbalance_ = max(f.imbalance for f in fits)
-    if not est.converged_:
-        _warn_not_converged(who, est.n_iter_, est.max_iter, est.imbalance_, est.tol)
-    coef = np.array([f.coef for f in fits])
-    if levels is not None:
-        full = np.zeros((n_levels, coef.shape[1]))
-        full[list(levels)] = coef
-        est.intercept_, est.coef_ = full[:, 0].copy(), full[:, 1:].copy()
-    elif len(fits) == 2:
-        est.intercept_, est.coef_ = coef[:, 0].copy(), coef[:, 1:].copy()
-    else:
-        est.intercept_, est.coef_ = float(coef[0, 0]), coef[0, 1:].copy()
-
-
-def logit_balance_parts(M, a, sw, estimand, params, names):
-    """:class:`MParts` of the balance conditions ψ_i = s_i (2A_i − 1) w_i(η_i) (1, X_i), η = (1, X) β."""
-    design = np.column_stack([np.ones(len(a)), M])
-    sign = np.where(a == 1, 1.0, -1.0)
-
-    def psi(theta):
-        return design * (sw * sign * odds_weights(design @ theta, a, estimand))[:, None]
-
-    def psi_jacobian(theta):
-        slope = sign * odds_weights_derivative(design @ theta, a, estimand)
-        return (design * (sw * slope)[:, None]).T @ design
-
-    def weights(theta):
-        return odds_weights(design @ theta, a, estimand) * sw
-
-    def weights_jacobian(theta):
-        return design * (odds_weights_derivative(design @ theta, a, estimand) * sw)[:, None]
-
-    return MParts(params=params, names=names, psi=psi, weights=weights, psi_jacobian=psi_jacobian,
-                  weights_jacobian=weights_jacobian)
 
 
 def multi_balance_parts(M, data, estimand, intercept, coef, terms):

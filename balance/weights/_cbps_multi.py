@@ -31,7 +31,7 @@ from scipy.optimize import minimize, minimize_scalar
 
 from ._estimands import multi_weights, multi_weights_derivative
 from ._multinomial import chain_to_coef, fit_multinomial, multinomial_information, multinomial_score, softmax_proba
-from ._tilt import Standardizer
+from ._standardize import Standardizer
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._base import BaseWeighter
 from .._stats import binary_gap, group_sd, scale_columns
 from .._validation import check_sample_weight
-from ._cbps import _check_solver_params, _fit_terms, _new_terms, _store_fits
+from ._balance_conditions import check_solver_params, fit_terms, new_terms, store_fits
 from ._tilt import TiltBlock, check_target_inside, solve_tilt, solve_tilt_l1, tilt_parts
 
 _INFEASIBLE_FIX = "Allow approximate balance with tols > 0 (in SDs), or drop or coarsen that term."
@@ -181,10 +181,10 @@ class EntropyBalance(BaseWeighter):
         -------
         self
         """
-        _check_solver_params(self)
+        check_solver_params(self)
         data = self._validate_data(X, treatment, sample_weight)
         # constant terms are found from the one-pass group statistics below, collinear ones by the solver
-        M, self.terms_ = _fit_terms(self, data, check=False)
+        M, self.terms_ = fit_terms(self, data, check=False)
         tols = self._tols(len(self.terms_))
         a, sw = data.a, data.sample_weight
         base = sw * self._base(len(a), data.index)
@@ -221,9 +221,9 @@ class EntropyBalance(BaseWeighter):
             weights[rows] = base[rows] * np.exp(eta) * (stats.wsum[arm] / total)
             fits.append(fit)
         if data.treatment.kind == "binary":
-            _store_fits(self, fits, "EntropyBalance")
+            store_fits(self, fits, "EntropyBalance")
         else:
-            _store_fits(self, fits, "EntropyBalance", levels=arms, n_levels=n_levels)
+            store_fits(self, fits, "EntropyBalance", levels=arms, n_levels=n_levels)
         return self._set_weights(weights, data)
 
     # -- parameters ---------------------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ class EntropyBalance(BaseWeighter):
                 "entropy balancing with tols > 0 has no estimating equations (the weights are not smooth in the "
                 "data): use a bootstrap variance."
             )
-        data, M = _new_terms(self, X, treatment, sample_weight)
+        data, M = new_terms(self, X, treatment, sample_weight)
         a, sw = data.a, data.sample_weight
         base = sw * self._base(len(a), data.index)
         estimand = self._estimand()

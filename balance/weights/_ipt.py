@@ -6,8 +6,8 @@ import numpy as np
 from scipy.special import expit
 
 from .._base import BaseWeighter, MParts
-from ._cbps import (_check_reachable, _check_solver_params, _finite_prediction, _fit_terms, _new_terms, _store_fits,
-                    logit_balance_parts)
+from ._balance_conditions import (check_reachable, check_solver_params, finite_prediction, fit_terms,
+                                  logit_balance_parts, new_terms, store_fits)
 from ._tilt import TiltBlock, balance_sides, odds_weights, solve_balance, tilt_parts
 
 
@@ -149,9 +149,9 @@ class InverseProbabilityTilting(BaseWeighter):
         -------
         self
         """
-        _check_solver_params(self)
+        check_solver_params(self)
         data = self._validate_data(X, treatment, sample_weight)
-        M, self.terms_ = _fit_terms(self, data)
+        M, self.terms_ = fit_terms(self, data)
         if data.treatment.kind == "multi-category":
             return self._fit_multi(M, data)
         a, sw = data.a, data.sample_weight
@@ -161,10 +161,10 @@ class InverseProbabilityTilting(BaseWeighter):
         fits = []
         for side in sides:
             active, s, r = balance_sides(a, side)
-            _check_reachable(M, sw, active, r, self.terms_, "InverseProbabilityTilting")
+            check_reachable(M, sw, active, r, self.terms_, "InverseProbabilityTilting")
             fits.append(solve_balance(M, sw, active, s, r, names=self.terms_, tol=self.tol,
                                       max_iter=self.max_iter))
-        _store_fits(self, fits, "InverseProbabilityTilting")
+        store_fits(self, fits, "InverseProbabilityTilting")
         eta = self._eta(M, a)
         self.ps_ = self._wrap(expit(eta), data)
         return self._set_weights(odds_weights(eta, a, estimand) * sw, data)
@@ -184,10 +184,10 @@ class InverseProbabilityTilting(BaseWeighter):
             else:
                 active, s, r = balance_sides(a == focal, "ATT")
                 sw_g = np.where((a == g) | (a == focal), sw, 0.0)
-            _check_reachable(M, sw_g, active, r, self.terms_, "InverseProbabilityTilting")
+            check_reachable(M, sw_g, active, r, self.terms_, "InverseProbabilityTilting")
             fits.append(solve_balance(M, sw_g, active, s, r, names=self.terms_, tol=self.tol,
                                       max_iter=self.max_iter))
-        _store_fits(self, fits, "InverseProbabilityTilting", levels=levels, n_levels=data.treatment.n_levels)
+        store_fits(self, fits, "InverseProbabilityTilting", levels=levels, n_levels=data.treatment.n_levels)
         if hasattr(self, "ps_"):  # binary only: a multi-category fit has one model per level, not one score
             del self.ps_
         return self._set_weights(_multi_weights(self._eta(M, a), estimand) * sw, data)
@@ -199,13 +199,13 @@ class InverseProbabilityTilting(BaseWeighter):
         -------
         Series or ndarray of shape (n_samples,)
         """
-        data, M = _new_terms(self, X, treatment, sample_weight)
+        data, M = new_terms(self, X, treatment, sample_weight)
         eta, estimand = self._eta(M, data.a), self._estimand()
         if data.treatment.kind == "multi-category":
             weights = _multi_weights(eta, estimand) * data.sample_weight
         else:
             weights = odds_weights(eta, data.a, estimand) * data.sample_weight
-        return self._wrap(_finite_prediction(weights, "InverseProbabilityTilting"), data)
+        return self._wrap(finite_prediction(weights, "InverseProbabilityTilting"), data)
 
     def _eta(self, M, a):
         """The logit each unit's weight comes from (for the ATE: the treated model for treated units; for a
@@ -218,7 +218,7 @@ class InverseProbabilityTilting(BaseWeighter):
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
-        data, M = _new_terms(self, X, treatment, sample_weight)
+        data, M = new_terms(self, X, treatment, sample_weight)
         names = ("(Intercept)", *self.terms_)
         estimand = self._estimand()
         if data.treatment.kind == "multi-category":

@@ -50,6 +50,7 @@ class Separation:
     units: np.ndarray
 
 from .._stats import column_std
+from ._standardize import Standardizer
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,9 @@ def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100, detect_separati
     -------
     LogisticFit
     """
-    center = np.average(X, axis=0, weights=sample_weight) if X.shape[1] else np.empty(0)
-    scale = column_std(X) if X.shape[1] else np.empty(0)
-    scale = np.where(scale > 0, scale, 1.0)
-    Z = np.column_stack([np.ones(len(X)), (X - center) / scale])
+    std = Standardizer.fit(X, np.average(X, axis=0, weights=sample_weight) if X.shape[1] else np.empty(0))
+    # column_stack keeps X's memory order (Fortran from a DataFrame), which the BLAS sums below depend on
+    Z = np.column_stack([np.ones(len(X)), (X - std.center) / std.scale])
     total = sample_weight.mean()
 
     p1 = np.average(a, weights=sample_weight)
@@ -134,8 +134,7 @@ def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100, detect_separati
     separation = None
     if detect_separation and _has_symptoms(eta, sample_weight, converged, last_step, it):
         separation = find_separation(Z[:, 1:], a, sample_weight)
-    slopes = beta[1:] / scale
-    coef = np.concatenate([[beta[0] - slopes @ center], slopes])
+    coef = std.to_original(beta)
     return LogisticFit(coef=coef, converged=converged and separation is None, n_iter=it, score_norm=score_norm,
                        stalled=stalled, separation=separation)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp, softmax
 
-from .._stats import column_std
+from ._standardize import Standardizer
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,9 @@ def fit_multinomial(X, codes, n_levels, sample_weight, *, tol=1e-8, max_iter=100
     array([2., 3.])
     """
     n = X.shape[0]
-    center = np.average(X, axis=0, weights=sample_weight) if X.shape[1] else np.empty(0)
-    scale = column_std(X) if X.shape[1] else np.empty(0)
-    scale = np.where(scale > 0, scale, 1.0)
-    Z = np.column_stack([np.ones(n), (X - center) / scale])
+    std = Standardizer.fit(X, np.average(X, axis=0, weights=sample_weight) if X.shape[1] else np.empty(0))
+    # column_stack keeps X's memory order (Fortran from a DataFrame), which the BLAS sums below depend on
+    Z = np.column_stack([np.ones(len(X)), (X - std.center) / std.scale])
     q, km1 = Z.shape[1], n_levels - 1
     y = np.zeros((n, n_levels))
     y[np.arange(n), codes] = 1.0
@@ -136,6 +135,5 @@ def fit_multinomial(X, codes, n_levels, sample_weight, *, tol=1e-8, max_iter=100
         score_norm = float(np.max(np.abs(multinomial_score(Z, y, proba, sample_weight).sum(axis=0))) / total)
         converged = score_norm < tol
 
-    slopes = beta[:, 1:] / scale
-    coef = np.column_stack([beta[:, 0] - slopes @ center, slopes])
+    coef = std.to_original(beta)
     return MultinomialFit(coef=coef, converged=converged, n_iter=it, score_norm=score_norm)

@@ -28,6 +28,7 @@ from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 
 from .._stats import column_std
+from ._standardize import Standardizer
 
 # Armijo constant of the line search, and the relative slack that lets a Newton step through when the decrease of
 # F is below its rounding error (at the optimum F changes by ~|grad|^2, far below eps * |F|).
@@ -53,34 +54,6 @@ class DualFit:
     converged: bool
     n_iter: int
     imbalance: float  # sup-norm of the standardised gradient over the target total (about a max |SMD|)
-
-
-@dataclass(frozen=True)
-class Standardizer:
-    """Affine map x -> (x - center) / scale used inside the solvers, and back for the coefficients."""
-
-    center: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def fit(cls, X, center):
-        scale = column_std(X) if X.shape[0] > 1 else np.ones(X.shape[1])
-        return cls(np.asarray(center, dtype=float), np.where(scale > 0, scale, 1.0))
-
-    def design(self, X):
-        """The standardised design [1, (X - center) / scale]."""
-        Z = np.empty((X.shape[0], X.shape[1] + 1))
-        Z[:, 0] = 1.0
-        np.subtract(X, self.center, out=Z[:, 1:])
-        Z[:, 1:] /= self.scale
-        return Z
-
-    def to_original(self, beta):
-        slopes = beta[1:] / self.scale
-        return np.concatenate([[beta[0] - slopes @ self.center], slopes])
-
-    def to_standard(self, coef):
-        return np.concatenate([[coef[0] + coef[1:] @ self.center], coef[1:] * self.scale])
 
 
 def dense_evaluator(Z, c, s):
@@ -269,8 +242,7 @@ def solve_tilt_l1(X_rows, c, target_mean, tols, *, names, tol, max_iter):
         ``imbalance`` is the largest excess of |mean - target| over tols in scaled units (0 when all hold).
     """
     check_enough_units(X_rows.shape[0], names)
-    scale = column_std(X_rows) if X_rows.shape[0] > 1 else np.ones(X_rows.shape[1])
-    scale = np.where(scale > 0, scale, 1.0)
+    scale = Standardizer.fit(X_rows, target_mean).scale
     Xs = (X_rows - target_mean) / scale
     design = np.column_stack([np.ones(len(Xs)), Xs])
     dependent = dependent_columns(design.T @ design)
