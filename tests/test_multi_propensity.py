@@ -296,3 +296,21 @@ def test_score_of_integer_coded_levels_equals_score_of_their_labels(race):
     by_label = PropensityWeights().fit(X, labels).score(X, labels)
     by_code = PropensityWeights(treatment_type="multi-category").fit(X, codes).score(X, codes)
     assert by_code == pytest.approx(by_label, rel=1e-12, abs=0)
+
+
+def test_precomputed_scores_frame_columns_matched_by_level_name(race):
+    """A DataFrame of precomputed generalised scores whose columns are the level names in another order gives the
+    weights of the fitted model (its ps_ as reference, 1e-15: the same numbers), as weights_from_propensity does;
+    before, the columns were taken by position and the weights were silently those of permuted scores. Columns
+    that name only some levels are refused."""
+    X, t = race
+    for estimand, treated in [("ATE", None), ("ATT", "hispan"), ("ATO", None)]:
+        fitted = PropensityWeights(estimand, treated=treated).fit(X, t)
+        shuffled = fitted.ps_[["white", "black", "hispan"]]
+        pre = PropensityWeights(estimand, treated=treated, model="precomputed").fit(shuffled, t)
+        assert_allclose(pre.weights_, fitted.weights_, rtol=1e-15)
+        assert_allclose(pre.predict_weights(shuffled.iloc[:50], t.iloc[:50]), fitted.weights_.iloc[:50], rtol=1e-15)
+        assert_allclose(weights_from_propensity(shuffled, t, estimand, treated=treated), fitted.weights_, rtol=1e-15)
+    renamed = fitted.ps_.set_axis(["black", "hispan", "asian"], axis=1)
+    with pytest.raises(ValueError, match="name the levels"):
+        PropensityWeights(model="precomputed").fit(renamed, t)

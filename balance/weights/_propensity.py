@@ -48,7 +48,8 @@ class PropensityWeights(BaseWeighter):
         None: exact logistic MLE (multinomial for a multi-category treatment; Newton–Raphson until the score is
         below ``tol``; this is not scikit-learn's penalised ``LogisticRegression``). A classifier: a clone is fitted
         to (X, treatment codes) and its ``predict_proba`` gives the scores. ``"precomputed"``: ``X`` holds the
-        propensity scores themselves (one column; multi-category: one column per level, in level order).
+        propensity scores themselves (one column; multi-category: one column per level, a DataFrame's columns
+        matched to the levels by name, an array's in level order).
     treated : scalar, default=None
         Which treatment level is treated. Needed only when the treatment is neither 0/1 nor boolean (then 1 or True
         is treated); the package never guesses between two labels. Multi-category treatments: the focal level of
@@ -309,6 +310,7 @@ class PropensityWeights(BaseWeighter):
                 raise ValueError(f"with model='precomputed' and a multi-category treatment, X must hold one column of "
                                  f"generalised propensity scores per level ({n_levels}, in the order "
                                  f"{list(self.treatment_levels_)}); got {matrix.shape[1]}.")
+            matrix = matrix[:, self._precomputed_level_columns()]
             if np.any((matrix < 0) | (matrix > 1)) or not np.allclose(matrix.sum(axis=1), 1.0, rtol=0, atol=1e-6):
                 raise ValueError("precomputed generalised propensity scores must lie in [0, 1] and sum to one in "
                                  "each row.")
@@ -316,6 +318,18 @@ class PropensityWeights(BaseWeighter):
         proba = self.estimator_.predict_proba(matrix)
         classes = list(self.estimator_.classes_)
         return proba[:, [classes.index(code) for code in range(n_levels)]]
+
+    def _precomputed_level_columns(self):
+        """Positions of the levels among the columns of precomputed generalised scores: a DataFrame's columns are
+        matched to the levels by name (as ``weights_from_propensity`` does), others are taken in level order."""
+        levels = [str(level) for level in self.treatment_levels_]
+        names = [str(name) for name in getattr(self, "feature_names_in_", ())]
+        if not set(names) & set(levels):
+            return list(range(len(levels)))
+        if sorted(names) != sorted(levels):
+            raise ValueError(f"with model='precomputed', the columns of X {names} must name the levels {levels} "
+                             "(in any order), or pass an array with the columns in level order.")
+        return [names.index(level) for level in levels]
 
     def _raw_propensity(self, data):
         return self._scores_from_matrix(data.X)
