@@ -273,4 +273,9 @@ def check_estimand_for(estimand, treatment, supported, who):
     if kind == "multi-category" and estimand == "ATT" and treatment.focal is None:
         raise ValueError(f"estimand='ATT' with a multi-category treatment needs the focal level: pass "
                          f"treated=<level>, one of {list(treatment.levels)}.")
+    if kind == "multi-category" and estimand != "ATT" and treatment.focal is not None:
+        # WeightIt switches to the ATT here; the package never changes the estimand behind the user's back
+        raise ValueError(f"treated={treatment.levels[treatment.focal]!r} names the focal level of an ATT, but "
+                         f"estimand={estimand!r} has none with a multi-category treatment: pass estimand='ATT' to "
+                         "weight every level to that level, or leave treated=None.")
     return estimand

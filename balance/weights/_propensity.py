@@ -239,6 +239,17 @@ class PropensityWeights(BaseWeighter):
             self.atos_alpha_ = crump_alpha(np.clip(raw_ps, PS_BOUND, 1 - PS_BOUND), data.sample_weight)
         ps, weights, counts = self._weights(raw_ps, data)
         self.n_clipped_, self.n_bounded_, self.n_trimmed_ = counts
+        if multi and self.model is None and self.n_bounded_ and self.converged_:
+            # a multinomial logit whose scores reach 0 or 1 has no finite maximum (quasi-separation; the binary fit
+            # tests for it exactly): its "converged" coefficients are a point on a diverging path, not an MLE
+            self.converged_ = False
+            warnings.warn(
+                f"PropensityWeights: {self.n_bounded_} units have generalised propensity scores numerically 0 or 1, "
+                "so the multinomial logit is (quasi-)separated: its coefficients diverge and the fit is not a "
+                "maximum (converged_=False; vcov='asympt' is refused). Drop or coarsen the covariates that "
+                "determine a level, use a penalised classifier (model=LogisticRegression()), or a balancing method.",
+                ConvergenceWarning, stacklevel=2,
+            )
         if multi and data.index is not None:
             self.ps_ = pd.DataFrame(ps, index=data.index, columns=pd.Index(data.treatment.levels))
         else:
