@@ -141,6 +141,8 @@ OVERRIDES = {
                                        "undefined with fewer than 2 units")),
         ("EnergyBalance-ATT|CBIPM-ATT#3", warns(EXTREME)),  # a few controls resemble the one treated unit
         (r"WeightedEffect.*aipw", error(RANK_AIPW)),
+        # one treated unit: its mean is its outcome, with no variance to estimate (said, not silent)
+        (r"WeightedEffect", warns("treated group has a single unit with positive weight")),
         (CROSSFITTED + "|FrontDoor(DR|R)Learner", error(CROSSFIT_ARMS)),
     ],
     "treated group of size 2": [

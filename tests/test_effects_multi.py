@@ -8,11 +8,14 @@ inverse-probability weighter with a multinomial logit fitted by Newton's method 
 (``_m_parts``) are written out below, so that ``vcov="asympt"`` is checked against WeightIt's stacked sandwich.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 from scipy.special import softmax
+from sklearn.exceptions import ConvergenceWarning
 
 from balance import (CBPS, BaseWeighter, EntropyBalance, InverseProbabilityTilting, MParts, PropensityWeights,
                      WeightedEffect)
@@ -437,3 +440,15 @@ def test_binary_contrasts_table_is_the_effect_row(lalonde):
     assert list(fit.contrasts_.index) == ["ATT"]
     assert row["estimate"] == fit.estimate_ and row["std_err"] == fit.se_ and row["p_value"] == fit.pvalue_
     assert (row["conf_low"], row["conf_high"]) == (summary["ci_lower"], summary["ci_upper"])
+
+
+def test_a_level_with_one_unit_is_warned_about(lalonde):
+    """A level with one unit: its mean is that unit's outcome and the simple model's SE of it is 0 by construction
+    (found by the review: it was silent); WeightedEffect says so, naming the level."""
+    race = lalonde["race"].astype(object).copy()
+    race.iloc[0] = "other"
+    with pytest.warns(UserWarning, match="level 'other' has a single unit with positive weight"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # its score is bounded: reported elsewhere
+        fit = WeightedEffect(PropensityWeights(), vcov="HC0").fit(lalonde[COVS], race, lalonde["re78"])
+    assert fit.potential_outcomes_.loc["other", "std_err"] == 0.0

@@ -12,7 +12,7 @@ from scipy.special import softmax
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from balance import PropensityWeights, weights_from_propensity
+from balance import PropensityWeights, WeightedEffect, weights_from_propensity
 from balance.weights._multinomial import fit_multinomial
 
 from .conftest import SHARED, _shared_file
@@ -314,3 +314,24 @@ def test_precomputed_scores_frame_columns_matched_by_level_name(race):
     renamed = fitted.ps_.set_axis(["black", "hispan", "asian"], axis=1)
     with pytest.raises(ValueError, match="name the levels"):
         PropensityWeights(model="precomputed").fit(renamed, t)
+
+
+def test_quasi_separation_of_a_level_is_not_converged_and_refuses_the_sandwich(race):
+    """A covariate equal to one level's indicator drives that level's scores to 0/1: the multinomial logit has no
+    finite maximum, so the fit is reported as not converged (it said converged_=True before, and asympt SEs came
+    out as usual), and vcov='asympt' is refused."""
+    X, labels = race
+    X2 = X.assign(flag=(labels == "hispan").astype(float))
+    with pytest.warns(ConvergenceWarning, match="multinomial logit is \\(quasi-\\)separated"):
+        fit = PropensityWeights().fit(X2, labels)
+    assert not fit.converged_ and fit.n_bounded_ > 0
+    y = np.random.default_rng(0).normal(size=len(labels))
+    with pytest.raises(ValueError, match="did not converge"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        WeightedEffect(PropensityWeights()).fit(X2, labels, y)
+
+
+def test_treated_with_a_multi_category_ate_is_an_error(race):
+    X, labels = race
+    with pytest.raises(ValueError, match="names the focal level of an ATT, but estimand='ATE'"):
+        PropensityWeights("ATE", treated="hispan").fit(X, labels)

@@ -70,6 +70,15 @@ _EXTREME_ADVICE = {
 }
 
 
+def _single_unit_groups(weights, t):
+    """Names of the treatment groups with fewer than two units of positive weight (binary: treated/control)."""
+    if not t.is_categorical:
+        return []
+    sizes = np.bincount(t.codes[np.asarray(weights) > 0], minlength=t.n_levels)
+    names = ("control group", "treated group") if t.kind == "binary" else [f"level {v!r}" for v in t.levels]
+    return [names[k] for k in np.flatnonzero(sizes < 2)]
+
+
 def _take(values, rows):
     """Rows of a DataFrame, Series or ndarray by position."""
     return values.iloc[rows] if isinstance(values, (pd.DataFrame, pd.Series)) else np.asarray(values)[rows]
@@ -307,6 +316,13 @@ class WeightedEffect(BaseEstimator):
         t = self._check_treatment(final, treatment, n, index)
         extreme = check_extreme_weights(weights, *weight_groups(t), who="WeightedEffect",
                                         advice=_EXTREME_ADVICE[self.vcov], stacklevel=3)
+        single = _single_unit_groups(weights, t)
+        if single:
+            warnings.warn(
+                f"WeightedEffect: {', '.join(single)} has a single unit with positive weight, so its potential-"
+                "outcome mean is that unit's outcome and no variance can be estimated from it: the standard errors "
+                "of that mean (0 for outcome_model='simple') and of its contrasts leave its outcome variance out. "
+                "Pool or drop the level, or read those SEs as lower bounds.", UserWarning, stacklevel=2)
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=index)
         family = self.family if self.family != "auto" else ("binomial" if _is_binary(y) else "gaussian")
         if family == "binomial" and self.outcome_model != "simple" and np.ptp(y) == 0:
