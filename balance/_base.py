@@ -160,6 +160,9 @@ class BaseWeighter(BaseEstimator):
                 del self.feature_names_in_
             self.treatment_levels_ = data.treatment.levels
             self.treatment_type_ = kind
+            # kept so that diagnostics given the fitted weighter use the same sampling weights (cobalt reads a
+            # weightit object's s.weights); None when none were given
+            self.sample_weight_ = None if sample_weight is None else data.sample_weight
         elif kind != self.treatment_type_:
             raise ValueError(f"treatment is {kind}; {who} was fitted on a {self.treatment_type_} treatment.")
         elif kind == "binary":

@@ -462,6 +462,12 @@ def balance_table(
         raise ValueError("sd_denom='treated' with a multi-category treatment needs the focal level: pass "
                          "treated=<level>.")
     codes, groups = t.a, group_names(t)
+    if fitted.sample_weight is not None:  # the fitted weighter's sampling weights, as cobalt uses a weightit's
+        if sample_weight is None:
+            sample_weight = fitted.sample_weight
+        elif not np.array_equal(np.asarray(sample_weight, dtype=float), np.asarray(fitted.sample_weight)):
+            raise ValueError("sample_weight differs from the sampling weights the weighter was fitted with; drop "
+                             "sample_weight= to use the weighter's, or refit the weighter with these.")
     sw = check_sample_weight(sample_weight, n, index=index)
     check_groups_weighted(sw, codes, "sample_weight", labels=groups)
     runs = {"un": sw}

@@ -35,6 +35,7 @@ class Resolved:
     treated: object = None  # the fitted treated (binary) or focal (multi-category) level
     missing: str | None = None
     treatment_type: str | None = None
+    sample_weight: object = None  # the sampling weights the weighter was fitted with (None: none given)
 
 
 def resolve_weights(weights, name="weights"):
@@ -54,7 +55,7 @@ def resolve_weights(weights, name="weights"):
         treated = levels[-1] if binary else getattr(weights, "treated", None)
         estimand = getattr(weights, "estimand", None)
         return Resolved(weights.weights_, None if estimand is None else str(estimand).upper(), treated,
-                        getattr(weights, "missing", None), kind)
+                        getattr(weights, "missing", None), kind, getattr(weights, "sample_weight_", None))
     if hasattr(weights, "fit"):
         raise TypeError(f"{name} is an unfitted {type(given).__name__}; fit it first, or pass its weights.")
     return Resolved(weights)
