@@ -186,12 +186,11 @@ def test_asympt_stacking_a_multinomial_logit_matches_weightit(lalonde, multi_ora
 REAL_WEIGHTERS = {"glm": PropensityWeights, "cbps_just": CBPS, "ipt": InverseProbabilityTilting, "ebal": EntropyBalance}
 
 
-# CBPS: estimates and HC0 agree with WeightIt, asympt SEs do not (6-36%); the package's are the sandwich of
-# WeightIt's own stated equations (test_cbps_asympt_is_the_sandwich_of_weightits_own_cbps_equations). The
-# package's multi-category CBPS
-# equations are WeightIt's (HEAD of weightit2cbps.multi: balance of the reference level against each other level),
-# and its analytic derivatives agree with central differences (1e-5), so the difference sits in what WeightIt 1.5.1
-# stacks for multi-category CBPS; strict, so that a change on either side is noticed. Evidence on lalonde race
+# CBPS: estimates and HC0 agree with WeightIt, asympt SEs do not (6-36%). The package's multi-category CBPS
+# equations are WeightIt 1.5.1's (weightit2cbps.multi: balance of the reference level against each other level),
+# its analytic derivatives agree with central differences (1e-5), and its SEs are the sandwich of those equations
+# (test_cbps_asympt_is_the_sandwich_of_weightits_own_cbps_equations), so the difference sits in what WeightIt
+# 1.5.1 reports for multi-category CBPS; strict, so that a change on either side is noticed. Evidence on lalonde race
 # (simple model, 2026-12-06, bootstrap 400 replicates re-estimating the weights, random_state=1): the package's
 # asympt SEs are 8-15% below the bootstrap's (1138/1322, 771/835, 967/1141), the pattern of glm (15-17% below; glm
 # matches WeightIt exactly) and IPT (9-23% below); WeightIt's are 4% below, 44% above and 10% below.
