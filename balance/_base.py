@@ -143,8 +143,10 @@ class BaseWeighter(BaseEstimator):
             design = self.design_
             if treatment_type == "auto":  # prediction: the type learned in fit decides
                 treatment_type = self.treatment_type_
+        # prediction for a fitted multi-category model codes the new treatment against the fitted levels
+        levels = self.treatment_levels_ if not reset and self.treatment_type_ == "multi-category" else None
         data = validate_fit_data(design, X, treatment, sample_weight, treated=getattr(self, "treated", None),
-                                 treatment_type=treatment_type)
+                                 treatment_type=treatment_type, levels=levels)
         kind = data.treatment.kind
         if kind not in self._supported_treatment_types:
             levels = f" with {data.treatment.n_levels} levels" if data.treatment.is_categorical else ""
@@ -168,9 +170,6 @@ class BaseWeighter(BaseEstimator):
         elif kind == "binary":
             if data.treatment.levels[1] != self.treatment_levels_[1] and getattr(self, "treated", None) is None:
                 raise ValueError(f"treatment levels {data.treatment.levels} differ from those seen in fit.")
-        elif kind == "multi-category" and data.treatment.levels != self.treatment_levels_:
-            raise ValueError(f"treatment levels {list(data.treatment.levels)} differ from those seen in fit "
-                             f"({list(self.treatment_levels_)}).")
         return data
 
     def _estimand(self):

@@ -171,7 +171,8 @@ def check_treatment_type(treatment_type):
     return treatment_type
 
 
-def check_treatment(treatment, *, treated=None, treatment_type="auto", n_samples=None, index=None, fix=None):
+def check_treatment(treatment, *, treated=None, treatment_type="auto", n_samples=None, index=None, fix=None,
+                    levels=None):
     """Validate a treatment, decide its type and code it (see the module docstring).
 
     Binary treatments: which level is treated (the *focal* level of an ATT) follows one rule:
@@ -193,6 +194,9 @@ def check_treatment(treatment, *, treated=None, treatment_type="auto", n_samples
         Index of X; a Series treatment must carry the same index (in the same order).
     fix : str, default=None
         What the error for unlabelled binary levels tells the user to do; None: pass ``treated=<level>``.
+    levels : sequence, default=None
+        The levels of a fitted multi-category treatment: the treatment is coded against them (new data for a
+        fitted model may hold only some of them; a level not among them is an error).
 
     Returns
     -------
@@ -221,9 +225,11 @@ def check_treatment(treatment, *, treated=None, treatment_type="auto", n_samples
     missing = _is_missing(arr)
     if missing.any():
         raise ValueError(f"treatment has {int(missing.sum())} missing or infinite values; remove those rows first.")
+    index = t_index if index is None else index
+    if levels is not None:
+        return _coded_against(arr, list(levels), treated, index)
     levels = pd.unique(arr)
     kind = _resolve_kind(arr, levels, treatment_type, declared is not None)
-    index = t_index if index is None else index
     if kind == "binary":
         return _binary(arr, levels, treated, index, fix)
     if kind == "continuous":
@@ -233,6 +239,15 @@ def check_treatment(treatment, *, treated=None, treatment_type="auto", n_samples
     # declared categories without units are dropped: a level nobody received has no weights, balance or effect
     present = set(levels.tolist())
     ordered = [c for c in declared if c in present] if declared is not None else _sorted_levels(list(present))
+    return _coded_against(arr, ordered, treated, index)
+
+
+def _coded_against(arr, ordered, treated, index):
+    """A multi-category Treatment with ``arr`` coded against the levels ``ordered``."""
+    unknown = set(pd.unique(arr).tolist()) - set(ordered)
+    if unknown:
+        raise ValueError(f"treatment has level(s) {_sorted_levels(list(unknown))} not among the fitted levels "
+                         f"{ordered}.")
     codes = pd.Categorical(arr, categories=ordered).codes.astype(np.int64)
     focal = None
     if treated is not None:

@@ -403,15 +403,17 @@ class FitData:
 
 
 def validate_fit_data(design, X, treatment, sample_weight=None, *, treated=None, treatment_type="auto",
-                      min_group_size=1):
+                      min_group_size=1, levels=None):
     """Check X, treatment and sample weights together, returning a :class:`FitData`."""
     matrix, names = design.transform(X, drop_first=True)
     n = matrix.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None
     check_indexes_agree(X=index, treatment=treatment, sample_weight=sample_weight)
-    t = check_treatment(treatment, treated=treated, treatment_type=treatment_type, n_samples=n, index=index)
+    t = check_treatment(treatment, treated=treated, treatment_type=treatment_type, n_samples=n, index=index,
+                        levels=levels)
     sw = check_sample_weight(sample_weight, n, index=index)
-    check_group_sizes(t, sw, min_group_size)
+    if levels is None:  # new data for a fitted model (levels given) may lack some levels
+        check_group_sizes(t, sw, min_group_size)
     return FitData(matrix, names, t.a, sw, index, t)
 
 

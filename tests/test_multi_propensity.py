@@ -335,3 +335,17 @@ def test_treated_with_a_multi_category_ate_is_an_error(race):
     X, labels = race
     with pytest.raises(ValueError, match="names the focal level of an ATT, but estimand='ATE'"):
         PropensityWeights("ATE", treated="hispan").fit(X, labels)
+
+
+def test_prediction_on_new_data_with_only_some_of_the_fitted_levels(race):
+    """A fitted multinomial model predicts for any subset of its levels: the new treatment is coded against the
+    fitted levels (it raised a misleading treatment_type error before; found by the review). The weights of the
+    units kept equal those of the full-data prediction; a level the fit never saw is refused."""
+    X, labels = race
+    fit = PropensityWeights().fit(X, labels)
+    kept = (labels != "hispan").to_numpy()
+    subset = fit.predict_weights(X[kept], labels[kept])
+    assert_allclose(np.asarray(subset), np.asarray(fit.weights_)[kept], rtol=1e-14, atol=0)
+    other = labels.astype(object).where(labels != "hispan", "asian")
+    with pytest.raises(ValueError, match=r"level\(s\) \['asian'\] not among the fitted levels"):
+        fit.predict_weights(X, other)
