@@ -495,3 +495,19 @@ def test_mmd_refuses_a_kernel_matrix_beyond_the_memory_limit(rng, monkeypatch):
     with pytest.raises(ValueError, match="kernel matrix of the weighted arm"):
         CBIPM(n_epochs=5).fit(X, t)
     CBIPM(ipm="sipm", n_epochs=5, n_sigmoids=5, random_state=0).fit(X, t)  # O(n) memory: unaffected
+
+
+def test_simplex_qp_reports_a_negative_weight_beyond_round_off_as_unsolved(monkeypatch):
+    """solve_simplex_qp clips only round-off below 0 (interior-point iterates sit at ±1e-12); a solver point with a
+    clearly negative weight is returned clipped but flagged unsolved, so CBIPM reports it (never silently)."""
+    from balance.weights import _qp
+
+    fake = _qp.QPResult(x=np.array([1.2, -0.2]), status="Solved", converged=True, infeasible=False, n_iter=3,
+                        polished=False, residual=0.0)
+    monkeypatch.setattr(_qp, "solve_qp", lambda *args, **kwargs: fake)
+    w, solved, _ = _qp.solve_simplex_qp(np.eye(2), np.array([0.5, 0.5]))
+    assert not solved and np.all(w >= 0)
+    fake_roundoff = _qp.QPResult(x=np.array([1.0, -1e-12]), status="Solved", converged=True, infeasible=False,
+                                 n_iter=3, polished=False, residual=0.0)
+    monkeypatch.setattr(_qp, "solve_qp", lambda *args, **kwargs: fake_roundoff)
+    assert _qp.solve_simplex_qp(np.eye(2), np.array([0.5, 0.5]))[1]

@@ -16,7 +16,7 @@ from .._stats import pow2_scale
 from .._validation import (CovariateDesign, as_1d, check_indexes_agree, check_outcome, check_sample_weight,
                            check_treatment)
 from ..diagnostics import effective_sample_size
-from ..diagnostics._weights import ExtremeWeightsWarning, check_extreme_weights, weight_groups
+from ..diagnostics._weights import ExtremeWeightsWarning, check_extreme_weights, group_names, weight_groups
 from ._contrasts import Contrasts
 from ._outcome import OUTCOME_MODELS, outcome_equations
 from ._results import SCALE_LABELS, EffectResults
@@ -75,7 +75,7 @@ def _single_unit_groups(weights, t):
     if not t.is_categorical:
         return []
     sizes = np.bincount(t.codes[np.asarray(weights) > 0], minlength=t.n_levels)
-    names = ("control group", "treated group") if t.kind == "binary" else [f"level {v!r}" for v in t.levels]
+    names = [f"{name} group" if t.kind == "binary" else f"level {name!r}" for name in group_names(t)]
     return [names[k] for k in np.flatnonzero(sizes < 2)]
 
 

@@ -116,11 +116,13 @@ def solve_simplex_qp(K, b, max_iter=200):
     n = len(b)
     res = solve_qp(sp.csc_matrix(2.0 * K), -2.0 * b, np.ones((1, n)), np.ones(1), np.ones(1), np.zeros(n),
                    solver="clarabel", tol=SIMPLEX_TOL, max_iter=max_iter)
-    w = np.clip(np.asarray(res.x, dtype=np.float64), 0.0, None)
+    x = np.asarray(res.x, dtype=np.float64)
+    w = np.clip(x, 0.0, None)
     total = w.sum()
     if not (np.all(np.isfinite(w)) and total > 0):
         return np.full(n, 1.0 / n), False, res.n_iter
-    return w / total, res.converged, res.n_iter
+    # only round-off is clipped: a negative weight beyond it means the solve failed, which the caller reports
+    return w / total, res.converged and bool(x.min() >= -1e-8 * total), res.n_iter
 
 
 # ---------------------------------------------------------------------------------------------------------------
