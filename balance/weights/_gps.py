@@ -28,7 +28,7 @@ import numpy as np
 from scipy.fft import irfft, rfft
 from scipy.optimize import root
 
-from .._base import MParts
+from .._base import MParts, warn_units
 from ._standardize import Standardizer
 
 LOG_DENSITY_FLOOR = -50.0
@@ -86,21 +86,36 @@ class GPSData:
 # log weights and their derivatives
 # ----------------------------------------------------------------------------------------------------------------
 def normal_log_weights(z, mu, tau2, fitted, sigma2, *, with_scale=False):
-    """ℓ = log f(z) − log f(z | X) under the normal GPS, and which units' conditional log density was floored.
+    """ℓ = log f(z) − log f(z | X) under the normal GPS, the (floored) conditional log density, and which units'
+    conditional log density was floored.
 
     ``with_scale=False``: densities of the standardised values (WeightIt's glm); True: with the 1/τ and 1/σ
     factors (WeightIt's CBPS); the two differ by the constant sqrt(σ²/τ²)."""
     num = -_HALF_LOG_2PI - 0.5 * (z - mu) ** 2 / tau2 - with_scale * 0.5 * np.log(tau2)
     den = -_HALF_LOG_2PI - 0.5 * (z - fitted) ** 2 / sigma2 - with_scale * 0.5 * np.log(sigma2)
     floored = den < LOG_DENSITY_FLOOR
-    return num - np.maximum(den, LOG_DENSITY_FLOOR), floored
+    den = np.maximum(den, LOG_DENSITY_FLOOR)
+    return num - den, den, floored
+
+
+def kernel_log_weights(z_num, z_den, sw):
+    """ℓ = log f(z_num) − log f(z_den) with both densities weighted Gaussian kernel estimates (of the standardised
+    treatment and of the standardised residuals), the floored conditional log density and which units were floored.
+
+    The numerator is floored too; it can reach the floor only for a unit of zero sampling weight (any other unit's
+    own kernel keeps its density far above it), whose weight is 0 anyway."""
+    floor = np.exp(LOG_DENSITY_FLOOR)
+    den = kernel_density(z_den, sw)
+    floored = ~(den > floor)
+    log_den = np.log(np.where(floored, floor, den))
+    return np.log(np.maximum(kernel_density(z_num, sw), floor)) - log_den, log_den, floored
 
 
 def normal_log_weights_jacobian(z, design, theta, *, with_scale=False):
     """dℓ/dθ, shape (n, 3 + q), θ = (τ², μ, σ², β); zero in σ² and β where the floor binds."""
     tau2, mu, sigma2, beta = theta[0], theta[1], theta[2], theta[3:]
     r = z - design @ beta
-    _, floored = normal_log_weights(z, mu, tau2, design @ beta, sigma2, with_scale=with_scale)
+    floored = normal_log_weights(z, mu, tau2, design @ beta, sigma2, with_scale=with_scale)[2]
     free = ~floored
     d = np.empty((len(z), theta.size))
     d[:, 0] = 0.5 * (z - mu) ** 2 / tau2**2 - with_scale * 0.5 / tau2
@@ -108,6 +123,15 @@ def normal_log_weights_jacobian(z, design, theta, *, with_scale=False):
     d[:, 2] = (with_scale * 0.5 / sigma2 - 0.5 * r**2 / sigma2**2) * free
     d[:, 3:] = design * (-(r / sigma2) * free)[:, None]
     return d
+
+
+def warn_floored(floored, index, who, stacklevel=5):
+    """Warn (naming the units) when conditional densities were floored at exp(LOG_DENSITY_FLOOR)."""
+    if floored.any():
+        warn_units(f"{who}: {int(floored.sum())} units have a treatment so far from its model's prediction that the "
+                   f"conditional density was floored at exp({LOG_DENSITY_FLOOR:g}) to keep the weights finite; their "
+                   "weights are extreme. Consider a better treatment model, density='kernel' (PropensityWeights) or "
+                   "trim=", floored, index, stacklevel=stacklevel)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter, MParts, warn_units
 from .._validation import check_constant, check_full_rank
-from ._gps import DENSITIES, GPSData, gps_parts, kernel_density, normal_log_weights, LOG_DENSITY_FLOOR
+from ._gps import DENSITIES, GPSData, gps_parts, kernel_log_weights, normal_log_weights, warn_floored
 from ._estimands import arm_weights, arm_weights_derivative, crump_alpha, multi_weights, multi_weights_derivative
 from ._logistic import fit_logistic, report_separation
 from ._multinomial import (chain_to_coef, fit_multinomial, multinomial_information, multinomial_score,
@@ -415,21 +415,13 @@ class PropensityWeights(BaseWeighter):
         gps = gps if gps is not None else GPSData.build(data.a, data.X, data.sample_weight, state["scales"])
         tau2, mu = state["marginal"]
         fitted = gps.design @ state["beta"] if self.model is None else gps.standardise(self.estimator_.predict(data.X))
-        z_num, z_den = (gps.z - mu) / np.sqrt(tau2), (gps.z - fitted) / np.sqrt(state["sigma2"])
         if self.density == "normal":
-            log_ratio, floored = normal_log_weights(gps.z, mu, tau2, fitted, state["sigma2"])
-            log_den = np.maximum(-0.5 * np.log(2 * np.pi) - 0.5 * z_den**2, LOG_DENSITY_FLOOR)
+            log_ratio, log_den, floored = normal_log_weights(gps.z, mu, tau2, fitted, state["sigma2"])
         else:
-            log_num = np.log(np.maximum(kernel_density(z_num, data.sample_weight), np.exp(LOG_DENSITY_FLOOR)))
-            raw = kernel_density(z_den, data.sample_weight)
-            floored = ~(raw > np.exp(LOG_DENSITY_FLOOR))
-            log_den = np.log(np.where(floored, np.exp(LOG_DENSITY_FLOOR), raw))
-            log_ratio = log_num - log_den
-        if floored.any():
-            warn_units(f"{int(floored.sum())} units have a treatment so far from its model's prediction that its "
-                       f"conditional density (of the standardised residual) was floored at exp({LOG_DENSITY_FLOOR:g}) "
-                       "to keep the weights finite; their weights are extreme. Consider a better treatment model, "
-                       "density='kernel' or trim=", floored, data.index, stacklevel=4)
+            log_ratio, log_den, floored = kernel_log_weights((gps.z - mu) / np.sqrt(tau2),
+                                                             (gps.z - fitted) / np.sqrt(state["sigma2"]),
+                                                             data.sample_weight)
+        warn_floored(floored, data.index, "PropensityWeights")
         weights = np.exp(log_ratio) * data.sample_weight
         n_trimmed = 0
         if self.trim is not None:
