@@ -121,7 +121,8 @@ class CBPS(BaseWeighter):
         under quasi-separation); otherwise a ConvergenceWarning states it.
     n_iter_ : int
         Newton (trust-region Newton with ``over=True``) iterations, at most ``max_iter``; fewer without convergence
-        when the line search stalls (no decrease representable, typically infeasible exact balance).
+        when the line search stalls (no decrease representable, typically infeasible exact balance). Continuous
+        treatments: evaluations of the balance conditions (at most 100 ``max_iter`` (1 + number of terms)).
     imbalance_ : float
         Just-identified: the remaining imbalance (in SDs) at the solution. Over-identified: the largest change of a
         (standardised) coefficient that one more Newton step on the GMM objective would make.
@@ -329,7 +330,12 @@ class CBPS(BaseWeighter):
         gps = GPSData.build(data.a, M, data.sample_weight)
         fit = fit_cbgps(gps, tol=self.tol, max_iter=self.max_iter)
         if not fit.converged:
-            warn_not_converged("CBPS", fit.n_iter, self.max_iter, fit.imbalance, self.tol)
+            warnings.warn(
+                f"CBPS did not converge for this continuous treatment: the CBGPS balance conditions have no exact root "
+                f"that the solver could find (largest remaining imbalance {fit.imbalance:.2e} SDs > tol={self.tol} "
+                f"after {fit.n_iter} evaluations), so the weights minimise the imbalance (as WeightIt's do) without "
+                "balancing exactly; converged_=False and vcov='asympt' is refused. Check balance_table, or use "
+                "PropensityWeights or a balancing method (EntropyBalance) instead.", ConvergenceWarning, stacklevel=3)
         tau2, mu, sigma2 = fit.theta[:3]
         a_scale = gps.treatment_scale.scale[0]
         self.intercept_, self.coef_ = gps.to_original(fit.theta[3:])
@@ -392,6 +398,12 @@ class CBPS(BaseWeighter):
             )
         data, M = new_terms(self, X, treatment, sample_weight)
         if data.treatment.kind == "continuous":
+            if not self.converged_:
+                raise ValueError(
+                    f"CBPS did not reach exact balance (remaining imbalance {self.imbalance_:.2e}), so its balance "
+                    "conditions are not zero at the estimate and the M-estimation sandwich does not apply: use a "
+                    "bootstrap variance (or PropensityWeights, whose least-squares equations always have a root)."
+                )
             gps = GPSData.build(data.a, M, data.sample_weight, self._gps["scales"])
             return gps_parts(gps, self._gps["theta"], ("(Intercept)", *self.terms_), balance=True)
         if data.treatment.kind == "multi-category":

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.fft import irfft, rfft
-from scipy.optimize import root
+from scipy.optimize import least_squares, root
 
 from .._base import MParts, warn_units
 from ._standardize import Standardizer
@@ -198,8 +198,12 @@ def fit_cbgps(gps, *, tol=1e-8, max_iter=100):
     σ²(β) the residual variance), starting from least squares (WeightIt's start).
 
     The conditions have no convex objective; MINPACK's hybrid Powell method (``scipy.optimize.root``) with the
-    analytic Jacobian solves them. ``imbalance`` is the largest |condition| / Σs on the standardised scale (in SDs
-    of z times SDs of the covariate).
+    analytic Jacobian solves them. They need not have a root: in some samples (e.g. a quarter of simulated normal
+    linear designs at n = 4000) the smallest attainable imbalance is clearly positive, and every root finder stops
+    at the same point. Then, as WeightIt (which minimises the norm of the conditions by BFGS), the result is the
+    minimiser of the squared imbalance (MINPACK's Levenberg–Marquardt from the hybrid method's end point), and
+    ``converged`` is False. ``imbalance`` is the largest |condition| / Σs on the standardised scale (in SDs of z
+    times SDs of the covariate).
     """
     z, D, sw = gps.z, gps.design, gps.sw
     tau2, mu = gps.marginal()
@@ -219,13 +223,21 @@ def fit_cbgps(gps, *, tol=1e-8, max_iter=100):
         jac = (full[3:, 3:] + np.outer(full[3:, 2], dsigma2)) / total
         return g, jac
 
+    def imbalance(beta):
+        g = conditions(beta)[0]
+        return float(np.max(np.abs(g))) if np.all(np.isfinite(g)) else np.inf
+
+    budget = 100 * max_iter * (D.shape[1] + 1)
     with np.errstate(over="ignore", invalid="ignore"):
-        sol = root(conditions, beta0, jac=True, method="hybr",
-                   options={"xtol": 1e-14, "maxfev": 100 * max_iter * (D.shape[1] + 1)})
-    beta = sol.x if np.all(np.isfinite(sol.x)) else beta0
-    g, _ = conditions(beta)
-    imbalance = float(np.max(np.abs(g))) if np.all(np.isfinite(g)) else np.inf
-    return CBGPSFit(theta_of(beta), bool(imbalance < tol), int(sol.nfev), imbalance)
+        sol = root(conditions, beta0, jac=True, method="hybr", options={"xtol": 1e-14, "maxfev": budget})
+        beta, n_eval = (sol.x if imbalance(sol.x) < imbalance(beta0) else beta0), sol.nfev
+        if not imbalance(beta) < tol:  # no root found: the least-squares minimiser of the conditions
+            sol = least_squares(lambda b: conditions(b)[0], beta, jac=lambda b: conditions(b)[1], method="lm",
+                                xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=budget)
+            n_eval += sol.nfev
+            beta = sol.x if imbalance(sol.x) < imbalance(beta) else beta
+    reached = imbalance(beta)
+    return CBGPSFit(theta_of(beta), bool(reached < tol), int(n_eval), reached)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -395,7 +395,7 @@ class PropensityWeights(BaseWeighter):
                 if self.sample_weight_ is not None else clone(self.model).fit(data.X, data.a)
             fitted = gps.standardise(self.estimator_.predict(data.X))
             beta, sigma2 = None, float(np.average((gps.z - fitted) ** 2, weights=data.sample_weight))
-        if not sigma2 > 0:
+        if not sigma2 > 1e-16 * tau2:  # residual SD below 1e-8 of the treatment's: A is a function of X
             raise ValueError("the treatment model fits the treatment exactly (residual variance 0), so f(A | X) is "
                              "degenerate: the covariates determine the treatment; drop the covariate(s) that do, or "
                              "use a less flexible model.")
