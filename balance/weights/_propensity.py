@@ -314,7 +314,9 @@ class PropensityWeights(BaseWeighter):
         """Weights for new units from the fitted propensity model.
 
         ``clip`` and the fitted ATOS threshold are applied as in ``fit``; ``trim`` is re-applied to the new sample
-        (its thresholds are quantiles of that sample, as in a bootstrap replicate).
+        (its thresholds are quantiles of that sample, as in a bootstrap replicate). Continuous treatments: the
+        fitted conditional mean, residual SD and marginal mean and SD give the normal densities; with
+        ``density="kernel"`` the kernel densities are those of the new sample's standardised values.
 
         Returns
         -------
