@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
-from balance import CBPS, PropensityWeights, WeightedEffect
+from balance import CBPS, ExtremeWeightsWarning, PropensityWeights, WeightedEffect
 from balance.effects._outcome import OutcomeEquations
 from balance.effects._sandwich import numerical_jacobian, stacked_cov
 from balance.weights._gps import bw_nrd0, kernel_density
@@ -315,6 +315,17 @@ def test_outlying_treatment_floors_density_and_is_reported(rng):
         with pytest.warns(UserWarning, match="floored"):
             est.fit(X, a)
         assert est.n_clipped_ >= 1 and np.all(np.isfinite(est.weights_))
+
+
+def test_extreme_weights_are_reported(rng):
+    """One unit five residual SDs off its model's prediction but at the centre of A carries all the weight: the
+    shared extreme-weights check warns for the whole sample (group "all") with advice for a continuous treatment."""
+    x = rng.normal(size=200)
+    a = 3 * x + rng.normal(size=200)
+    x[0], a[0] = -5 / 3, 0.0
+    with pytest.warns(ExtremeWeightsWarning, match=r"all: ESS 1\.0 of 200.*better treatment model"):
+        pw = PropensityWeights().fit(x[:, None], a)
+    assert pw.max_weight_share_["all"] > 0.99
 
 
 def test_trim_is_reported(dose):

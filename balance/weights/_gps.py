@@ -130,8 +130,9 @@ def warn_floored(floored, index, who, stacklevel=5):
     if floored.any():
         warn_units(f"{who}: {int(floored.sum())} units have a treatment so far from its model's prediction that the "
                    f"conditional density was floored at exp({LOG_DENSITY_FLOOR:g}) to keep the weights finite; their "
-                   "weights are extreme. Consider a better treatment model, density='kernel' (PropensityWeights) or "
-                   "trim=", floored, index, stacklevel=stacklevel)
+                   "weights are set by that floor, not by the model. Look at those units (outliers?), or consider a "
+                   "better treatment model, density='kernel' (PropensityWeights) or trim=", floored, index,
+                   stacklevel=stacklevel)
 
 
 # ----------------------------------------------------------------------------------------------------------------
