@@ -170,8 +170,9 @@ class PropensityWeights(BaseWeighter):
     parameters θ = (Var(A), E(A), Var(A|X), β) on that standardised scale (the treatment and the covariates
     centred and scaled by fixed constants, an exact reparametrisation that leaves sandwich variances unchanged)
     and the estimating equations s((z − μ)² − τ²), s(z − μ), s((z − Dβ)² − σ²) and s D (z − Dβ), D = (1, X), with
-    analytic derivatives; with sampling weights s these are the frequency-weight form, where WeightIt multiplies
-    only the squares by s (same estimates, different sandwich). A kernel density or a regressor has no
+    analytic derivatives; with sampling weights s every equation is weighted as a whole (s_i ψ_i(θ), as in the
+    package's other weight models), where WeightIt multiplies only the squares by s in the variance equations
+    (same estimates, a slightly different sandwich). A kernel density or a regressor has no
     M-estimation form (use a bootstrap).
 
     WeightIt's multinomial fit stops about 4e-7 (relative) short of the exact maximum on lalonde; this one solves
