@@ -175,6 +175,11 @@ class PropensityWeights(BaseWeighter):
     (same estimates, a slightly different sandwich). A kernel density or a regressor has no
     M-estimation form (use a bootstrap).
 
+    Under the normal model the weight's k-th moment is finite only for k < Var(A) / (Var(A) − Var(A | X)): the
+    weights have a finite variance only when the treatment model's R² is below 1/2. Beyond that a few units carry
+    much of the weight (watch ``ess_``) and sandwich standard errors understate the sampling variability in
+    moderate samples (tests/test_continuous_gps.py shows both regimes by simulation).
+
     WeightIt's multinomial fit stops about 4e-7 (relative) short of the exact maximum on lalonde; this one solves
     the score to rounding level, so weights agree with WeightIt's to about that.
 
