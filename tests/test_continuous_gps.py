@@ -213,8 +213,9 @@ def test_asympt_se_matches_the_sampling_sd_of_the_slope():
     is clearly conservative (about 1.6 times the SD here).
 
     The confounding is moderate on purpose: the normal GPS weight f(A)/f(A | X) has a finite k-th moment only for
-    k < Var(A) / (Var(A) − Var(A | X)) (here 14; at strength 1 it is 2.2, the slope's distribution is heavy-tailed
-    and every sandwich understates its SD at this n, though intervals still cover about 94%)."""
+    k < Var(A) / (Var(A) − Var(A | X)) (here 14). With heavier tails the slope's distribution is heavy-tailed and
+    the sandwich understates its SD at these n: at strength 1 (k < 2.2) the mean asympt SE was 0.63 of the SD at
+    n = 400; at strength 0.5 (k < 5.8) 0.77 at n = 2000, with 94% coverage."""
     slopes, se_asympt, se_hc0 = [], [], []
     for seed in range(200):
         X, a, y = simulate_dose(np.random.default_rng(1000 + seed), n=2000, strength=0.3)

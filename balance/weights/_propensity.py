@@ -176,9 +176,9 @@ class PropensityWeights(BaseWeighter):
     M-estimation form (use a bootstrap).
 
     Under the normal model the weight's k-th moment is finite only for k < Var(A) / (Var(A) − Var(A | X)): the
-    weights have a finite variance only when the treatment model's R² is below 1/2. Beyond that a few units carry
-    much of the weight (watch ``ess_``) and sandwich standard errors understate the sampling variability in
-    moderate samples (tests/test_continuous_gps.py shows both regimes by simulation).
+    weights have a finite variance only when the treatment model's R² is below 1/2. As R² approaches 1/2 a few
+    units carry much of the weight (watch ``ess_``) and sandwich standard errors understate the sampling
+    variability in moderate samples (by about a third at R² = 0.46, n = 400, in tests/test_continuous_gps.py).
 
     WeightIt's multinomial fit stops about 4e-7 (relative) short of the exact maximum on lalonde; this one solves
     the score to rounding level, so weights agree with WeightIt's to about that.
