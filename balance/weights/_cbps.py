@@ -62,12 +62,15 @@ class CBPS(BaseWeighter):
 
     (WeightIt estimates μ and τ² alongside, as here; Fong et al. fix them at their sample values, which gives the
     same estimates.) The conditions have no convex objective; they are solved from the least-squares start by
-    MINPACK's hybrid Powell method with the analytic Jacobian. Estimand "ATE" only; ``over=True`` is not available.
+    MINPACK's hybrid Powell method with the analytic Jacobian. They need not have a root (the normal density ratio
+    is dominated by the units with the largest residuals): then the weights minimise the squared imbalance, as
+    WeightIt's (which says nothing), ``converged_`` is False and a ConvergenceWarning gives the remaining
+    imbalance. Estimand "ATE" only; ``over=True`` is not available.
 
     Parameters
     ----------
     estimand : {"ATE", "ATT", "ATC", "ATO"}, default="ATE"
-        Multi-category treatments: "ATE", "ATT" (``treated`` the focal level) or "ATO".
+        Multi-category treatments: "ATE", "ATT" (``treated`` the focal level) or "ATO". Continuous: "ATE".
     over : bool, default=False
         Over-identified GMM instead of exact balance. Ignored for the ATO of a binary treatment, where the balance
         conditions are the logistic score and both versions coincide.
