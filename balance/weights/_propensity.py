@@ -430,14 +430,8 @@ class PropensityWeights(BaseWeighter):
                                                              (gps.z - fitted) / np.sqrt(state["sigma2"]),
                                                              data.sample_weight)
         warn_floored(floored, data.index, "PropensityWeights")
-        weights = np.exp(log_ratio) * data.sample_weight
-        n_trimmed = 0
-        if self.trim is not None:
-            weights, touched = trim_weights(weights, np.zeros(len(weights), dtype=int), self.trim,
-                                            lower=self.trim_lower)
-            n_trimmed = int(touched.sum())
-            if n_trimmed:
-                warnings.warn(f"trim={self.trim}: {n_trimmed} weights were trimmed.", UserWarning, stacklevel=3)
+        weights, n_trimmed = self._trim(np.exp(log_ratio) * data.sample_weight, np.zeros(len(data.a), dtype=int),
+                                        None)
         return log_den, weights, (int(floored.sum()), 0, n_trimmed)
 
     def _scores_from_matrix(self, matrix):
@@ -517,14 +511,18 @@ class PropensityWeights(BaseWeighter):
             weights = multi_weights(ps, data.a, self._estimand(), data.treatment.focal) * data.sample_weight
         else:
             weights = arm_weights(ps, data.a, self._estimand(), getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
-        n_trimmed = 0
-        if self.trim is not None:
-            weights, touched = trim_weights(weights, data.a, self.trim, lower=self.trim_lower,
-                                            focal=self._focal(data))
-            n_trimmed = int(touched.sum())
-            if n_trimmed:
-                warnings.warn(f"trim={self.trim}: {n_trimmed} weights were trimmed.", UserWarning, stacklevel=3)
+        weights, n_trimmed = self._trim(weights, data.a, self._focal(data))
         return ps, weights, (n_clipped, int(extreme.sum()), n_trimmed)
+
+    def _trim(self, weights, groups, focal):
+        """Apply ``trim`` (if set), warning how many weights it changed: the weights and that count."""
+        if self.trim is None:
+            return weights, 0
+        weights, touched = trim_weights(weights, groups, self.trim, lower=self.trim_lower, focal=focal)
+        n_trimmed = int(touched.sum())
+        if n_trimmed:
+            warnings.warn(f"trim={self.trim}: {n_trimmed} weights were trimmed.", UserWarning, stacklevel=4)
+        return weights, n_trimmed
 
     def _focal(self, data):
         if data.treatment.kind == "multi-category":
@@ -536,8 +534,9 @@ class PropensityWeights(BaseWeighter):
         check_is_fitted(self, "weights_")
         if self.model is not None:
             raise NotImplementedError(
-                "M-estimation needs the default logistic model; with a classifier or precomputed scores the weights' "
-                "estimating equations are unknown: use a bootstrap variance."
+                "M-estimation needs the default model (logistic; least squares for a continuous treatment); with a "
+                "classifier, a regressor or precomputed scores the weights' estimating equations are unknown: use a "
+                "bootstrap variance."
             )
         if self.trim is not None:
             raise NotImplementedError("trimmed weights have no M-estimation form: use a bootstrap variance.")
