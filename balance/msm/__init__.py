@@ -1,0 +1,7 @@
+"""Treatments over time: marginal structural model weights, censoring weights, balance by time point and effects of
+treatment histories (WeightIt's ``weightitMSM``, cobalt's longitudinal ``bal.tab``)."""
+
+from ._data import to_wide
+from ._weights import MSMWeights
+
+__all__ = ["MSMWeights", "to_wide"]

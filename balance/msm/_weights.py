@@ -1,0 +1,289 @@
+"""Weights for a treatment history: the product over time points of per-time weights (marginal structural models).
+
+Robins, Hernán & Brumback (2000): with a treatment A_t at time points t = 1..T, each depending on the history H_t
+(baseline and earlier covariates, earlier treatments), the weight of a unit is
+
+    W = s · Π_t f_t · Π_t g_t,
+
+where s is the sampling weight, f_t the ATE weight of A_t given H_t (1/P(A_t = a_t | H_t) for inverse
+probability weights; any weighting method of the package) and, for stabilised weights, g_t = P(A_t = a_t | A_1..A_{t-1})
+the numerator, a model saturated in the earlier treatments (WeightIt's choice; here the cell proportions, which are
+the fitted values of that saturated logit).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import block_diag
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+
+from .._base import MParts
+from .._stats import kish_ess
+from .._treatment import check_treatment
+from .._validation import check_sample_weight
+from ..diagnostics._weights import ExtremeWeightsWarning, check_extreme_weights, weight_groups
+from ..effects._sandwich import numerical_jacobian
+from ..weights import PropensityWeights
+from ._data import check_msm_data
+
+_ADVICE = ("The product of per-time weights grows with the number of time points: consider stabilize=True, fewer or "
+           "coarser covariates per time point, or a bootstrap variance.")
+
+
+class SaturatedNumerator:
+    """P(A_t = a_t | A_1..A_{t−1}) from the (sampling-weighted) proportions of each level among the units with the
+    same earlier treatments: the fitted values of a model saturated in the earlier treatments.
+
+    Parameters: p_{c,k}, the share of level k ≥ 1 in history cell c. Estimating functions
+    ψ_{c,k} = s 1{cell = c} (1{A = k} − p_{c,k}); the factor is p_{c,a} (a ≥ 1) or 1 − Σ_k p_{c,k} (a = 0).
+    """
+
+    def __init__(self, previous, codes, n_levels, sample_weight):
+        self.n_levels = n_levels
+        self.sw = sample_weight
+        if previous.shape[1]:
+            _, self.cell = np.unique(previous, axis=0, return_inverse=True)
+            self.cell = self.cell.ravel()
+        else:
+            self.cell = np.zeros(len(codes), dtype=np.int64)
+        self.n_cells = int(self.cell.max()) + 1
+        self.codes = codes
+        self.totals = np.bincount(self.cell, weights=sample_weight, minlength=self.n_cells)
+        self.onehot = (codes[:, None] == np.arange(1, n_levels)).astype(float)  # (n, K-1)
+        counts = np.column_stack([np.bincount(self.cell, weights=sample_weight * self.onehot[:, k],
+                                              minlength=self.n_cells) for k in range(n_levels - 1)])
+        self.params = (counts / np.where(self.totals > 0, self.totals, 1.0)[:, None]).ravel()
+        self.names = tuple(f"cell{c}:level{k}" for c in range(self.n_cells) for k in range(1, n_levels))
+
+    def _shares(self, theta):
+        return theta.reshape(self.n_cells, self.n_levels - 1)[self.cell]  # (n, K-1)
+
+    def factor(self, theta):
+        shares = self._shares(theta)
+        return np.where(self.codes == 0, 1.0 - shares.sum(axis=1), (shares * self.onehot).sum(axis=1))
+
+    def factor_jacobian(self, theta):
+        out = np.zeros((len(self.codes), theta.size))
+        rows = np.arange(len(self.codes))
+        sign = np.where(self.codes == 0, -1.0, 1.0)
+        for k in range(self.n_levels - 1):
+            hit = (self.codes == 0) | (self.codes == k + 1)
+            out[rows[hit], self.cell[hit] * (self.n_levels - 1) + k] = sign[hit]
+        return out
+
+    def psi(self, theta):
+        out = np.zeros((len(self.codes), theta.size))
+        resid = self.sw[:, None] * (self.onehot - self._shares(theta))
+        rows = np.arange(len(self.codes))
+        for k in range(self.n_levels - 1):
+            out[rows, self.cell * (self.n_levels - 1) + k] = resid[:, k]
+        return out
+
+    def psi_jacobian(self, theta):
+        return -np.kron(np.diag(self.totals), np.eye(self.n_levels - 1))
+
+
+class MSMWeights(BaseEstimator):
+    """Weights for the effect of a treatment history: the product of per-time-point weights (WeightIt's
+    ``weightitMSM``).
+
+    A clone of ``weighter`` (with the ATE estimand, the only one for treatment histories) is fitted at each time point
+    on that time's covariates ``X_list[t]`` and treatment ``treatments.iloc[:, t]``; the final weight is the product
+    of their weights (sampling weights counted once).
+
+    Parameters
+    ----------
+    weighter : weighting estimator, default=None
+        Fitted at each time point; None means ``PropensityWeights()`` (logistic inverse probability weights,
+        WeightIt's ``method = "glm"``). Its estimand must be "ATE".
+    stabilize : bool, default=False
+        Multiply by the numerator P(A_t = a_t | A_1..A_{t−1}) of a model saturated in the earlier treatments
+        (WeightIt's ``stabilize = TRUE``).
+
+    Attributes
+    ----------
+    weights_ : Series or ndarray of shape (n_samples,)
+        Final weights (sampling weights included once).
+    time_weights_ : DataFrame of shape (n_samples, n_times)
+        Each time point's weight factor (without the sampling weights and without the numerator).
+    propensities_ : DataFrame of shape (n_samples, n_times)
+        The propensity scores P(A_t = 1 | H_t) where the weighter has them (``ps_``); absent otherwise.
+    numerators_ : DataFrame of shape (n_samples, n_times)
+        The stabilisation numerators (``stabilize=True`` only).
+    estimators_ : list of fitted weighters
+        One per time point.
+    times_ : list of str
+        The time points (the treatment columns).
+    ess_ : DataFrame
+        Kish's ESS of the final weights by treatment group at each time point (rows: time points).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from balance.msm import MSMWeights
+    >>> rng = np.random.default_rng(0)
+    >>> x0 = rng.normal(size=500); a1 = rng.binomial(1, 1 / (1 + np.exp(-x0)))
+    >>> x1 = x0 + a1 + rng.normal(size=500); a2 = rng.binomial(1, 1 / (1 + np.exp(-x1 + 0.5)))
+    >>> X_list = [pd.DataFrame({"x0": x0}), pd.DataFrame({"x0": x0, "a1": a1, "x1": x1})]
+    >>> msm = MSMWeights(stabilize=True).fit(X_list, pd.DataFrame({"a1": a1, "a2": a2}))
+    >>> msm.time_weights_.shape, bool(np.allclose(msm.weights_, msm.time_weights_.prod(axis=1) *
+    ...                                                             msm.numerators_.prod(axis=1)))
+    ((500, 2), True)
+    """
+
+    def __init__(self, weighter=None, *, stabilize=False):
+        self.weighter = weighter
+        self.stabilize = stabilize
+
+    def _base_weighter(self):
+        weighter = PropensityWeights() if self.weighter is None else self.weighter
+        estimand = str(getattr(weighter, "estimand", "ATE")).upper()
+        if estimand != "ATE":
+            raise ValueError(f"weighter has estimand={estimand!r}; weights for a treatment history target the whole "
+                             "population at every time point: use estimand='ATE'.")
+        return weighter
+
+    def fit(self, X_list, treatments, sample_weight=None):
+        """Fit the per-time weight models (and numerators) and compute the final weights.
+
+        Parameters
+        ----------
+        X_list : list of DataFrame or array-like
+            For each time point, the covariates its treatment model conditions on.
+        treatments : DataFrame of shape (n_samples, n_times)
+            One treatment column per time point, in time order.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        if self.stabilize not in (True, False):
+            raise ValueError(f"stabilize={self.stabilize!r} must be True or False.")
+        weighter = self._base_weighter()
+        X_list, frame, times = check_msm_data(X_list, treatments)
+        n = frame.shape[0]
+        sw = check_sample_weight(sample_weight, n, index=frame.index)
+        kw = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.times_ = times
+        self.estimators_, factors, ps = [], [], {}
+        with warnings.catch_warnings():
+            # the per-time factors' extremes are not the final weights'; those are checked below
+            warnings.simplefilter("ignore", ExtremeWeightsWarning)
+            for t, name in enumerate(frame.columns):
+                est = clone(weighter).fit(X_list[t], frame[name], **kw)
+                self.estimators_.append(est)
+                factors.append(_per_unit_factor(np.asarray(est.weights_, dtype=float), sw))
+                if hasattr(est, "ps_") and np.ndim(est.ps_) == 1:
+                    ps[times[t]] = np.asarray(est.ps_, dtype=float)
+        index = frame.index
+        self.time_weights_ = pd.DataFrame(np.column_stack(factors), index=index, columns=times)
+        if ps:
+            self.propensities_ = pd.DataFrame(ps, index=index)
+        else:
+            self.__dict__.pop("propensities_", None)
+        weights = sw * self.time_weights_.prod(axis=1).to_numpy()
+        if self.stabilize:
+            self.numerators_ = pd.DataFrame(
+                np.column_stack([m.factor(m.params) for m in self._numerators(frame, sw)]), index=index,
+                columns=times)
+            weights = weights * self.numerators_.prod(axis=1).to_numpy()
+        else:
+            self.__dict__.pop("numerators_", None)
+        self.sample_weight_ = None if sample_weight is None else sw
+        self.weights_ = pd.Series(weights, index=index, name="weights") if isinstance(treatments, pd.DataFrame) \
+            or isinstance(X_list[0], pd.DataFrame) else weights
+        self.ess_ = _ess_by_time(weights, frame, times)
+        check_extreme_weights(weights, *weight_groups(check_treatment(frame.iloc[:, -1])), who="MSMWeights",
+                              advice=_ADVICE, stacklevel=2)
+        return self
+
+    def _numerators(self, frame, sw):
+        """The fitted :class:`SaturatedNumerator` of every time point."""
+        coded = [check_treatment(frame[c]) for c in frame.columns]
+        previous = np.column_stack([t.codes for t in coded]) if coded else np.zeros((len(frame), 0))
+        return [SaturatedNumerator(previous[:, :t], t_.codes.astype(np.int64), t_.n_levels, sw)
+                for t, t_ in enumerate(coded)]
+
+    # -- M-estimation seam -------------------------------------------------------------------------------------
+    def _m_parts(self, X_list, treatments, sample_weight=None):
+        """Every time point's (and numerator's) estimating equations, stacked; the weights are their product.
+
+        Raises NotImplementedError when a time point's weighter has no M-estimation form."""
+        check_is_fitted(self, "weights_")
+        X_list, frame, times = check_msm_data(X_list, treatments)
+        sw = check_sample_weight(sample_weight, frame.shape[0], index=frame.index)
+        blocks = []  # (params, names, psi, psi_jac, factor, factor_jac)
+        for t, est in enumerate(self.estimators_):
+            parts = est._m_parts(X_list[t], frame.iloc[:, t], sample_weight)
+            blocks.append(_time_block(parts, sw, f"{times[t]}:"))
+        if self.stabilize:
+            for t, num in enumerate(self._numerators(frame, sw)):
+                blocks.append((num.params, tuple(f"num_{times[t]}:{n}" for n in num.names), num.psi,
+                               num.psi_jacobian, num.factor, num.factor_jacobian))
+        sizes = [b[0].size for b in blocks]
+        cuts = np.cumsum([0, *sizes])
+
+        def split(theta):
+            return [theta[cuts[j]:cuts[j + 1]] for j in range(len(blocks))]
+
+        def factors(theta):
+            return np.column_stack([b[4](th) for b, th in zip(blocks, split(theta))])
+
+        def psi(theta):
+            return np.hstack([b[2](th) for b, th in zip(blocks, split(theta))])
+
+        def psi_jacobian(theta):
+            return block_diag(*[b[3](th) for b, th in zip(blocks, split(theta))])
+
+        def weights(theta):
+            return sw * factors(theta).prod(axis=1)
+
+        def weights_jacobian(theta):
+            f = factors(theta)
+            out = []
+            for j, (b, th) in enumerate(zip(blocks, split(theta))):
+                others = sw * np.prod(np.delete(f, j, axis=1), axis=1)
+                out.append(others[:, None] * b[5](th))
+            return np.hstack(out)
+
+        return MParts(params=np.concatenate([b[0] for b in blocks]), names=tuple(n for b in blocks for n in b[1]),
+                      psi=psi, weights=weights, psi_jacobian=psi_jacobian, weights_jacobian=weights_jacobian)
+
+
+def _per_unit_factor(weights, sw):
+    """A time point's weight without the sampling weight (0 where the sampling weight is 0)."""
+    return np.divide(weights, sw, out=np.zeros_like(weights), where=sw > 0)
+
+
+def _time_block(parts, sw, prefix):
+    """One time point's MParts as a block of the product: its factor f_t = w_t / s and derivatives."""
+    def psi_jac(theta):
+        if parts.psi_jacobian is not None:
+            return parts.psi_jacobian(theta)
+        return numerical_jacobian(lambda th: parts.psi(th).sum(axis=0), theta)
+
+    def factor(theta):
+        return _per_unit_factor(parts.weights(theta), sw)
+
+    def factor_jac(theta):
+        dw = parts.weights_jacobian(theta) if parts.weights_jacobian is not None else \
+            numerical_jacobian(parts.weights, theta)
+        return np.divide(dw, sw[:, None], out=np.zeros_like(dw), where=sw[:, None] > 0)
+
+    return parts.params, tuple(prefix + n for n in parts.names), parts.psi, psi_jac, factor, factor_jac
+
+
+def _ess_by_time(weights, frame, times):
+    """Kish's ESS of the final weights in each treatment group of every time point (cobalt's per-time
+    "Effective sample sizes")."""
+    rows = {}
+    for t, name in enumerate(frame.columns):
+        coded = check_treatment(frame[name])
+        labels = ["control", "treated"] if coded.kind == "binary" else [str(v) for v in coded.levels]
+        rows[times[t]] = {label: kish_ess(weights[coded.codes == k]) for k, label in enumerate(labels)}
+    return pd.DataFrame(rows).T.rename_axis("time")
