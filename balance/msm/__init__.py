@@ -2,6 +2,7 @@
 treatment histories (WeightIt's ``weightitMSM``, cobalt's longitudinal ``bal.tab``)."""
 
 from ._data import to_wide
+from ._effect import MSMEffect
 from ._weights import MSMWeights
 
-__all__ = ["MSMWeights", "to_wide"]
+__all__ = ["MSMEffect", "MSMWeights", "to_wide"]
