@@ -1,8 +1,9 @@
 """Treatments over time: marginal structural model weights, censoring weights, balance by time point and effects of
 treatment histories (WeightIt's ``weightitMSM``, cobalt's longitudinal ``bal.tab``)."""
 
+from ._balance import MSMBalance, balance_table_msm
 from ._data import to_wide
 from ._effect import MSMEffect
 from ._weights import MSMWeights
 
-__all__ = ["MSMEffect", "MSMWeights", "to_wide"]
+__all__ = ["MSMBalance", "MSMEffect", "MSMWeights", "balance_table_msm", "to_wide"]
