@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import block_diag
 from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import MParts
@@ -27,7 +28,9 @@ from .._treatment import check_treatment
 from .._validation import check_sample_weight
 from ..diagnostics._weights import ExtremeWeightsWarning, check_extreme_weights, weight_groups
 from ..effects._sandwich import numerical_jacobian
-from ..weights import PropensityWeights
+from ..weights import CBPS, PropensityWeights
+from ..weights._balance_conditions import new_terms
+from ._cbps import JointCBPS
 from ._data import check_msm_data
 
 _ADVICE = ("The product of per-time weights grows with the number of time points: consider stabilize=True, fewer or "
@@ -180,6 +183,10 @@ class MSMWeights(BaseEstimator):
                 factors.append(_per_unit_factor(np.asarray(est.weights_, dtype=float), sw))
                 if hasattr(est, "ps_") and np.ndim(est.ps_) == 1:
                     ps[times[t]] = np.asarray(est.ps_, dtype=float)
+        self.joint_ = isinstance(weighter, CBPS)
+        if self.joint_:
+            factors, ps = self._fit_joint_cbps(X_list, frame, sample_weight, sw)
+        self.converged_ = all(bool(getattr(est, "converged_", True)) for est in self.estimators_)
         index = frame.index
         self.time_weights_ = pd.DataFrame(np.column_stack(factors), index=index, columns=times)
         if ps:
@@ -202,6 +209,44 @@ class MSMWeights(BaseEstimator):
                               advice=_ADVICE, stacklevel=2)
         return self
 
+    def _joint_equations(self, X_list, frame, sample_weight, sw):
+        """The joint CBPS equations on this data, and the fitted per-time logits as the start."""
+        matrices, codes = [], []
+        for t, est in enumerate(self.estimators_):
+            data, M = new_terms(est, X_list[t], frame.iloc[:, t], sample_weight)
+            if data.treatment.kind != "binary":
+                raise ValueError(f"CBPS over time points is fitted jointly for binary treatments only; treatment "
+                                 f"{self.times_[t]!r} is {data.treatment.kind}. Use MSMWeights(PropensityWeights()) "
+                                 "or another weighter, fitted per time point.")
+            matrices.append(M)
+            codes.append(data.a)
+        names = [tuple(f"{self.times_[t]}:{n}" for n in ("(Intercept)", *est.terms_))
+                 for t, est in enumerate(self.estimators_)]
+        return JointCBPS(matrices, codes, sw, names)
+
+    def _fit_joint_cbps(self, X_list, frame, sample_weight, sw):
+        """Solve the joint balance conditions from the per-time CBPS fits; the per-time estimators are updated
+        to the joint solution (coefficients, scores, weights) so that they describe the final model."""
+        if self.estimators_[0].over:
+            raise ValueError("MSMWeights(CBPS(over=True)) is not available: CBPS over time points solves the joint "
+                             "balance conditions exactly (over=False, WeightIt's default).")
+        joint = self._joint_equations(X_list, frame, sample_weight, sw)
+        start = joint.start_from([e.intercept_ for e in self.estimators_], [e.coef_ for e in self.estimators_])
+        theta, converged, imbalance = joint.solve(start, self.estimators_[0].tol)
+        if not converged:
+            warnings.warn(f"MSMWeights(CBPS): the joint balance conditions were not solved (largest mean imbalance "
+                          f"{imbalance:.2e} in standardised units); the weights do not balance every time point. "
+                          "Use fewer or coarser covariates, or per-time weights.", ConvergenceWarning, stacklevel=3)
+        factors, e = joint.factors(theta), joint.propensities(theta)
+        for t, (est, (b0, b)) in enumerate(zip(self.estimators_, joint.original_scale(theta))):
+            est.intercept_, est.coef_, est.converged_ = b0, b, converged
+            est.ps_ = e[:, t] if not isinstance(est.ps_, pd.Series) else pd.Series(e[:, t], index=est.ps_.index)
+            w = factors[:, t] * sw
+            est.weights_ = w if not isinstance(est.weights_, pd.Series) else pd.Series(w, index=est.weights_.index,
+                                                                                         name="weights")
+        self.imbalance_ = imbalance
+        return list(factors.T), {self.times_[t]: e[:, t] for t in range(len(self.times_))}
+
     def _numerators(self, frame, sw):
         """The fitted :class:`SaturatedNumerator` of every time point."""
         coded = [check_treatment(frame[c]) for c in frame.columns]
@@ -218,7 +263,11 @@ class MSMWeights(BaseEstimator):
         X_list, frame, times = check_msm_data(X_list, treatments)
         sw = check_sample_weight(sample_weight, frame.shape[0], index=frame.index)
         blocks = []  # (params, names, psi, psi_jac, factor, factor_jac)
-        for t, est in enumerate(self.estimators_):
+        if self.joint_:
+            joint = self._joint_equations(X_list, frame, sample_weight, sw)
+            theta = joint.start_from([e.intercept_ for e in self.estimators_], [e.coef_ for e in self.estimators_])
+            blocks.append(_time_block(joint.m_parts(theta), sw, ""))
+        for t, est in enumerate([] if self.joint_ else self.estimators_):
             parts = est._m_parts(X_list[t], frame.iloc[:, t], sample_weight)
             blocks.append(_time_block(parts, sw, f"{times[t]}:"))
         if self.stabilize:
