@@ -2,8 +2,9 @@
 treatment histories (WeightIt's ``weightitMSM``, cobalt's longitudinal ``bal.tab``)."""
 
 from ._balance import MSMBalance, balance_table_msm
+from ._censoring import CensoringWeights
 from ._data import to_wide
 from ._effect import MSMEffect
 from ._weights import MSMWeights
 
-__all__ = ["MSMBalance", "MSMEffect", "MSMWeights", "balance_table_msm", "to_wide"]
+__all__ = ["CensoringWeights", "MSMBalance", "MSMEffect", "MSMWeights", "balance_table_msm", "to_wide"]

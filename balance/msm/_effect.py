@@ -17,6 +17,7 @@ from ..effects._outcome import OutcomeEquations, _fit_regression, _link
 from ..effects._results import SCALE_LABELS
 from ..effects._vcov import VCOV_ESTIMATORS, VCOV_TYPES
 from ..effects._weighted_effect import _fit_weighter, _fit_weighter_reporting, _is_binary, _take
+from ._censoring import check_uncensored
 from ._data import binary_histories, check_msm_data, history_label
 from ._weights import MSMWeights
 
@@ -59,8 +60,10 @@ def glm_equations(design, y, weights, family):
 class _MSMProblem:
     """What a bootstrap replicate refits: the history weights and the outcome model (picklable)."""
 
-    def __init__(self, weighter, X_list, treatment, y, sample_weight, histories, model, family, grid, names):
+    def __init__(self, weighter, X_list, treatment, y, sample_weight, histories, model, family, grid, names,
+                 uncensored=None):
         self.weighter, self.X, self.treatment, self.y = weighter, X_list, treatment, y
+        self.uncensored = uncensored
         self.sample_weight, self.histories, self.model, self.family = sample_weight, histories, model, family
         self.grid, self.names = grid, names
         self.labels = [history_label(h) for h in grid]
@@ -83,11 +86,13 @@ class _MSMProblem:
         if kind == "bootstrap":
             sw = None if self.sample_weight is None else self.sample_weight[draw]
             X_list = [_take(X, draw) for X in self.X]
-            fitted, weights = _fit_weighter(self.weighter, X_list, self.treatment.iloc[draw], sw, seed)
+            fit_params = {} if self.uncensored is None else {"uncensored": self.uncensored[draw]}
+            fitted, weights = _fit_weighter(self.weighter, X_list, self.treatment.iloc[draw], sw, seed, **fit_params)
             eq = self.equations(weights, rows=draw)
         else:
             sw = draw if self.sample_weight is None else self.sample_weight * draw
-            fitted, weights = _fit_weighter(self.weighter, self.X, self.treatment, sw, seed)
+            fit_params = {} if self.uncensored is None else {"uncensored": self.uncensored}
+            fitted, weights = _fit_weighter(self.weighter, self.X, self.treatment, sw, seed, **fit_params)
             eq = self.equations(weights)
         return self.potential_outcomes(eq.params)[0], bool(getattr(fitted, "converged_", True))
 
@@ -189,7 +194,7 @@ class MSMEffect(BaseEstimator):
                             "weighter: MSMWeights(weighter)).")
         return weighter
 
-    def fit(self, X_list, treatments, y, sample_weight=None, cluster=None):
+    def fit(self, X_list, treatments, y, sample_weight=None, cluster=None, uncensored=None):
         """Fit the history weights, the outcome model and its covariance.
 
         Parameters
@@ -203,6 +208,9 @@ class MSMEffect(BaseEstimator):
         sample_weight : array-like of shape (n_samples,), default=None
         cluster : array-like of shape (n_samples,), default=None
             Cluster labels for cluster-robust variances and the cluster bootstrap.
+        uncensored : DataFrame or array-like of shape (n_samples, n_times), default=None
+            For ``MSMWeights(censoring=CensoringWeights())``: 1 while a unit is still observed at the end of
+            interval t. ``y`` of units that dropped out is ignored (it may be NaN).
 
         Returns
         -------
@@ -212,14 +220,22 @@ class MSMEffect(BaseEstimator):
         weighter = self._check_params(len(times))
         n = frame.shape[0]
         check_indexes_agree(treatments=frame, y=y, sample_weight=sample_weight, cluster=cluster)
+        if uncensored is not None:
+            # the outcome of a unit that dropped out is unknown (weight 0): it may be missing
+            observed = check_uncensored(uncensored, frame.index, n, len(times))
+            y = np.where(observed[:, -1] == 1, np.asarray(y, dtype=float), 0.0)
+            fit_params = {"uncensored": observed}
+        else:
+            observed, fit_params = None, {}
         y = check_outcome(y, n, index=frame.index)
         histories = binary_histories(frame)
         clusters = None if cluster is None else np.asarray(cluster)
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=frame.index)
         family = self.family if self.family != "auto" else ("binomial" if _is_binary(y) else "gaussian")
-        self.msm_weighter_, weights = _fit_weighter_reporting(weighter, X_list, frame, sw)
+        self.msm_weighter_, weights = _fit_weighter_reporting(weighter, X_list, frame, sw, **fit_params)
         grid = np.array(list(itertools.product([0, 1], repeat=len(times))))
-        problem = _MSMProblem(weighter, X_list, frame, y, sw, histories, self.outcome_model, family, grid, times)
+        problem = _MSMProblem(weighter, X_list, frame, y, sw, histories, self.outcome_model, family, grid, times,
+                              observed)
         eq = problem.equations(weights)
         mu, jac = problem.potential_outcomes(eq.params)
         names = history_design(grid[:1], self.outcome_model, times)[1]

@@ -31,6 +31,7 @@ from ..effects._sandwich import numerical_jacobian
 from ..weights import CBPS, PropensityWeights
 from ..weights._balance_conditions import new_terms
 from ._cbps import JointCBPS
+from ._censoring import check_uncensored
 from ._data import check_msm_data
 
 _ADVICE = ("The product of per-time weights grows with the number of time points: consider stabilize=True, fewer or "
@@ -106,6 +107,10 @@ class MSMWeights(BaseEstimator):
     stabilize : bool, default=False
         Multiply by the numerator P(A_t = a_t | A_1..A_{t−1}) of a model saturated in the earlier treatments
         (WeightIt's ``stabilize = TRUE``).
+    censoring : CensoringWeights, default=None
+        With ``fit(..., uncensored=...)``: multiply by inverse probability of censoring weights, the dropout in
+        interval t modelled from ``X_list[t]`` and the treatment at t; the treatment models (and numerators) at
+        time t use the units still observed at its start.
 
     Attributes
     ----------
@@ -123,6 +128,12 @@ class MSMWeights(BaseEstimator):
         The time points (the treatment columns).
     ess_ : DataFrame
         Kish's ESS of the final weights by treatment group at each time point (rows: time points).
+    converged_ : bool
+        Every time point's weight model converged (the joint solve for CBPS).
+    joint_ : bool
+        Whether CBPS was fitted jointly over the time points (``weighter`` a :class:`~balance.CBPS`).
+    censoring_, uncensored_ : CensoringWeights, ndarray of shape (n_samples, n_times)
+        The fitted censoring weights and the fit's 0/1 observation indicators (with ``censoring``).
 
     Examples
     --------
@@ -138,9 +149,10 @@ class MSMWeights(BaseEstimator):
     ((500, 2), True)
     """
 
-    def __init__(self, weighter=None, *, stabilize=False):
+    def __init__(self, weighter=None, *, stabilize=False, censoring=None):
         self.weighter = weighter
         self.stabilize = stabilize
+        self.censoring = censoring
 
     def _base_weighter(self):
         weighter = PropensityWeights() if self.weighter is None else self.weighter
@@ -150,7 +162,7 @@ class MSMWeights(BaseEstimator):
                              "population at every time point: use estimand='ATE'.")
         return weighter
 
-    def fit(self, X_list, treatments, sample_weight=None):
+    def fit(self, X_list, treatments, sample_weight=None, uncensored=None):
         """Fit the per-time weight models (and numerators) and compute the final weights.
 
         Parameters
@@ -160,6 +172,9 @@ class MSMWeights(BaseEstimator):
         treatments : DataFrame of shape (n_samples, n_times)
             One treatment column per time point, in time order.
         sample_weight : array-like of shape (n_samples,), default=None
+        uncensored : DataFrame or array-like of shape (n_samples, n_times), default=None
+            With ``censoring``: 1 while a unit is still observed at the end of interval t, 0 from its dropout on
+            (the values of covariates, treatments and outcome after dropout are ignored but must be finite).
 
         Returns
         -------
@@ -171,19 +186,25 @@ class MSMWeights(BaseEstimator):
         X_list, frame, times = check_msm_data(X_list, treatments)
         n = frame.shape[0]
         sw = check_sample_weight(sample_weight, n, index=frame.index)
-        kw = {} if sample_weight is None else {"sample_weight": sample_weight}
+        at_risk = self._at_risk(frame, uncensored)
         self.times_ = times
         self.estimators_, factors, ps = [], [], {}
         with warnings.catch_warnings():
             # the per-time factors' extremes are not the final weights'; those are checked below
             warnings.simplefilter("ignore", ExtremeWeightsWarning)
             for t, name in enumerate(frame.columns):
+                sw_t = sw if at_risk is None else sw * at_risk[:, t]
+                given = sample_weight if at_risk is None else sw_t
+                kw = {} if given is None else {"sample_weight": given}
                 est = clone(weighter).fit(X_list[t], frame[name], **kw)
                 self.estimators_.append(est)
-                factors.append(_per_unit_factor(np.asarray(est.weights_, dtype=float), sw))
+                factors.append(_per_unit_factor(np.asarray(est.weights_, dtype=float), sw_t))
                 if hasattr(est, "ps_") and np.ndim(est.ps_) == 1:
                     ps[times[t]] = np.asarray(est.ps_, dtype=float)
         self.joint_ = isinstance(weighter, CBPS)
+        if self.joint_ and at_risk is not None:
+            raise ValueError("MSMWeights(CBPS()) with censoring is not available: the joint balance conditions are "
+                             "defined for complete histories. Use PropensityWeights or another per-time weighter.")
         if self.joint_:
             factors, ps = self._fit_joint_cbps(X_list, frame, sample_weight, sw)
         self.converged_ = all(bool(getattr(est, "converged_", True)) for est in self.estimators_)
@@ -196,11 +217,19 @@ class MSMWeights(BaseEstimator):
         weights = sw * self.time_weights_.prod(axis=1).to_numpy()
         if self.stabilize:
             self.numerators_ = pd.DataFrame(
-                np.column_stack([m.factor(m.params) for m in self._numerators(frame, sw)]), index=index,
+                np.column_stack([m.factor(m.params) for m in self._numerators(frame, sw, at_risk)]), index=index,
                 columns=times)
             weights = weights * self.numerators_.prod(axis=1).to_numpy()
         else:
             self.__dict__.pop("numerators_", None)
+        if at_risk is not None:
+            self.uncensored_ = check_uncensored(uncensored, frame.index, *frame.shape)
+            self.censoring_ = clone(self.censoring).fit(_censoring_covariates(X_list, frame), uncensored,
+                                                        sample_weight=sample_weight)
+            weights = weights * _per_unit_factor(np.asarray(self.censoring_.weights_, dtype=float), sw)
+        else:
+            self.__dict__.pop("censoring_", None)
+            self.__dict__.pop("uncensored_", None)
         self.sample_weight_ = None if sample_weight is None else sw
         self.weights_ = pd.Series(weights, index=index, name="weights") if isinstance(treatments, pd.DataFrame) \
             or isinstance(X_list[0], pd.DataFrame) else weights
@@ -247,31 +276,49 @@ class MSMWeights(BaseEstimator):
         self.imbalance_ = imbalance
         return list(factors.T), {self.times_[t]: e[:, t] for t in range(len(self.times_))}
 
-    def _numerators(self, frame, sw):
-        """The fitted :class:`SaturatedNumerator` of every time point."""
+    def _at_risk(self, frame, uncensored):
+        """(n, T) 0/1: the unit is still observed at the start of time point t; None without censoring."""
+        if (uncensored is None) != (self.censoring is None):
+            raise ValueError("censoring weights need both MSMWeights(censoring=CensoringWeights()) and fit(..., "
+                             "uncensored=<0/1 per time point>); one of them is missing.")
+        if uncensored is None:
+            return None
+        observed = check_uncensored(uncensored, frame.index, *frame.shape)
+        return np.column_stack([np.ones(len(frame), dtype=np.int64), observed[:, :-1]])
+
+    def _numerators(self, frame, sw, at_risk=None):
+        """The fitted :class:`SaturatedNumerator` of every time point (among the units at risk)."""
         coded = [check_treatment(frame[c]) for c in frame.columns]
         previous = np.column_stack([t.codes for t in coded]) if coded else np.zeros((len(frame), 0))
-        return [SaturatedNumerator(previous[:, :t], t_.codes.astype(np.int64), t_.n_levels, sw)
+        return [SaturatedNumerator(previous[:, :t], t_.codes.astype(np.int64), t_.n_levels,
+                                   sw if at_risk is None else sw * at_risk[:, t])
                 for t, t_ in enumerate(coded)]
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
-    def _m_parts(self, X_list, treatments, sample_weight=None):
+    def _m_parts(self, X_list, treatments, sample_weight=None, uncensored=None):
         """Every time point's (and numerator's) estimating equations, stacked; the weights are their product.
 
         Raises NotImplementedError when a time point's weighter has no M-estimation form."""
         check_is_fitted(self, "weights_")
         X_list, frame, times = check_msm_data(X_list, treatments)
         sw = check_sample_weight(sample_weight, frame.shape[0], index=frame.index)
+        if uncensored is None and hasattr(self, "censoring_"):
+            uncensored = self.uncensored_  # the fit's (the variance engine passes X, treatment and weights only)
+        at_risk = self._at_risk(frame, uncensored)
         blocks = []  # (params, names, psi, psi_jac, factor, factor_jac)
         if self.joint_:
             joint = self._joint_equations(X_list, frame, sample_weight, sw)
             theta = joint.start_from([e.intercept_ for e in self.estimators_], [e.coef_ for e in self.estimators_])
             blocks.append(_time_block(joint.m_parts(theta), sw, ""))
         for t, est in enumerate([] if self.joint_ else self.estimators_):
-            parts = est._m_parts(X_list[t], frame.iloc[:, t], sample_weight)
-            blocks.append(_time_block(parts, sw, f"{times[t]}:"))
+            sw_t = sample_weight if at_risk is None else sw * at_risk[:, t]
+            parts = est._m_parts(X_list[t], frame.iloc[:, t], sw_t)
+            blocks.append(_time_block(parts, sw if sw_t is None else sw_t, f"{times[t]}:"))
+        if at_risk is not None:
+            parts = self.censoring_._m_parts(_censoring_covariates(X_list, frame), uncensored, sample_weight)
+            blocks.append(_time_block(parts, sw, ""))
         if self.stabilize:
-            for t, num in enumerate(self._numerators(frame, sw)):
+            for t, num in enumerate(self._numerators(frame, sw, at_risk)):
                 blocks.append((num.params, tuple(f"num_{times[t]}:{n}" for n in num.names), num.psi,
                                num.psi_jacobian, num.factor, num.factor_jacobian))
         sizes = [b[0].size for b in blocks]
@@ -302,6 +349,17 @@ class MSMWeights(BaseEstimator):
 
         return MParts(params=np.concatenate([b[0] for b in blocks]), names=tuple(n for b in blocks for n in b[1]),
                       psi=psi, weights=weights, psi_jacobian=psi_jacobian, weights_jacobian=weights_jacobian)
+
+
+def _censoring_covariates(X_list, frame):
+    """What predicts dropout in interval t: the history X_list[t] and the treatment at t."""
+    out = []
+    for X, name in zip(X_list, frame.columns):
+        if isinstance(X, pd.DataFrame):
+            out.append(X.assign(**{str(name): frame[name].to_numpy()}))
+        else:
+            out.append(np.column_stack([np.asarray(X), frame[name].to_numpy()]))
+    return out
 
 
 def _per_unit_factor(weights, sw):
