@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 sys.path.append(str(HERE))
-from _machine import machine_markdown  # noqa: E402
+from _machine import write_report  # noqa: E402
 
 from balance import CBPS, EntropyBalance, InverseProbabilityTilting  # noqa: E402
 from balance.msm import CensoringWeights, MSMEffect, MSMWeights, simulate_msm  # noqa: E402
@@ -98,12 +98,8 @@ def main(reps=200, n=2000):
           for name, row in table.iterrows()],
         "",
         f"Run time {time.perf_counter() - start:.0f} s.",
-        "",
-        machine_markdown(),
     ]
-    out = HERE / "results" / "msm_coverage.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(HERE / "results" / "msm_coverage.md", lines)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 sys.path.append(str(HERE))
-from _machine import machine_markdown  # noqa: E402
+from _machine import write_report  # noqa: E402
 
 from balance.msm import MSMEffect, MSMWeights, simulate_msm  # noqa: E402
 
@@ -70,12 +70,8 @@ def main():
         "",
         f"Always vs never treated: estimate {contrast.estimate:.3f} (SE {contrast.std_err:.3f}), truth {truth:.3f}.",
         f"Load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}.",
-        "",
-        machine_markdown(),
     ]
-    out = HERE / "results" / "msm_speed.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(HERE / "results" / "msm_speed.md", lines)
 
 
 if __name__ == "__main__":
