@@ -152,18 +152,13 @@ class MSMEffect(BaseEstimator):
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd
-    >>> from balance.msm import MSMEffect
-    >>> rng = np.random.default_rng(1)
-    >>> x0 = rng.normal(size=2000); a1 = rng.binomial(1, 1 / (1 + np.exp(-x0)))
-    >>> x1 = x0 + a1 + rng.normal(size=2000); a2 = rng.binomial(1, 1 / (1 + np.exp(-x1 + 0.5)))
-    >>> y = a1 + a2 + x0 + x1 + rng.normal(size=2000)
-    >>> X_list = [pd.DataFrame({"x0": x0}), pd.DataFrame({"x0": x0, "a1": a1, "x1": x1})]
-    >>> fit = MSMEffect(outcome_model="additive").fit(X_list, pd.DataFrame({"a1": a1, "a2": a2}), y)
-    >>> list(fit.potential_outcomes_.index)
-    ['(0, 0)', '(0, 1)', '(1, 0)', '(1, 1)']
-    >>> fit.contrast((1, 1), (0, 0))[["estimate", "std_err"]].round(1).tolist()  # truth 3 (a1's effect on x1 too)
-    [3.0, 0.1]
+    >>> from balance.msm import MSMEffect, MSMWeights, simulate_msm
+    >>> data = simulate_msm(4000, 3, random_state=0)  # E[y(1,1,1)] - E[y(0,0,0)] = 3.784
+    >>> fit = MSMEffect(MSMWeights(stabilize=True), "additive").fit(data.X_list, data.treatments, data.y)
+    >>> list(fit.potential_outcomes_.index)[:3]
+    ['(0, 0, 0)', '(0, 0, 1)', '(0, 1, 0)']
+    >>> fit.contrast("always", "never").round(2).to_dict()
+    {'estimate': 3.89, 'std_err': 0.11, 'ci_lower': 3.67, 'ci_upper': 4.11}
     """
 
     def __init__(self, msm_weighter=None, outcome_model="saturated", *, family="auto", vcov="asympt",

@@ -43,7 +43,7 @@ def simulate_msm(n=2000, n_times=3, *, dropout=False, random_state=None):
     --------
     >>> from balance.msm import simulate_msm
     >>> data = simulate_msm(500, 3, random_state=0)
-    >>> data.long.shape, data.truth["(1, 1, 1)"] - data.truth["(0, 0, 0)"]
+    >>> data.long.shape, float(data.truth["(1, 1, 1)"] - data.truth["(0, 0, 0)"])
     ((1500, 5), 3.784)
     """
     rng = np.random.default_rng(random_state)
