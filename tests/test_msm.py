@@ -125,6 +125,9 @@ def test_balance_by_time_matches_cobalt(fitted, msmdata, case):
         for suffix in ("un", "adj"):
             assert_allclose(mine[f"{ours}_{suffix}"], across[f"Max.{theirs}.{suffix.capitalize()}"], atol=1e-8)
     assert [", ".join(t[2:] for t in times) for times in mine["times"]] == list(across.Times.astype(str))
+    # balance_table given a list of per-time covariates dispatches here
+    via_public = balance_table(X_list, A, fitted[case])
+    pd.testing.assert_frame_equal(via_public.by_time, bal.by_time)
 
 
 # ---------------------------------------------------------------------------------------------------------------
