@@ -443,7 +443,8 @@ def balance_table(
     >>> table["smd_un"].round(3).to_dict()
     {('y vs. x', 'age'): 0.657, ('z vs. x', 'age'): 0.825, ('z vs. y', 'age'): 0.168}
     """
-    if isinstance(X, list):  # a treatment history (a DataFrame is never a list)
+    if isinstance(X, list) and X and all(isinstance(x, (pd.DataFrame, np.ndarray)) and np.ndim(x) == 2 for x in X):
+        # a treatment history: per-time covariate tables (a list of rows, array-like X, has no 2-d elements)
         from ..msm import balance_table_msm
 
         return balance_table_msm(X, treatment, weights, stats=stats, binary=binary, continuous=continuous,

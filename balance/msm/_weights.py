@@ -187,6 +187,11 @@ class MSMWeights(BaseEstimator):
         n = frame.shape[0]
         sw = check_sample_weight(sample_weight, n, index=frame.index)
         at_risk = self._at_risk(frame, uncensored)
+        self.joint_ = isinstance(weighter, CBPS)
+        if self.joint_ and (at_risk is not None or weighter.over):
+            raise ValueError("MSMWeights(CBPS()) solves the just-identified balance conditions of complete histories "
+                             "jointly: over=True and censoring are not available with it. Use CBPS(over=False), or "
+                             "PropensityWeights or another weighter fitted per time point.")
         self.times_ = times
         self.estimators_, factors, ps = [], [], {}
         with warnings.catch_warnings():
@@ -201,10 +206,6 @@ class MSMWeights(BaseEstimator):
                 factors.append(_per_unit_factor(np.asarray(est.weights_, dtype=float), sw_t))
                 if hasattr(est, "ps_") and np.ndim(est.ps_) == 1:
                     ps[times[t]] = np.asarray(est.ps_, dtype=float)
-        self.joint_ = isinstance(weighter, CBPS)
-        if self.joint_ and at_risk is not None:
-            raise ValueError("MSMWeights(CBPS()) with censoring is not available: the joint balance conditions are "
-                             "defined for complete histories. Use PropensityWeights or another per-time weighter.")
         if self.joint_:
             factors, ps = self._fit_joint_cbps(X_list, frame, sample_weight, sw)
         self.converged_ = all(bool(getattr(est, "converged_", True)) for est in self.estimators_)
@@ -256,9 +257,6 @@ class MSMWeights(BaseEstimator):
     def _fit_joint_cbps(self, X_list, frame, sample_weight, sw):
         """Solve the joint balance conditions from the per-time CBPS fits; the per-time estimators are updated
         to the joint solution (coefficients, scores, weights) so that they describe the final model."""
-        if self.estimators_[0].over:
-            raise ValueError("MSMWeights(CBPS(over=True)) is not available: CBPS over time points solves the joint "
-                             "balance conditions exactly (over=False, WeightIt's default).")
         joint = self._joint_equations(X_list, frame, sample_weight, sw)
         start = joint.start_from([e.intercept_ for e in self.estimators_], [e.coef_ for e in self.estimators_])
         theta, converged, imbalance = joint.solve(start, self.estimators_[0].tol)
