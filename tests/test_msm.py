@@ -324,8 +324,37 @@ def test_bad_inputs_are_named(msmdata):
         MSMWeights().fit(X_list, A, uncensored=np.ones(A.shape))
     with pytest.raises(ValueError, match="returns|back to 1"):
         MSMWeights(censoring=CensoringWeights()).fit(X_list, A, uncensored=np.tile([0, 1, 1], (len(A), 1)))
+    with pytest.raises(ValueError, match="over=True and censoring are not available"):
+        MSMWeights(CBPS(over=True)).fit(X_list, A)
+    # balance_table's dispatch takes only lists of 2-d tables: a list of rows is still array-like covariates
+    assert balance_table([[1.0], [2.0], [3.0], [4.0]], [0, 1, 0, 1], stats="smd").shape == (1, 2)
     fit = MSMEffect(outcome_model="additive", vcov="HC0").fit(X_list, A, y)
     with pytest.raises(ValueError, match="history \\(1, 1\\) must give 0 or 1 for each of the 3"):
         fit.contrast((1, 1), (0, 0, 0))
     with pytest.raises(ValueError, match="outcome_model='saturated' has 2\\^11"):
         MSMEffect().fit([X_list[0]] * 11, pd.concat([A["A_1"]] * 11, axis=1, keys=range(11)), y)
+
+
+def test_plots_by_time_show_the_balance_and_weights(fitted, msmdata):
+    """Each love-plot panel shows that time's |SMD| with the final weights (balance_table_msm's numbers) and each
+    weight panel the final weights of that time's groups."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from balance.plot import msm_love_plot, msm_weight_plot
+
+    X_list, A, _ = msmdata
+    msm = fitted["glm_unstab"]
+    table = balance_table_msm(X_list, A, msm, stats="smd").by_time
+    axes = msm_love_plot(X_list, A, msm)
+    for panel, name in zip(axes, A.columns):
+        labels = [t.get_text() for t in panel.get_yticklabels()]
+        adjusted = next(line for line in panel.get_lines() if line.get_gid() == "Adjusted")
+        assert_allclose(adjusted.get_xdata(), np.abs(table.loc[name, "smd_adj"].loc[labels]))
+    plt.close(axes[0].figure)
+    axes = msm_weight_plot(msm, A)
+    assert [panel.get_title() for panel in axes] == ["Weights at A_1", "Weights at A_2", "Weights at A_3"]
+    counts = sum(patch.get_height() for patch in axes[2].patches)
+    assert counts == len(A)
+    plt.close(axes[0].figure)
