@@ -358,3 +358,23 @@ def test_plots_by_time_show_the_balance_and_weights(fitted, msmdata):
     counts = sum(patch.get_height() for patch in axes[2].patches)
     assert counts == len(A)
     plt.close(axes[0].figure)
+
+
+@pytest.mark.parametrize("stabilize", [False, True])
+def test_integer_sampling_weights_equal_replicated_units(msmdata, stabilize):
+    """Sampling weights count once in the product: integer sampling weights give the weights (per copy) and the
+    estimates of the data with each unit repeated that many times (frequency-weight identity, to solver
+    tolerance 1e-7)."""
+    X_list, A, y = msmdata
+    rows = np.arange(1500)
+    sw = np.random.default_rng(0).integers(1, 4, size=len(rows))
+    repeat = np.repeat(rows, sw)
+    pick = [X.iloc[rows].reset_index(drop=True) for X in X_list]
+    weighted = MSMEffect(MSMWeights(stabilize=stabilize), "additive", vcov="HC0").fit(
+        pick, A.iloc[rows].reset_index(drop=True), y.iloc[rows].reset_index(drop=True), sample_weight=sw)
+    copies = MSMEffect(MSMWeights(stabilize=stabilize), "additive", vcov="HC0").fit(
+        [X.iloc[repeat].reset_index(drop=True) for X in X_list], A.iloc[repeat].reset_index(drop=True),
+        y.iloc[repeat].reset_index(drop=True))
+    assert_allclose(weighted.msm_weighter_.weights_.to_numpy() / sw,
+                    copies.msm_weighter_.weights_.to_numpy()[np.r_[0, np.cumsum(sw)[:-1]]], rtol=1e-7)
+    assert_allclose(weighted.coef_, copies.coef_, rtol=1e-7)
