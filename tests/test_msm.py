@@ -378,3 +378,38 @@ def test_integer_sampling_weights_equal_replicated_units(msmdata, stabilize):
     assert_allclose(weighted.msm_weighter_.weights_.to_numpy() / sw,
                     copies.msm_weighter_.weights_.to_numpy()[np.r_[0, np.cumsum(sw)[:-1]]], rtol=1e-7)
     assert_allclose(weighted.coef_, copies.coef_, rtol=1e-7)
+
+
+def test_cumulative_model_is_weighted_least_squares_on_the_count(msmdata, fitted):
+    """outcome_model="cumulative" with family="gaussian": the coefficients are the weighted least-squares fit of y on
+    (1, number of time points treated) with the final weights (closed form), and μ_h = γ0 + γ1 Σh."""
+    X_list, A, y = msmdata
+    fit = MSMEffect(MSMWeights(), "cumulative", family="gaussian", vcov="HC0").fit(X_list, A, y)
+    w = fitted["glm_unstab"].weights_.to_numpy()
+    design = np.column_stack([np.ones(len(y)), A.sum(axis=1)])
+    root = np.sqrt(w)[:, None]
+    gamma = np.linalg.lstsq(design * root, y.to_numpy() * root[:, 0], rcond=None)[0]
+    assert_allclose(fit.coef_, gamma, rtol=1e-10)
+    counts = np.array([sum(map(int, h.strip("()").split(", "))) for h in fit.potential_outcomes_.index])
+    assert_allclose(fit.potential_outcomes_["estimate"], gamma[0] + gamma[1] * counts, rtol=1e-10)
+
+
+@pytest.mark.parametrize("scale", ["rr", "or"])
+def test_ratio_contrasts_use_the_delta_method_on_the_log_scale(msmdata, scale):
+    """A ratio's estimate is the ratio of the potential outcomes (odds for "or"); its std_err is that of the log
+    ratio, sqrt(gᵀVg) with g its gradient in the coefficients, here by central differences (1e-6)."""
+    X_list, A, y = msmdata
+    fit = MSMEffect(MSMWeights(), "saturated").fit(X_list, A, y)
+    mu = fit.potential_outcomes_["estimate"]
+    c = fit.contrast((1, 1, 1), (0, 0, 0), scale=scale)
+    a, b = mu["(1, 1, 1)"], mu["(0, 0, 0)"]
+    assert c.estimate == pytest.approx(a / b if scale == "rr" else (a / (1 - a)) / (b / (1 - b)), rel=1e-12)
+
+    def log_ratio(gamma):
+        eta = np.array([gamma[0], gamma.sum()])  # (0,0,0): intercept only; (1,1,1): every term
+        p = 1 / (1 + np.exp(-eta))
+        return np.log(p[1] / p[0]) if scale == "rr" else np.log(p[1] / (1 - p[1])) - np.log(p[0] / (1 - p[0]))
+
+    grad = numerical_jacobian(log_ratio, fit.coef_.to_numpy())
+    assert c.std_err == pytest.approx(np.sqrt(grad @ fit.coef_cov_.to_numpy() @ grad), rel=1e-6)
+    assert c.ci_lower == pytest.approx(np.exp(np.log(c.estimate) - 1.959963984540054 * c.std_err), rel=1e-9)
