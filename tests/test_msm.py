@@ -413,3 +413,18 @@ def test_ratio_contrasts_use_the_delta_method_on_the_log_scale(msmdata, scale):
     grad = numerical_jacobian(log_ratio, fit.coef_.to_numpy())
     assert c.std_err == pytest.approx(np.sqrt(grad @ fit.coef_cov_.to_numpy() @ grad), rel=1e-6)
     assert c.ci_lower == pytest.approx(np.exp(np.log(c.estimate) - 1.959963984540054 * c.std_err), rel=1e-9)
+
+
+def test_additive_numerator(msmdata):
+    """numerator="additive": with one earlier treatment the additive logit is saturated, so the second time point's
+    numerator is WeightIt's (oracle, 1e-8); the saturated MSM does not depend on the numerator (coefficients and
+    asympt covariance equal those of unstabilised weights to 1e-9, the stacked equations absorbing it)."""
+    X_list, A, y = msmdata
+    msm = MSMWeights(stabilize=True, numerator="additive").fit(X_list, A)
+    ref = _read("weights/glm_stab.csv")
+    assert_allclose(msm.numerators_["A_2"], ref["num_time2"], rtol=1e-8)
+    assert np.abs(msm.numerators_["A_3"] - ref["num_time3"]).max() > 1e-3  # A_3 ~ A_1 + A_2 is not saturated
+    fits = [MSMEffect(MSMWeights(**kw), "saturated").fit(X_list, A, y)
+            for kw in ({}, {"stabilize": True, "numerator": "additive"})]
+    assert_allclose(fits[1].coef_, fits[0].coef_, rtol=1e-9)
+    assert_allclose(fits[1].coef_cov_, fits[0].coef_cov_, rtol=1e-9, atol=1e-15)

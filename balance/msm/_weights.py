@@ -91,6 +91,31 @@ class SaturatedNumerator:
         return -np.kron(np.diag(self.totals), np.eye(self.n_levels - 1))
 
 
+class AdditiveNumerator:
+    """P(A_t = a_t | A_1..A_{t−1}) from a logit (multinomial logit) additive in the earlier treatments' codes: fewer
+    parameters than the saturated model when there are many time points. The factor is 1 over the propensity
+    model's ATE weight; its parameters are :class:`~balance.PropensityWeights`' (logistic score equations)."""
+
+    def __init__(self, previous, treatment, sample_weight):
+        self.sw = sample_weight
+        X = pd.DataFrame(previous, columns=[f"A_prev{j + 1}" for j in range(previous.shape[1])])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExtremeWeightsWarning)
+            fitted = PropensityWeights().fit(X, treatment, sample_weight=sample_weight)
+        self.parts = fitted._m_parts(X, treatment, sample_weight)
+        self.params, self.names = self.parts.params, self.parts.names
+        self.psi, self.psi_jacobian = self.parts.psi, self.parts.psi_jacobian
+
+    def factor(self, theta):
+        return np.divide(self.sw, self.parts.weights(theta), out=np.ones_like(self.sw), where=self.sw > 0)
+
+    def factor_jacobian(self, theta):
+        g = self.factor(theta)
+        scaled = np.divide(self.parts.weights_jacobian(theta), self.sw[:, None], out=np.zeros((len(g), theta.size)),
+                           where=self.sw[:, None] > 0)
+        return -(g ** 2)[:, None] * scaled
+
+
 class MSMWeights(BaseEstimator):
     """Weights for the effect of a treatment history: the product of per-time-point weights (WeightIt's
     ``weightitMSM``).
@@ -105,8 +130,12 @@ class MSMWeights(BaseEstimator):
         Fitted at each time point; None means ``PropensityWeights()`` (logistic inverse probability weights,
         WeightIt's ``method = "glm"``). Its estimand must be "ATE".
     stabilize : bool, default=False
-        Multiply by the numerator P(A_t = a_t | A_1..A_{t−1}) of a model saturated in the earlier treatments
-        (WeightIt's ``stabilize = TRUE``).
+        Multiply by the numerator P(A_t = a_t | A_1..A_{t−1}) (WeightIt's ``stabilize = TRUE``).
+    numerator : {None, "saturated", "additive"}, default=None
+        The numerator's model of the earlier treatments: None or "saturated", the share of each level among units
+        with the same earlier treatments (WeightIt's choice, the fitted values of a saturated logit); "additive",
+        a logit additive in the earlier treatments (2^{t−1} cells become t parameters over many time points).
+        Both are functions of the treatment history only, so either keeps the MSM's estimates consistent.
     censoring : CensoringWeights, default=None
         With ``fit(..., uncensored=...)``: multiply by inverse probability of censoring weights, the dropout in
         interval t modelled from ``X_list[t]`` and the treatment at t; the treatment models (and numerators) at
@@ -149,9 +178,10 @@ class MSMWeights(BaseEstimator):
     ((500, 2), True)
     """
 
-    def __init__(self, weighter=None, *, stabilize=False, censoring=None):
+    def __init__(self, weighter=None, *, stabilize=False, numerator=None, censoring=None):
         self.weighter = weighter
         self.stabilize = stabilize
+        self.numerator = numerator
         self.censoring = censoring
 
     def _base_weighter(self):
@@ -182,6 +212,8 @@ class MSMWeights(BaseEstimator):
         """
         if self.stabilize not in (True, False):
             raise ValueError(f"stabilize={self.stabilize!r} must be True or False.")
+        if self.numerator not in (None, "saturated", "additive"):
+            raise ValueError(f"numerator={self.numerator!r} must be None, 'saturated' or 'additive'.")
         weighter = self._base_weighter()
         X_list, frame, times = check_msm_data(X_list, treatments)
         n = frame.shape[0]
@@ -285,12 +317,19 @@ class MSMWeights(BaseEstimator):
         return np.column_stack([np.ones(len(frame), dtype=np.int64), observed[:, :-1]])
 
     def _numerators(self, frame, sw, at_risk=None):
-        """The fitted :class:`SaturatedNumerator` of every time point (among the units at risk)."""
+        """The fitted numerator of every time point (among the units at risk): :class:`SaturatedNumerator`, or
+        :class:`AdditiveNumerator` after the first time point with ``numerator="additive"``."""
         coded = [check_treatment(frame[c]) for c in frame.columns]
-        previous = np.column_stack([t.codes for t in coded]) if coded else np.zeros((len(frame), 0))
-        return [SaturatedNumerator(previous[:, :t], t_.codes.astype(np.int64), t_.n_levels,
-                                   sw if at_risk is None else sw * at_risk[:, t])
-                for t, t_ in enumerate(coded)]
+        previous = np.column_stack([t.codes for t in coded])
+        out = []
+        for t, treatment in enumerate(coded):
+            sw_t = sw if at_risk is None else sw * at_risk[:, t]
+            if self.numerator == "additive" and t > 0:
+                out.append(AdditiveNumerator(previous[:, :t], frame.iloc[:, t].to_numpy(), sw_t))
+            else:
+                out.append(SaturatedNumerator(previous[:, :t], treatment.codes.astype(np.int64), treatment.n_levels,
+                                              sw_t))
+        return out
 
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X_list, treatments, sample_weight=None, uncensored=None):
