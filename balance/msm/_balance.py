@@ -21,7 +21,9 @@ class MSMBalance:
     ----------
     by_time : DataFrame
         One :func:`~balance.balance_table` per time point under a MultiIndex (time, variable): that time's
-        treatment, its covariates ``X_list[t]`` and the final (product) weights.
+        treatment, its covariates ``X_list[t]`` and the final (product) weights. A multi-category time point shows
+        the largest imbalance over its pairs of levels (:func:`~balance.diagnostics.max_over_comparisons`; SMDs
+        then absolute).
     across_times : DataFrame
         Per variable, the largest imbalance over the time points where it appears (``|smd|``,
         ``max(vratio, 1/vratio)``, ``ks``) and ``times``, the time points it appears at (cobalt's
@@ -79,8 +81,10 @@ def balance_table_msm(X_list, treatments, weights=None, *, stats=("smd", "vratio
     w = None if fitted.weights is None else np.asarray(fitted.weights, dtype=float)
     tables = {}
     for t, name in enumerate(frame.columns):
-        tables[times[t]] = balance_table(X_list[t], frame[name], w, estimand="ATE", stats=stats, binary=binary,
-                                         continuous=continuous, sample_weight=sample_weight)
+        table = balance_table(X_list[t], frame[name], w, estimand="ATE", stats=stats, binary=binary,
+                              continuous=continuous, sample_weight=sample_weight)
+        # a multi-category time point: the largest imbalance over its pairs of levels (cobalt's summary row)
+        tables[times[t]] = max_over_comparisons(table) if isinstance(table.index, pd.MultiIndex) else table
     by_time = pd.concat(tables, names=["time", "variable"])
     across = max_over_comparisons(by_time.rename_axis(["comparison", "variable"]))
     appears = by_time.index.to_frame(index=False).groupby("variable", sort=False)["time"].agg(list)
