@@ -64,7 +64,8 @@ class _MSMProblem:
                  uncensored=None):
         self.weighter, self.X, self.treatment, self.y = weighter, X_list, treatment, y
         self.uncensored = uncensored
-        self.sample_weight, self.histories, self.model, self.family = sample_weight, histories, model, family
+        self.sample_weight, self.histories, self.outcome_model, self.family = sample_weight, histories, model, family
+        self.model = "msm"  # what the covariance classes' notes read (no covariates to average over)
         self.grid, self.names = grid, names
         self.labels = [history_label(h) for h in grid]
 
@@ -73,12 +74,12 @@ class _MSMProblem:
         return len(self.y)
 
     def equations(self, weights, rows=slice(None)):
-        design = history_design(self.histories[rows], self.model, self.names)[0]
+        design = history_design(self.histories[rows], self.outcome_model, self.names)[0]
         return glm_equations(design, self.y[rows], weights, self.family)
 
     def potential_outcomes(self, gamma):
         """μ_h = h(D_hᵀγ) for every history h of the grid, and their Jacobian in γ."""
-        design = history_design(self.grid, self.model, self.names)[0]
+        design = history_design(self.grid, self.outcome_model, self.names)[0]
         mean, dmean = _link(design @ gamma, self.family)
         return mean, design * dmean[:, None]
 
@@ -128,8 +129,8 @@ class MSMEffect(BaseEstimator):
         The fitted clone.
     coef_ : Series
         The outcome model's coefficients (named as R's: ``(Intercept)``, ``A_1``, ``A_1:A_2``, ...).
-    coef_cov_ : DataFrame
-        Their covariance (asympt, HC0; the replicates' covariance for the bootstraps).
+    coef_cov_ : DataFrame or None
+        Their covariance (asympt, HC0); None with the bootstraps, whose replicates are ``draws_``.
     potential_outcomes_ : DataFrame
         One row per treatment history (2^T rows, named like ``"(1, 0, 1)"``, histories in lexicographic order) with
         ``estimate`` and ``std_err``: h(D_hᵀγ), the expected outcome had everyone followed history h.
@@ -247,7 +248,7 @@ class MSMEffect(BaseEstimator):
             self.draws_ = vcov.draws
             mu_se = self.draws_.std(ddof=1).to_numpy()
         self.vcov_, self.family_, self.times_ = vcov, family, times
-        self._jac, self._grid = jac, grid
+        self._jac = jac  # d mu_h / d gamma, for the contrasts' delta method
         self.coef_ = pd.Series(eq.params, index=names, name="estimate")
         self.coef_cov_ = None if coef_cov is None else pd.DataFrame(coef_cov, index=names, columns=names)
         self.potential_outcomes_ = pd.DataFrame({"estimate": mu, "std_err": mu_se}, index=problem.labels)
