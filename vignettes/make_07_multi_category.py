@@ -168,9 +168,5 @@ att.contrasts_"""),
 ]
 
 
-def main():
-    write_notebook(CELLS, "vignettes/07-multi-category.ipynb")
-
-
 if __name__ == "__main__":
-    main()
+    write_notebook(CELLS, "vignettes/07-multi-category.ipynb")

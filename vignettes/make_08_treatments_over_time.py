@@ -120,9 +120,5 @@ pd.Series({
 ]
 
 
-def main():
-    write_notebook(CELLS, "vignettes/08-treatments-over-time.ipynb")
-
-
 if __name__ == "__main__":
-    main()
+    write_notebook(CELLS, "vignettes/08-treatments-over-time.ipynb")

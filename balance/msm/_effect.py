@@ -11,12 +11,12 @@ from scipy.stats import norm
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_indexes_agree, check_outcome, check_sample_weight
+from .._validation import check_indexes_agree, check_outcome, check_sample_weight, take_rows
 from ..effects._contrasts import _contrast
 from ..effects._outcome import OutcomeEquations, _fit_regression, _link
 from ..effects._results import SCALE_LABELS
 from ..effects._vcov import VCOV_ESTIMATORS, VCOV_TYPES
-from ..effects._weighted_effect import _fit_weighter, _fit_weighter_reporting, _is_binary, _take
+from ..effects._weighted_effect import _fit_weighter, _fit_weighter_reporting, _is_binary
 from ._censoring import check_uncensored
 from ._data import binary_histories, check_msm_data, history_label
 from ._weights import MSMWeights
@@ -86,7 +86,7 @@ class _MSMProblem:
     def replicate(self, kind, draw, seed=None):
         if kind == "bootstrap":
             sw = None if self.sample_weight is None else self.sample_weight[draw]
-            X_list = [_take(X, draw) for X in self.X]
+            X_list = [take_rows(X, draw) for X in self.X]
             fit_params = {} if self.uncensored is None else {"uncensored": self.uncensored[draw]}
             fitted, weights = _fit_weighter(self.weighter, X_list, self.treatment.iloc[draw], sw, seed, **fit_params)
             eq = self.equations(weights, rows=draw)
