@@ -1,4 +1,4 @@
-"""The script that wrote vignettes/08-treatments-over-time.ipynb (run from the repository root; outputs are not
+"""The script that wrote vignettes/11-treatments-over-time.ipynb (run from the repository root; outputs are not
 stored, as for the other vignettes, which tests/test_vignettes.py executes). Edit the cells here and re-run it."""
 
 from _notebook import write_notebook
@@ -121,4 +121,4 @@ pd.Series({
 
 
 if __name__ == "__main__":
-    write_notebook(CELLS, "vignettes/08-treatments-over-time.ipynb")
+    write_notebook(CELLS, "vignettes/11-treatments-over-time.ipynb")
