@@ -84,7 +84,7 @@ def impute_once(X, treatment, y, imputer, seed, impute_with=IMPUTE_WITH):
     >>> import numpy as np, pandas as pd
     >>> X = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0], "g": ["a", "b", "a", None, "b", "a"]})
     >>> done = impute_once(X, [0, 1, 0, 1, 0, 1], [1.0, 2, 1, 3, 2, 4], default_imputer(), seed=0)
-    >>> done.isna().sum().sum(), done.loc[2, "x"] in {1.0, 2.0, 4.0, 5.0, 6.0}, done.loc[3, "g"] in {"a", "b"}
+    >>> int(done.isna().sum().sum()), done.loc[2, "x"] in {1.0, 2.0, 4.0, 5.0, 6.0}, done.loc[3, "g"] in {"a", "b"}
     (0, True, True)
     """
     kinds = [_column_kind(X[c]) for c in X.columns]
