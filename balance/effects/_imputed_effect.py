@@ -111,6 +111,9 @@ class ImputedEffect(BaseEstimator):
         The fitted estimator of each imputation.
     imputations_ : list of DataFrame
         The completed data sets (those given, or those made here).
+    treatment_ : array-like
+        The treatment as given (with ``imputations_``, what :func:`balance.balance_table` needs for the balance
+        across imputations).
     estimates_, variances_ : DataFrame
         Per imputation (rows) and quantity (columns): the estimate (log scale for ratios) and its squared SE.
     dfcom_ : int
@@ -241,6 +244,7 @@ class ImputedEffect(BaseEstimator):
             self.weights_, self.fits_ = self._fit_across([data for (_, data), _ in outputs], treatment, y, fit_params,
                                                           seeds)
         self.imputations_ = [data for (_, data), _ in outputs]
+        self.treatment_ = treatment
         self._pool()
         return self
 
