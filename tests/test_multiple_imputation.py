@@ -241,3 +241,35 @@ def test_refusals_name_the_problem(lalonde_missing, completed):
         ImputedEffect(effect).fit(X, t, y_missing)
     with pytest.raises(ValueError, match=r"X\[1\] has missing values"):
         ImputedEffect(effect).fit([completed[0][0], X.set_axis(completed[0][0].index)], t, y)
+
+
+def test_love_plot_shows_mean_and_range_over_imputations(fitted, completed):
+    """The plotted points are the summary's means and the lines its min-max, of |SMD| (abs=True by default)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from balance.plot import love_plot
+
+    mi = fitted[("ATT", "asympt")]
+    ax = love_plot(mi, completed[1], order="data")
+    summary = balance_table(mi, completed[1], abs=True, stats="smd")
+    rows = [label.get_text() for label in ax.get_yticklabels()]
+    assert rows == list(summary.index)
+    lines = {line.get_gid(): line for line in ax.lines}
+    np.testing.assert_array_equal(lines["Adjusted"].get_xdata(), summary["smd_adj_mean"].to_numpy())
+    ranges = {c.get_gid(): c for c in ax.collections}
+    segments = np.array(ranges["Adjusted range"].get_segments())  # (rows, 2 ends, x/y)
+    np.testing.assert_array_equal(segments[:, 0, 0], summary["smd_adj_min"].to_numpy())
+    np.testing.assert_array_equal(segments[:, 1, 0], summary["smd_adj_max"].to_numpy())
+    assert (summary["smd_adj_min"] <= summary["smd_adj_mean"]).all()
+    plt.close(ax.figure)
+
+
+def test_clone_and_params():
+    from sklearn.base import clone
+
+    est = ImputedEffect(WeightedEffect(PropensityWeights()), n_imputations=3, random_state=2, impute_with=())
+    params = clone(est).get_params(deep=False)
+    assert params["n_imputations"] == 3 and params["impute_with"] == () and params["random_state"] == 2
