@@ -273,3 +273,40 @@ def test_clone_and_params():
     est = ImputedEffect(WeightedEffect(PropensityWeights()), n_imputations=3, random_state=2, impute_with=())
     params = clone(est).get_params(deep=False)
     assert params["n_imputations"] == 3 and params["impute_with"] == () and params["random_state"] == 2
+
+
+def test_multi_category_contrasts_and_ratio_scale_are_pooled(completed):
+    """Plumbing identities: a multi-category treatment pools every pairwise contrast (each imputation's own
+    WeightedEffect numbers, refitted here independently); a risk ratio is pooled on the log scale (geometric mean
+    of the ratios, interval exponentiated)."""
+    X, t, y = completed
+    covariates = [d.drop(columns="race") for d in X]
+    race = X[0]["race"]
+    mi = ImputedEffect(WeightedEffect(PropensityWeights(), vcov="HC0")).fit(covariates, race, y)
+    assert list(mi.pooled_.index[:3]) == ["hispan - black", "white - black", "white - hispan"]
+    alone = [WeightedEffect(PropensityWeights(), vcov="HC0").fit(d, race, y).contrasts_ for d in covariates]
+    np.testing.assert_allclose(mi.estimate_, np.mean([c["estimate"] for c in alone], axis=0), rtol=1e-12)
+    within = np.mean([c["std_err"] ** 2 for c in alone], axis=0)
+    between = np.var([c["estimate"] for c in alone], axis=0, ddof=1)
+    np.testing.assert_allclose(mi.se_ ** 2, within + 1.2 * between, rtol=1e-12)  # T = Ubar + (1 + 1/5) B
+
+    employed = (y > 0).astype(float)
+    rr = ImputedEffect(WeightedEffect(PropensityWeights(estimand="ATT"), scale="rr")).fit(X, t, employed)
+    ratios = np.array([fit.estimate_ for fit in rr.fits_])
+    assert rr.estimate_ == pytest.approx(np.exp(np.log(ratios).mean()), rel=1e-12)
+    row = rr.pooled_.iloc[0]
+    half = row["std_err"] * __import__("scipy").stats.t.ppf(0.975, row["df"])
+    assert row["conf_low"] == pytest.approx(rr.estimate_ * np.exp(-half), rel=1e-12)
+
+
+def test_inner_warnings_are_passed_on_naming_imputations(completed):
+    """Each imputation's warnings reach the caller (also from joblib workers), prefixed with the imputation; an
+    identical message is given once for all imputations that raised it."""
+    X, t, y = completed
+    with pytest.warns(UserWarning) as record:
+        ImputedEffect(WeightedEffect(PropensityWeights(estimand="ATT", clip=(0.1, 0.9))), n_jobs=2).fit(X, t, y)
+    clipped = [str(w.message) for w in record if "were clipped" in str(w.message)]
+    named = [int(k) for m in clipped for k in m.split(":")[0].removeprefix("imputation(s) ").split(", ")]
+    assert sorted(named) == [1, 2, 3, 4, 5]  # every imputation once (the counts, hence messages, differ)
+    with pytest.warns(UserWarning, match=r"imputation\(s\) 1, 2: clip=\(0.1, 0.9\): \d+ propensity"):
+        ImputedEffect(WeightedEffect(PropensityWeights(estimand="ATT", clip=(0.1, 0.9)))).fit([X[0], X[0]], t, y)
