@@ -2,8 +2,7 @@
 as for the other vignettes, which tests/test_vignettes.py executes). Edit the cells here and re-run it, or edit the
 notebook and delete this script."""
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _notebook import write_notebook
 
 CELLS = [
     ("md", """# Missing covariates: missingness indicators or multiple imputation
@@ -123,12 +122,8 @@ np.allclose(again.pooled_, mi.pooled_)"""),
 complete_cases = WeightedEffect(PropensityWeights(estimand="ATT")).fit(X_mis[complete], t[complete], y[complete])
 
 
-def row(fit):
-    if isinstance(fit, ImputedEffect):
-        r = fit.pooled_.iloc[0]
-        return r["estimate"], r["std_err"], r["conf_low"], r["conf_high"]
-    r = fit.summary().iloc[0]
-    return r["estimate"], r["std_err"], r["ci_lower"], r["ci_upper"]
+def row(fit):  # WeightedEffect's contrasts_ and ImputedEffect's have the same columns
+    return fit.contrasts_.iloc[0][["estimate", "std_err", "conf_low", "conf_high"]]
 
 
 pd.DataFrame({
@@ -137,7 +132,7 @@ pd.DataFrame({
     "missingness indicators": row(indicator),
     "multiple imputation (within)": row(mi),
     "multiple imputation (across, HC0)": row(across_fit),
-}, index=["ATT", "std_err", "conf_low", "conf_high"]).T.round(0)"""),
+}).T.round(0)"""),
     ("md", """Multiple imputation recovers the complete-data answer closely, and its standard error is only slightly
 larger (the cost of the missing values, `fmi`). The single data set here cannot show bias by itself: the simulation
 `benchmarks/mi_coverage.py` (results in `benchmarks/results/mi_coverage.md`) does, with a known effect and values
@@ -159,19 +154,5 @@ References: Rubin (1987), *Multiple Imputation for Nonresponse in Surveys*; Barn
 ]
 
 
-def main():
-    cells = []
-    for k, (kind, source) in enumerate(CELLS):
-        cell = new_markdown_cell(source) if kind == "md" else new_code_cell(source)
-        cell["id"] = f"cell-{k:02d}"
-        cells.append(cell)
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
-    nbformat.validate(nb)
-    nbformat.write(nb, "vignettes/08-missing-covariates.ipynb")
-
-
 if __name__ == "__main__":
-    main()
+    write_notebook(CELLS, "vignettes/08-missing-covariates.ipynb")

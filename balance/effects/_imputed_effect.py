@@ -105,6 +105,8 @@ class ImputedEffect(BaseEstimator):
         treatment, then the potential-outcome means), columns estimate, std_err, df, conf_low, conf_high, p_value,
         riv, lambda, fmi (see :func:`rubin_pool`). Ratio scales are pooled on the log scale: estimate and interval
         shown as ratios, std_err that of the log ratio.
+    contrasts_ : DataFrame
+        The rows of ``pooled_`` that are effects (as :class:`WeightedEffect`'s ``contrasts_``, same first columns).
     estimate_, se_, pvalue_ : float or Series
         The pooled effect, its SE and p-value (a Series over the contrasts of a multi-category treatment).
     fits_ : list of WeightedEffect
@@ -281,7 +283,7 @@ class ImputedEffect(BaseEstimator):
             pooled.loc[rows, ["estimate", "conf_low", "conf_high"]] = \
                 np.exp(pooled.loc[rows, ["estimate", "conf_low", "conf_high"]])
         self.pooled_ = pooled
-        contrasts = pooled.iloc[:first.n_contrasts]
+        self.contrasts_ = contrasts = pooled.iloc[:first.n_contrasts]
         if first.n_contrasts == 1:
             self.estimate_, self.se_, self.pvalue_ = (float(contrasts[c].iloc[0])
                                                       for c in ("estimate", "std_err", "p_value"))
