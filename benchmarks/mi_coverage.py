@@ -1,11 +1,12 @@
 """Multiple imputation with weighting: coverage of ImputedEffect's pooled 95% interval, and the bias of the
 alternatives, with covariates missing at random and a known effect.
 
-Known truth: x1, x2 ~ N(0, 1) with correlation 0.5, x3 ~ Bernoulli(0.4); P(A = 1 | x) = logistic(−0.3 + 0.7 x1 − 0.5 x2
-+ 0.5 x3); y = 1 + τ A + x1 + x2 + x3 + ε, ε ~ N(0, 1), τ = 1 for everyone, so the ATE (the estimand here) is 1.
-Missing at random (on fully observed variables): x1 is missing with probability logistic(−1.2 + 0.8 (y − 2) / 2 + 0.5 A)
-(about 30 %, more often for large outcomes), x2 with probability logistic(−1.5 + 1.0 x3) (about 25 %). Since x1's
-missingness depends on the outcome, dropping incomplete rows (complete-case analysis) selects on y and is biased.
+Known truth: x1, x2 ~ N(0, 1) with correlation 0.5, x3 ~ Bernoulli(0.4); P(A = 1 | x) = logistic(−0.3 + 0.7 x1
+− 0.5 x2 + 0.5 x3); y = 1 + τ A + x1 + x2 + x3 + ε, ε ~ N(0, 1), τ = 1 for everyone, so the ATE (the estimand here)
+is 1. Missing at random (on fully observed variables): x1 is missing with probability
+logistic(−1.2 + 0.8 (y − 2) / 2 + 0.5 A) (more often for large outcomes), x2 with probability
+logistic(−1.5 + 1.0 x3). Since x1's missingness depends on the outcome, dropping incomplete rows (complete-case
+analysis) selects on y and is biased.
 
 Analyses (all PropensityWeights(estimand="ATE") with outcome_model="simple", vcov="asympt"):
 - full data (before deleting values): the benchmark of what the data could give;
@@ -16,7 +17,7 @@ Analyses (all PropensityWeights(estimand="ATE") with outcome_model="simple", vco
 
 A coverage estimate from R replications has Monte Carlo standard error sqrt(0.95 · 0.05 / R).
 
-Run: python benchmarks/mi_coverage.py [R] [n]  ->  benchmarks/results/mi_coverage.md
+Run: python benchmarks/mi_coverage.py [R] [n] [n_jobs]  ->  benchmarks/results/mi_coverage.md
 """
 
 import sys
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,9 +74,14 @@ def one_replication(n, seed):
     return pd.DataFrame(out, index=["estimate", "se", "lower", "upper"]).T, float(missing.isna().mean().mean())
 
 
-def main(reps=200, n=500):
+def main(reps=200, n=500, n_jobs=2):
     start = time.perf_counter()
-    runs = [one_replication(n, 21_000 + r) for r in range(reps)]
+    tasks = (delayed(one_replication)(n, 21_000 + r) for r in range(reps))
+    runs = []
+    for run in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):  # in order: the same table for any n_jobs
+        runs.append(run)
+        if len(runs) % 20 == 0:
+            print(f"{len(runs)} / {reps} replications, {time.perf_counter() - start:.0f} s", flush=True)
     est = np.stack([r[0]["estimate"].to_numpy() for r in runs])
     se = np.stack([r[0]["se"].to_numpy() for r in runs])
     covered = np.stack([((r[0]["lower"] <= TAU) & (TAU <= r[0]["upper"])).to_numpy() for r in runs])
@@ -90,7 +97,7 @@ def main(reps=200, n=500):
     lines = [
         "# Multiple imputation with weighting: coverage and bias (covariates missing at random)",
         "",
-        f"{reps} replications, n = {n}, m = {M} imputations; `python benchmarks/mi_coverage.py {reps} {n}` "
+        f"{reps} replications, n = {n}, m = {M} imputations; `python benchmarks/mi_coverage.py {reps} {n} {n_jobs}` "
         "(design in the script's docstring). Truth: ATE = 1. "
         f"On average {100 * np.mean([r[1] for r in runs]):.0f} % of the covariate values are missing "
         "(x1 depending on the outcome, x2 on x3).",
@@ -112,4 +119,4 @@ def main(reps=200, n=500):
 
 
 if __name__ == "__main__":
-    main(*(int(v) for v in sys.argv[1:3]))
+    main(*(int(v) for v in sys.argv[1:4]))

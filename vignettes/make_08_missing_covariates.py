@@ -51,7 +51,8 @@ X_mis = X.copy()
 X_mis.loc[rng.random(len(X)) < expit(-3.5 + 0.8 * standardise(X["age"])), "married"] = np.nan
 X_mis.loc[rng.random(len(X)) < expit(-3.3 - 0.6 * standardise(X["educ"]) + 0.8 * t), "re74"] = np.nan
 X_mis.loc[rng.random(len(X)) < expit(-2.8 + 0.8 * standardise(np.log1p(y))), "re75"] = np.nan
-pd.DataFrame({"missing": X_mis.isna().sum(), "share (%)": 100 * X_mis.isna().mean()}).loc[["married", "re74", "re75"]]"""),
+counts = pd.DataFrame({"missing": X_mis.isna().sum(), "share (%)": 100 * X_mis.isna().mean()})
+counts.loc[["married", "re74", "re75"]]"""),
     ("md", """`re75` is missing more often for men with high 1978 earnings (the outcome): dropping the incomplete rows
 (complete-case analysis) then selects on the outcome. `re74` is missing more often among the treated and the less
 educated.
@@ -107,8 +108,8 @@ Mitra & Reiter (2016) average the propensity scores over the imputations and use
 completed data set. It needs weights treated as known (`vcov="HC0"`), and **its standard error ignores the
 variance the imputations add to the weights**; the "within" approach above is the recommended one (Leyrat et al.
 2019)."""),
-    ("code", """across_fit = ImputedEffect(WeightedEffect(PropensityWeights(estimand="ATT"), vcov="HC0"), approach="across",
-                           n_imputations=10, random_state=1).fit(X_mis, t, y)
+    ("code", """hc0 = WeightedEffect(PropensityWeights(estimand="ATT"), vcov="HC0")
+across_fit = ImputedEffect(hc0, approach="across", n_imputations=10, random_state=1).fit(X_mis, t, y)
 across_fit.pooled_.loc[["ATT"]]"""),
     ("md", """### Imputations made elsewhere
 

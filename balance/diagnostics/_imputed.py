@@ -77,7 +77,8 @@ def balance_across_imputations(X, treatment=None, weights=None, *, abs=False, pe
         The per-imputation tables' index, a ``type`` column, then for each statistic column of
         :func:`balance_table` (``smd_un``, ..., ``ks_adj``) three columns ``<column>_min``, ``<column>_mean``,
         ``<column>_max``. The mean of variance ratios is geometric (so that 1/2 and 2 average to 1); every other
-        mean is arithmetic. NaN where every imputation is NaN (a binary row's variance ratio); a NaN in any imputation gives NaN.
+        mean is arithmetic. NaN where every imputation is NaN (a binary row's variance ratio); a NaN in any
+        imputation gives NaN.
 
     Examples
     --------
@@ -96,8 +97,8 @@ def balance_across_imputations(X, treatment=None, weights=None, *, abs=False, pe
     if treatment is None:
         raise ValueError("treatment is required with a list of data sets.")
     m = len(X)
-    tables = [balance_table(data, treatment, w, distance=d, **options)
-              for data, w, d in zip(X, _per_imputation(weights, m, "weights"), _per_imputation(distance, m, "distance"))]
+    weights, distance = _per_imputation(weights, m, "weights"), _per_imputation(distance, m, "distance")
+    tables = [balance_table(data, treatment, w, distance=d, **options) for data, w, d in zip(X, weights, distance)]
     if per_imputation:
         return pd.concat(tables, keys=range(1, m + 1), names=["imputation"])
     return summarise_imputations(tables, abs=abs)
