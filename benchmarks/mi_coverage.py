@@ -20,6 +20,7 @@ A coverage estimate from R replications has Monte Carlo standard error sqrt(0.95
 Run: python benchmarks/mi_coverage.py [R] [n] [n_jobs]  ->  benchmarks/results/mi_coverage.md
 """
 
+import multiprocessing
 import sys
 import time
 import warnings
@@ -27,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -74,12 +74,17 @@ def one_replication(n, seed):
     return pd.DataFrame(out, index=["estimate", "se", "lower", "upper"]).T, float(missing.isna().mean().mean())
 
 
+def _replication(args):
+    return one_replication(*args)
+
+
 def main(reps=200, n=500, n_jobs=2):
     start = time.perf_counter()
-    tasks = (delayed(one_replication)(n, 21_000 + r) for r in range(reps))
     runs = []
-    for run in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):  # in order: the same table for any n_jobs
-        runs.append(run)
+    # forked workers share this script's functions; imap keeps the order: the same table for any n_jobs
+    with multiprocessing.get_context("fork").Pool(n_jobs) as pool:
+        for run in pool.imap(_replication, [(n, 21_000 + r) for r in range(reps)]):
+            runs.append(run)
         if len(runs) % 20 == 0:
             print(f"{len(runs)} / {reps} replications, {time.perf_counter() - start:.0f} s", flush=True)
     est = np.stack([r[0]["estimate"].to_numpy() for r in runs])
