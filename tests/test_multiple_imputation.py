@@ -310,3 +310,24 @@ def test_inner_warnings_are_passed_on_naming_imputations(completed):
     assert sorted(named) == [1, 2, 3, 4, 5]  # every imputation once (the counts, hence messages, differ)
     with pytest.warns(UserWarning, match=r"imputation\(s\) 1, 2: clip=\(0.1, 0.9\): \d+ propensity"):
         ImputedEffect(WeightedEffect(PropensityWeights(estimand="ATT", clip=(0.1, 0.9)))).fit([X[0], X[0]], t, y)
+
+
+def test_impute_once_keeps_each_column_kind():
+    """Booleans stay booleans, numbers take observed values only, rows without missing values are untouched, and
+    the same seed gives the same draws (the imputer's random_state is set from it)."""
+    from balance.effects._imputation import default_imputer, impute_once
+
+    rng = np.random.default_rng(3)
+    n = 200
+    X = pd.DataFrame({"flag": rng.random(n) < 0.5, "count": rng.integers(0, 5, n).astype(float),
+                      "z": rng.normal(size=n)})
+    X.loc[X.index[::7], "count"] = np.nan
+    X["flag"] = X["flag"].astype("boolean")
+    X.loc[X.index[1::9], "flag"] = pd.NA
+    t, y = rng.integers(0, 2, n), rng.normal(size=n)
+    done = impute_once(X, t, y, default_imputer(), seed=5)
+    assert done["flag"].dtype == "boolean" and not done["flag"].isna().any()
+    assert set(done["count"]) <= set(X["count"].dropna())
+    complete = X.notna().all(axis=1)
+    pd.testing.assert_frame_equal(done[complete], X[complete])
+    pd.testing.assert_frame_equal(done, impute_once(X, t, y, default_imputer(), seed=5))

@@ -111,10 +111,10 @@ def impute_once(X, treatment, y, imputer, seed, impute_with=IMPUTE_WITH):
             continue
         if kind == "categorical":
             out.loc[na, column] = np.asarray(levels, dtype=object)[np.argmax(values, axis=1)]
-        elif kind == "bool":
+        elif kind == "bool":  # a nullable "boolean" column keeps its dtype
             out[column] = out[column].astype(object)
             out.loc[na, column] = values[:, 0] > 0.5
-            out[column] = out[column].astype(bool)
+            out[column] = out[column].astype(X[column].dtype)
         else:
             out[column] = out[column].astype(float)
             out.loc[na, column] = _nearest_observed(values[:, 0], block[~na, 0])
