@@ -12,8 +12,9 @@ Analyses (all PropensityWeights(estimand="ATE") with outcome_model="simple", vco
 - full data (before deleting values): the benchmark of what the data could give;
 - complete cases: rows with missing values dropped;
 - missingness indicators: PropensityWeights(missing="indicator") (median fill + indicators; biased in general);
-- multiple imputation: ImputedEffect with the package's default imputer (IterativeImputer(sample_posterior=True),
-  treatment and outcome in the imputation model), m = 5 imputations, Rubin's rules with Barnard–Rubin df.
+- multiple imputation: ImputedEffect with the package's default imputer
+  (IterativeImputer(sample_posterior=True, max_iter=5), treatment and outcome in the imputation model), m = 5
+  imputations, Rubin's rules with Barnard–Rubin df.
 
 A coverage estimate from R replications has Monte Carlo standard error sqrt(0.95 · 0.05 / R).
 
@@ -85,42 +86,46 @@ def main(reps=200, n=500, n_jobs=2):
     with multiprocessing.get_context("fork").Pool(n_jobs) as pool:
         for run in pool.imap(_replication, [(n, 21_000 + r) for r in range(reps)]):
             runs.append(run)
-        if len(runs) % 20 == 0:
-            print(f"{len(runs)} / {reps} replications, {time.perf_counter() - start:.0f} s", flush=True)
+            if len(runs) % 20 == 0 or len(runs) == reps:  # the table so far: a long run interrupted still reports
+                report(runs, reps, n, n_jobs, time.perf_counter() - start)
+
+
+def report(runs, reps, n, n_jobs, seconds):
+    done = len(runs)
     est = np.stack([r[0]["estimate"].to_numpy() for r in runs])
     se = np.stack([r[0]["se"].to_numpy() for r in runs])
     covered = np.stack([((r[0]["lower"] <= TAU) & (TAU <= r[0]["upper"])).to_numpy() for r in runs])
-    names = runs[0][0].index
-    mc = 100 * np.sqrt(0.95 * 0.05 / reps)
     table = pd.DataFrame({
         "bias": est.mean(axis=0) - TAU,
-        "MC SE of bias": est.std(axis=0, ddof=1) / np.sqrt(reps),
+        "MC SE of bias": est.std(axis=0, ddof=1) / np.sqrt(done),
         "SD of estimates": est.std(axis=0, ddof=1),
         "mean SE": se.mean(axis=0),
         "coverage %": 100 * covered.mean(axis=0),
-    }, index=names)
+    }, index=runs[0][0].index)
+    status = "" if done == reps else f" (interrupted: {done} of the {reps} requested)"
     lines = [
         "# Multiple imputation with weighting: coverage and bias (covariates missing at random)",
         "",
-        f"{reps} replications, n = {n}, m = {M} imputations; `python benchmarks/mi_coverage.py {reps} {n} {n_jobs}` "
-        "(design in the script's docstring). Truth: ATE = 1. "
+        f"{done} replications{status}, n = {n}, m = {M} imputations; "
+        f"`python benchmarks/mi_coverage.py {reps} {n} {n_jobs}` (design in the script's docstring). Truth: ATE = 1. "
         f"On average {100 * np.mean([r[1] for r in runs]):.0f} % of the covariate values are missing "
         "(x1 depending on the outcome, x2 on x3).",
         "",
-        f"Monte Carlo standard error of a coverage near 95 %: {mc:.1f} points; of a bias: the column given.",
+        f"Monte Carlo standard error of a coverage near 95 %: {100 * np.sqrt(0.95 * 0.05 / done):.1f} points; of a "
+        "bias: the column given.",
         "",
         "| analysis | bias | MC SE of bias | SD of estimates | mean SE | coverage % |",
         "|---|---|---|---|---|---|",
         *(f"| {name} | {row['bias']:+.4f} | {row['MC SE of bias']:.4f} | {row['SD of estimates']:.4f} | "
           f"{row['mean SE']:.4f} | {row['coverage %']:.1f} |" for name, row in table.iterrows()),
         "",
-        f"Run time {time.perf_counter() - start:.0f} s.",
+        f"Run time {seconds:.0f} s ({n_jobs} worker processes).",
         "",
         machine_markdown(),
     ]
     out = Path(__file__).resolve().parent / "results" / "mi_coverage.md"
     out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

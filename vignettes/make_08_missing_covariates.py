@@ -74,10 +74,10 @@ balance_table(X_mis, t, indicator.weighter_)[["type", "smd_un", "smd_adj"]]"""),
     ("md", """## Approach 2: multiple imputation
 
 `ImputedEffect` takes the analysis of one completed data set (a `WeightedEffect`) and does the rest: it completes
-`X_mis` `n_imputations` times with scikit-learn's `IterativeImputer(sample_posterior=True)` (chained regressions,
-each value drawn from its posterior predictive distribution; the treatment and the outcome are predictors, as in
-R's mice, since leaving the outcome out biases the effect towards zero), fits the weights and the effect in each,
-and pools by Rubin's rules with the Barnard–Rubin degrees of freedom. Each imputation's standard error is the inner
+`X_mis` `n_imputations` times with scikit-learn's `IterativeImputer(sample_posterior=True, max_iter=5)` (chained
+regressions, each value drawn from its posterior predictive distribution; the treatment and the outcome are
+predictors, as in R's mice, since leaving the outcome out biases the effect towards zero), fits the weights and the
+effect in each, and pools by Rubin's rules with the Barnard–Rubin degrees of freedom. Each imputation's standard error is the inner
 estimator's own (here the M-estimation sandwich). `random_state` makes the imputations reproducible, whatever
 `n_jobs`."""),
     ("code", """mi = ImputedEffect(effect, n_imputations=10, random_state=1).fit(X_mis, t, y)

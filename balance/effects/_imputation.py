@@ -19,13 +19,14 @@ IMPUTE_WITH = ("treatment", "outcome")
 
 
 def default_imputer():
-    """scikit-learn's ``IterativeImputer(sample_posterior=True)``: chained equations with Bayesian ridge
+    """scikit-learn's ``IterativeImputer(sample_posterior=True, max_iter=5)``: chained equations with Bayesian ridge
     regressions, each imputed value a draw from its posterior predictive distribution (needed for proper multiple
-    imputation: the imputations must differ by the uncertainty about the missing values)."""
+    imputation: the imputations must differ by the uncertainty about the missing values), after five rounds of the
+    chain, as R's mice (``maxit = 5``)."""
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (registers IterativeImputer)
     from sklearn.impute import IterativeImputer
 
-    return IterativeImputer(sample_posterior=True)
+    return IterativeImputer(sample_posterior=True, max_iter=5)
 
 
 def _numeric_block(series, kind):

@@ -78,8 +78,9 @@ class ImputedEffect(BaseEstimator):
         Each imputation's standard error is this estimator's own (asympt, HC0 or a bootstrap).
     imputer : transformer with ``fit_transform``, default=None
         Completes ``X`` when it is one DataFrame with missing values; cloned per imputation, its ``random_state``
-        set from this estimator's. None: ``IterativeImputer(sample_posterior=True)`` (scikit-learn's chained
-        equations, each value drawn from its posterior predictive). See Notes for categorical columns.
+        set from this estimator's. None: ``IterativeImputer(sample_posterior=True, max_iter=5)`` (scikit-learn's
+        chained equations, each value drawn from its posterior predictive; five rounds as mice's default). See Notes
+        for categorical columns.
     n_imputations : int, default=5
         Number of imputations m when ``X`` is imputed here (a list of completed data sets sets m itself).
     approach : {"within", "across"}, default="within"
