@@ -273,10 +273,9 @@ class ImputedEffect(BaseEstimator):
     def _pool(self):
         results = [fit.result_ for fit in self.fits_]
         first = results[0]
-        estimates = pd.DataFrame([r._inference_scale(r.estimate) for r in results]).reset_index(drop=True)
-        self.estimates_ = estimates
-        self.variances_ = pd.DataFrame([r.se ** 2 for r in results]).reset_index(drop=True)
-        self.estimates_.index = self.variances_.index = pd.RangeIndex(1, len(results) + 1, name="imputation")
+        rows = pd.RangeIndex(1, len(results) + 1, name="imputation")
+        self.estimates_ = pd.DataFrame([r._inference_scale(r.estimate) for r in results]).set_axis(rows)  # log ratios
+        self.variances_ = pd.DataFrame([r.se ** 2 for r in results]).set_axis(rows)
         self.dfcom_ = first.n_obs - self._n_params()
         pooled = rubin_pool(self.estimates_, self.variances_, dfcom=self.dfcom_)[list(POOLED_COLUMNS)]
         if first.scale != "difference":
