@@ -160,6 +160,9 @@ def test_balance_per_imputation_and_list_entry(fitted, completed):
         balance_table(X, t, [mi.fits_[0].weighter_] * 2)
     with pytest.raises(ValueError, match="multiply imputed"):
         balance_table(X[0], t, abs=True)
+    # a nested list of numbers is still one array-like data set
+    rows = X[0][["age", "educ"]].to_numpy().tolist()
+    pd.testing.assert_frame_equal(balance_table(rows, t.to_numpy()), balance_table(np.array(rows), t.to_numpy()))
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,11 @@ SUMMARIES = ("min", "mean", "max")
 
 
 def is_imputed(X):
-    """Whether ``X`` is multiply imputed data: a list of data sets, or a fitted ImputedEffect."""
-    return isinstance(X, (list, tuple)) or hasattr(X, "imputations_")
+    """Whether ``X`` is multiply imputed data: a list of DataFrames (not a nested list of numbers, which is one
+    array-like data set), or a fitted ImputedEffect."""
+    if hasattr(X, "imputations_"):
+        return True
+    return isinstance(X, (list, tuple)) and len(X) > 0 and all(isinstance(d, pd.DataFrame) for d in X)
 
 
 def _per_imputation(value, m, name):
@@ -92,8 +95,9 @@ def balance_across_imputations(X, treatment=None, weights=None, *, abs=False, pe
     """
     if hasattr(X, "imputations_"):
         X, treatment, weights, distance = _from_fitted(X, treatment, weights, distance)
-    if not isinstance(X, (list, tuple)) or len(X) < 2:
-        raise ValueError("X must be a list of at least 2 completed data sets, or a fitted ImputedEffect.")
+    if not is_imputed(X) or len(X) < 2:
+        raise ValueError("X must be a list of at least 2 completed data sets (DataFrames), or a fitted "
+                         "ImputedEffect.")
     if treatment is None:
         raise ValueError("treatment is required with a list of data sets.")
     m = len(X)
