@@ -11,7 +11,7 @@ from . import datasets, hte, msm
 from ._base import BaseWeighter, MParts
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .diagnostics._weights import ExtremeWeightsWarning
-from .effects import EffectResults, WeightedEffect
+from .effects import EffectResults, ImputedEffect, WeightedEffect
 from .weights import (
     CBIPM,
     CBPS,
@@ -38,6 +38,7 @@ __all__ = [
     "EnergyBalance",
     "EntropyBalance",
     "ExtremeWeightsWarning",
+    "ImputedEffect",
     "InverseProbabilityTilting",
     "MParts",
     "PropensityWeights",
