@@ -1,4 +1,4 @@
-"""The script that wrote vignettes/08-missing-covariates.ipynb (run from the repository root; outputs are not stored,
+"""The script that wrote vignettes/10-missing-covariates.ipynb (run from the repository root; outputs are not stored,
 as for the other vignettes, which tests/test_vignettes.py executes). Edit the cells here and re-run it, or edit the
 notebook and delete this script."""
 
@@ -158,4 +158,4 @@ References: Rubin (1987), *Multiple Imputation for Nonresponse in Surveys*; Barn
 
 
 if __name__ == "__main__":
-    write_notebook(CELLS, "vignettes/08-missing-covariates.ipynb")
+    write_notebook(CELLS, "vignettes/10-missing-covariates.ipynb")
