@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from balance import EnergyBalance, EntropyBalance, StableWeights
+from balance import EnergyBalance, EntropyBalance, ExtremeWeightsWarning, StableWeights
 from balance.effects._outcome import OutcomeEquations
 from balance.effects._sandwich import stacked_cov
 
@@ -163,3 +163,80 @@ def test_ebal_infeasible_is_reported(rng):
     X = np.column_stack([X, (a > a.mean()).astype(float)])
     with pytest.raises(ValueError, match=r"infeasible.*'treatment:x3'.*StableWeights\(tols=...\)"):
         EntropyBalance("ATE").fit(X, a)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stable balancing weights (optweight)
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("solver", ["clarabel", "osqp"])
+def test_stable_matches_weightit(lalonde, problem, solver):
+    X, a = problem
+    sw = StableWeights("ATE", min_weight=1e-8, solver=solver).fit(X, a)
+    ref = _oracle_weights(lalonde, "optweight")
+    # both answers are polished KKT points of the same strictly convex QP (observed 7e-13 relative); 1e-9 leaves
+    # room for the KKT tolerance (1e-9) of the polish
+    assert_allclose(sw.weights_, ref, rtol=1e-9, atol=1e-12)
+    assert sw.converged_ and sw.polished_ and sw.n_clamped_ >= 0
+    summary = _oracle_table("weight_summary.csv").set_index("case").loc["optweight"]
+    assert_allclose(_ess(sw.weights_.to_numpy()), summary["ess_weighted"], rtol=1e-9)
+    assert_allclose(sw.weights_.sum(), 614.0, rtol=1e-12)
+    eq = _wls_equations(lalonde["re78"].to_numpy(), a.to_numpy(), sw.weights_.to_numpy())
+    assert_allclose(eq.params[1], _slope_ref("optweight", "HC0")["estimate"], rtol=1e-8)
+    assert_allclose(np.sqrt(stacked_cov(eq)[0][1, 1]), _slope_ref("optweight", "HC0")["se"], rtol=1e-8)
+
+
+def test_stable_defining_identities(rng):
+    X, a = _simulate(rng)
+    sw = rng.uniform(0.5, 2, len(a))
+    fit = StableWeights("ATE").fit(X, a, sample_weight=sw)
+    w, u = fit.weights_, sw / sw.sum()
+    assert_allclose(w @ X / w.sum(), u @ X, atol=1e-9)
+    assert_allclose(w @ a / w.sum(), u @ a, atol=1e-9)
+    assert_allclose(_weighted_cov(w, a, X), 0, atol=1e-9)
+    assert_allclose(fit.smd_, 0, atol=1e-9)
+    assert_allclose(w.sum(), sw.sum(), rtol=1e-12)
+
+
+def test_stable_tolerances_are_correlations(rng):
+    """With tols the correlations (optweight's rows, recomputed here from the weights) stay within tols, the
+    binding ones at it, and the weights are closer to uniform than with exact balance."""
+    X, a = _simulate(rng)
+    exact = StableWeights("ATE").fit(X, a)
+    fit = StableWeights("ATE", tols=0.05).fit(X, a)
+    w = fit.weights_ / fit.weights_.mean()
+    z = (X - X.mean(axis=0)) / X.std(axis=0, ddof=1)
+    at = (a - a.mean()) / a.std(ddof=1)
+    corr = (w * at) @ z / len(a) / (1 - 1 / len(a))
+    assert_allclose(fit.smd_, corr, atol=1e-12)
+    assert np.all(np.abs(corr) <= 0.05 + 1e-9) and np.isclose(np.abs(corr).max(), 0.05, atol=1e-9)
+    assert_allclose(w @ a / w.sum(), a.mean(), atol=1e-9)  # means stay exact
+    assert np.var(w) < np.var(exact.weights_)
+
+
+def test_stable_scale_invariance(problem):
+    X, a = problem
+    w = StableWeights("ATE").fit(X, a).weights_
+    assert_allclose(StableWeights("ATE").fit(X, a * 1e8).weights_, w, rtol=1e-9, atol=1e-12)
+
+
+def test_stable_infeasible_is_reported_with_the_smallest_tolerance(rng):
+    from balance.weights import smallest_feasible_tols
+
+    X, a = _simulate(rng, n=200)
+    X = np.column_stack([X, (a > a.mean()).astype(float)])  # (A − Ā)(x − x̄) > 0 for every unit
+    with pytest.raises(ValueError, match=r"infeasible.*correlation zero.*smallest feasible common tolerance is "
+                                         r"\S+ correlation units"):
+        StableWeights("ATE").fit(X, a)
+    t = smallest_feasible_tols(X, a, estimand="ATE")
+    assert 0 < t < 1
+    with pytest.warns(ExtremeWeightsWarning, match="extreme weights of all"):  # at the edge of feasibility
+        fit = StableWeights("ATE", tols=1.01 * t).fit(X, a)
+    assert np.abs(fit.smd_).max() <= 1.01 * t + 1e-9
+    with pytest.raises(ValueError, match="infeasible"):
+        StableWeights("ATE", tols=0.9 * t).fit(X, a)
+
+
+def test_stable_refuses_other_estimands(problem):
+    X, a = problem
+    with pytest.raises(ValueError, match="estimand='ATT' is not supported by StableWeights for a continuous"):
+        StableWeights("ATT").fit(X, a)
