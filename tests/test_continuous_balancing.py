@@ -146,10 +146,15 @@ def test_ebal_m_parts_are_consistent(rng, fixed_targets):
     check_m_parts(parts, eb.weights_)
 
 
+@pytest.mark.parametrize("cls", [EntropyBalance, StableWeights, EnergyBalance])
+def test_estimand_other_than_ate_is_refused(problem, cls):
+    X, a = problem
+    with pytest.raises(ValueError, match=f"estimand='ATT' is not supported by {cls.__name__} for a continuous"):
+        cls("ATT").fit(X, a)
+
+
 def test_ebal_refusals(problem):
     X, a = problem
-    with pytest.raises(ValueError, match="estimand='ATT' is not supported by EntropyBalance for a continuous"):
-        EntropyBalance("ATT").fit(X, a)
     with pytest.raises(ValueError, match="tols > 0.*not available for a continuous treatment"):
         EntropyBalance("ATE", tols=0.1).fit(X, a)
     with pytest.raises(ValueError, match="distinct value"):
@@ -236,7 +241,90 @@ def test_stable_infeasible_is_reported_with_the_smallest_tolerance(rng):
         StableWeights("ATE", tols=0.9 * t).fit(X, a)
 
 
-def test_stable_refuses_other_estimands(problem):
+# ---------------------------------------------------------------------------------------------------------------
+# energy balancing (distance covariance)
+# ---------------------------------------------------------------------------------------------------------------
+def _dcov_objective(X, a, w):
+    """WeightIt 1.5.1's continuous energy objective, written from its definition (Huling, Greifer & Chen 2023)
+    with dense matrices: the weighted distance covariance of the scaled covariates and treatment (distance matrices
+    double-centred at the sample) plus the dimension-adjusted energy distances of the weighted treatment and
+    covariate distributions from the sample's; no penalty. ``w`` has mean 1."""
+    from scipy.spatial.distance import cdist
+
+    Z = _design(X)
+    Z = Z[:, Z.std(axis=0) > 0]
+    Z = (Z - Z.mean(axis=0)) / Z.std(axis=0, ddof=1)
+    DX = cdist(Z, Z)
+    at = np.asarray(a, dtype=float) / np.std(a, ddof=1)
+    DA = np.abs(at[:, None] - at[None, :])
+    n = len(at)
+    x, u = np.asarray(w) / n, np.full(n, 1.0 / n)
+
+    def centred(D):
+        return D - D.mean(axis=0)[None, :] - D.mean(axis=1)[:, None] + D.mean()
+
+    def energy(D):
+        return 2 * u @ D @ x - x @ D @ x - u @ D @ u
+
+    ca = 1 / (1 + np.sqrt(Z.shape[1]))
+    return x @ (centred(DX) * centred(DA)) @ x + ca * energy(DA) + (1 - ca) * energy(DX)
+
+
+def test_energy_matches_weightit(lalonde, problem):
     X, a = problem
-    with pytest.raises(ValueError, match="estimand='ATT' is not supported by StableWeights for a continuous"):
-        StableWeights("ATT").fit(X, a)
+    en = EnergyBalance("ATE", min_weight=1e-8).fit(X, a)
+    ref = _oracle_weights(lalonde, "energy")
+    # OSQP with WeightIt's continuous settings (eps_abs = eps_rel = 1e-8, polish): the README's claim is agreement to
+    # the solver's tolerance, about 1e-6 on weights of mean 1 (observed 7e-10)
+    assert_allclose(en.weights_, ref, atol=1e-6)
+    assert en.solver_ == "osqp" and en.converged_ and en.status_ == "solved"
+    summary = _oracle_table("weight_summary.csv").set_index("case").loc["energy"]
+    assert_allclose(_ess(en.weights_.to_numpy()), summary["ess_weighted"], rtol=1e-6)
+    eq = _wls_equations(lalonde["re78"].to_numpy(), a.to_numpy(), en.weights_.to_numpy())
+    assert_allclose(eq.params[1], _slope_ref("energy", "HC0")["estimate"], rtol=1e-6)
+    assert_allclose(np.sqrt(stacked_cov(eq)[0][1, 1]), _slope_ref("energy", "HC0")["se"], rtol=1e-6)
+    # the objective reported is the definition's, at our weights and at equal weights (exact algebra: 1e-10)
+    assert_allclose(en.energy_distance_, _dcov_objective(X, a, en.weights_), rtol=1e-10)
+    assert_allclose(en.initial_energy_distance_, _dcov_objective(X, a, np.ones(len(a))), rtol=1e-10)
+    assert en.energy_distance_ < 0.1 * en.initial_energy_distance_
+    # WeightIt's weights are no better: ours are its minimiser to the solver's tolerance
+    assert en.energy_distance_ <= _dcov_objective(X, a, ref) * (1 + 1e-6)
+
+
+def test_energy_apg_is_matrix_free_and_reaches_the_minimum(rng):
+    """The APG solver, from the stored float32 matrix or recomputing it each product (memory_limit=0), reaches the
+    objective of the exact OSQP solution to its stopping tolerance."""
+    X, a = _simulate(rng, n=500)
+    exact = EnergyBalance("ATE").fit(X, a)
+    assert exact.solver_ == "osqp" and exact.converged_
+    stored = EnergyBalance("ATE", solver="apg", tol=1e-6).fit(X, a)
+    recomputed = EnergyBalance("ATE", solver="apg", tol=1e-6, memory_limit=0).fit(X, a)
+    for fit in (stored, recomputed):
+        assert fit.solver_ == "apg" and fit.converged_
+        # the penalised objectives (penalty 1e-4 adds ~2e-7 here) agree to 1e-3 relative at tol 1e-6
+        assert fit.energy_distance_ == pytest.approx(exact.energy_distance_, rel=1e-3)
+        assert fit.duality_gap_ < 0.5 * fit.energy_distance_
+    assert_allclose(recomputed.weights_, stored.weights_, atol=1e-3)  # float32 storage only perturbs the path
+
+
+def test_energy_scale_invariance_and_sample_weights(problem, rng):
+    X, a = problem
+    w = EnergyBalance("ATE").fit(X, a).weights_
+    # treatment times 1e8: the same problem up to rounding, solved by OSQP to its tolerance
+    assert_allclose(EnergyBalance("ATE").fit(X, a * 1e8).weights_, w, atol=1e-5)
+    # integer sampling weights act as repeated rows, up to the covariates' and the treatment's SDs, whose n − 1
+    # counts rows differently (a 0.3 % change of scale here, which moves the objective by about as much)
+    Xs, at = _simulate(rng, n=120)
+    k = rng.integers(1, 3, len(at))
+    rep = np.repeat(np.arange(len(at)), k)
+    weighted = EnergyBalance("ATE", penalty=0.0, solver="apg", tol=1e-9, max_iter=20000).fit(Xs, at, sample_weight=k)
+    repeated = EnergyBalance("ATE", penalty=0.0, solver="apg", tol=1e-9, max_iter=20000).fit(Xs[rep], at[rep])
+    assert weighted.energy_distance_ == pytest.approx(repeated.energy_distance_, rel=1e-2)
+    agg = np.bincount(rep, weights=repeated.weights_)
+    assert_allclose(weighted.weights_, agg, atol=0.05 * agg.max())
+
+
+def test_energy_refusals(problem):
+    X, a = problem
+    with pytest.raises(ValueError, match="parts are not available for a continuous treatment"):
+        EnergyBalance("ATE", partition_size=100).fit(X, a)
