@@ -328,3 +328,47 @@ def test_energy_refusals(problem):
     X, a = problem
     with pytest.raises(ValueError, match="parts are not available for a continuous treatment"):
         EnergyBalance("ATE", partition_size=100).fit(X, a)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reporting: convergence, solver status, extreme weights
+# ---------------------------------------------------------------------------------------------------------------
+def test_non_convergence_is_reported(rng):
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, a = _simulate(rng, n=300)
+    with pytest.warns(ConvergenceWarning, match="EntropyBalance did not converge in 1 iterations"):
+        eb = EntropyBalance("ATE", max_iter=1).fit(X, a)
+    assert not eb.converged_ and eb.imbalance_ > 1e-8
+    with pytest.warns(ConvergenceWarning, match="the apg solver stopped with status 'max_iter' after 2 iterations"):
+        en = EnergyBalance("ATE", solver="apg", max_iter=2).fit(X, a)
+    assert not en.converged_ and en.status_ == "max_iter"
+    with pytest.warns(ConvergenceWarning, match="osqp solver stopped .* correlation units on"):
+        sw = StableWeights("ATE", solver="osqp", max_iter=20, norm="l1").fit(X, a)
+    assert not sw.converged_ and sw.solver_status_ == "maximum iterations reached"
+
+
+def test_extreme_weights_are_reported():
+    """A treatment almost determined by a covariate: near the edge of feasibility a few units carry the weight,
+    and both the stalled solve and the shared extreme-weights check (the whole sample, a continuous treatment's one
+    group) say so."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(20261123)
+    X = rng.normal(size=(300, 3))
+    a = X[:, 0] + 0.03 * rng.normal(size=300)
+    with pytest.warns(ExtremeWeightsWarning, match="EntropyBalance: extreme weights of all"), \
+            pytest.warns(ConvergenceWarning, match=r"did not converge.*StableWeights\(tols=...\) for approximate"):
+        eb = EntropyBalance("ATE").fit(X, a)
+    assert not eb.converged_ and eb.ess_["all"] < 10
+
+
+@pytest.mark.parametrize("norm", ["l1", "linf"])
+def test_stable_other_norms_keep_the_identities(rng, norm):
+    X, a = _simulate(rng)
+    fit = StableWeights("ATE", norm=norm).fit(X, a)
+    w = fit.weights_
+    assert fit.converged_
+    assert_allclose(w @ a / w.sum(), a.mean(), atol=1e-8)
+    assert_allclose(w @ X / w.sum(), X.mean(axis=0), atol=1e-8)
+    assert_allclose(_weighted_cov(w, a, X), 0, atol=1e-8)

@@ -261,7 +261,7 @@ class EntropyBalance(BaseWeighter):
         check_target_inside(lo, hi, mean, self.constraints_, 0.0, "EntropyBalance", _INFEASIBLE_FIX_CONTINUOUS)
         fit = solve_tilt(C, rows, base, 1.0, total * np.r_[1.0, mean], total, mean, stats.sd(0),
                          names=self.constraints_, tol=self.tol, max_iter=self.max_iter)
-        store_fits(self, [fit], "EntropyBalance")
+        store_fits(self, [fit], "EntropyBalance", approximate="StableWeights(tols=...)")
         weights = np.zeros(len(a))
         weights[rows] = base[rows] * np.exp(fit.coef[0] + (C @ fit.coef[1:])[rows])
         return self._set_weights(weights, data)

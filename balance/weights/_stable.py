@@ -369,6 +369,10 @@ class _Problem:
         free_groups = self.data.a[self.free]
         return [g for g in self.groups if not np.any(w[free_groups == g] > 0)]
 
+    def _free_codes(self):
+        """Position in ``groups`` of each free unit's group."""
+        return np.searchsorted(self.groups, self.data.a[self.free])
+
     def _fixed_rows(self, bound):
         """Rows :meth:`smallest_tols` never relaxes (the sums of the weights): NaN bounds, at value 1."""
         return np.isnan(bound)
@@ -406,8 +410,7 @@ class _Problem:
             link = sp.identity(m, format="csr")
             q = np.concatenate([np.zeros(m), share])
         else:
-            groups = self.data.a[self.free]
-            link = sp.csr_matrix((np.ones(m), (np.arange(m), np.searchsorted(self.groups, groups))),
+            link = sp.csr_matrix((np.ones(m), (np.arange(m), self._free_codes())),
                                  shape=(m, len(self.groups)))
             q = np.concatenate([np.zeros(m), np.ones(len(self.groups))])
         n_aux = link.shape[1]
@@ -506,6 +509,9 @@ class _ContinuousProblem(_Problem):
 
     def empty_groups(self, w):
         return [] if np.any(w > 0) else [0]
+
+    def _free_codes(self):
+        return np.zeros(self.n_free, dtype=np.int64)
 
     def group_name(self, g):
         return "sample"
