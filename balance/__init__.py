@@ -3,10 +3,11 @@
 Weighting estimators learn one weight per unit (``fit(X, treatment).weights_``); diagnostics measure the balance
 they achieve; :class:`WeightedEffect` estimates effects with standard errors that account for estimating the
 weights. Submodules: :mod:`balance.datasets` (bundled data and simulation designs), :mod:`balance.hte`
-(heterogeneous effects) and :mod:`balance.plot` (matplotlib, imported on demand).
+(heterogeneous effects), :mod:`balance.msm` (treatments over time: marginal structural models) and
+:mod:`balance.plot` (matplotlib, imported on demand).
 """
 
-from . import datasets, hte
+from . import datasets, hte, msm
 from ._base import BaseWeighter, MParts
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .diagnostics._weights import ExtremeWeightsWarning
@@ -19,6 +20,7 @@ from .weights import (
     InverseProbabilityTilting,
     PropensityWeights,
     StableWeights,
+    SubgroupWeights,
     UniformTransformer,
     UniformTransformerWeights,
     smallest_feasible_tols,
@@ -40,6 +42,7 @@ __all__ = [
     "MParts",
     "PropensityWeights",
     "StableWeights",
+    "SubgroupWeights",
     "UniformTransformer",
     "UniformTransformerWeights",
     "WeightSummary",
@@ -48,6 +51,7 @@ __all__ = [
     "datasets",
     "effective_sample_size",
     "hte",
+    "msm",
     "smallest_feasible_tols",
     "trim_weights",
     "weight_summary",

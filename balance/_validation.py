@@ -14,6 +14,11 @@ import scipy.sparse as sp
 
 from ._treatment import ESTIMANDS, Treatment, as_1d, check_treatment  # noqa: F401 (re-exported)
 
+def take_rows(values, rows):
+    """Rows of a DataFrame, Series or array-like by position (pandas objects keep their index)."""
+    return values.iloc[rows] if isinstance(values, (pd.DataFrame, pd.Series)) else np.asarray(values)[rows]
+
+
 def check_estimand(estimand, supported=ESTIMANDS):
     """Return ``estimand`` upper-cased, or raise a ValueError that lists the supported ones."""
     if not isinstance(estimand, str) or estimand.upper() not in supported:
@@ -257,7 +262,8 @@ class CovariateDesign:
                     raise ValueError(f"covariate {col!r} has level(s) {sorted(map(str, unknown))} not seen in fit.")
                 for level in levels[1:] if drop_first else levels:
                     # pandas' nullable dtypes compare <NA> to <NA>: a missing value is in no level's dummy
-                    dummy = (s == level).to_numpy(dtype=np.float64, na_value=0.0)
+                    # (fillna first: pyarrow-backed booleans cannot take a float na_value in to_numpy)
+                    dummy = (s == level).fillna(False).to_numpy(dtype=np.float64)
                     blocks.append(dummy if impute else np.where(na, np.nan, dummy))
                     names.append(f"{col}_{level}")
             else:

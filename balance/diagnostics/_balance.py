@@ -278,6 +278,10 @@ def balance_table(
 ):
     """Covariate balance between treatment groups, before and after weighting (cobalt's ``bal.tab``).
 
+    A treatment history (``X`` a list of per-time covariate tables, ``treatment`` a DataFrame with one column per
+    time point, ``weights`` the final weights or a fitted :class:`~balance.msm.MSMWeights`) gets one table per time
+    point and the maximum across time points: see :func:`balance.msm.balance_table_msm`, which this calls.
+
     Parameters
     ----------
     X : DataFrame or array-like of shape (n_samples, n_features)
@@ -439,6 +443,12 @@ def balance_table(
     >>> table["smd_un"].round(3).to_dict()
     {('y vs. x', 'age'): 0.657, ('z vs. x', 'age'): 0.825, ('z vs. y', 'age'): 0.168}
     """
+    if isinstance(X, list) and X and all(isinstance(x, (pd.DataFrame, np.ndarray)) and np.ndim(x) == 2 for x in X):
+        # a treatment history: per-time covariate tables (a list of rows, array-like X, has no 2-d elements)
+        from ..msm import balance_table_msm
+
+        return balance_table_msm(X, treatment, weights, stats=stats, binary=binary, continuous=continuous,
+                                 sample_weight=sample_weight)
     stats = _check_stats(stats)
     _check_choice(binary, ("raw", "std"), "binary")
     _check_choice(continuous, ("raw", "std"), "continuous")

@@ -18,11 +18,14 @@ and the love plot shows the largest imbalance over the pairs of levels, or one c
 - :func:`ps_overlap_plot`: mirrored propensity-score distributions (overlap).
 - :func:`cate_plot`: conditional effects against a covariate, from arrays or a fitted learner.
 - :func:`ipm_history_plot`: the CBIPM training curve.
+- :func:`msm_love_plot`, :func:`msm_weight_plot`: a treatment history's love plot and weights, one panel per time
+  point.
 """
 
 from ._distribution import balance_plot
 from ._effects import cate_plot, ipm_history_plot
 from ._love import love_plot
+from ._msm import msm_love_plot, msm_weight_plot
 from ._weights import ps_overlap_plot, weight_plot
 
-__all__ = ["balance_plot", "cate_plot", "ipm_history_plot", "love_plot", "ps_overlap_plot", "weight_plot"]
+__all__ = ["balance_plot", "cate_plot", "ipm_history_plot", "love_plot", "msm_love_plot", "msm_weight_plot", "ps_overlap_plot", "weight_plot"]
