@@ -113,27 +113,52 @@ def _contrast(mu1, mu0, scale):
 
 
 class _ArmBounds:
-    """One arm's Hájek bounds at any Λ, from four cumulative sums over its units sorted by outcome.
+    """One arm's Hájek bounds at any Λ, from two cumulative sums over its units sorted by outcome.
 
-    With weights c + v/Λ below the threshold j and c + vΛ above it (and the reverse), the sums split into the
-    fixed total of c and the cumulative sums of v and v·y, so that each Λ costs a few passes over the arm:
-    num(j) = Σc y + Σ_{<j} v y / Λ + Λ Σ_{≥j} v y, den(j) likewise without y.
+    With weights c + v/Λ below the threshold j and c + vΛ from j on (the upper bound; the reverse for the lower),
+    the sums split into the fixed totals of c and c·y and the cumulative sums of v and v·y:
+    num(j) = Σ c y + Σ_{<j} v y / Λ + Λ Σ_{≥j} v y, den(j) likewise without y. Moving unit j across the threshold
+    moves the mean towards y_j, so the mean m(j) rises while y_j < m(j) and falls after (y is sorted): the extreme is
+    at the first j with y_j ≥ m(j), found by a binary search over j for all Λ at once (O(log n) per Λ).
     """
 
     def __init__(self, y, c, v):
-        self.c_total, self.cy_total = c.sum(), c @ y
-        self.v_cum = np.concatenate([[0.0], np.cumsum(v)])
-        self.vy_cum = np.concatenate([[0.0], np.cumsum(v * y)])
+        self.y = y
+        # (c * y).sum(), not c @ y: a BLAS dot product spawns threads, 100x slower on a loaded machine
+        self.c_total, self.cy_total = c.sum(), (c * y).sum()
+        self.v_cum, self.vy_cum = np.zeros(len(y) + 1), np.zeros(len(y) + 1)
+        np.cumsum(v, out=self.v_cum[1:])
+        np.cumsum(v * y, out=self.vy_cum[1:])
+
+    def _mean(self, j, below, above):
+        """m(j) with the units below j multiplied by ``below`` and the others by ``above`` (arrays over Λ)."""
+        below_v, below_vy = self.v_cum[j], self.vy_cum[j]
+        above_v, above_vy = self.v_cum[-1] - below_v, self.vy_cum[-1] - below_vy
+        return ((self.cy_total + below_vy * below + above_vy * above)
+                / (self.c_total + below_v * below + above_v * above))
+
+    def _extreme(self, below, above):
+        lo = np.zeros(below.shape, dtype=np.int64)
+        hi = np.full(below.shape, len(self.y), dtype=np.int64)
+        while np.any(lo < hi):
+            mid = (lo + hi) // 2
+            rising = (lo < hi) & (self.y[np.minimum(mid, len(self.y) - 1)] < self._mean(mid, below, above))
+            lo, hi = np.where(rising, mid + 1, lo), np.where(rising | (lo >= hi), hi, mid)
+        return self._mean(lo, below, above)
 
     def __call__(self, lambdas):
-        lam = np.asarray(lambdas, dtype=float)[:, None]
-        below_v, below_vy = self.v_cum, self.vy_cum
-        above_v, above_vy = self.v_cum[-1] - self.v_cum, self.vy_cum[-1] - self.vy_cum
-        high = ((self.cy_total + below_vy / lam + above_vy * lam)
-                / (self.c_total + below_v / lam + above_v * lam)).max(axis=1)
-        low = ((self.cy_total + below_vy * lam + above_vy / lam)
-               / (self.c_total + below_v * lam + above_v / lam)).min(axis=1)
-        return low, high
+        lam = np.asarray(lambdas, dtype=float)
+        return self._extreme(lam, 1 / lam), self._extreme(1 / lam, lam)
+
+
+class _Layout:
+    """Each arm's units sorted by outcome, computed once and shared by every bootstrap replicate."""
+
+    def __init__(self, y, a):
+        order = np.argsort(y, kind="stable")
+        a = np.asarray(a)[order]
+        self.arms = [order[a == k] for k in (0, 1)]
+        self.y = [np.asarray(y, dtype=float)[rows] for rows in self.arms]
 
 
 class EffectBounds:
@@ -147,16 +172,27 @@ class EffectBounds:
     c, v : ndarray of shape (n,)
         Weight parts from :func:`weight_parts`.
     scale : {"difference", "rr", "or"}, default="difference"
-    order : ndarray of shape (n,), default=None
-        ``argsort(y)``, when already known (the bootstrap sorts once and reuses it).
+    layout : _Layout, default=None
+        The arms sorted by outcome, when already known (the bootstrap sorts once and reuses it).
     """
 
-    def __init__(self, y, a, c, v, scale="difference", order=None):
-        order = np.argsort(y, kind="stable") if order is None else order
-        y, a, c, v = np.asarray(y, dtype=float)[order], np.asarray(a)[order], c[order], v[order]
-        self.arms = [_ArmBounds(y[a == k], c[a == k], v[a == k]) for k in (0, 1)]
+    def __init__(self, y, a, c, v, scale="difference", layout=None):
+        layout = _Layout(y, a) if layout is None else layout
+        self.arms = [_ArmBounds(y_arm, c[rows], v[rows]) for y_arm, rows in zip(layout.y, layout.arms)]
         self.scale = scale
         self.null = _NULL[scale]
+
+    @classmethod
+    def resampled(cls, layout, sorted_parts, counts, scale):
+        """The bounds on a resample given by each unit's ``counts``, with ``sorted_parts`` the fitted (c, v) of each
+        arm in the layout's order (one gather of the counts per arm instead of two of the weights)."""
+        self = cls.__new__(cls)
+        self.arms = []
+        for y_arm, rows, (c, v) in zip(layout.y, layout.arms, sorted_parts):
+            k = counts[rows]
+            self.arms.append(_ArmBounds(y_arm, c * k, v * k))
+        self.scale, self.null = scale, _NULL[scale]
+        return self
 
     def __call__(self, lambdas):
         """(low, high) arrays of the effect's bounds, one entry per Λ."""
@@ -230,7 +266,9 @@ class _SensitivityProblem:
     def __init__(self, effect_problem, y, weights, ps, lambdas, scale, refit, crossings):
         self.effect_problem, self.y, self.weights, self.ps = effect_problem, y, weights, ps
         self.lambdas, self.scale, self.refit, self.crossings = lambdas, scale, refit, crossings
-        self.order = np.argsort(y, kind="stable")
+        self.layout = _Layout(y, effect_problem.a)
+        c, v = weight_parts(weights, effect_problem.a, effect_problem.estimand, ps)
+        self.sorted_parts = [(c[rows], v[rows]) for rows in self.layout.arms]
         self.labels = ([f"low{k}" for k in range(len(lambdas))] + [f"high{k}" for k in range(len(lambdas))]
                        + (["cross_low", "cross_high"] if crossings else []))
 
@@ -252,13 +290,15 @@ class _SensitivityProblem:
             final = _final_step(fitted)
             ps = np.asarray(final.ps_, dtype=float) if p.estimand == "ATE" else None
             converged = bool(getattr(final, "converged_", True))
-        else:
-            weights, ps = self.weights[draw], None if self.ps is None else self.ps[draw]
         # a unit drawn several times enters once with its copies' weights summed: the bounds depend on the weights
         # only through their sums at each outcome value, so this is exact, and the sort of y is done once
-        c, v = (np.bincount(draw, weights=part, minlength=self.n_obs) for part in weight_parts(weights, a, p.estimand,
-                                                                                               ps))
-        bounds = EffectBounds(self.y, p.a, c, v, self.scale, order=self.order)
+        if self.refit:
+            c, v = (np.bincount(draw, weights=part, minlength=self.n_obs)
+                    for part in weight_parts(weights, a, p.estimand, ps))
+            bounds = EffectBounds(self.y, p.a, c, v, self.scale, layout=self.layout)
+        else:
+            counts = np.bincount(draw, minlength=self.n_obs).astype(float)
+            bounds = EffectBounds.resampled(self.layout, self.sorted_parts, counts, self.scale)
         low, high = bounds(self.lambdas)
         values = [low, high] + ([[bounds.crossing(0), bounds.crossing(1)]] if self.crossings else [])
         return np.concatenate(values), converged

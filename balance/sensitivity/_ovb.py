@@ -165,9 +165,10 @@ class OmittedVariableBias:
         est = np.sign(self.estimate) * (abs(self.estimate) - bias(self.std_err, self.dof, r2dz_x, r2yz_dx))
         se = adjusted_se(self.std_err, self.dof, r2dz_x, r2yz_dx)
         crit = stats.t.ppf(1 - self.alpha / 2, self.dof - 1)
-        return pd.DataFrame({"adjusted_estimate": est.ravel(), "adjusted_se": se.ravel(),
-                             "adjusted_t": (est / se).ravel(), "adjusted_lower": (est - crit * se).ravel(),
-                             "adjusted_upper": (est + crit * se).ravel()})
+        with np.errstate(divide="ignore", invalid="ignore"):  # a confounder explaining all of y: se 0, t ±inf
+            return pd.DataFrame({"adjusted_estimate": est.ravel(), "adjusted_se": se.ravel(),
+                                 "adjusted_t": (est / se).ravel(), "adjusted_lower": (est - crit * se).ravel(),
+                                 "adjusted_upper": (est + crit * se).ravel()})
 
     def summary(self):
         """The headline numbers as a Series (sensemakr's minimal reporting)."""
