@@ -292,7 +292,7 @@ def test_ovb_weighted_regression_equals_statsmodels_and_the_effect(lalonde):
     sm = pytest.importorskip("statsmodels.api")
     fit = WeightedEffect(PropensityWeights(estimand="ATT"), outcome_model="additive").fit(
         lalonde.X, lalonde.treatment, lalonde.y)
-    res = fit.ovb(["married", "age"], kd=[1, 2])
+    res = fit.ovb(["married", "age"], kd=[1, 2], benchmark_treatment="weighted")  # sensemakr's convention
     # the regression coefficient is the g-computation effect of the additive model (no interactions)
     assert res.estimate == pytest.approx(fit.estimate_, rel=1e-8)
     X = pd.get_dummies(lalonde.X, columns=["race"], drop_first=True, dtype=float)
@@ -309,6 +309,13 @@ def test_ovb_weighted_regression_equals_statsmodels_and_the_effect(lalonde):
     r2dz, r2yz = benchmark_bounds(r2d, r2y, kd=[1, 2])
     np.testing.assert_allclose(res.bounds.loc[["1x married", "2x married"], "r2dz_x"], r2dz, rtol=1e-8)
     np.testing.assert_allclose(res.bounds.loc[["1x married", "2x married"], "r2yz_dx"], r2yz, rtol=1e-8)
+    # the default measures the benchmark's association with the treatment before weighting (unweighted OLS)
+    default = fit.ovb("married", kd=[1, 2])
+    unweighted = sm.OLS(d, sm.add_constant(X.to_numpy())).fit()
+    r2d = partial_r2(unweighted.tvalues[1 + j], unweighted.df_resid)
+    np.testing.assert_allclose(default.bounds[["r2dz_x", "r2yz_dx"]].to_numpy().T,
+                               benchmark_bounds(r2d, r2y, kd=[1, 2]), rtol=1e-8)
+    assert default.bounds["r2dz_x"].iloc[0] > 10 * res.bounds["r2dz_x"].iloc[0]  # the weights balanced married
 
 
 def test_ovb_factor_benchmark_is_the_group_partial_r2():

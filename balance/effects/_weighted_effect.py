@@ -503,15 +503,17 @@ class WeightedEffect(BaseEstimator):
         return breakdown(self, alpha=alpha, ci=ci, n_bootstrap=n_bootstrap, random_state=random_state,
                          n_jobs=n_jobs, refit=refit)
 
-    def ovb(self, benchmark_covariates=None, *, kd=1.0, ky=None, q=1.0, alpha=0.05):
+    def ovb(self, benchmark_covariates=None, *, kd=1.0, ky=None, q=1.0, alpha=0.05, benchmark_treatment="unweighted"):
         """Omitted-variable bias of the weighted outcome regression (Cinelli & Hazlett 2020), for
         ``outcome_model="additive"`` with a numeric outcome and a binary treatment.
 
         Uses the regression's classical standard error (as sensemakr does), not this effect's ``se_``. Benchmarks
         name covariates (a DataFrame column, a factor as a whole, or one dummy such as ``"race_white"``).
-        Caution: the regression is weighted, and weights that balance a covariate remove most of its association
-        with the treatment, so "k times as strong as X_j" then refers to that weighted (small) association.
-        See :func:`balance.sensitivity.ovb_sensitivity`.
+        ``benchmark_treatment="unweighted"`` (default) measures a benchmark's association with the treatment before
+        weighting: the weights balance the observed covariates, which removes their association with the
+        treatment in the weighted regression (sensemakr's convention, ``"weighted"``, then gives benchmarks of
+        almost no strength), whereas an unobserved confounder keeps its association. The outcome side is measured
+        in the weighted regression either way. See :func:`balance.sensitivity.ovb_sensitivity`.
 
         Returns
         -------
@@ -519,7 +521,8 @@ class WeightedEffect(BaseEstimator):
         """
         from ..sensitivity._ovb import effect_ovb
 
-        return effect_ovb(self, benchmark_covariates, kd=kd, ky=ky, q=q, alpha=alpha)
+        return effect_ovb(self, benchmark_covariates, kd=kd, ky=ky, q=q, alpha=alpha,
+                          benchmark_treatment=benchmark_treatment)
 
 
 def _outcome_unit(y):

@@ -188,7 +188,7 @@ def _benchmark_columns(name, names, groups):
 
 
 def ovb_sensitivity(y, treatment, covariates, names=None, *, weights=None, benchmark_covariates=None, kd=1.0,
-                    ky=None, q=1.0, alpha=0.05, groups=None):
+                    ky=None, q=1.0, alpha=0.05, groups=None, treatment_weights=None):
     """Omitted-variable-bias sensitivity of the weighted regression y ~ 1 + treatment + covariates.
 
     Parameters
@@ -211,6 +211,11 @@ def ovb_sensitivity(y, treatment, covariates, names=None, *, weights=None, bench
     alpha : float, default=0.05
     groups : dict of str to list of int, default=None
         Named groups of design columns (a factor's dummies), benchmarked together (group partial R²).
+    treatment_weights : array-like of shape (n,), default=None
+        Weights of the treatment regression that measures a benchmark's association with the treatment; None: the
+        outcome regression's ``weights`` (sensemakr's convention). Pass ones to measure it before weighting: weights
+        that balance the covariates remove their association with the treatment, so a benchmark measured after
+        weighting says little about a confounder the weights did not balance.
 
     Returns
     -------
@@ -237,8 +242,11 @@ def ovb_sensitivity(y, treatment, covariates, names=None, *, weights=None, bench
         raise ValueError("y, treatment, weights and covariates (and names) must have matching lengths.")
     if not (isinstance(q, numbers.Real) and q > 0) or not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
         raise ValueError(f"q={q!r} must be positive and alpha={alpha!r} in (0, 1).")
+    wd = w if treatment_weights is None else np.asarray(treatment_weights, dtype=float)
+    if len(wd) != len(w):
+        raise ValueError("treatment_weights must have one entry per unit.")
     keep = w > 0
-    y, d, w, matrix = y[keep], d[keep], w[keep], matrix[keep]
+    y, d, w, wd, matrix = y[keep], d[keep], w[keep], wd[keep], matrix[keep]
     outcome_design = np.column_stack([np.ones(len(y)), d, matrix])
     dof = len(y) - outcome_design.shape[1]
     if dof < 2 or np.linalg.matrix_rank(outcome_design * np.sqrt(w)[:, None]) < outcome_design.shape[1]:
@@ -252,12 +260,12 @@ def ovb_sensitivity(y, treatment, covariates, names=None, *, weights=None, bench
     bench = [benchmark_covariates] if isinstance(benchmark_covariates, str) else list(benchmark_covariates or [])
     rows = []
     treatment_design = np.column_stack([np.ones(len(y)), matrix])
-    _, rss_d = _wls(treatment_design, d, w)
+    _, rss_d = _wls(treatment_design, d, wd)
     for name in bench:
         cols = _benchmark_columns(name, names, groups or {})
         # group partial R² = (RSS without the columns − RSS with them) / RSS without them, in both regressions
         _, rss_y_reduced = _wls(np.delete(outcome_design, [2 + j for j in cols], axis=1), y, w)
-        _, rss_d_reduced = _wls(np.delete(treatment_design, [1 + j for j in cols], axis=1), d, w)
+        _, rss_d_reduced = _wls(np.delete(treatment_design, [1 + j for j in cols], axis=1), d, wd)
         r2yxj_dx = (rss_y_reduced - rss) / rss_y_reduced
         r2dxj_x = (rss_d_reduced - rss_d) / rss_d_reduced
         r2dz, r2yz = benchmark_bounds(r2dxj_x, r2yxj_dx, kd, ky)
@@ -275,7 +283,8 @@ def ovb_sensitivity(y, treatment, covariates, names=None, *, weights=None, bench
     return result
 
 
-def effect_ovb(effect, benchmark_covariates=None, *, kd=1.0, ky=None, q=1.0, alpha=0.05):
+def effect_ovb(effect, benchmark_covariates=None, *, kd=1.0, ky=None, q=1.0, alpha=0.05,
+               benchmark_treatment="unweighted"):
     """Omitted-variable bias of a fitted WeightedEffect with ``outcome_model="additive"`` (see
     :meth:`balance.WeightedEffect.ovb`)."""
     from sklearn.utils.validation import check_is_fitted
@@ -293,11 +302,18 @@ def effect_ovb(effect, benchmark_covariates=None, *, kd=1.0, ky=None, q=1.0, alp
                          f"{problem.n_levels} treatment levels.")
     if effect.scale != "difference":
         raise ValueError(f"the omitted-variable-bias analysis is on the difference scale; scale={effect.scale!r}.")
+    if benchmark_treatment not in ("unweighted", "weighted"):
+        raise ValueError(f"benchmark_treatment={benchmark_treatment!r}; choose 'unweighted' or 'weighted'.")
     final = _final_step(effect.weighter_)
+    weights = np.asarray(final.weights_, dtype=float)
+    sw = problem.sample_weight
+    # before weighting: the sampling weights only (units the analysis gave zero weight stay out)
+    unweighted = np.where(weights > 0, 1.0 if sw is None else sw, 0.0)
     design = CovariateDesign.from_data(problem.X, missing=getattr(final, "missing", "error"))
     matrix, names = design.transform(problem.X, drop_first=True)
     groups = {col: [names.index(f"{col}_{level}") for level in levels[1:]]
               for col, levels in zip(design.columns, design.categories) if levels is not None and len(levels) > 2}
     return ovb_sensitivity(problem.y * effect._y_unit, problem.a, matrix, names,
-                           weights=np.asarray(final.weights_, dtype=float), benchmark_covariates=benchmark_covariates,
-                           kd=kd, ky=ky, q=q, alpha=alpha, groups=groups)
+                           weights=weights, benchmark_covariates=benchmark_covariates, kd=kd, ky=ky, q=q,
+                           alpha=alpha, groups=groups,
+                           treatment_weights=unweighted if benchmark_treatment == "unweighted" else None)
