@@ -103,12 +103,12 @@ def ovb_contour_plot(result, *, lim=None, n_grid=200, ax=None):
     grid = np.linspace(0, lim, n_grid)
     r2d, r2y = np.meshgrid(grid, grid)
     z = result.adjusted(r2d, r2y)["adjusted_estimate"].to_numpy().reshape(r2d.shape)
-    contours = ax.contour(r2d, r2y, z, levels=10, colors="grey", linewidths=0.8)
+    contours = ax.contour(r2d, r2y, z, levels=10, colors="grey", linewidths=0.8, linestyles="solid")
     ax.clabel(contours, fontsize=8)
     if z.min() < 0 < z.max():
         ax.contour(r2d, r2y, z, levels=[0.0], colors="C3", linestyles="--", linewidths=1.5)
-    ax.plot([0], [0], marker="^", color="black", linestyle="none")
-    ax.annotate(f"unadjusted ({result.estimate:.3g})", (0, 0), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.plot([0], [0], marker="^", color="black", linestyle="none", clip_on=False)
+    ax.set_title(f"adjusted estimate (unadjusted ▲ {result.estimate:.4g}; red dashed: 0)", fontsize=10)
     for label, row in bounds.iterrows():
         ax.plot([row["r2dz_x"]], [row["r2yz_dx"]], marker="D", color="C3", linestyle="none")
         ax.annotate(f"{label} ({row['adjusted_estimate']:.3g})", (row["r2dz_x"], row["r2yz_dx"]),
