@@ -463,7 +463,7 @@ class WeightedEffect(BaseEstimator):
         return effect_evalue(self, rare=rare, sd=sd, alpha=alpha)
 
     def sensitivity(self, lambdas=(1, 1.25, 1.5, 2, 3), *, alpha=0.05, n_bootstrap=None, random_state=None,
-                    n_jobs=None, refit=True):
+                    n_jobs=None, refit=True, method="zsb"):
         """Bounds of the effect under the marginal sensitivity model (Tan 2006; Zhao, Small & Bhattacharya 2019).
 
         For each Λ, the sharp bounds of the Hájek estimate when every unit's true propensity odds may be up to Λ
@@ -480,6 +480,10 @@ class WeightedEffect(BaseEstimator):
         refit : bool, default=True
             Re-estimate the weights in every replicate (as Zhao, Small & Bhattacharya do); False keeps each unit's
             fitted weight (faster, ignores the weights' estimation).
+        method : {"zsb", "quantile"}, default="zsb"
+            "zsb": the bounds of Zhao, Small & Bhattacharya (sorting, O(n log n)). "quantile": Dorn & Guo's (2022)
+            sharper quantile-balancing bounds, where the weights must also keep the fitted weights' totals of the
+            covariates in each arm (linear programmes by scipy's HiGHS, one per arm, side and Λ: much slower).
 
         Returns
         -------
@@ -489,10 +493,10 @@ class WeightedEffect(BaseEstimator):
         from ..sensitivity._msm import sensitivity_table
 
         return sensitivity_table(self, lambdas, alpha=alpha, n_bootstrap=n_bootstrap, random_state=random_state,
-                                 n_jobs=n_jobs, refit=refit)
+                                 n_jobs=n_jobs, refit=refit, method=method)
 
     def breakdown_lambda(self, *, alpha=0.05, ci=True, n_bootstrap=None, random_state=None, n_jobs=None,
-                         refit=True):
+                         refit=True, method="zsb"):
         """The smallest Λ at which the sensitivity interval (``ci=True``; the bounds themselves with ``ci=False``)
         contains the null (0, or 1 for a ratio): how much hidden confounding the conclusion withstands. 1 when the
         interval contains the null already; inf when no Λ up to 1e8 makes it. Exact for the bootstrap replicates
@@ -501,7 +505,7 @@ class WeightedEffect(BaseEstimator):
         from ..sensitivity._msm import breakdown
 
         return breakdown(self, alpha=alpha, ci=ci, n_bootstrap=n_bootstrap, random_state=random_state,
-                         n_jobs=n_jobs, refit=refit)
+                         n_jobs=n_jobs, refit=refit, method=method)
 
     def ovb(self, benchmark_covariates=None, *, kd=1.0, ky=None, q=1.0, alpha=0.05, benchmark_treatment="unweighted"):
         """Omitted-variable bias of the weighted outcome regression (Cinelli & Hazlett 2020), for

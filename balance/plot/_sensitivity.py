@@ -87,7 +87,7 @@ def ovb_contour_plot(result, *, lim=None, n_grid=200, ax=None):
     >>> rng = np.random.default_rng(1)
     >>> x = rng.normal(size=(300, 2)); d = (x[:, 0] + rng.normal(size=300) > 0).astype(float)
     >>> y = d + x @ [1.0, 0.5] + rng.normal(size=300)
-    >>> ax = ovb_contour_plot(ovb_sensitivity(y, d, x, benchmark_covariates="x0", kd=[1, 2]))
+    >>> ax = ovb_contour_plot(ovb_sensitivity(y, d, x, benchmark_covariates="x1", kd=[1, 2]))
     >>> ax.get_xlabel()
     'partial R² of the confounder with the treatment'
     """

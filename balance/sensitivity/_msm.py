@@ -20,6 +20,12 @@ and at the other above it (Zhao, Small & Bhattacharya 2019, Proposition 4): sort
 threshold with cumulative sums gives the sharp bounds in O(n log n). The two arms' weights vary independently, so
 the effect's bounds combine the arms' extremes (the largest treated mean with the smallest control mean, ...).
 
+Dorn & Guo (2022) sharpen these bounds: a true propensity must also satisfy E[A / e(X, U) | X] = 1, which the
+box ignores. With ``method="quantile"`` the weights must keep the fitted weights' totals of an intercept and the
+covariates in each arm; the extremes are then linear programmes (solved by scipy's HiGHS), whose optimum puts each
+unit at the top of its interval above a v-weighted linear quantile regression of y at level Λ/(1 + Λ) and at the
+bottom below it: their quantile-balancing bounds, with the finite-sample balance solved exactly.
+
 A percentile bootstrap (rows resampled, the weights re-estimated in every replicate as Zhao, Small & Bhattacharya
 do) gives the interval [Q_{α/2}(lower bounds), Q_{1−α/2}(upper bounds)]; the quantiles are order statistics
 (numpy's "lower" and "higher" methods), so that the breakdown Λ (the smallest Λ at which the interval contains the
@@ -153,6 +159,54 @@ class _ArmBounds:
         return self._extreme(lam, 1 / lam), self._extreme(1 / lam, lam)
 
 
+class _BalancedArmBounds:
+    """One arm's bounds with Dorn & Guo's (2022) balancing constraints, by linear programming (scipy's HiGHS).
+
+    The true weights must also reproduce the fitted weights' totals of every column of ``phi`` (an intercept and
+    the covariates): Σ w φ = Σ ŵ φ, which a true propensity satisfies in expectation (E[A/e(X, U) | X] = 1 for the
+    treated arm) and the bounds of Zhao, Small & Bhattacharya ignore. With the intercept Σ w = Σ ŵ, so the Hájek
+    mean is linear in w. The optimum puts each unit at the top of its interval above a linear quantile regression
+    of y on φ at level Λ/(1 + Λ) (weighted by v), at the bottom below it: Dorn & Guo's quantile-balancing bound.
+    """
+
+    def __init__(self, y, c, v, phi):
+        keep = (c > 0) | (v > 0)  # units absent from a bootstrap replicate carry no weight
+        self.y, self.c, self.v, phi = y[keep], c[keep], v[keep], phi[keep]
+        self.phi = phi[:, _independent_columns(phi)]
+        self.target = self.phi.T @ (self.c + self.v)
+        self.total = (self.c + self.v).sum()
+
+    def _solve(self, lam, sign):
+        from scipy.optimize import linprog
+
+        bounds = np.column_stack([self.c + self.v / lam, self.c + self.v * lam])
+        res = linprog(-sign * self.y, A_eq=self.phi.T, b_eq=self.target, bounds=bounds, method="highs")
+        if res.status != 0:
+            raise ArithmeticError(f"the quantile-balancing linear programme failed at Λ = {lam:g}: {res.message}")
+        return float(res.x @ self.y / self.total)
+
+    def __call__(self, lambdas):
+        lambdas = np.asarray(lambdas, dtype=float)
+        if not np.any(self.v > 0):  # the estimand leaves this arm's weights alone
+            mean = float((self.c * self.y).sum() / self.c.sum())
+            return np.full(len(lambdas), mean), np.full(len(lambdas), mean)
+        return (np.array([self._solve(lam, -1.0) for lam in lambdas]),
+                np.array([self._solve(lam, 1.0) for lam in lambdas]))
+
+
+def _independent_columns(phi):
+    """Indices of a maximal set of linearly independent columns of ``phi`` (pivoted QR; a covariate constant
+    within an arm, e.g. a dummy, is dependent on the intercept there)."""
+    from scipy.linalg import qr
+
+    if phi.shape[1] == 0:
+        return []
+    _, r, pivots = qr(phi, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int(np.sum(diag > diag[0] * max(phi.shape) * np.finfo(float).eps)) if diag.size and diag[0] > 0 else 0
+    return np.sort(pivots[:rank])
+
+
 class _Layout:
     """Each arm's units sorted by outcome, computed once and shared by every bootstrap replicate."""
 
@@ -176,11 +230,18 @@ class EffectBounds:
     scale : {"difference", "rr", "or"}, default="difference"
     layout : _Layout, default=None
         The arms sorted by outcome, when already known (the bootstrap sorts once and reuses it).
+    phi : ndarray of shape (n, p), default=None
+        An intercept and the covariates: Dorn & Guo's (2022) quantile-balancing bounds (linear programmes), sharper
+        than the default bounds of Zhao, Small & Bhattacharya (2019).
     """
 
-    def __init__(self, y, a, c, v, scale="difference", layout=None):
-        layout = _Layout(y, a) if layout is None else layout
-        self.arms = [_ArmBounds(y_arm, c[rows], v[rows]) for y_arm, rows in zip(layout.y, layout.arms)]
+    def __init__(self, y, a, c, v, scale="difference", layout=None, phi=None):
+        if phi is None:
+            layout = _Layout(y, a) if layout is None else layout
+            self.arms = [_ArmBounds(y_arm, c[rows], v[rows]) for y_arm, rows in zip(layout.y, layout.arms)]
+        else:
+            y, a = np.asarray(y, dtype=float), np.asarray(a)
+            self.arms = [_BalancedArmBounds(y[a == k], c[a == k], v[a == k], phi[a == k]) for k in (0, 1)]
         self.scale = scale
         self.null = _NULL[scale]
 
@@ -217,7 +278,7 @@ class EffectBounds:
         return float(np.exp(brentq(gap, 0.0, top, xtol=1e-12, rtol=4 * np.finfo(float).eps)))
 
 
-def msm_bounds(y, a, weights, lambdas, *, estimand="ATE", ps=None, scale="difference"):
+def msm_bounds(y, a, weights, lambdas, *, estimand="ATE", ps=None, scale="difference", covariates=None):
     """Sharp bounds of the Hájek (weighted difference in means) effect under the marginal sensitivity model.
 
     Parameters
@@ -233,6 +294,9 @@ def msm_bounds(y, a, weights, lambdas, *, estimand="ATE", ps=None, scale="differ
     ps : array-like of shape (n,), default=None
         Fitted probability of treatment; needed for the ATE.
     scale : {"difference", "rr", "or"}, default="difference"
+    covariates : array-like of shape (n, p), default=None
+        Given: Dorn & Guo's (2022) sharper quantile-balancing bounds, the weights also constrained to keep the
+        fitted weights' totals of an intercept and these covariates in each arm (a linear programme per arm and Λ).
 
     Returns
     -------
@@ -255,8 +319,21 @@ def msm_bounds(y, a, weights, lambdas, *, estimand="ATE", ps=None, scale="differ
     if estimand not in ESTIMANDS:
         raise ValueError(f"estimand={estimand!r}: the marginal sensitivity model bounds the {list(ESTIMANDS)}.")
     c, v = weight_parts(weights, a, estimand, ps)
-    low, high = EffectBounds(y, a, c, v, scale)(lambdas)
+    phi = None if covariates is None else _with_intercept(covariates)
+    low, high = EffectBounds(y, a, c, v, scale, phi=phi)(lambdas)
     return pd.DataFrame({"bound_low": low, "bound_high": high}, index=pd.Index(lambdas, name="lambda"))
+
+
+def _with_intercept(covariates):
+    """An intercept and the covariates, centred and scaled (the linear programmes' constraints well conditioned)."""
+    matrix = np.asarray(covariates, dtype=float)
+    matrix = matrix.reshape(len(matrix), -1)
+    scale = matrix.std(axis=0)
+    matrix = (matrix - matrix.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    return np.column_stack([np.ones(len(matrix)), matrix])
+
+
+METHODS = ("zsb", "quantile")
 
 
 # -- the bootstrap on a fitted WeightedEffect -----------------------------------------------------------------------
@@ -265,9 +342,9 @@ class _SensitivityProblem:
     resample rows, re-estimate the weights (``refit``) or keep the fitted ones, and return the bounds at every Λ,
     then (``crossings``) each bound's crossing point."""
 
-    def __init__(self, effect_problem, y, weights, ps, lambdas, scale, refit, crossings):
+    def __init__(self, effect_problem, y, weights, ps, lambdas, scale, refit, crossings, phi=None):
         self.effect_problem, self.y, self.weights, self.ps = effect_problem, y, weights, ps
-        self.lambdas, self.scale, self.refit, self.crossings = lambdas, scale, refit, crossings
+        self.lambdas, self.scale, self.refit, self.crossings, self.phi = lambdas, scale, refit, crossings, phi
         self.layout = _Layout(y, effect_problem.a)
         c, v = weight_parts(weights, effect_problem.a, effect_problem.estimand, ps)
         self.sorted_parts = [(c[rows], v[rows]) for rows in self.layout.arms]
@@ -294,10 +371,12 @@ class _SensitivityProblem:
             converged = bool(getattr(final, "converged_", True))
         # a unit drawn several times enters once with its copies' weights summed: the bounds depend on the weights
         # only through their sums at each outcome value, so this is exact, and the sort of y is done once
-        if self.refit:
+        if self.refit or self.phi is not None:
+            if not self.refit:
+                weights, ps = self.weights[draw], None if self.ps is None else self.ps[draw]
             c, v = (np.bincount(draw, weights=part, minlength=self.n_obs)
                     for part in weight_parts(weights, a, p.estimand, ps))
-            bounds = EffectBounds(self.y, p.a, c, v, self.scale, layout=self.layout)
+            bounds = EffectBounds(self.y, p.a, c, v, self.scale, layout=self.layout, phi=self.phi)
         else:
             counts = np.bincount(draw, minlength=self.n_obs).astype(float)
             bounds = EffectBounds.resampled(self.layout, self.sorted_parts, counts, self.scale)
@@ -336,7 +415,28 @@ def _check_alpha(alpha):
         raise ValueError(f"alpha={alpha!r} must be in (0, 1).")
 
 
-def _run(effect, lambdas, alpha, n_bootstrap, random_state, n_jobs, refit, crossings):
+def _effect_phi(effect, method):
+    """The quantile-balancing constraints' matrix of a fitted effect (None for the default bounds)."""
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; choose 'zsb' (Zhao, Small & Bhattacharya 2019) or 'quantile' (Dorn & "
+                         "Guo 2022).")
+    if method == "zsb":
+        return None
+    return _with_intercept(effect_design(effect)[0])
+
+
+def effect_design(effect):
+    """(matrix, names, design) of the covariates of a fitted WeightedEffect, coded as its weighter codes them."""
+    from .._validation import CovariateDesign
+    from ..effects._weighted_effect import _final_step
+
+    problem = effect._problem
+    design = CovariateDesign.from_data(problem.X, missing=getattr(_final_step(effect.weighter_), "missing", "error"))
+    matrix, names = design.transform(problem.X, drop_first=True)
+    return matrix, names, design
+
+
+def _run(effect, lambdas, alpha, n_bootstrap, random_state, n_jobs, refit, crossings, method="zsb"):
     """Point bounds and bootstrap replicates for a fitted effect."""
     from ..effects._bootstrap import run_bootstrap
 
@@ -346,8 +446,10 @@ def _run(effect, lambdas, alpha, n_bootstrap, random_state, n_jobs, refit, cross
     n_bootstrap = effect.n_bootstrap if n_bootstrap is None else n_bootstrap
     if not (isinstance(n_bootstrap, numbers.Integral) and n_bootstrap >= 2):
         raise ValueError(f"n_bootstrap={n_bootstrap!r} must be an integer >= 2.")
-    bounds = EffectBounds(y, problem.a, *weight_parts(weights, problem.a, problem.estimand, ps), effect.scale)
-    boot = _SensitivityProblem(problem, y, weights, ps, lambdas, effect.scale, refit, crossings)
+    phi = _effect_phi(effect, method)
+    bounds = EffectBounds(y, problem.a, *weight_parts(weights, problem.a, problem.estimand, ps), effect.scale,
+                          phi=phi)
+    boot = _SensitivityProblem(problem, y, weights, ps, lambdas, effect.scale, refit, crossings, phi)
     # one BLAS thread: the replicates' products are small, and BLAS threads contending for a busy machine's cores
     # doubled the time of a refit
     with blas_controller().limit(limits=1, user_api="blas"):
@@ -360,10 +462,11 @@ def _run(effect, lambdas, alpha, n_bootstrap, random_state, n_jobs, refit, cross
 
 
 def sensitivity_table(effect, lambdas=(1, 1.25, 1.5, 2, 3), *, alpha=0.05, n_bootstrap=None, random_state=None,
-                      n_jobs=None, refit=True):
+                      n_jobs=None, refit=True, method="zsb"):
     """Bounds and percentile-bootstrap interval of a fitted WeightedEffect at each Λ (see
     :meth:`balance.WeightedEffect.sensitivity`)."""
-    lambdas, bounds, draws, counts = _run(effect, lambdas, alpha, n_bootstrap, random_state, n_jobs, refit, False)
+    lambdas, bounds, draws, counts = _run(effect, lambdas, alpha, n_bootstrap, random_state, n_jobs, refit, False,
+                                          method)
     m = len(lambdas)
     low, high = bounds(lambdas)
     table = pd.DataFrame({
@@ -372,19 +475,21 @@ def sensitivity_table(effect, lambdas=(1, 1.25, 1.5, 2, 3), *, alpha=0.05, n_boo
         "ci_high": np.quantile(draws[:, m:2 * m], 1 - alpha / 2, axis=0, method="higher"),
     }, index=pd.Index(lambdas, name="lambda"))
     table.attrs.update(alpha=alpha, n_bootstrap=len(draws) + counts["failed"], n_failed=counts["failed"],
-                       refit=refit, null=bounds.null, estimand=effect._problem.estimand)
+                       refit=refit, null=bounds.null, estimand=effect._problem.estimand, method=method)
     return table
 
 
-def breakdown(effect, *, alpha=0.05, ci=True, n_bootstrap=None, random_state=None, n_jobs=None, refit=True):
+def breakdown(effect, *, alpha=0.05, ci=True, n_bootstrap=None, random_state=None, n_jobs=None, refit=True,
+              method="zsb"):
     """The smallest Λ at which the interval (``ci=True``) or the bounds (``ci=False``) reach the null (see
     :meth:`balance.WeightedEffect.breakdown_lambda`)."""
     if not ci:
         _check_alpha(alpha)
         problem, y, weights, ps = _effect_inputs(effect)
-        bounds = EffectBounds(y, problem.a, *weight_parts(weights, problem.a, problem.estimand, ps), effect.scale)
+        bounds = EffectBounds(y, problem.a, *weight_parts(weights, problem.a, problem.estimand, ps), effect.scale,
+                              phi=_effect_phi(effect, method))
         return max(bounds.crossing(0), bounds.crossing(1))
-    _, _, draws, _ = _run(effect, [1.0], alpha, n_bootstrap, random_state, n_jobs, refit, True)
+    _, _, draws, _ = _run(effect, [1.0], alpha, n_bootstrap, random_state, n_jobs, refit, True, method)
     b = len(draws)
     # the interval at Λ is [k_low-th smallest lower bound, k_high-th smallest upper bound] (0-based order
     # statistics, numpy's "lower"/"higher" quantiles); it reaches the null once k_low + 1 replicates' lower bounds

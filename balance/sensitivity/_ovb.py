@@ -289,8 +289,8 @@ def effect_ovb(effect, benchmark_covariates=None, *, kd=1.0, ky=None, q=1.0, alp
     :meth:`balance.WeightedEffect.ovb`)."""
     from sklearn.utils.validation import check_is_fitted
 
-    from .._validation import CovariateDesign
     from ..effects._weighted_effect import _final_step
+    from ._msm import effect_design
 
     check_is_fitted(effect, "result_")
     problem = effect._problem
@@ -304,13 +304,11 @@ def effect_ovb(effect, benchmark_covariates=None, *, kd=1.0, ky=None, q=1.0, alp
         raise ValueError(f"the omitted-variable-bias analysis is on the difference scale; scale={effect.scale!r}.")
     if benchmark_treatment not in ("unweighted", "weighted"):
         raise ValueError(f"benchmark_treatment={benchmark_treatment!r}; choose 'unweighted' or 'weighted'.")
-    final = _final_step(effect.weighter_)
-    weights = np.asarray(final.weights_, dtype=float)
+    weights = np.asarray(_final_step(effect.weighter_).weights_, dtype=float)
     sw = problem.sample_weight
     # before weighting: the sampling weights only (units the analysis gave zero weight stay out)
     unweighted = np.where(weights > 0, 1.0 if sw is None else sw, 0.0)
-    design = CovariateDesign.from_data(problem.X, missing=getattr(final, "missing", "error"))
-    matrix, names = design.transform(problem.X, drop_first=True)
+    matrix, names, design = effect_design(effect)
     groups = {col: [names.index(f"{col}_{level}") for level in levels[1:]]
               for col, levels in zip(design.columns, design.categories) if levels is not None and len(levels) > 2}
     return ovb_sensitivity(problem.y * effect._y_unit, problem.a, matrix, names,
