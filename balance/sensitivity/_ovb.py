@@ -227,9 +227,9 @@ def ovb_sensitivity(y, treatment, covariates, names=None, *, weights=None, bench
     >>> rng = np.random.default_rng(1)
     >>> x = rng.normal(size=(500, 2)); d = (x[:, 0] + rng.normal(size=500) > 0).astype(float)
     >>> y = d + x @ [1.0, 0.5] + rng.normal(size=500)
-    >>> res = ovb_sensitivity(y, d, x, benchmark_covariates="x0", kd=[1, 2])
+    >>> res = ovb_sensitivity(y, d, x, benchmark_covariates="x1", kd=[1, 2])
     >>> res.bounds.index.tolist()
-    ['1x x0', '2x x0']
+    ['1x x1', '2x x1']
     """
     covariates_df = covariates if isinstance(covariates, pd.DataFrame) else None
     matrix = np.asarray(covariates, dtype=float)
