@@ -469,7 +469,8 @@ class WeightedEffect(BaseEstimator):
         For each Λ, the sharp bounds of the Hájek estimate when every unit's true propensity odds may be up to Λ
         times larger or smaller than the fitted ones, and the percentile-bootstrap interval [Q_{α/2} of the
         replicates' lower bounds, Q_{1−α/2} of their upper bounds] (order statistics). Λ = 1 gives the estimate.
-        Binary treatments, ``outcome_model="simple"``, the ATE (needs propensity scores ``ps_``), ATT or ATC.
+        Binary treatments, ``outcome_model="simple"``, the ATE (needs propensity scores ``ps_``), ATT or ATC. The
+        bootstrap resamples rows (a ``cluster`` given to ``fit`` is not used here).
 
         Parameters
         ----------
