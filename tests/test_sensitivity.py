@@ -312,6 +312,23 @@ def test_sensitivity_refusals(lalonde):
         WeightedEffect(PropensityWeights()).fit(X.drop(columns="race"), X["race"], y).sensitivity()
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(y=[1.0, np.nan, 2.0]), "y has missing"),
+    (dict(a=[0, 2, 1]), "0/1 treatment"),
+    (dict(a=[1, 1, 1]), "both groups"),
+    (dict(weights=[1.0, -1.0, 1.0]), "non-negative"),
+    (dict(ps=[0.5, 1.0, 0.5]), "strictly between"),
+    (dict(y=[1.0, 2.0]), "one entry per unit"),
+    (dict(scale="log"), "scale="),
+    (dict(estimand="ATO"), "estimand="),
+])
+def test_msm_bounds_bad_inputs(kwargs, match):
+    args = dict(y=[1.0, 2.0, 3.0], a=[0, 1, 1], weights=[1.0, 2.0, 2.0], lambdas=[1, 2], ps=[0.5, 0.5, 0.5])
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        msm_bounds(**args)
+
+
 def test_sensitivity_att_with_balancing_weights(lalonde):
     # ATT/ATC need no propensity scores: the controls' weights are the (scale-free) odds
     fit = WeightedEffect(EntropyBalance(estimand="ATT"), vcov="HC0").fit(lalonde.X, lalonde.treatment, lalonde.y)

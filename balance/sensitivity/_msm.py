@@ -318,10 +318,30 @@ def msm_bounds(y, a, weights, lambdas, *, estimand="ATE", ps=None, scale="differ
     lambdas = check_lambdas(lambdas)
     if estimand not in ESTIMANDS:
         raise ValueError(f"estimand={estimand!r}: the marginal sensitivity model bounds the {list(ESTIMANDS)}.")
+    if scale not in _NULL:
+        raise ValueError(f"scale={scale!r}; choose one of {list(_NULL)}.")
+    y, a, weights = _check_arrays(y, a, weights, ps)
     c, v = weight_parts(weights, a, estimand, ps)
     phi = None if covariates is None else _with_intercept(covariates)
     low, high = EffectBounds(y, a, c, v, scale, phi=phi)(lambdas)
     return pd.DataFrame({"bound_low": low, "bound_high": high}, index=pd.Index(lambdas, name="lambda"))
+
+
+def _check_arrays(y, a, weights, ps):
+    """y, a and weights as arrays of one length: y finite, a 0/1 with both groups, weights finite and >= 0, ps (when
+    given) strictly inside (0, 1)."""
+    y, a, weights = (np.asarray(v, dtype=float).ravel() for v in (y, a, weights))
+    if not len(y) == len(a) == len(weights) or (ps is not None and np.size(ps) != len(y)):
+        raise ValueError("y, a, weights (and ps) must have one entry per unit.")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y has missing or infinite values.")
+    if not (np.all((a == 0) | (a == 1)) and 0 < a.sum() < len(a)):
+        raise ValueError("a must be a 0/1 treatment (1 treated) with both groups present.")
+    if not (np.all(np.isfinite(weights)) and np.all(weights >= 0)):
+        raise ValueError("weights must be finite and non-negative.")
+    if ps is not None and not np.all((np.asarray(ps) > 0) & (np.asarray(ps) < 1)):
+        raise ValueError("ps must lie strictly between 0 and 1.")
+    return y, a.astype(np.int64), weights
 
 
 def _with_intercept(covariates):
