@@ -453,3 +453,17 @@ def test_sensitivity_plots_draw(lalonde):
     with pytest.raises(ValueError, match="bound_low"):
         sensitivity_plot(table.drop(columns="ci_low"))
     plt.close("all")
+
+
+@pytest.mark.parametrize("name", ["sensitivity_plot", "ovb_contour_plot"])
+def test_plot_docstring_parameters_match_signature(name):
+    # the rule tests/test_plot.py applies to the other plots: every parameter documented, in order
+    import inspect
+    import re
+
+    import balance.plot
+
+    function = getattr(balance.plot, name)
+    doc = function.__doc__.split("Parameters\n    ----------\n")[1].split("\n    Returns\n")[0]
+    documented = [n for line in re.findall(r"^    (\w[\w, ]*) :", doc, flags=re.M) for n in line.split(", ")]
+    assert documented == list(inspect.signature(function).parameters)
