@@ -467,3 +467,37 @@ def test_plot_docstring_parameters_match_signature(name):
     doc = function.__doc__.split("Parameters\n    ----------\n")[1].split("\n    Returns\n")[0]
     documented = [n for line in re.findall(r"^    (\w[\w, ]*) :", doc, flags=re.M) for n in line.split(", ")]
     assert documented == list(inspect.signature(function).parameters)
+
+
+def test_effect_evalue_multi_category_one_row_per_contrast(lalonde):
+    X, y = lalonde.X.drop(columns="race"), lalonde.y
+    fit = WeightedEffect(PropensityWeights()).fit(X, lalonde.X["race"], y)
+    table = fit.evalue()
+    ci = fit.conf_int()
+    sd = float(np.std(y, ddof=1))
+    for label in fit.contrasts_.index:
+        expected = evalue(fit.contrasts_.loc[label, "estimate"], ci.loc[label, "lower"], ci.loc[label, "upper"],
+                          measure="MD", sd=sd)
+        assert table.loc[label].tolist() == expected.tolist()
+
+
+def test_msm_ratio_scale_combines_the_arms_extremes():
+    # a risk ratio's bounds: the largest treated risk over the smallest control risk, and the reverse
+    rng = np.random.default_rng(5)
+    n = 300
+    ps = rng.uniform(0.2, 0.8, n)
+    a = rng.binomial(1, ps)
+    y = rng.binomial(1, 0.3 + 0.2 * a).astype(float)
+    w = np.where(a == 1, 1 / ps, 1 / (1 - ps))
+    lam = 1.8
+    lo, hi = _boxes(ps, a, "ATE", lam)
+    mu1 = hajek_bounds(y[a == 1], lo[a == 1], hi[a == 1])
+    mu0 = hajek_bounds(y[a == 0], lo[a == 0], hi[a == 0])
+    rr = msm_bounds(y, a, w, [lam], ps=ps, scale="rr").iloc[0]
+    np.testing.assert_allclose(rr.to_numpy(), [mu1[0] / mu0[1], mu1[1] / mu0[0]], rtol=1e-12)
+    odds = msm_bounds(y, a, w, [lam], ps=ps, scale="or").iloc[0]
+
+    def o(m):
+        return m / (1 - m)
+
+    np.testing.assert_allclose(odds.to_numpy(), [o(mu1[0]) / o(mu0[1]), o(mu1[1]) / o(mu0[0])], rtol=1e-12)
