@@ -376,7 +376,8 @@ class _SensitivityProblem:
         return len(self.y)
 
     def replicate(self, kind, draw, seed=None):
-        from ..effects._weighted_effect import _fit_weighter, _final_step, _take
+        from .._validation import take_rows
+        from ..effects._weighted_effect import _fit_weighter, _final_step
 
         p = self.effect_problem
         a = p.a[draw]
@@ -385,7 +386,8 @@ class _SensitivityProblem:
         converged = True
         if self.refit:
             sw = None if p.sample_weight is None else p.sample_weight[draw]
-            fitted, weights = _fit_weighter(p.weighter, _take(p.X, draw), _take(p.treatment, draw), sw, seed)
+            fitted, weights = _fit_weighter(p.weighter, take_rows(p.X, draw), take_rows(p.treatment, draw), sw,
+                                            seed)
             final = _final_step(fitted)
             ps = np.asarray(final.ps_, dtype=float) if p.estimand == "ATE" else None
             converged = bool(getattr(final, "converged_", True))
