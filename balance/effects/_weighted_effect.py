@@ -23,8 +23,10 @@ from ._results import SCALE_LABELS, EffectResults
 from ._vcov import VCOV_ESTIMATORS, VCOV_TYPES, _final_step
 
 
-def _fit_weighter(weighter, X, treatment, sample_weight, seed=None):
+def _fit_weighter(weighter, X, treatment, sample_weight, seed=None, **fit_params):
     """Fit a clone of ``weighter`` (an estimator or a Pipeline ending in one); return it and its weights.
+
+    ``fit_params`` go to the weighter's ``fit`` (e.g. ``uncensored`` of :class:`~balance.msm.MSMWeights`).
 
     ``seed`` (an int, for a bootstrap replicate) replaces every ``random_state`` of the clone, nested ones included
     (a pipeline step, a classifier ``model``), each by its own int derived from it: each replicate then has its own
@@ -37,23 +39,23 @@ def _fit_weighter(weighter, X, treatment, sample_weight, seed=None):
         states = np.random.SeedSequence(seed).generate_state(len(keys)) if keys else []
         fitted.set_params(**{key: int(state) >> 1 for key, state in zip(keys, states)})
     if sample_weight is None:
-        fitted.fit(X, treatment)
+        fitted.fit(X, treatment, **fit_params)
     elif isinstance(fitted, Pipeline):
         fitted.fit(X, treatment, **{f"{fitted.steps[-1][0]}__sample_weight": sample_weight})
     else:
-        fitted.fit(X, treatment, sample_weight=sample_weight)
+        fitted.fit(X, treatment, sample_weight=sample_weight, **fit_params)
     final = _final_step(fitted)
     if not hasattr(final, "weights_"):
         raise TypeError(f"{type(final).__name__} has no weights_ after fit: weighter must be a weighting estimator.")
     return fitted, np.asarray(final.weights_, dtype=float)
 
 
-def _fit_weighter_reporting(weighter, X, treatment, sample_weight):
+def _fit_weighter_reporting(weighter, X, treatment, sample_weight, **fit_params):
     """:func:`_fit_weighter`, passing on the weighter's warnings except its ExtremeWeightsWarning, which
     WeightedEffect repeats once with advice on the variance."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fitted = _fit_weighter(weighter, X, treatment, sample_weight)
+        fitted = _fit_weighter(weighter, X, treatment, sample_weight, **fit_params)
     for w in caught:
         if not issubclass(w.category, ExtremeWeightsWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
