@@ -11,6 +11,57 @@ from scipy.stats import norm
 SCALE_LABELS = {"difference": None, "rr": "risk ratio", "or": "odds ratio"}
 
 
+def _fmt(spec):
+    return lambda v: format(v, spec)
+
+
+# how the printed summary formats each column: six significant digits, z to two decimals, p to three digits
+_FORMATTERS = {"estimate": _fmt(".6g"), "std_err": _fmt(".6g"), "statistic": _fmt(".2f"), "p_value": _fmt(".3g"),
+               "ci_lower": _fmt(".6g"), "ci_upper": _fmt(".6g")}
+
+
+class EffectSummary(pd.DataFrame):
+    """The table of :meth:`EffectResults.summary`: a DataFrame that prints every column and its notes.
+
+    The numbers are those of a plain DataFrame (estimate, std_err, statistic, p_value, ci_lower, ci_upper); only
+    the printed form differs: no column is ever elided, whatever ``display.width``, and the notes (how the variance
+    was obtained; on a ratio scale, that ``std_err`` and ``statistic`` of the ratio rows are those of the log
+    ratio) follow the table, one line each. The column of standard errors is printed as ``std_err*``
+    when a note qualifies it. Anything derived from the table (a selection, arithmetic) is a plain DataFrame.
+
+    Attributes
+    ----------
+    notes : tuple of str
+    """
+
+    _metadata = ["notes"]
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    def _printable(self):
+        table = pd.DataFrame(self)
+        formatters = {c: f for c, f in _FORMATTERS.items() if c in table}
+        if "std_err" in table and any(note.startswith("std_err*") for note in self.notes):
+            table = table.rename(columns={"std_err": "std_err*"})
+            formatters["std_err*"] = formatters.pop("std_err")
+        return table, formatters
+
+    def __repr__(self):
+        table, formatters = self._printable()
+        lines = [table.to_string(formatters=formatters)]
+        lines += [f"Note: {note}" for note in self.notes]  # one line each, so that a note can be searched for
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
+    def _repr_html_(self):
+        table, formatters = self._printable()
+        notes = "".join(f"<br>Note: {note}" for note in self.notes)
+        return f"{table.to_html(formatters=formatters)}<p>{notes}</p>"
+
+
 @dataclass(frozen=True)
 class EffectResults:
     """An effect with its two potential-outcome means, their covariance and how it was obtained.
@@ -140,12 +191,30 @@ class EffectResults:
         return pd.DataFrame({"lower": self._natural_scale(lower), "upper": self._natural_scale(upper)})
 
     def summary(self, alpha=0.05):
-        """One row per quantity: estimate, std_err, statistic, p_value, ci_lower, ci_upper."""
+        """One row per quantity: estimate, std_err, statistic, p_value, ci_lower, ci_upper.
+
+        Returns
+        -------
+        EffectSummary
+            A DataFrame whose printed form shows every column and the notes. On a ratio scale the ratio rows'
+            ``estimate`` and CI are ratios, their ``std_err`` and ``statistic`` those of the log ratio (a note
+            says so, and the column prints as ``std_err*``).
+        """
         ci = self.conf_int(alpha)
-        return pd.DataFrame({
+        table = EffectSummary({
             "estimate": self.estimate, "std_err": self.se, "statistic": self.statistic, "p_value": self.pvalue(),
             "ci_lower": ci["lower"], "ci_upper": ci["upper"],
         })
+        table.notes = self._scale_notes(alpha) + tuple(self.notes)
+        return table
+
+    def _scale_notes(self, alpha):
+        if not self._log_rows:
+            return ()
+        label = SCALE_LABELS[self.scale]
+        rows = ", ".join(self._log_rows)
+        return (f"std_err* of {rows} is the standard error of log({label}) (delta method), and its statistic and "
+                f"p_value test log({label}) = 0; the estimate and its {100 * (1 - alpha):g}% CI are {label}s.",)
 
     # -- display ----------------------------------------------------------------------------------------------
     def _header(self):
@@ -153,14 +222,14 @@ class EffectResults:
         return (f"{self.estimand} by {self.method}, outcome model {self.outcome_model!r}, scale {self.scale}; "
                 f"n = {self.n_obs}, ESS {ess}; variance: {self.vcov_type}")
 
+    def _text(self, prefix=""):
+        return f"{prefix}{self._header()}\n{self.summary()!r}"
+
     def __str__(self):
-        lines = [self._header(), self.summary().to_string(float_format=lambda v: f"{v:.6g}")]
-        lines += [f"Note: {note}" for note in self.notes]
-        return "\n".join(lines)
+        return self._text()
 
     def __repr__(self):
-        return f"EffectResults({self._header()})\n{self.summary().to_string(float_format=lambda v: f'{v:.6g}')}"
+        return self._text("EffectResults: ")
 
     def _repr_html_(self):
-        notes = "".join(f"<br>Note: {note}" for note in self.notes)
-        return f"<p>{self._header()}</p>{self.summary().to_html(float_format=lambda v: f'{v:.6g}')}<p>{notes}</p>"
+        return f"<p>{self._header()}</p>{self.summary()._repr_html_()}"
