@@ -8,6 +8,8 @@ weights. Submodules: :mod:`balance.datasets` (bundled data and simulation design
 
 from . import datasets, hte
 from ._base import BaseWeighter, MParts
+from ._exceptions import InfeasibleBalanceError
+from ._search import TuningFailureWarning, tune
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .diagnostics._weights import ExtremeWeightsWarning
 from .effects import EffectResults, WeightedEffect
@@ -36,10 +38,12 @@ __all__ = [
     "EnergyBalance",
     "EntropyBalance",
     "ExtremeWeightsWarning",
+    "InfeasibleBalanceError",
     "InverseProbabilityTilting",
     "MParts",
     "PropensityWeights",
     "StableWeights",
+    "TuningFailureWarning",
     "UniformTransformer",
     "UniformTransformerWeights",
     "WeightSummary",
@@ -50,6 +54,7 @@ __all__ = [
     "hte",
     "smallest_feasible_tols",
     "trim_weights",
+    "tune",
     "weight_summary",
     "weights_from_propensity",
 ]
