@@ -143,7 +143,10 @@ def _report_failures(search, reasons):
     """One warning counting the non-finite fold scores per setting and their reasons; raise if no setting is clean."""
     results = search.cv_results_
     metric = search.refit if isinstance(search.refit, str) else "score"
-    scores = np.column_stack([results[f"split{k}_test_{metric}"] for k in range(search.n_splits_)])
+    keys = [f"split{k}_test_{metric}" for k in range(search.n_splits_)]
+    if not all(key in results for key in keys):  # several metrics and a callable refit: no single score to judge
+        return
+    scores = np.column_stack([results[key] for key in keys])
     failed = ~np.isfinite(scores)
     if not failed.any():
         return

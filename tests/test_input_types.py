@@ -125,3 +125,22 @@ def test_foreign_missing_values_are_reported_like_pandas_ones(data):
         fitted = PropensityWeights(missing="indicator").fit(pl.from_pandas(X, nan_to_null=True), a)
         reference = PropensityWeights(missing="indicator").fit(X, a)
     assert_array_equal(np.asarray(fitted.weights_), np.asarray(reference.weights_))
+
+
+def test_plots_take_polars_tables(data):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from balance.plot import balance_plot, love_plot
+
+    X, a, _ = data
+    w = PropensityWeights(estimand="ATT").fit(X, a).weights_.to_numpy()
+    ours = love_plot(pl.from_pandas(X), pl.Series(a), pl.Series(w), order="given")
+    theirs = love_plot(X, a, w, order="given")
+    assert [t.get_text() for t in ours.get_yticklabels()] == [t.get_text() for t in theirs.get_yticklabels()]
+    for mine, ref in zip(ours.get_lines(), theirs.get_lines()):
+        assert_array_equal(mine.get_xdata(), ref.get_xdata())
+    bars = balance_plot(pl.from_pandas(X), pl.Series(a), "race", w)
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["black", "hispan", "white"]
+    plt.close("all")

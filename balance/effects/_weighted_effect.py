@@ -439,7 +439,9 @@ class WeightedEffect(BaseEstimator):
         return self.result_.conf_int(alpha, method)
 
     def summary(self, alpha=0.05):
-        """A tidy DataFrame: estimate, std_err, statistic, p_value, ci_lower, ci_upper per quantity."""
+        """A tidy DataFrame: estimate, std_err, statistic, p_value, ci_lower, ci_upper per quantity.
+
+        Printed, it shows every column and the notes (see :class:`~balance.effects._results.EffectSummary`)."""
         check_is_fitted(self, "result_")
         return self.result_.summary(alpha)
 
