@@ -53,6 +53,13 @@ def _from_arrow(data):
         return pd.Series.from_arrow(data)
 
 
+def take_rows(values, rows):
+    """Rows of a DataFrame, Series or array-like by position (pandas objects keep their index; a polars or Arrow
+    table becomes a DataFrame first, see :func:`as_pandas`)."""
+    values = as_pandas(values)
+    return values.iloc[rows] if isinstance(values, (pd.DataFrame, pd.Series)) else np.asarray(values)[rows]
+
+
 def check_estimand(estimand, supported=ESTIMANDS):
     """Return ``estimand`` upper-cased, or raise a ValueError that lists the supported ones."""
     if not isinstance(estimand, str) or estimand.upper() not in supported:

@@ -144,3 +144,17 @@ def test_plots_take_polars_tables(data):
     bars = balance_plot(pl.from_pandas(X), pl.Series(a), "race", w)
     assert [t.get_text() for t in bars.get_xticklabels()] == ["black", "hispan", "white"]
     plt.close("all")
+
+
+def test_bootstrap_and_subgroup_weighting_take_polars_tables(data):
+    from balance.weights import SubgroupWeights
+
+    X, a, y = data
+    ref = WeightedEffect(PropensityWeights(estimand="ATT"), vcov="bootstrap", n_bootstrap=20,
+                         random_state=1).fit(X, a, y)
+    fit = WeightedEffect(PropensityWeights(estimand="ATT"), vcov="bootstrap", n_bootstrap=20,
+                         random_state=1).fit(pl.from_pandas(X), pl.Series(a), pl.Series(y))
+    assert (fit.estimate_, fit.se_) == (ref.estimate_, ref.se_)  # the same replicates, row for row
+    sub_ref = SubgroupWeights(PropensityWeights(estimand="ATT"), by="married").fit(X, a)
+    sub = SubgroupWeights(PropensityWeights(estimand="ATT"), by="married").fit(pl.from_pandas(X), pl.Series(a))
+    assert_array_equal(np.asarray(sub.weights_), np.asarray(sub_ref.weights_))
