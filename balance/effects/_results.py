@@ -20,46 +20,18 @@ _FORMATTERS = {"estimate": _fmt(".6g"), "std_err": _fmt(".6g"), "statistic": _fm
                "ci_lower": _fmt(".6g"), "ci_upper": _fmt(".6g")}
 
 
-class EffectSummary(pd.DataFrame):
-    """The table of :meth:`EffectResults.summary`: a DataFrame that prints every column and its notes.
-
-    The numbers are those of a plain DataFrame (estimate, std_err, statistic, p_value, ci_lower, ci_upper); only
-    the printed form differs: no column is ever elided, whatever ``display.width``, and the notes (how the variance
-    was obtained; on a ratio scale, that ``std_err`` and ``statistic`` of the ratio rows are those of the log
-    ratio) follow the table, one line each. The column of standard errors is printed as ``std_err*``
-    when a note qualifies it. Anything derived from the table (a selection, arithmetic) is a plain DataFrame.
-
-    Attributes
-    ----------
-    notes : tuple of str
-    """
-
-    _metadata = ["notes"]
-
-    @property
-    def _constructor(self):
-        return pd.DataFrame
-
-    def _printable(self):
-        table = pd.DataFrame(self)
-        formatters = {c: f for c, f in _FORMATTERS.items() if c in table}
-        if "std_err" in table and any(note.startswith("std_err*") for note in self.notes):
-            table = table.rename(columns={"std_err": "std_err*"})
-            formatters["std_err*"] = formatters.pop("std_err")
-        return table, formatters
-
-    def __repr__(self):
-        table, formatters = self._printable()
-        lines = [table.to_string(formatters=formatters)]
-        lines += [f"Note: {note}" for note in self.notes]  # one line each, so that a note can be searched for
-        return "\n".join(lines)
-
-    __str__ = __repr__
-
-    def _repr_html_(self):
-        table, formatters = self._printable()
-        notes = "".join(f"<br>Note: {note}" for note in self.notes)
-        return f"{table.to_html(formatters=formatters)}<p>{notes}</p>"
+def format_summary(table, notes, html=False):
+    """The printed form of a summary table: every column (whatever ``display.width``), per-column formats that keep
+    a binary effect's table within 80 characters, then one line per note. When a note qualifies the standard
+    errors (ratio scales), their column prints as ``std_err*``."""
+    formatters = {c: f for c, f in _FORMATTERS.items() if c in table}
+    if "std_err" in table and any(note.startswith("std_err*") for note in notes):
+        table = table.rename(columns={"std_err": "std_err*"})
+        formatters["std_err*"] = formatters.pop("std_err")
+    if html:
+        return f"{table.to_html(formatters=formatters)}<p>{''.join(f'<br>Note: {note}' for note in notes)}</p>"
+    # one line per note, so that a note can be searched for
+    return "\n".join([table.to_string(formatters=formatters)] + [f"Note: {note}" for note in notes])
 
 
 @dataclass(frozen=True)
@@ -191,22 +163,20 @@ class EffectResults:
         return pd.DataFrame({"lower": self._natural_scale(lower), "upper": self._natural_scale(upper)})
 
     def summary(self, alpha=0.05):
-        """One row per quantity: estimate, std_err, statistic, p_value, ci_lower, ci_upper.
+        """One row per quantity: estimate, std_err, statistic, p_value, ci_lower, ci_upper (a DataFrame).
 
-        Returns
-        -------
-        EffectSummary
-            A DataFrame whose printed form shows every column and the notes. On a ratio scale the ratio rows'
-            ``estimate`` and CI are ratios, their ``std_err`` and ``statistic`` those of the log ratio (a note
-            says so, and the column prints as ``std_err*``).
+        On a ratio scale the ratio rows' ``estimate`` and CI are ratios, their ``std_err`` and ``statistic`` those
+        of the log ratio. ``print(result)`` shows this table with every column, the notes, and the SE column
+        labelled ``std_err*`` with a note saying so.
         """
         ci = self.conf_int(alpha)
-        table = EffectSummary({
+        return pd.DataFrame({
             "estimate": self.estimate, "std_err": self.se, "statistic": self.statistic, "p_value": self.pvalue(),
             "ci_lower": ci["lower"], "ci_upper": ci["upper"],
         })
-        table.notes = self._scale_notes(alpha) + tuple(self.notes)
-        return table
+
+    def _notes(self, alpha=0.05):
+        return self._scale_notes(alpha) + tuple(self.notes)
 
     def _scale_notes(self, alpha):
         if not self._log_rows:
@@ -223,7 +193,7 @@ class EffectResults:
                 f"n = {self.n_obs}, ESS {ess}; variance: {self.vcov_type}")
 
     def _text(self, prefix=""):
-        return f"{prefix}{self._header()}\n{self.summary()!r}"
+        return f"{prefix}{self._header()}\n{format_summary(self.summary(), self._notes())}"
 
     def __str__(self):
         return self._text()
@@ -232,4 +202,4 @@ class EffectResults:
         return self._text("EffectResults: ")
 
     def _repr_html_(self):
-        return f"<p>{self._header()}</p>{self.summary()._repr_html_()}"
+        return f"<p>{self._header()}</p>{format_summary(self.summary(), self._notes(), html=True)}"

@@ -455,7 +455,7 @@ class WeightedEffect(BaseEstimator):
     def summary(self, alpha=0.05):
         """A tidy DataFrame: estimate, std_err, statistic, p_value, ci_lower, ci_upper per quantity.
 
-        Printed, it shows every column and the notes (see :class:`~balance.effects._results.EffectSummary`)."""
+        ``print(fit.result_)`` shows it with every column and the notes (ratio scales: the SE of the log ratio)."""
         check_is_fitted(self, "result_")
         return self.result_.summary(alpha)
 
