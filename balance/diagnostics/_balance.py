@@ -18,13 +18,17 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from .._stats import normalise, reliability_var, scale_columns
+from scipy.stats import rankdata
+
+from .._stats import normalise, reliability_cov, reliability_var, scale_columns
 from .._treatment import ESTIMANDS_BY_TYPE, check_estimand_for
 from .._validation import (CovariateDesign, as_1d, check_estimand, check_indexes_agree, check_sample_weight,
                            check_treatment, check_weights)
-from ._weights import check_groups_weighted, group_names, inherit, inherit_treatment_type, resolve_weights
+from ._weights import (check_groups_weighted, group_names, inherit, inherit_treatment_type, resolve_weights,
+                       weight_groups)
 
 STATS = ("smd", "vratio", "ks")
+CONTINUOUS_STATS = ("corr", "spearman")  # a continuous treatment's statistics (cobalt's "cor" and "sp")
 SD_DENOMS = ("treated", "control", "pooled", "all")
 _DEFAULT_SD_DENOM = {"ATT": "treated", "ATC": "control"}  # every other estimand: "pooled"
 
@@ -38,13 +42,21 @@ def _check_choice(value, choices, name):
     return value
 
 
-def _check_stats(stats):
+def _check_stats(stats, kind):
+    """The statistics to compute for a treatment of type ``kind``, in cobalt's column order; None: all of them."""
+    allowed = CONTINUOUS_STATS if kind == "continuous" else STATS
+    if stats is None:
+        return list(allowed)
     stats = (stats,) if isinstance(stats, str) else tuple(stats)
     for s in stats:
-        _check_choice(s, STATS, "stats")
+        if s not in allowed and s in STATS + CONTINUOUS_STATS:
+            what = ("compares treatment groups, which a continuous treatment has not" if kind == "continuous" else
+                    "is a treatment-covariate correlation, for a continuous treatment")
+            raise ValueError(f"stats={s!r} {what}; choose from {list(allowed)} for a {kind} treatment.")
+        _check_choice(s, allowed, "stats")
     if not stats:
-        raise ValueError(f"stats is empty; choose one or more of {list(STATS)}.")
-    return [s for s in STATS if s in stats]  # cobalt's column order, whatever order was asked
+        raise ValueError(f"stats is empty; choose one or more of {list(allowed)}.")
+    return [s for s in allowed if s in stats]  # cobalt's column order, whatever order was asked
 
 
 def _check_distance(distance, n_samples, index):
@@ -188,6 +200,32 @@ def _contrast(cols, first, second, stats, sd, standardise):
     return out
 
 
+def _correlations(cols, a, runs, stats):
+    """cobalt's treatment–covariate correlations of every row (``{"corr_un": ..., "spearman_adj": ...}``) for a
+    continuous treatment ``a``.
+
+    Each is the weighted covariance (:func:`balance._stats.reliability_cov`) over the product of the two SDs of
+    the unweighted sample (sampling weights only, ``runs["un"]``: the yardstick does not move with the weights, as
+    for the SMD); a binary row's SD is sqrt(p (1 − p)). Spearman: the same on the average ranks of ``a`` and of
+    every non-binary row (a binary row stays 0/1).
+    """
+    sw = runs["un"]
+    pairs = {"corr": (cols.values, scale_columns(a[:, None])[0][:, 0])}
+    if "spearman" in stats:
+        pairs["spearman"] = (np.where(cols.binary, cols.values, rankdata(cols.values, axis=0)), rankdata(a))
+    sds = {stat: (np.sqrt(_moments(x, sw, cols.binary)[1]), np.sqrt(reliability_var(y[:, None], sw)[0]))
+           for stat, (x, y) in pairs.items()}
+    out = {}
+    for suffix, w in runs.items():
+        for stat in stats:
+            (x, y), (sd_x, sd_y) = pairs[stat], sds[stat]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                corr = reliability_cov(x, y, w) / (sd_x * sd_y)
+            # a row constant in the unweighted sample has no correlation; its covariance is rounding noise
+            out[f"{stat}_{suffix}"] = np.where(sd_x == 0, 0.0, corr)
+    return out
+
+
 ALL = -1  # cobalt's "All" group (pairwise=False): every unit, with its sample weights only
 
 
@@ -218,6 +256,8 @@ def _block(dist, covariates, level_flags, t, codes, runs, options):
     """
     stats, sd_denom, binary, continuous, pairwise = options
     cols = _build_columns(dist, covariates, level_flags)
+    if t.kind == "continuous":
+        return cols.binary, {None: _correlations(cols, codes, runs, stats)}
     standardise = np.where(cols.binary, binary == "std", continuous == "std")
     sw = runs["un"]
     sd = _sd(cols, codes, sw, sd_denom, max(t.n_levels, 2), 1 if t.kind == "binary" else t.focal)
@@ -238,7 +278,8 @@ def _observed_block(column, level_flag, t, codes, runs, options):
     None for the statistics when a group has no observed unit of positive weight."""
     seen = ~np.isnan(column)
     runs = {suffix: w[seen] for suffix, w in runs.items()}
-    if not all(np.any(w[codes[seen] == k] > 0) for w in runs.values() for k in range(max(t.n_levels, 2))):
+    groups = [codes[seen] == k for k in range(max(t.n_levels, 2))] if t.is_categorical else [slice(None)]
+    if not all(np.any(w[group] > 0) for w in runs.values() for group in groups):
         binary = bool(level_flag[0]) or np.unique(column[seen]).size == 2
         return np.array([binary]), None
     return _block(np.empty((int(seen.sum()), 0)), column[seen, None], level_flag, t, codes[seen], runs, options)
@@ -265,7 +306,7 @@ def balance_table(
     weights=None,
     *,
     estimand=None,
-    stats=STATS,
+    stats=None,
     binary="raw",
     continuous="std",
     sd_denom=None,
@@ -284,8 +325,9 @@ def balance_table(
         Covariates. Categorical (category, object or string) columns are split into one indicator per level,
         named ``<column>_<level>`` (e.g. ``race_black``), all levels shown; boolean columns become 0/1.
     treatment : array-like of shape (n_samples,)
-        Binary treatment: 0/1, boolean, or two levels with ``treated`` given; or a multi-category one (three or
-        more levels, see ``pairwise``). A Series must carry X's index.
+        Binary treatment: 0/1, boolean, or two levels with ``treated`` given; a multi-category one (three or
+        more levels, see ``pairwise``); or a continuous one (a float dose: balance is then each covariate's
+        correlation with it). A Series must carry X's index.
     weights : array-like of shape (n_samples,) or fitted weighting estimator, default=None
         Analysis weights (non-negative), **sampling weights included**, as every estimator's ``weights_`` of this
         package (so they equal cobalt's ``weights * s.weights``). A fitted weighting estimator (or a Pipeline
@@ -296,15 +338,17 @@ def balance_table(
         (Multi-category: "ATE", "ATT" with the focal level ``treated``, "ATO".)
         Selects the default ``sd_denom``. ``None`` means the fitted estimator's ``estimand`` if ``weights`` has
         one, else ``"ATE"``; a different explicit value is an error (it would change the SD behind the weights).
-    stats : str or sequence of {"smd", "vratio", "ks"}, default=("smd", "vratio", "ks")
-        Statistics to report; columns always come in the order smd, vratio, ks.
+    stats : str or sequence of {"smd", "vratio", "ks"} or of {"corr", "spearman"}, default=None
+        Statistics to report; columns always come in the order smd, vratio, ks (binary and multi-category
+        treatments) or corr, spearman (a continuous treatment: the treatment–covariate Pearson and Spearman
+        correlations). None: all of those for the treatment's type.
     binary : {"raw", "std"}, default="raw"
         ``"raw"``: binary covariates show the difference in proportions; ``"std"``: it is divided by the SD.
     continuous : {"std", "raw"}, default="std"
         ``"std"``: continuous covariates and distances show the SMD; ``"raw"``: the difference in means.
     sd_denom : {"treated", "control", "pooled", "all"}, default=None
         (Multi-category: "treated" is the focal level's SD, "pooled" the root mean of all K levels' variances, the
-        same for every comparison as in cobalt; "control" does not apply.)
+        same for every comparison as in cobalt; "control" does not apply. Continuous: only "all", the default.)
         Standard deviation in the SMD denominator, always computed on the unweighted sample (``sample_weight``
         only): ``"treated"`` the treated group's SD, ``"control"`` the control group's, ``"pooled"``
         :math:`\\sqrt{(s_T^2 + s_C^2)/2}`, ``"all"`` the SD of all units together. ``None`` picks by estimand:
@@ -326,7 +370,7 @@ def balance_table(
         covariate over the units where it is observed (cobalt's ``na.rm = TRUE``; a categorical column's level
         shares are shares of those units). None: the fitted estimator's ``missing`` when ``weights`` is one, else
         ``"error"``; a different explicit rule is an error.
-    treatment_type : {"auto", "binary", "multi-category"}, default=None
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default=None
         As the weighters' parameter (an integer treatment with more than two values needs it). None: the fitted
         estimator's type when ``weights`` is one, else ``"auto"``.
     pairwise : bool, default=None
@@ -343,7 +387,8 @@ def balance_table(
         (cobalt's order; :func:`max_over_comparisons` gives the largest imbalance of each row). Column ``type`` is
         ``"Distance"``, ``"Binary"`` or ``"Contin."``; then ``smd_un``, ``vratio_un``, ``ks_un`` (those requested)
         and, when ``weights`` is given, ``smd_adj``, ``vratio_adj``, ``ks_adj``. The variance ratio of a binary
-        row is NaN, as cobalt prints NA.
+        row is NaN, as cobalt prints NA. A continuous treatment gives one row per distance and expanded covariate
+        with ``corr_un``, ``spearman_un`` (and ``corr_adj``, ``spearman_adj``).
 
     Raises
     ------
@@ -399,6 +444,17 @@ def balance_table(
     group where one unit carries all the weight has an undefined (NaN) continuous variance, hence a NaN
     variance ratio.
 
+    **Continuous treatment** (cobalt's ``bal.tab`` with ``stats = c("cor", "sp")``, reproduced to 1e-15 on
+    WeightIt 1.5.1's lalonde example for six methods, up to R's rounding noise, below 2e-8, in correlations that
+    exact balancing makes zero): the correlation of covariate :math:`x` with treatment
+    :math:`A` is :math:`\\mathrm{cov}_w(x, A) / (s_x s_A)`, with the weighted covariance in the n − 1 form,
+    :math:`\\sum v (x - \\bar x_v)(A - \\bar A_v) / (1 - \\sum v^2)`, and the SDs :math:`s_x, s_A` of the
+    **unweighted** full sample (``sample_weight`` only; :math:`\\sqrt{p(1-p)}` for a binary row), so that the
+    unadjusted correlation is Pearson's for a continuous row and the adjusted one is on the same yardstick.
+    ``spearman_*`` is the same statistic on the average ranks of :math:`A` and of each non-binary row (ranked on
+    the whole sample, or on the units where the row is observed); a binary row stays 0/1. Factors are split into
+    one row per level, all shown. A row constant in the unweighted sample has correlation 0.
+
     **Missing values** (``missing="indicator"``): each statistic of a covariate uses the units where it is
     observed, with their weights (each group's weights renormalised over them), its SD as well; this is cobalt's
     ``na.rm = TRUE``. One difference: cobalt 4.6.1's KS statistic of a continuous covariate with missing values
@@ -438,8 +494,16 @@ def balance_table(
     >>> table = balance_table(X[["age"]], arm, stats="smd")
     >>> table["smd_un"].round(3).to_dict()
     {('y vs. x', 'age'): 0.657, ('z vs. x', 'age'): 0.825, ('z vs. y', 'age'): 0.168}
+
+    A continuous treatment gives its correlation with each covariate:
+
+    >>> dose = [1.5, 0.4, 2.2, 0.9, 3.0, 1.1, 2.6]
+    >>> balance_table(X, dose, w).round(3)
+                type  corr_un  spearman_un  corr_adj  spearman_adj
+    age      Contin.    0.347        0.214     0.033        -0.091
+    group_a   Binary    0.252        0.312     0.407         0.455
+    group_b   Binary   -0.252       -0.312    -0.407        -0.455
     """
-    stats = _check_stats(stats)
     _check_choice(binary, ("raw", "std"), "binary")
     _check_choice(continuous, ("raw", "std"), "continuous")
     fitted = resolve_weights(weights)
@@ -450,18 +514,18 @@ def balance_table(
     check_indexes_agree(X=index, treatment=treatment, weights=fitted.weights, sample_weight=sample_weight)
     t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated), n_samples=n, index=index,
                         treatment_type=inherit_treatment_type(treatment_type, fitted))
-    if t.kind == "continuous":
-        raise ValueError("treatment is continuous: balance_table compares treatment groups; a continuous "
-                         "treatment's balance is its correlation with each covariate (not implemented here yet).")
+    stats = _check_stats(stats, t.kind)
     estimand = inherit("estimand", None if estimand is None else check_estimand(estimand), fitted.estimand)
     estimand = check_estimand_for(estimand or "ATE", t, ESTIMANDS_BY_TYPE[t.kind], "balance_table")
     if sd_denom is None:
-        sd_denom = _DEFAULT_SD_DENOM.get(estimand, "pooled")
-    _check_choice(sd_denom, SD_DENOMS if t.kind == "binary" else ("treated", "pooled", "all"), "sd_denom")
+        sd_denom = "all" if t.kind == "continuous" else _DEFAULT_SD_DENOM.get(estimand, "pooled")
+    _check_choice(sd_denom, {"binary": SD_DENOMS, "continuous": ("all",)}.get(t.kind, ("treated", "pooled", "all")),
+                  "sd_denom")
     if sd_denom == "treated" and t.focal is None:
         raise ValueError("sd_denom='treated' with a multi-category treatment needs the focal level: pass "
                          "treated=<level>.")
-    codes, groups = t.a, group_names(t)
+    # a continuous treatment has one group, the whole sample, for the weight checks
+    (group_codes, groups), codes = (weight_groups(t) if t.kind == "continuous" else (t.a, group_names(t))), t.a
     if fitted.sample_weight is not None:  # the fitted weighter's sampling weights, as cobalt uses a weightit's
         if sample_weight is None:
             sample_weight = fitted.sample_weight
@@ -469,11 +533,11 @@ def balance_table(
             raise ValueError("sample_weight differs from the sampling weights the weighter was fitted with; drop "
                              "sample_weight= to use the weighter's, or refit the weighter with these.")
     sw = check_sample_weight(sample_weight, n, index=index)
-    check_groups_weighted(sw, codes, "sample_weight", labels=groups)
+    check_groups_weighted(sw, group_codes, "sample_weight", labels=groups)
     runs = {"un": sw}
     if fitted.weights is not None:
         runs["adj"] = check_weights(fitted.weights, n, index=t.index)
-        check_groups_weighted(runs["adj"], codes, labels=groups)
+        check_groups_weighted(runs["adj"], group_codes, labels=groups)
 
     dist, dist_names = _check_distance(distance, n, t.index)
     names = dist_names + cov_names
@@ -509,7 +573,7 @@ def balance_table(
 
     types = ["Distance"] * len(dist_names) + ["Binary" if b else "Contin." for b in is_binary[len(dist_names):]]
     tables = {name: pd.DataFrame({"type": types, **values}, index=pd.Index(names)) for name, values in columns.items()}
-    if t.kind == "binary":
+    if None in tables:  # one comparison (binary) or none (continuous): a plain table
         table = tables[None]
     else:
         table = pd.concat(tables, names=["comparison", "variable"])
@@ -552,7 +616,7 @@ def max_over_comparisons(table):
     out = {"type": table["type"].groupby(variables, sort=False).first()}
     for column in table.columns.drop("type"):
         values = table[column].to_numpy(dtype=float)
-        if column.startswith("smd"):
+        if column.startswith(("smd", "corr", "spearman")):
             values = np.abs(values)
         elif column.startswith("vratio"):
             with np.errstate(divide="ignore"):
