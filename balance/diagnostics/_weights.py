@@ -36,6 +36,7 @@ class Resolved:
     missing: str | None = None
     treatment_type: str | None = None
     sample_weight: object = None  # the sampling weights the weighter was fitted with (None: none given)
+    ps: object = None  # the weighter's propensity scores (``ps_``), if it has them
 
 
 def resolve_weights(weights, name="weights"):
@@ -55,7 +56,8 @@ def resolve_weights(weights, name="weights"):
         treated = levels[-1] if binary else getattr(weights, "treated", None)
         estimand = getattr(weights, "estimand", None)
         return Resolved(weights.weights_, None if estimand is None else str(estimand).upper(), treated,
-                        getattr(weights, "missing", None), kind, getattr(weights, "sample_weight_", None))
+                        getattr(weights, "missing", None), kind, getattr(weights, "sample_weight_", None),
+                        getattr(weights, "ps_", None))
     if hasattr(weights, "fit"):
         raise TypeError(f"{name} is an unfitted {type(given).__name__}; fit it first, or pass its weights.")
     return Resolved(weights)
