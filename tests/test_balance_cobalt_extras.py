@@ -231,6 +231,13 @@ def test_multi_category_keeps_working_with_extras(lalonde):
     assert set(table.columns) >= {"smd_un", "ovl_un", "smd_threshold"}
     summary = max_over_comparisons(table.drop(columns="smd_threshold"))
     assert list(summary.columns) == ["type", "smd_un", "ovl_un"]
+    # display: each comparison shows its two groups' means, columns in level order; means are the groups' own
+    shown = balance_table(lalonde[["age"]], lalonde["race"], display="means", stats="smd")
+    assert list(shown.columns) == ["type", "mean_black_un", "mean_hispan_un", "mean_white_un", "smd_un"]
+    means = lalonde.groupby("race", observed=True)["age"].mean()
+    assert_allclose(shown.loc[("white vs. black", "age"), ["mean_black_un", "mean_white_un"]].astype(float),
+                    means[["black", "white"]], rtol=1e-14)
+    assert np.isnan(shown.loc[("white vs. black", "age"), "mean_hispan_un"])
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

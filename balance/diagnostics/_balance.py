@@ -564,6 +564,9 @@ def balance_table(
     Greifer, N. cobalt: Covariate Balance Tables and Plots. R package version 4.6.1, ``bal.tab()``,
     ``col_w_smd()``, ``col_w_vr()``, ``col_w_ks()``.
 
+    Franklin, J. M., Rassen, J. A., Ackermann, D., Bartels, D. B. & Schneeweiss, S. (2014). Metrics for
+    covariate balance in cohort studies of causal effects. *Statistics in Medicine*, 33(10), 1685–1699.
+
     Austin, P. C. & Stuart, E. A. (2015). Moving towards best practice when using inverse probability of
     treatment weighting (IPTW) using the propensity score to estimate causal treatment effects in observational
     studies. *Statistics in Medicine*, 34(28), 3661–3679.
@@ -694,8 +697,9 @@ def balance_table(
     tables = {name: pd.DataFrame({"type": types, **values}, index=pd.Index(names)) for name, values in columns.items()}
     if None in tables:  # one comparison (binary) or none (continuous): a plain table
         table = tables[None]
-    else:
+    else:  # the comparisons' display columns differ (each shows its two groups): put them in level order
         table = pd.concat(tables, names=["comparison", "variable"])
+        table = table[_column_order(table.columns, runs, stats, ["All", *map(str, t.levels)])]
     if "smd" in stats:
         _warn_infinite(table)
     table, tally, largest = add_thresholds(table, thresholds)
@@ -703,6 +707,15 @@ def balance_table(
     table.attrs.update(thresholds=thresholds, tally=tally, max_imbalance=largest,
                        ess=ess_table(runs, group_codes, [str(g) for g in groups]))
     return table
+
+
+def _column_order(columns, runs, stats, groups):
+    """``columns`` in the table's order: per sample, each group's display columns, then the statistics."""
+    order = ["type"]
+    for suffix in runs:
+        order += [f"{key}_{group}_{suffix}" for group in groups for key in ("mean", "sd")]
+        order += [f"{stat}_{suffix}" for stat in stats]
+    return [column for column in order if column in columns]
 
 
 def _fitted_distance(distance, fitted, t):
@@ -753,6 +766,7 @@ def _balance_by(X, treatment, fitted, by, options):
     levels = list(by_values.cat.categories) if isinstance(by_values.dtype, pd.CategoricalDtype) \
         else sorted(by_values.unique(), key=str)
     # the fitted weighter's settings, passed on explicitly with its weights restricted to each subgroup
+    options["estimand"] = None if options["estimand"] is None else check_estimand(options["estimand"])
     settings = {name: inherit(name, options[name], getattr(fitted, name)) for name in ("estimand", "treated", "missing")}
     settings["treatment_type"] = inherit_treatment_type(options["treatment_type"], fitted)
     sample_weight = options["sample_weight"] if options["sample_weight"] is not None else fitted.sample_weight
