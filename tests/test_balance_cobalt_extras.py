@@ -205,6 +205,12 @@ def test_by_gives_one_table_per_subgroup_and_the_maximum(lalonde, glm_weights):
     smd = table["smd_adj"].abs().groupby(level="variable", sort=False).max()
     assert_allclose(across["smd_adj"], smd.loc[across.index], rtol=0)
     assert "smd_threshold" not in across.columns
+    # each subgroup's tally and largest imbalance, side by side
+    tally = table.attrs["tally"]["smd"]
+    assert list(tally.columns) == [0, 1]
+    assert tally.sum().tolist() == [len(table.loc[0]), len(table.loc[1])]
+    assert table.attrs["max_imbalance"]["smd"]["subgroup"].tolist() == [0, 1]
+    assert "Balance tally for mean differences" in str(table)
     # a Series works as well, and a fitted weighter's settings carry over
     pw = PropensityWeights(estimand="ATT").fit(X, t)
     by_series = balance_table(X, t, pw, by=X["nodegree"].map({0: "degree", 1: "none"}))

@@ -759,12 +759,17 @@ def _balance_by(X, treatment, fitted, by, options):
         if by_values.shape[0] != n:
             raise ValueError(f"by has {by_values.shape[0]} entries but X has {n} rows.")
         check_indexes_agree(X=X.index if isinstance(X, pd.DataFrame) else None, by=by)
-    by_values = pd.Series(np.asarray(by_values, dtype=object) if not isinstance(by_values, pd.Series)
-                          else by_values.to_numpy())
+    by_values = by_values.reset_index(drop=True) if isinstance(by_values, pd.Series) else pd.Series(by_values)
     if by_values.isna().any():
         raise ValueError("by has missing values; give every unit a subgroup (or drop those units).")
-    levels = list(by_values.cat.categories) if isinstance(by_values.dtype, pd.CategoricalDtype) \
-        else sorted(by_values.unique(), key=str)
+    if isinstance(by_values.dtype, pd.CategoricalDtype):
+        levels = [level for level in by_values.cat.categories if (by_values == level).any()]
+    else:
+        levels = list(pd.unique(by_values))
+        try:
+            levels.sort()
+        except TypeError:  # labels of mixed types: order them as text
+            levels.sort(key=str)
     # the fitted weighter's settings, passed on explicitly with its weights restricted to each subgroup
     options["estimand"] = None if options["estimand"] is None else check_estimand(options["estimand"])
     settings = {name: inherit(name, options[name], getattr(fitted, name)) for name in ("estimand", "treated", "missing")}
@@ -785,7 +790,15 @@ def _balance_by(X, treatment, fitted, by, options):
     for frame in frames.values():
         frame.attrs = {}  # pandas compares the attrs of what it concatenates, and these hold DataFrames
     table = BalanceTable(pd.concat(frames, names=["subgroup", *[name or "variable" for name in inner]]))
-    table.attrs.update(thresholds=tables[levels[0]].attrs["thresholds"],
+    thresholds = tables[levels[0]].attrs["thresholds"]
+    table.attrs.update(thresholds=thresholds,
+                       tally={stat: pd.concat({level: t.attrs["tally"][stat]["count"] for level, t in tables.items()},
+                                              axis=1) for stat in thresholds},
+                       max_imbalance={stat: pd.concat({level: t.attrs["max_imbalance"][stat]
+                                                       for level, t in tables.items()
+                                                       if stat in t.attrs["max_imbalance"]},
+                                                      names=["subgroup", None]).reset_index(level=0)
+                                      for stat in thresholds},
                        ess=pd.concat({level: t.attrs["ess"] for level, t in tables.items()}, names=["subgroup", None]),
                        across_subgroups=_max_over(table.drop(columns=[c for c in table.columns
                                                                       if c.endswith("_threshold")]),
