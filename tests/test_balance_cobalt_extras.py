@@ -82,10 +82,10 @@ def test_every_row_and_column_matches_cobalt(table, reference):
 
 def test_tally_and_largest_imbalance_match_cobalt(table, printed):
     tally = pd.read_csv(EXTRAS / "lalonde_att_glm_tally_m.csv")["value"].astype(int).tolist()
-    assert table.attrs["tally"]["smd"]["count"].tolist() == tally
-    assert list(table.attrs["tally"]["smd"].index) == ["Balanced, <0.1", "Not Balanced, >0.1"]
+    assert table.tally["smd"]["count"].tolist() == tally
+    assert list(table.tally["smd"].index) == ["Balanced, <0.1", "Not Balanced, >0.1"]
     top = pd.read_csv(EXTRAS / "lalonde_att_glm_max_imbalance_m.csv")
-    ours = table.attrs["max_imbalance"]["smd"]
+    ours = table.max_imbalance["smd"]
     assert ours["variable"].tolist() == top["Variable"].tolist()
     assert_allclose(ours["smd_adj"], top["Diff.Adj"], rtol=1e-8)
     assert ours["smd_threshold"].tolist() == top["M.Threshold"].tolist()
@@ -94,16 +94,16 @@ def test_tally_and_largest_imbalance_match_cobalt(table, printed):
         counts = [int(c) for c in re.findall(rf"^(?:Not )?Balanced, [<>]{re.escape(label)} +(\d+)$",
                                              printed.split(f"Balance tally for {'variance ratios' if stat == 'vratio' else 'KS statistics'}")[1],
                                              flags=re.M)[:2]]
-        assert table.attrs["tally"][stat]["count"].tolist() == counts
-    assert table.attrs["max_imbalance"]["vratio"]["variable"].item() == "race_white * re74"
-    assert round(table.attrs["max_imbalance"]["vratio"]["vratio_adj"].item(), 4) == 0.2356
-    assert table.attrs["max_imbalance"]["ks"]["variable"].item() == "age"
-    assert round(table.attrs["max_imbalance"]["ks"]["ks_adj"].item(), 4) == 0.3078
+        assert table.tally[stat]["count"].tolist() == counts
+    assert table.max_imbalance["vratio"]["variable"].item() == "race_white * re74"
+    assert round(table.max_imbalance["vratio"]["vratio_adj"].item(), 4) == 0.2356
+    assert table.max_imbalance["ks"]["variable"].item() == "age"
+    assert round(table.max_imbalance["ks"]["ks_adj"].item(), 4) == 0.3078
 
 
 def test_effective_sample_sizes_match_cobalt_and_weightit(table):
     """Kish's ESS per group, unadjusted (the group sizes) and adjusted, vs WeightIt's summary (1e-10)."""
-    ess = table.attrs["ess"]
+    ess = table.ess
     assert list(ess.index) == ["Unadjusted", "Adjusted"] and list(ess.columns) == ["control", "treated"]
     assert ess.loc["Unadjusted"].tolist() == [429.0, 185.0]
     summary = pd.read_csv(ORACLE / "weight_summary_ATT.csv", index_col="method").loc["glm"]
@@ -128,6 +128,9 @@ def test_printed_form_reads_like_cobalt(table, printed):
     assert re.search(r"Adjusted +99\.82 +185\.00", text)
     # derived frames are plain DataFrames and print as such
     assert type(table.round(3)) is pd.DataFrame and "Balance Measures" not in str(table[["smd_adj"]])
+    # a column concatenates with others as any Series does (nothing travels in DataFrame.attrs)
+    both = pd.concat({"a": table["smd_adj"], "b": table["smd_un"]}, axis=1)
+    assert both.attrs == {} and list(both.columns) == ["a", "b"]
 
 
 def test_prop_score_row_from_a_fitted_weighter(lalonde, reference):
@@ -201,15 +204,15 @@ def test_by_gives_one_table_per_subgroup_and_the_maximum(lalonde, glm_weights):
         alone = balance_table(X[rows].drop(columns="married"), t[rows], glm_weights[rows], estimand="ATT",
                               thresholds={"smd": 0.1})
         pd.testing.assert_frame_equal(pd.DataFrame(table.loc[level]), pd.DataFrame(alone).rename_axis("variable"))
-    across = table.attrs["across_subgroups"]
+    across = table.across_subgroups
     smd = table["smd_adj"].abs().groupby(level="variable", sort=False).max()
     assert_allclose(across["smd_adj"], smd.loc[across.index], rtol=0)
     assert "smd_threshold" not in across.columns
     # each subgroup's tally and largest imbalance, side by side
-    tally = table.attrs["tally"]["smd"]
+    tally = table.tally["smd"]
     assert list(tally.columns) == [0, 1]
     assert tally.sum().tolist() == [len(table.loc[0]), len(table.loc[1])]
-    assert table.attrs["max_imbalance"]["smd"]["subgroup"].tolist() == [0, 1]
+    assert table.max_imbalance["smd"]["subgroup"].tolist() == [0, 1]
     assert "Balance tally for mean differences" in str(table)
     # a Series works as well, and a fitted weighter's settings carry over
     pw = PropensityWeights(estimand="ATT").fit(X, t)
@@ -227,8 +230,8 @@ def test_continuous_display_and_thresholds(lalonde):
     assert_allclose(table.loc["age", "mean_all_adj"], np.average(lalonde["age"], weights=w), rtol=1e-12)
     expected = np.where(table["corr_adj"].abs() < 0.1, "Balanced, <0.1", "Not Balanced, >0.1")
     assert list(table["corr_threshold"]) == list(expected)
-    assert sum(table.attrs["tally"]["corr"]["count"]) == 3
-    assert list(table.attrs["ess"].columns) == ["all"]
+    assert sum(table.tally["corr"]["count"]) == 3
+    assert list(table.ess.columns) == ["all"]
 
 
 def test_multi_category_keeps_working_with_extras(lalonde):

@@ -444,11 +444,11 @@ def balance_table(
         ``stats``). Adds a column ``<stat>_threshold`` after the judged column (adjusted, else unadjusted) saying
         "Balanced, <t" or "Not Balanced, >t" (``|smd|``, ``|corr|``, ``ks``, ``ovl`` against t;
         ``max(vratio, 1/vratio)`` against t ≥ 1), and the balance tally and the row with the largest imbalance
-        to ``attrs`` (see Returns).
+        as attributes (see Returns).
     by : str or array-like of shape (n_samples,), default=None
         Subgroups (a column of X, which then is not a covariate, or values per unit): one table per subgroup,
         computed within it exactly as a separate call (its own SDs), stacked under an extra first index level
-        ``subgroup``; ``attrs["across_subgroups"]`` holds the largest imbalance of each row over the subgroups
+        ``subgroup``; the attribute ``across_subgroups`` holds the largest imbalance of each row over the subgroups
         (cobalt's ``Balance.Across.Subclass``). The weights are not refitted within subgroups.
 
     Returns
@@ -464,7 +464,7 @@ def balance_table(
         and ``ovl_adj``, cobalt's overlapping-coefficient statistic.
 
         The table prints as cobalt's ``print.bal.tab``: the rows, then per threshold the balance tally and the
-        variable with the greatest imbalance, then the effective sample sizes. ``attrs`` holds
+        variable with the greatest imbalance, then the effective sample sizes. Its attributes are
         ``"thresholds"``, ``"tally"`` (per statistic a DataFrame: count of rows "Balanced, <t" and "Not
         Balanced, >t"), ``"max_imbalance"`` (per statistic the row with the largest imbalance, distances left
         out), ``"ess"`` (Kish's effective sample size per group, rows ``Unadjusted``/``Adjusted``) and with
@@ -592,7 +592,7 @@ def balance_table(
     ...                    thresholds={"smd": 0.1})
     >>> t2.index[3:].tolist()
     ['age²', 'size²', 'age * group_a', 'age * group_b', 'age * size', 'group_a * size', 'group_b * size']
-    >>> t2.attrs["tally"]["smd"]["count"].tolist()  # balanced, not balanced
+    >>> t2.tally["smd"]["count"].tolist()  # balanced, not balanced
     [5, 5]
 
     A multi-category treatment gives one block per comparison:
@@ -703,10 +703,8 @@ def balance_table(
     if "smd" in stats:
         _warn_infinite(table)
     table, tally, largest = add_thresholds(table, thresholds)
-    table = BalanceTable(table)
-    table.attrs.update(thresholds=thresholds, tally=tally, max_imbalance=largest,
-                       ess=ess_table(runs, group_codes, [str(g) for g in groups]))
-    return table
+    return BalanceTable.build(table, thresholds=thresholds, tally=tally, max_imbalance=largest,
+                              ess=ess_table(runs, group_codes, [str(g) for g in groups]))
 
 
 def _column_order(columns, runs, stats, groups):
@@ -749,7 +747,7 @@ def _rows(values, mask):
 
 def _balance_by(X, treatment, fitted, by, options):
     """One balance table per subgroup of ``by``, stacked under a MultiIndex level ``subgroup``, with the largest
-    imbalance of each row over the subgroups in ``attrs["across_subgroups"]`` (cobalt's
+    imbalance of each row over the subgroups as ``across_subgroups`` (cobalt's
     ``Balance.Across.Subclass``)."""
     n = len(X)
     if isinstance(by, str) and isinstance(X, pd.DataFrame) and by in X.columns:
@@ -786,24 +784,19 @@ def _balance_by(X, treatment, fitted, by, options):
             X_level, _rows(treatment, mask), _rows(fitted.weights, mask),
             **{**options, **settings, "sample_weight": _rows(sample_weight, mask), "distance": _rows(distance, mask)})
     inner = list(tables.values())[0].index.names
-    frames = {level: table.copy(deep=False) for level, table in tables.items()}
-    for frame in frames.values():
-        frame.attrs = {}  # pandas compares the attrs of what it concatenates, and these hold DataFrames
-    table = BalanceTable(pd.concat(frames, names=["subgroup", *[name or "variable" for name in inner]]))
-    thresholds = tables[levels[0]].attrs["thresholds"]
-    table.attrs.update(thresholds=thresholds,
-                       tally={stat: pd.concat({level: t.attrs["tally"][stat]["count"] for level, t in tables.items()},
-                                              axis=1) for stat in thresholds},
-                       max_imbalance={stat: pd.concat({level: t.attrs["max_imbalance"][stat]
-                                                       for level, t in tables.items()
-                                                       if stat in t.attrs["max_imbalance"]},
-                                                      names=["subgroup", None]).reset_index(level=0)
-                                      for stat in thresholds},
-                       ess=pd.concat({level: t.attrs["ess"] for level, t in tables.items()}, names=["subgroup", None]),
-                       across_subgroups=_max_over(table.drop(columns=[c for c in table.columns
-                                                                      if c.endswith("_threshold")]),
-                                                  [name for name in table.index.names if name != "subgroup"]))
-    return table
+    table = pd.concat({level: pd.DataFrame(table) for level, table in tables.items()},
+                      names=["subgroup", *[name or "variable" for name in inner]])
+    thresholds = tables[levels[0]].thresholds
+    return BalanceTable.build(
+        table, thresholds=thresholds,
+        tally={stat: pd.concat({level: t.tally[stat]["count"] for level, t in tables.items()}, axis=1)
+               for stat in thresholds},
+        max_imbalance={stat: pd.concat({level: t.max_imbalance[stat] for level, t in tables.items()
+                                        if stat in t.max_imbalance}, names=["subgroup", None]).reset_index(level=0)
+                       for stat in thresholds},
+        ess=pd.concat({level: t.ess for level, t in tables.items()}, names=["subgroup", None]),
+        across_subgroups=_max_over(table.drop(columns=[c for c in table.columns if c.endswith("_threshold")]),
+                                   [name for name in table.index.names if name != "subgroup"]))
 
 
 def max_over_comparisons(table):

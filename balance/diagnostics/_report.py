@@ -25,16 +25,27 @@ class BalanceTable(pd.DataFrame):
     """A balance table (a pandas DataFrame) that prints as cobalt does: the table, then the balance tallies and
     the variable with the greatest imbalance for each statistic with a threshold, then the effective sample sizes.
 
-    Everything beyond the rows is in ``attrs``: ``"thresholds"`` (the thresholds used), ``"tally"`` (per
-    statistic, a DataFrame of the number of rows balanced and not balanced), ``"max_imbalance"`` (per statistic,
-    the row with the largest imbalance, distances excluded), ``"ess"`` (Kish's effective sample sizes per
-    group, unadjusted and adjusted) and, with ``by=``, ``"across_subgroups"`` (the largest imbalance of each row
-    over the subgroups). Any operation on the table (selecting columns, rounding) gives a plain DataFrame.
+    Attributes beyond the rows: ``thresholds`` (dict, the thresholds used), ``tally`` (per statistic, a DataFrame
+    of the number of rows balanced and not balanced), ``max_imbalance`` (per statistic, the row with the largest
+    imbalance, distances excluded), ``ess`` (Kish's effective sample sizes per group, unadjusted and adjusted)
+    and, with ``by=``, ``across_subgroups`` (the largest imbalance of each row over the subgroups; else None).
+    Any operation on the table (selecting columns, rounding, concatenating) gives a plain DataFrame without them,
+    so they never travel into other objects (they are not ``DataFrame.attrs``, which pandas copies and compares).
     """
+
+    _metadata = ["thresholds", "tally", "max_imbalance", "ess", "across_subgroups"]
 
     @property
     def _constructor(self):
         return pd.DataFrame  # derived frames are plain DataFrames: only the full table prints as a report
+
+    @classmethod
+    def build(cls, table, *, thresholds, tally, max_imbalance, ess, across_subgroups=None):
+        """The table with its report attributes."""
+        out = cls(table)
+        out.thresholds, out.tally, out.max_imbalance = thresholds, tally, max_imbalance
+        out.ess, out.across_subgroups = ess, across_subgroups
+        return out
 
     def __repr__(self):
         return format_balance(self)
@@ -113,18 +124,14 @@ def format_balance(table):
     width = pd.get_option("display.width") or 80
     body = pd.DataFrame(table).to_string(na_rep=".", float_format=lambda v: f"{v:.4f}", line_width=width)
     lines = ["Balance Measures", body]
-    attrs = table.attrs
-    for stat in attrs.get("thresholds", {}):
+    for stat in table.thresholds:
         plural, single = _TITLES[stat]
-        lines += ["", f"Balance tally for {plural}", attrs["tally"][stat].to_string()]
-        if stat in attrs.get("max_imbalance", {}):
-            top = attrs["max_imbalance"][stat]
+        lines += ["", f"Balance tally for {plural}", table.tally[stat].to_string()]
+        if stat in table.max_imbalance:
             lines += ["", f"Variable with the greatest {single}",
-                      top.to_string(index=False, float_format=lambda v: f"{v:.4f}")]
-    if "across_subgroups" in attrs:
+                      table.max_imbalance[stat].to_string(index=False, float_format=lambda v: f"{v:.4f}")]
+    if table.across_subgroups is not None:
         lines += ["", "Balance across subgroups (largest imbalance of each row)",
-                  attrs["across_subgroups"].to_string(na_rep=".", float_format=lambda v: f"{v:.4f}",
-                                                      line_width=width)]
-    if "ess" in attrs:
-        lines += ["", "Effective sample sizes", attrs["ess"].to_string(float_format=lambda v: f"{v:.2f}")]
+                  table.across_subgroups.to_string(na_rep=".", float_format=lambda v: f"{v:.4f}", line_width=width)]
+    lines += ["", "Effective sample sizes", table.ess.to_string(float_format=lambda v: f"{v:.2f}")]
     return "\n".join(lines)
