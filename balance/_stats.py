@@ -67,13 +67,34 @@ def reliability_var(X, w):
     unit carries all the weight (the variance is then undefined). ``X`` should hold scaled columns
     (:func:`scale_columns`) so that the squares cannot overflow or underflow; :func:`reliability_sd` does that.
     """
+    return reliability_cov(X, X, w)
+
+
+def reliability_cov(X, a, w):
+    """cobalt's weighted covariance of each column of ``X`` with the matching column of ``a`` (or with ``a`` itself
+    when it is one-dimensional), over the units with ``w > 0``.
+
+    The n − 1 form of :func:`reliability_var`: with :math:`v = w / \\sum w`,
+    :math:`\\sum v (x - \\bar x_v)(a - \\bar a_v) / (1 - \\sum v^2)`; ``reliability_cov(X, X, w)`` is the
+    variance. NaN when one unit carries all the weight. Both arguments should hold scaled columns
+    (:func:`scale_columns`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, a = np.array([[1.0], [2.0], [4.0]]), np.array([0.0, 1.0, 1.0])
+    >>> float(reliability_cov(X, a, np.ones(3))[0]), float(np.cov(X[:, 0], a)[0, 1])
+    (0.6666666666666665, 0.6666666666666666)
+    """
     pos = w > 0
     v = normalise(w[pos])
     correction = 1.0 - v @ v  # 0 when one unit carries all the weight
     if correction <= 0:
         return np.full(X.shape[1], np.nan)
-    rows = X[pos]
-    return v @ (rows - v @ rows) ** 2 / correction
+    rows, other = X[pos], a[pos]
+    if other.ndim == 1:
+        other = other[:, None]
+    return v @ ((rows - v @ rows) * (other - v @ other)) / correction
 
 
 def reliability_sd(X, w):

@@ -169,5 +169,5 @@ def test_fitted_weighter_level_settings_and_binary_tables_unchanged(data):
     w[race.to_numpy() == "hispan"] = 0.0
     with pytest.raises(ValueError, match="weights is zero for every 'hispan' unit"):
         balance_table(X, race, w)
-    with pytest.raises(ValueError, match="treatment is continuous"):
-        balance_table(X, X["re75"] + 0.5, None)
+    # a continuous treatment is no longer refused: it gets correlations (tests/test_balance_continuous.py)
+    assert "corr_un" in balance_table(X, X["re75"] + 0.5, None).columns

@@ -18,13 +18,22 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from .._stats import normalise, reliability_var, scale_columns
+from scipy.stats import rankdata
+
+from ._ovl import ovl
+from .._stats import normalise, reliability_cov, reliability_var, scale_columns
 from .._treatment import ESTIMANDS_BY_TYPE, check_estimand_for
 from .._validation import (CovariateDesign, as_1d, check_estimand, check_indexes_agree, check_sample_weight,
                            check_treatment, check_weights)
-from ._weights import check_groups_weighted, group_names, inherit, inherit_treatment_type, resolve_weights
+from ._report import BalanceTable, add_thresholds, check_thresholds, ess_table
+from ._terms import balance_terms
+from ._weights import (check_groups_weighted, group_names, inherit, inherit_treatment_type, resolve_weights,
+                       weight_groups)
 
-STATS = ("smd", "vratio", "ks")
+STATS = ("smd", "vratio", "ks")  # the default statistics of a binary or multi-category treatment
+GROUP_STATS = STATS + ("ovl",)  # all of them, in cobalt's column order
+DISPLAY = ("means", "sds")
+CONTINUOUS_STATS = ("corr", "spearman")  # a continuous treatment's statistics (cobalt's "cor" and "sp")
 SD_DENOMS = ("treated", "control", "pooled", "all")
 _DEFAULT_SD_DENOM = {"ATT": "treated", "ATC": "control"}  # every other estimand: "pooled"
 
@@ -38,13 +47,21 @@ def _check_choice(value, choices, name):
     return value
 
 
-def _check_stats(stats):
+def _check_stats(stats, kind):
+    """The statistics to compute for a treatment of type ``kind``, in cobalt's column order; None: all of them."""
+    allowed = CONTINUOUS_STATS if kind == "continuous" else GROUP_STATS
+    if stats is None:
+        return list(CONTINUOUS_STATS if kind == "continuous" else STATS)
     stats = (stats,) if isinstance(stats, str) else tuple(stats)
     for s in stats:
-        _check_choice(s, STATS, "stats")
+        if s not in allowed and s in GROUP_STATS + CONTINUOUS_STATS:
+            what = ("compares treatment groups, which a continuous treatment has not" if kind == "continuous" else
+                    "is a treatment-covariate correlation, for a continuous treatment")
+            raise ValueError(f"stats={s!r} {what}; choose from {list(allowed)} for a {kind} treatment.")
+        _check_choice(s, allowed, "stats")
     if not stats:
-        raise ValueError(f"stats is empty; choose one or more of {list(STATS)}.")
-    return [s for s in STATS if s in stats]  # cobalt's column order, whatever order was asked
+        raise ValueError(f"stats is empty; choose one or more of {list(allowed)}.")
+    return [s for s in allowed if s in stats]  # cobalt's column order, whatever order was asked
 
 
 def _check_distance(distance, n_samples, index):
@@ -171,9 +188,34 @@ def _smd(diff, sd, standardise, scale):
         return np.where(standardise, scaled, diff * scale)
 
 
+def _ovl(cols, first, second, diff):
+    """cobalt's OVL statistic of every row between two groups, each ``(mask, weights)`` (:func:`._ovl.ovl` on the
+    units of both groups, zero weights included as cobalt's densities include them); a binary row's is its
+    absolute difference in proportions."""
+    out = np.abs(diff)
+    units = np.r_[np.flatnonzero(first[0]), np.flatnonzero(second[0])]
+    in_first = np.arange(units.size) < np.count_nonzero(first[0])
+    w = np.r_[first[1][first[0]], second[1][second[0]]]
+    for j in np.flatnonzero(~cols.binary):
+        out[j] = ovl(cols.values[units, j], in_first, w)
+    return out
+
+
+def _display(cols, group, display):
+    """The group's weighted mean (``"means"``) and SD (``"sds"``; NaN for a binary row, as cobalt leaves them
+    out) of every row, in the covariates' units; ``group`` is ``(mask, weights)``."""
+    mean, var = _moments(cols.values[group[0]], group[1][group[0]], cols.binary)
+    out = {}
+    if "means" in display:
+        out["mean"] = mean * cols.scale
+    if "sds" in display:
+        out["sd"] = np.where(cols.binary, np.nan, np.sqrt(var) * cols.scale)
+    return out
+
+
 def _contrast(cols, first, second, stats, sd, standardise):
-    """The requested statistics (keyed ``smd``, ``vratio``, ``ks``) of ``first`` minus ``second``, two groups given
-    as ``(mask, weights)``."""
+    """The requested statistics (keyed ``smd``, ``vratio``, ``ks``, ``ovl``) of ``first`` minus ``second``, two
+    groups given as ``(mask, weights)``."""
     m_1, v_1 = _moments(cols.values[first[0]], first[1][first[0]], cols.binary)
     m_2, v_2 = _moments(cols.values[second[0]], second[1][second[0]], cols.binary)
     diff = m_1 - m_2
@@ -185,6 +227,37 @@ def _contrast(cols, first, second, stats, sd, standardise):
             out["vratio"] = np.where(cols.binary, np.nan, v_1 / v_2)
     if "ks" in stats:
         out["ks"] = _ks(cols, first, second, diff)
+    if "ovl" in stats:
+        out["ovl"] = _ovl(cols, first, second, diff)
+    return out
+
+
+def _correlations(cols, a, runs, stats, display):
+    """cobalt's treatment–covariate correlations of every row (``{"corr_un": ..., "spearman_adj": ...}``) for a
+    continuous treatment ``a``.
+
+    Each is the weighted covariance (:func:`balance._stats.reliability_cov`) over the product of the two SDs of
+    the unweighted sample (sampling weights only, ``runs["un"]``: the yardstick does not move with the weights, as
+    for the SMD); a binary row's SD is sqrt(p (1 − p)). Spearman: the same on the average ranks of ``a`` and of
+    every non-binary row (a binary row stays 0/1).
+    """
+    sw = runs["un"]
+    pairs = {"corr": (cols.values, scale_columns(a[:, None])[0][:, 0])}
+    if "spearman" in stats:
+        pairs["spearman"] = (np.where(cols.binary, cols.values, rankdata(cols.values, axis=0)), rankdata(a))
+    sds = {stat: (np.sqrt(_moments(x, sw, cols.binary)[1]), np.sqrt(reliability_var(y[:, None], sw)[0]))
+           for stat, (x, y) in pairs.items()}
+    out = {}
+    everyone = np.ones(len(a), dtype=bool)
+    for suffix, w in runs.items():
+        for key, column in _display(cols, (everyone, w), display).items():
+            out[f"{key}_all_{suffix}"] = column
+        for stat in stats:
+            (x, y), (sd_x, sd_y) = pairs[stat], sds[stat]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                corr = reliability_cov(x, y, w) / (sd_x * sd_y)
+            # a row constant in the unweighted sample has no correlation; its covariance is rounding noise
+            out[f"{stat}_{suffix}"] = np.where(sd_x == 0, 0.0, corr)
     return out
 
 
@@ -216,8 +289,10 @@ def _block(dist, covariates, level_flags, t, codes, runs, options):
     The SD comes from the unweighted sample (sample weights only, ``runs["un"]``), for both the unadjusted and
     adjusted SMD; the "All" group is always the unadjusted full sample.
     """
-    stats, sd_denom, binary, continuous, pairwise = options
+    stats, sd_denom, binary, continuous, pairwise, display = options
     cols = _build_columns(dist, covariates, level_flags)
+    if t.kind == "continuous":
+        return cols.binary, {None: _correlations(cols, codes, runs, stats, display)}
     standardise = np.where(cols.binary, binary == "std", continuous == "std")
     sw = runs["un"]
     sd = _sd(cols, codes, sw, sd_denom, max(t.n_levels, 2), 1 if t.kind == "binary" else t.focal)
@@ -227,6 +302,10 @@ def _block(dist, covariates, level_flags, t, codes, runs, options):
         values[name] = {}
         for suffix, run_w in runs.items():
             first, second = ((everyone, sw) if g == ALL else (codes == g, run_w) for g in (g_1, g_2))
+            for g, group in ((g_2, second), (g_1, first)):  # cobalt's order: M.0 before M.1
+                label = "All" if g == ALL else str(t.levels[g])
+                for key, column in _display(cols, group, display).items():
+                    values[name][f"{key}_{label}_{suffix}"] = column
             for stat, column in _contrast(cols, first, second, stats, sd, standardise).items():
                 values[name][f"{stat}_{suffix}"] = column
     return cols.binary, values
@@ -238,7 +317,8 @@ def _observed_block(column, level_flag, t, codes, runs, options):
     None for the statistics when a group has no observed unit of positive weight."""
     seen = ~np.isnan(column)
     runs = {suffix: w[seen] for suffix, w in runs.items()}
-    if not all(np.any(w[codes[seen] == k] > 0) for w in runs.values() for k in range(max(t.n_levels, 2))):
+    groups = [codes[seen] == k for k in range(max(t.n_levels, 2))] if t.is_categorical else [slice(None)]
+    if not all(np.any(w[group] > 0) for w in runs.values() for group in groups):
         binary = bool(level_flag[0]) or np.unique(column[seen]).size == 2
         return np.array([binary]), None
     return _block(np.empty((int(seen.sum()), 0)), column[seen, None], level_flag, t, codes[seen], runs, options)
@@ -265,7 +345,7 @@ def balance_table(
     weights=None,
     *,
     estimand=None,
-    stats=STATS,
+    stats=None,
     binary="raw",
     continuous="std",
     sd_denom=None,
@@ -277,6 +357,11 @@ def balance_table(
     pairwise=None,
     abs=False,
     per_imputation=False,
+    interactions=False,
+    poly=1,
+    display=(),
+    thresholds=None,
+    by=None,
 ):
     """Covariate balance between treatment groups, before and after weighting (cobalt's ``bal.tab``).
 
@@ -290,8 +375,9 @@ def balance_table(
         Covariates. Categorical (category, object or string) columns are split into one indicator per level,
         named ``<column>_<level>`` (e.g. ``race_black``), all levels shown; boolean columns become 0/1.
     treatment : array-like of shape (n_samples,)
-        Binary treatment: 0/1, boolean, or two levels with ``treated`` given; or a multi-category one (three or
-        more levels, see ``pairwise``). A Series must carry X's index.
+        Binary treatment: 0/1, boolean, or two levels with ``treated`` given; a multi-category one (three or
+        more levels, see ``pairwise``); or a continuous one (a float dose: balance is then each covariate's
+        correlation with it). A Series must carry X's index.
     weights : array-like of shape (n_samples,) or fitted weighting estimator, default=None
         Analysis weights (non-negative), **sampling weights included**, as every estimator's ``weights_`` of this
         package (so they equal cobalt's ``weights * s.weights``). A fitted weighting estimator (or a Pipeline
@@ -302,15 +388,17 @@ def balance_table(
         (Multi-category: "ATE", "ATT" with the focal level ``treated``, "ATO".)
         Selects the default ``sd_denom``. ``None`` means the fitted estimator's ``estimand`` if ``weights`` has
         one, else ``"ATE"``; a different explicit value is an error (it would change the SD behind the weights).
-    stats : str or sequence of {"smd", "vratio", "ks"}, default=("smd", "vratio", "ks")
-        Statistics to report; columns always come in the order smd, vratio, ks.
+    stats : str or sequence of {"smd", "vratio", "ks"} or of {"corr", "spearman"}, default=None
+        Statistics to report; columns always come in the order smd, vratio, ks (binary and multi-category
+        treatments) or corr, spearman (a continuous treatment: the treatment–covariate Pearson and Spearman
+        correlations). None: all of those for the treatment's type.
     binary : {"raw", "std"}, default="raw"
         ``"raw"``: binary covariates show the difference in proportions; ``"std"``: it is divided by the SD.
     continuous : {"std", "raw"}, default="std"
         ``"std"``: continuous covariates and distances show the SMD; ``"raw"``: the difference in means.
     sd_denom : {"treated", "control", "pooled", "all"}, default=None
         (Multi-category: "treated" is the focal level's SD, "pooled" the root mean of all K levels' variances, the
-        same for every comparison as in cobalt; "control" does not apply.)
+        same for every comparison as in cobalt; "control" does not apply. Continuous: only "all", the default.)
         Standard deviation in the SMD denominator, always computed on the unweighted sample (``sample_weight``
         only): ``"treated"`` the treated group's SD, ``"control"`` the control group's, ``"pooled"``
         :math:`\\sqrt{(s_T^2 + s_C^2)/2}`, ``"all"`` the SD of all units together. ``None`` picks by estimand:
@@ -321,7 +409,9 @@ def balance_table(
         holding balancing weights that exclude them).
     distance : array-like of shape (n_samples,) or dict of str to array-like, default=None
         Distance measures shown first, of type ``"Distance"`` (an array-like is named ``"prop.score"``). They are
-        summarised like continuous covariates but are not covariates.
+        summarised like continuous covariates but are not covariates. ``"prop.score"``: the propensity score
+        (``ps_``) of the fitted weighter given as ``weights`` (binary treatments), the row cobalt adds for a
+        weightit object.
     treated : scalar, default=None
         The treated level, when ``treatment`` is not 0/1 or boolean; for a multi-category treatment the focal
         level (of an ATT). None: the fitted estimator's treated level when ``weights`` is one; a different
@@ -332,7 +422,7 @@ def balance_table(
         covariate over the units where it is observed (cobalt's ``na.rm = TRUE``; a categorical column's level
         shares are shares of those units). None: the fitted estimator's ``missing`` when ``weights`` is one, else
         ``"error"``; a different explicit rule is an error.
-    treatment_type : {"auto", "binary", "multi-category"}, default=None
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default=None
         As the weighters' parameter (an integer treatment with more than two values needs it). None: the fitted
         estimator's type when ``weights`` is one, else ``"auto"``.
     pairwise : bool, default=None
@@ -344,16 +434,52 @@ def balance_table(
         Multiply imputed data only (``X`` a list of completed data sets or a fitted :class:`~balance.ImputedEffect`,
         for which the table is :func:`balance.diagnostics.balance_across_imputations`'s summary over the
         imputations): summarise absolute statistics; return the per-imputation tables instead.
+    interactions : bool, default=False
+        Add the product of every pair of covariates from different variables (cobalt's ``int = TRUE``), named
+        ``"a * b"``, with each categorical and binary variable split into one 0/1 column per level for them
+        (``age * married_0``, ``age * married_1``, ``age * race_black``); missingness indicators are left out,
+        products constant over the observed units dropped. A product of two 0/1 columns is a binary row.
+    poly : int, default=1
+        Add the powers 2..poly of every non-binary numeric covariate (cobalt's ``poly``), named with a
+        superscript: ``age²``, ``age³``. Powers come before interactions.
+    display : str or sequence of {"means", "sds"}, default=()
+        Add each group's weighted mean (``mean_<level>_un``, ``mean_<level>_adj``) and SD (``sd_<level>_un``,
+        ``sd_<level>_adj``; the n − 1 weighted SD, NaN for a binary row as cobalt leaves it blank) before each
+        sample's statistics (cobalt's ``disp``); ``<level>`` is the treatment level (``0``/``1`` for a 0/1
+        treatment), ``All`` for the full-sample group of ``pairwise=False``, and ``all`` for a continuous
+        treatment (the whole sample).
+    thresholds : dict of str to float, default=None
+        Balance thresholds per statistic, e.g. ``{"smd": 0.1, "vratio": 2, "ks": 0.1}`` (``"corr"``,
+        ``"spearman"`` for a continuous treatment; a statistic with a threshold is computed even if not in
+        ``stats``). Adds a column ``<stat>_threshold`` after the judged column (adjusted, else unadjusted) saying
+        "Balanced, <t" or "Not Balanced, >t" (``|smd|``, ``|corr|``, ``ks``, ``ovl`` against t;
+        ``max(vratio, 1/vratio)`` against t ≥ 1), and the balance tally and the row with the largest imbalance
+        as attributes (see Returns).
+    by : str or array-like of shape (n_samples,), default=None
+        Subgroups (a column of X, which then is not a covariate, or values per unit): one table per subgroup,
+        computed within it exactly as a separate call (its own SDs), stacked under an extra first index level
+        ``subgroup``; the attribute ``across_subgroups`` holds the largest imbalance of each row over the subgroups
+        (cobalt's ``Balance.Across.Subclass``). The weights are not refitted within subgroups.
 
     Returns
     -------
-    table : pandas.DataFrame
+    table : BalanceTable (a pandas.DataFrame)
         One row per distance and expanded covariate, in X's column order (distances first); for a multi-category
         treatment one such block per comparison, under a MultiIndex with levels ``comparison`` and ``variable``
         (cobalt's order; :func:`max_over_comparisons` gives the largest imbalance of each row). Column ``type`` is
         ``"Distance"``, ``"Binary"`` or ``"Contin."``; then ``smd_un``, ``vratio_un``, ``ks_un`` (those requested)
         and, when ``weights`` is given, ``smd_adj``, ``vratio_adj``, ``ks_adj``. The variance ratio of a binary
-        row is NaN, as cobalt prints NA.
+        row is NaN, as cobalt prints NA. A continuous treatment gives one row per distance and expanded covariate
+        with ``corr_un``, ``spearman_un`` (and ``corr_adj``, ``spearman_adj``). ``stats="ovl"`` adds ``ovl_un``
+        and ``ovl_adj``, cobalt's overlapping-coefficient statistic.
+
+        The table prints as cobalt's ``print.bal.tab``: the rows, then per threshold the balance tally and the
+        variable with the greatest imbalance, then the effective sample sizes. Its attributes are
+        ``"thresholds"``, ``"tally"`` (per statistic a DataFrame: count of rows "Balanced, <t" and "Not
+        Balanced, >t"), ``"max_imbalance"`` (per statistic the row with the largest imbalance, distances left
+        out), ``"ess"`` (Kish's effective sample size per group, rows ``Unadjusted``/``Adjusted``) and with
+        ``by`` ``"across_subgroups"``. Any operation on the table (selection, rounding) returns a plain
+        DataFrame, so code that treats it as one is unaffected.
 
     Raises
     ------
@@ -397,6 +523,19 @@ def balance_table(
       equals the absolute difference in proportions.
     - Multiplying one group's weights by a constant changes none of these statistics.
 
+    **Overlapping coefficient** (``"ovl"``, Franklin et al. 2014): 1 − the area shared by the two groups' weighted
+    densities, exactly as cobalt 4.6.1 computes it (reproduced to 1e-12 on the lalonde reference, every row):
+    the column standardised on the whole sample, R's Gaussian ``density()`` of each group (bandwidth: cobalt's
+    ``bw.nrd``, Scott's rule on the smaller group with ``bw.nrd0``'s fallbacks; 512 points, linear binning,
+    FFT), linear interpolation, and R's adaptive quadrature of the minimum (a 1001-point midpoint rule where it
+    fails); 1 when the groups do not overlap at all. A binary row's is its absolute difference in proportions.
+    The quadrature is cobalt's, so its error is too: on heavy-tailed columns (squares and products of earnings)
+    it reaches a few hundredths of the exact area under the same densities.
+
+    **Rows as cobalt shows them.** A categorical column with two levels is one row, its second level (named
+    ``<column>_<level>``, e.g. ``sex_Male``; cobalt's ``splitfactor(drop.first = "if2")``); three or more
+    levels give one row each.
+
     One deliberate difference: cobalt leaves a mean difference below :math:`\\sqrt{\\epsilon_{mach}} \\approx 1.5
     \\times 10^{-8}` in absolute value unstandardised (its ``check_if_zero``). That cut-off is in the covariate's
     units, so it could leave a real difference of a finely measured covariate unstandardised; here the
@@ -408,6 +547,17 @@ def balance_table(
     RuntimeWarning otherwise. A variance ratio with a zero control variance is inf (NaN when both are 0); a
     group where one unit carries all the weight has an undefined (NaN) continuous variance, hence a NaN
     variance ratio.
+
+    **Continuous treatment** (cobalt's ``bal.tab`` with ``stats = c("cor", "sp")``, reproduced to 1e-15 on
+    WeightIt 1.5.1's lalonde example for six methods, up to R's rounding noise, below 2e-8, in correlations that
+    exact balancing makes zero): the correlation of covariate :math:`x` with treatment
+    :math:`A` is :math:`\\mathrm{cov}_w(x, A) / (s_x s_A)`, with the weighted covariance in the n − 1 form,
+    :math:`\\sum v (x - \\bar x_v)(A - \\bar A_v) / (1 - \\sum v^2)`, and the SDs :math:`s_x, s_A` of the
+    **unweighted** full sample (``sample_weight`` only; :math:`\\sqrt{p(1-p)}` for a binary row), so that the
+    unadjusted correlation is Pearson's for a continuous row and the adjusted one is on the same yardstick.
+    ``spearman_*`` is the same statistic on the average ranks of :math:`A` and of each non-binary row (ranked on
+    the whole sample, or on the units where the row is observed); a binary row stays 0/1. Factors are split into
+    one row per level, all shown. A row constant in the unweighted sample has correlation 0.
 
     **Missing values** (``missing="indicator"``): each statistic of a covariate uses the units where it is
     observed, with their weights (each group's weights renormalised over them), its SD as well; this is cobalt's
@@ -424,6 +574,9 @@ def balance_table(
     Greifer, N. cobalt: Covariate Balance Tables and Plots. R package version 4.6.1, ``bal.tab()``,
     ``col_w_smd()``, ``col_w_vr()``, ``col_w_ks()``.
 
+    Franklin, J. M., Rassen, J. A., Ackermann, D., Bartels, D. B. & Schneeweiss, S. (2014). Metrics for
+    covariate balance in cohort studies of causal effects. *Statistics in Medicine*, 33(10), 1685–1699.
+
     Austin, P. C. & Stuart, E. A. (2015). Moving towards best practice when using inverse probability of
     treatment weighting (IPTW) using the propensity score to estimate causal treatment effects in observational
     studies. *Statistics in Medicine*, 34(28), 3661–3679.
@@ -439,8 +592,18 @@ def balance_table(
     >>> balance_table(X, treat, w, estimand="ATT").round(3)
                 type  smd_un  vratio_un  ks_un  smd_adj  vratio_adj  ks_adj
     age      Contin.  -0.260       0.44  0.250    0.137       0.444   0.429
-    group_a   Binary   0.167        NaN  0.167   -0.048         NaN   0.048
     group_b   Binary  -0.167        NaN  0.167    0.048         NaN   0.048
+
+    A two-level factor is one row (its second level), as cobalt shows it. Powers, interactions, thresholds and
+    the printed report:
+
+    >>> X2 = X.assign(size=[1.0, 2.0, 2.5, 0.5, 1.5, 3.0, 2.0])
+    >>> t2 = balance_table(X2, treat, w, estimand="ATT", stats="smd", poly=2, interactions=True,
+    ...                    thresholds={"smd": 0.1})
+    >>> t2.index[3:].tolist()
+    ['age²', 'size²', 'age * group_a', 'age * group_b', 'age * size', 'group_a * size', 'group_b * size']
+    >>> t2.tally["smd"]["count"].tolist()  # balanced, not balanced
+    [5, 5]
 
     A multi-category treatment gives one block per comparison:
 
@@ -448,6 +611,14 @@ def balance_table(
     >>> table = balance_table(X[["age"]], arm, stats="smd")
     >>> table["smd_un"].round(3).to_dict()
     {('y vs. x', 'age'): 0.657, ('z vs. x', 'age'): 0.825, ('z vs. y', 'age'): 0.168}
+
+    A continuous treatment gives its correlation with each covariate:
+
+    >>> dose = [1.5, 0.4, 2.2, 0.9, 3.0, 1.1, 2.6]
+    >>> balance_table(X, dose, w).round(3)
+                type  corr_un  spearman_un  corr_adj  spearman_adj
+    age      Contin.    0.347        0.214     0.033        -0.091
+    group_b   Binary   -0.252       -0.312    -0.407        -0.455
     """
     from ._imputed import balance_across_imputations, is_imputed  # here: that module builds on this function
 
@@ -467,10 +638,20 @@ def balance_table(
     if abs or per_imputation:
         raise ValueError("abs= and per_imputation= apply to multiply imputed data (X a list of completed data sets "
                          "or a fitted ImputedEffect); leave them False for one data set.")
-    stats = _check_stats(stats)
     _check_choice(binary, ("raw", "std"), "binary")
     _check_choice(continuous, ("raw", "std"), "continuous")
+    display = _check_display(display)
+    if not isinstance(interactions, (bool, np.bool_)):
+        raise ValueError(f"interactions must be True or False; got {interactions!r}.")
+    if isinstance(poly, bool) or not isinstance(poly, (int, np.integer)) or poly < 1:
+        raise ValueError(f"poly must be a whole number of at least 1 (1: no powers); got {poly!r}.")
     fitted = resolve_weights(weights)
+    if by is not None:
+        return _balance_by(X, treatment, fitted, by, dict(
+            estimand=estimand, stats=stats, binary=binary, continuous=continuous, sd_denom=sd_denom,
+            sample_weight=sample_weight, distance=distance, treated=treated, missing=missing,
+            treatment_type=treatment_type, pairwise=pairwise, interactions=interactions, poly=poly,
+            display=display, thresholds=thresholds))
     design = CovariateDesign.from_data(X, missing=inherit("missing", missing, fitted.missing) or "error")
     covariates, cov_names = design.transform(X, drop_first=False, impute=False)
     n = covariates.shape[0]
@@ -478,18 +659,21 @@ def balance_table(
     check_indexes_agree(X=index, treatment=treatment, weights=fitted.weights, sample_weight=sample_weight)
     t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated), n_samples=n, index=index,
                         treatment_type=inherit_treatment_type(treatment_type, fitted))
-    if t.kind == "continuous":
-        raise ValueError("treatment is continuous: balance_table compares treatment groups; a continuous "
-                         "treatment's balance is its correlation with each covariate (not implemented here yet).")
+    stats = _check_stats(stats, t.kind)
+    thresholds = check_thresholds(thresholds, CONTINUOUS_STATS if t.kind == "continuous" else GROUP_STATS)
+    stats = [s for s in (CONTINUOUS_STATS if t.kind == "continuous" else GROUP_STATS)
+             if s in stats or s in thresholds]  # a threshold brings its statistic, as in cobalt
     estimand = inherit("estimand", None if estimand is None else check_estimand(estimand), fitted.estimand)
     estimand = check_estimand_for(estimand or "ATE", t, ESTIMANDS_BY_TYPE[t.kind], "balance_table")
     if sd_denom is None:
-        sd_denom = _DEFAULT_SD_DENOM.get(estimand, "pooled")
-    _check_choice(sd_denom, SD_DENOMS if t.kind == "binary" else ("treated", "pooled", "all"), "sd_denom")
+        sd_denom = "all" if t.kind == "continuous" else _DEFAULT_SD_DENOM.get(estimand, "pooled")
+    _check_choice(sd_denom, {"binary": SD_DENOMS, "continuous": ("all",)}.get(t.kind, ("treated", "pooled", "all")),
+                  "sd_denom")
     if sd_denom == "treated" and t.focal is None:
         raise ValueError("sd_denom='treated' with a multi-category treatment needs the focal level: pass "
                          "treated=<level>.")
-    codes, groups = t.a, group_names(t)
+    # a continuous treatment has one group, the whole sample, for the weight checks
+    (group_codes, groups), codes = (weight_groups(t) if t.kind == "continuous" else (t.a, group_names(t))), t.a
     if fitted.sample_weight is not None:  # the fitted weighter's sampling weights, as cobalt uses a weightit's
         if sample_weight is None:
             sample_weight = fitted.sample_weight
@@ -497,18 +681,20 @@ def balance_table(
             raise ValueError("sample_weight differs from the sampling weights the weighter was fitted with; drop "
                              "sample_weight= to use the weighter's, or refit the weighter with these.")
     sw = check_sample_weight(sample_weight, n, index=index)
-    check_groups_weighted(sw, codes, "sample_weight", labels=groups)
+    check_groups_weighted(sw, group_codes, "sample_weight", labels=groups)
     runs = {"un": sw}
     if fitted.weights is not None:
         runs["adj"] = check_weights(fitted.weights, n, index=t.index)
-        check_groups_weighted(runs["adj"], codes, labels=groups)
+        check_groups_weighted(runs["adj"], group_codes, labels=groups)
 
+    distance = _fitted_distance(distance, fitted, t)
     dist, dist_names = _check_distance(distance, n, t.index)
+    covariates, cov_names, flags = balance_terms(covariates, cov_names, design.indicator_flags(drop_first=False),
+                                                 design, interactions=interactions, poly=poly)
     names = dist_names + cov_names
     if len(set(names)) != len(names):
         raise ValueError(f"distance names {dist_names} clash with the covariate names {cov_names}; rename them.")
-    options = (stats, sd_denom, binary, continuous, t.focal is None if pairwise is None else pairwise)
-    flags = design.indicator_flags(drop_first=False)
+    options = (stats, sd_denom, binary, continuous, t.focal is None if pairwise is None else pairwise, display)
     incomplete = np.isnan(covariates).any(axis=0)
     complete = np.flatnonzero(~incomplete)
     binary_rows, blocks = _block(dist, covariates[:, complete], flags[complete], t, codes, runs, options)
@@ -537,13 +723,108 @@ def balance_table(
 
     types = ["Distance"] * len(dist_names) + ["Binary" if b else "Contin." for b in is_binary[len(dist_names):]]
     tables = {name: pd.DataFrame({"type": types, **values}, index=pd.Index(names)) for name, values in columns.items()}
-    if t.kind == "binary":
+    if None in tables:  # one comparison (binary) or none (continuous): a plain table
         table = tables[None]
-    else:
+    else:  # the comparisons' display columns differ (each shows its two groups): put them in level order
         table = pd.concat(tables, names=["comparison", "variable"])
+        table = table[_column_order(table.columns, runs, stats, ["All", *map(str, t.levels)])]
     if "smd" in stats:
         _warn_infinite(table)
-    return table
+    table, tally, largest = add_thresholds(table, thresholds)
+    return BalanceTable.build(table, thresholds=thresholds, tally=tally, max_imbalance=largest,
+                              ess=ess_table(runs, group_codes, [str(g) for g in groups]))
+
+
+def _column_order(columns, runs, stats, groups):
+    """``columns`` in the table's order: per sample, each group's display columns, then the statistics."""
+    order = ["type"]
+    for suffix in runs:
+        order += [f"{key}_{group}_{suffix}" for group in groups for key in ("mean", "sd")]
+        order += [f"{stat}_{suffix}" for stat in stats]
+    return [column for column in order if column in columns]
+
+
+def _fitted_distance(distance, fitted, t):
+    """``distance``, with ``"prop.score"`` replaced by the fitted weighter's propensity score (cobalt's
+    ``prop.score`` row of a weightit); ``t`` (when known) must be binary."""
+    if not (isinstance(distance, str) and distance == "prop.score"):
+        return distance
+    if fitted.ps is None or np.ndim(fitted.ps) != 1 or (t is not None and t.kind != "binary"):
+        raise ValueError("distance='prop.score' needs weights that are a fitted propensity-score weighter of a "
+                         "binary treatment (with ps_); pass the scores themselves as distance= otherwise.")
+    return {"prop.score": fitted.ps}
+
+
+def _check_display(display):
+    display = (display,) if isinstance(display, str) else tuple(display or ())
+    for item in display:
+        _check_choice(item, DISPLAY, "display")
+    return display
+
+
+def _rows(values, mask):
+    """``values`` (array-like, Series, dict of them or None) restricted to the rows of ``mask``."""
+    if values is None:
+        return None
+    if isinstance(values, dict):
+        return {key: _rows(v, mask) for key, v in values.items()}
+    if isinstance(values, (pd.Series, pd.DataFrame)):
+        return values.iloc[mask]
+    return np.asarray(values)[mask]
+
+
+def _balance_by(X, treatment, fitted, by, options):
+    """One balance table per subgroup of ``by``, stacked under a MultiIndex level ``subgroup``, with the largest
+    imbalance of each row over the subgroups as ``across_subgroups`` (cobalt's
+    ``Balance.Across.Subclass``)."""
+    n = len(X)
+    if isinstance(by, str) and isinstance(X, pd.DataFrame) and by in X.columns:
+        by_values, X = X[by], X.drop(columns=by)
+    else:
+        by_values, _ = as_1d(by, "by")
+        if by_values.shape[0] != n:
+            raise ValueError(f"by has {by_values.shape[0]} entries but X has {n} rows.")
+        check_indexes_agree(X=X.index if isinstance(X, pd.DataFrame) else None, by=by)
+    by_values = by_values.reset_index(drop=True) if isinstance(by_values, pd.Series) else pd.Series(by_values)
+    if by_values.isna().any():
+        raise ValueError("by has missing values; give every unit a subgroup (or drop those units).")
+    if isinstance(by_values.dtype, pd.CategoricalDtype):
+        levels = [level for level in by_values.cat.categories if (by_values == level).any()]
+    else:
+        levels = list(pd.unique(by_values))
+        try:
+            levels.sort()
+        except TypeError:  # labels of mixed types: order them as text
+            levels.sort(key=str)
+    # the fitted weighter's settings, passed on explicitly with its weights restricted to each subgroup
+    options["estimand"] = None if options["estimand"] is None else check_estimand(options["estimand"])
+    settings = {name: inherit(name, options[name], getattr(fitted, name)) for name in ("estimand", "treated", "missing")}
+    settings["treatment_type"] = inherit_treatment_type(options["treatment_type"], fitted)
+    sample_weight = options["sample_weight"] if options["sample_weight"] is not None else fitted.sample_weight
+    distance = options["distance"]
+    if isinstance(distance, str) and distance == "prop.score":
+        distance = _fitted_distance(distance, fitted, None)
+    tables = {}
+    for level in levels:
+        mask = (by_values == level).to_numpy()
+        X_level = X.iloc[mask] if isinstance(X, pd.DataFrame) else np.asarray(X)[mask]
+        tables[level] = balance_table(
+            X_level, _rows(treatment, mask), _rows(fitted.weights, mask),
+            **{**options, **settings, "sample_weight": _rows(sample_weight, mask), "distance": _rows(distance, mask)})
+    inner = list(tables.values())[0].index.names
+    table = pd.concat({level: pd.DataFrame(table) for level, table in tables.items()},
+                      names=["subgroup", *[name or "variable" for name in inner]])
+    thresholds = tables[levels[0]].thresholds
+    return BalanceTable.build(
+        table, thresholds=thresholds,
+        tally={stat: pd.concat({level: t.tally[stat]["count"] for level, t in tables.items()}, axis=1)
+               for stat in thresholds},
+        max_imbalance={stat: pd.concat({level: t.max_imbalance[stat] for level, t in tables.items()
+                                        if stat in t.max_imbalance}, names=["subgroup", None]).reset_index(level=0)
+                       for stat in thresholds},
+        ess=pd.concat({level: t.ess for level, t in tables.items()}, names=["subgroup", None]),
+        across_subgroups=_max_over(table.drop(columns=[c for c in table.columns if c.endswith("_threshold")]),
+                                   [name for name in table.index.names if name != "subgroup"]))
 
 
 def max_over_comparisons(table):
@@ -575,15 +856,25 @@ def max_over_comparisons(table):
     if not isinstance(table.index, pd.MultiIndex) or list(table.index.names) != ["comparison", "variable"]:
         raise ValueError("table must be a balance_table of a multi-category treatment (index levels 'comparison' "
                          "and 'variable').")
-    variables = table.index.get_level_values("variable")
-    order = pd.unique(variables)
-    out = {"type": table["type"].groupby(variables, sort=False).first()}
-    for column in table.columns.drop("type"):
+    return _max_over(table, ["variable"])
+
+
+def _max_over(table, keys):
+    """Per distinct value of the index levels ``keys`` (in the table's order): its ``type`` and, per statistic
+    column, the largest imbalance over the other index levels (``|smd|``, ``max(vratio, 1 / vratio)``, ``ks``,
+    ``ovl``, ``|corr|``, ``|spearman|``)."""
+    groups = [table.index.get_level_values(key) for key in keys]
+    order = pd.unique(pd.MultiIndex.from_arrays(groups) if len(keys) > 1 else groups[0])
+    out = {"type": table["type"].groupby(groups, sort=False).first()}
+    for column in table.columns:
+        stat = column.rsplit("_", 1)[0]
+        if stat not in GROUP_STATS + CONTINUOUS_STATS:
+            continue
         values = table[column].to_numpy(dtype=float)
-        if column.startswith("smd"):
-            values = np.abs(values)
-        elif column.startswith("vratio"):
+        if stat == "vratio":
             with np.errstate(divide="ignore"):
                 values = np.fmax(values, 1.0 / values)
-        out[column] = pd.Series(values, index=table.index).groupby(variables, sort=False).max()
-    return pd.DataFrame(out).loc[order].rename_axis(None)
+        elif stat != "ks" and stat != "ovl":
+            values = np.abs(values)
+        out[column] = pd.Series(values, index=table.index).groupby(groups, sort=False).max()
+    return pd.DataFrame(out).loc[order].rename_axis(None if len(keys) == 1 else keys)

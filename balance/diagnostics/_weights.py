@@ -36,6 +36,7 @@ class Resolved:
     missing: str | None = None
     treatment_type: str | None = None
     sample_weight: object = None  # the sampling weights the weighter was fitted with (None: none given)
+    ps: object = None  # the weighter's propensity scores (``ps_``), if it has them
 
 
 def resolve_weights(weights, name="weights"):
@@ -55,7 +56,8 @@ def resolve_weights(weights, name="weights"):
         treated = levels[-1] if binary else getattr(weights, "treated", None)
         estimand = getattr(weights, "estimand", None)
         return Resolved(weights.weights_, None if estimand is None else str(estimand).upper(), treated,
-                        getattr(weights, "missing", None), kind, getattr(weights, "sample_weight_", None))
+                        getattr(weights, "missing", None), kind, getattr(weights, "sample_weight_", None),
+                        getattr(weights, "ps_", None))
     if hasattr(weights, "fit"):
         raise TypeError(f"{name} is an unfitted {type(given).__name__}; fit it first, or pass its weights.")
     return Resolved(weights)
@@ -225,19 +227,20 @@ def effective_sample_size(weights, treatment=None, *, treated=None, treatment_ty
         replaced by its ``weights_``, and its treated level is used.
     treatment : array-like of shape (n_samples,), default=None
         Binary treatment, coded as in :func:`balance._treatment.check_treatment` (0/1, boolean, or any two levels
-        with ``treated`` given), or a multi-category one (one ESS per level). ``None`` pools all units.
+        with ``treated`` given), a multi-category one (one ESS per level), or a continuous one (one ESS, of the
+        whole sample, labelled ``all``). ``None`` pools all units.
     treated : scalar, default=None
         The treated level, when ``treatment`` is not 0/1 or boolean. None: the fitted estimator's treated level
         when ``weights`` is one; a different explicit level is an error.
-    treatment_type : {"auto", "binary", "multi-category"}, default=None
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default=None
         As the weighters' parameter (needed for integer codes of more than two levels). None: the fitted
         estimator's type when ``weights`` is one, else "auto".
 
     Returns
     -------
     ess : pandas.Series or float
-        With a treatment, a Series indexed ``["control", "treated"]`` (binary) or by the levels (multi-category);
-        without one, a single float.
+        With a treatment, a Series indexed ``["control", "treated"]`` (binary), by the levels (multi-category) or
+        ``["all"]`` (continuous); without one, a single float.
 
     Raises
     ------
@@ -281,21 +284,18 @@ def effective_sample_size(weights, treatment=None, *, treated=None, treatment_ty
 
 
 def _weights_by_group(weights, treatment, treated, treatment_type):
-    """Validate weights against a binary or multi-category treatment: return ``(w, a, groups, labels)`` with ``a``
-    the group codes, ``groups`` their names and ``labels`` the row labels."""
+    """Validate weights against a treatment: return ``(w, a, groups, labels)`` with ``a`` the group codes,
+    ``groups`` their names (a continuous treatment has one group, ``all``) and ``labels`` the row labels."""
     fitted = resolve_weights(weights)
     weights = fitted.weights
     check_indexes_agree(treatment=treatment, weights=weights)
     t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated),
                         treatment_type=inherit_treatment_type(treatment_type, fitted))
-    if t.kind == "continuous":
-        raise ValueError("treatment is continuous: weights are summarised per treatment group, which a continuous "
-                         "treatment has not; call without treatment for the pooled summary.")
     w_index = weights.index if isinstance(weights, pd.Series) else None
     w = check_weights(weights, t.a.shape[0])
-    groups = group_names(t)
-    check_groups_weighted(w, t.a, labels=groups)
-    return w, t.a, groups, _labels(t.index, w_index, n=t.a.shape[0])
+    a, groups = (t.a, group_names(t)) if t.is_categorical else weight_groups(t)  # continuous: one group, "all"
+    check_groups_weighted(w, a, labels=groups)
+    return w, a, groups, _labels(t.index, w_index, n=t.a.shape[0])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -364,8 +364,9 @@ def weight_summary(weights, treatment, *, treated=None, treatment_type=None, n_t
         WeightIt summarises ``weights * s.weights``), or a fitted weighting estimator (its ``weights_`` and its
         treated level are used). A Series gives the row labels of the largest weights.
     treatment : array-like of shape (n_samples,)
-        Binary treatment (0/1, boolean, or two levels with ``treated`` given), or a multi-category one (one
-        column per level). A Series must carry the same index as a Series ``weights``.
+        Binary treatment (0/1, boolean, or two levels with ``treated`` given), a multi-category one (one
+        column per level) or a continuous one (one column, ``all``: the whole sample, as WeightIt summarises a
+        continuous treatment's weights). A Series must carry the same index as a Series ``weights``.
     treated : scalar, default=None
         The treated level, when ``treatment`` is not 0/1 or boolean. None: the fitted estimator's treated level
         when ``weights`` is one; a different explicit level is an error.
