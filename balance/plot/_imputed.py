@@ -22,7 +22,7 @@ def imputed_love_plot(X, treatment, weights, *, estimand, threshold, abs, order,
                          "of each imputation (per_imputation=True) for a multi-category one.")
     samples = {"Unadjusted": "un"} | ({"Adjusted": "adj"} if f"{stat}_adj_mean" in table else {})
     means = pd.DataFrame({name: table[f"{stat}_{key}_mean"] for name, key in samples.items()}).dropna(how="all")
-    rows = _order(means, order)
+    rows = _order(means, order, {row: str(row) for row in means.index})
     ax = get_axes(ax)
     y = np.arange(len(rows))
     for k, (name, key) in enumerate(samples.items()):
