@@ -10,7 +10,7 @@ from . import datasets, hte
 from ._base import BaseWeighter, MParts
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .diagnostics._weights import ExtremeWeightsWarning
-from .effects import EffectResults, WeightedEffect
+from .effects import EffectResults, WeightedDoseResponse, WeightedEffect
 from .weights import (
     CBIPM,
     CBPS,
@@ -43,6 +43,7 @@ __all__ = [
     "UniformTransformer",
     "UniformTransformerWeights",
     "WeightSummary",
+    "WeightedDoseResponse",
     "WeightedEffect",
     "balance_table",
     "datasets",
