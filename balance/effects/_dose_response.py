@@ -142,6 +142,10 @@ class WeightedDoseResponse(BaseEstimator):
         The slope and its standard error (``outcome_model="linear"`` only).
     basis_ : NaturalSplineBasis or None
         The spline's knots (``knots``, ``boundary``); None for "linear".
+    doses_ : ndarray of shape (n_samples,)
+        The treatment values seen in fit (the dose-response plot's rug and default grid).
+    treatment_name_ : str
+        The treatment's name (a Series' name, else "treatment").
     draws_ : DataFrame or None
         The bootstrap replicates of ``coef_`` (NaN rows for failed ones); None for the sandwiches.
     ess_ : float
@@ -228,7 +232,7 @@ class WeightedDoseResponse(BaseEstimator):
         estimator = self._covariance(problem, eq, weighter)
         cov = estimator.cov  # computed before any fitted attribute is set: a refused variance leaves none behind
         self.weighter_, self.weights_ = weighter, final.weights_
-        self.basis_ = basis
+        self.basis_, self.doses_, self.treatment_name_ = basis, t.a, name
         self.coef_ = pd.Series(eq.params, index=labels, name="coef")
         self.vcov_ = pd.DataFrame(cov, index=labels, columns=labels)
         self.vcov_type_ = self.vcov

@@ -17,12 +17,13 @@ and the love plot shows the largest imbalance over the pairs of levels, or one c
 - :func:`weight_plot`: the weights per group with their effective sample sizes (WeightIt).
 - :func:`ps_overlap_plot`: mirrored propensity-score distributions (overlap).
 - :func:`cate_plot`: conditional effects against a covariate, from arrays or a fitted learner.
+- :func:`dose_response_plot`: the average dose-response function of a continuous treatment with its band.
 - :func:`ipm_history_plot`: the CBIPM training curve.
 """
 
 from ._distribution import balance_plot
-from ._effects import cate_plot, ipm_history_plot
+from ._effects import cate_plot, dose_response_plot, ipm_history_plot
 from ._love import love_plot
 from ._weights import ps_overlap_plot, weight_plot
 
-__all__ = ["balance_plot", "cate_plot", "ipm_history_plot", "love_plot", "ps_overlap_plot", "weight_plot"]
+__all__ = ["balance_plot", "cate_plot", "dose_response_plot", "ipm_history_plot", "love_plot", "ps_overlap_plot", "weight_plot"]

@@ -7,11 +7,27 @@ import pandas as pd
 
 from ..diagnostics import balance_table, max_over_comparisons
 from ..diagnostics._weights import Resolved, inherit, inherit_treatment_type, resolve_weights
+from .._validation import check_treatment
 from ._common import get_axes
 
 ORDERS = ("unadjusted", "adjusted", "alphabetical", "data")
-_XLABELS = {"smd": "Standardized Mean Difference", "vratio": "Variance Ratio", "ks": "Kolmogorov-Smirnov Statistic"}
+_XLABELS = {"smd": "Standardized Mean Difference", "vratio": "Variance Ratio", "ks": "Kolmogorov-Smirnov Statistic",
+            "corr": "Treatment-Covariate Correlation", "spearman": "Treatment-Covariate Spearman Correlation"}
 _MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
+
+
+def _default_stat(treatment, treatment_type, weightings):
+    """cobalt's default statistic: the treatment-covariate correlation for a continuous treatment, else the SMD."""
+    kinds = {resolve_weights(w, f"weights[{name!r}]").treatment_type for name, w in weightings.items()}
+    kinds.add(treatment_type)
+    if "continuous" in kinds:
+        return "corr"
+    if kinds - {None, "auto"}:
+        return "smd"
+    try:
+        return "corr" if check_treatment(treatment).kind == "continuous" else "smd"
+    except (TypeError, ValueError):  # e.g. unlabelled binary levels: balance_table reports it
+        return "smd"
 
 
 def _weightings(weights):
@@ -104,7 +120,7 @@ def _order(frame, order):
 
 
 def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=True, order="unadjusted",
-              stat="smd", comparison=None, sample_weight=None, treated=None, treatment_type=None, ax=None):
+              stat=None, comparison=None, sample_weight=None, treated=None, treatment_type=None, ax=None):
     """Plot a balance statistic for every covariate, unadjusted and after one or several weightings.
 
     After cobalt's ``love.plot()``: one row per covariate (categorical covariates one row per level), one marker
@@ -139,9 +155,12 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     order : {"unadjusted", "adjusted", "alphabetical", "data"}, default="unadjusted"
         Row order from top to bottom: decreasing (plotted) unadjusted statistic, decreasing statistic of the first
         weighting, alphabetical, or X's column order.
-    stat : {"smd", "vratio", "ks"}, default="smd"
+    stat : {"smd", "vratio", "ks", "corr", "spearman"}, default=None
         The statistic plotted. Binary covariates show the raw difference in proportions under "smd" (cobalt's
-        default) and have no variance ratio (their rows are left out of a "vratio" plot).
+        default) and have no variance ratio (their rows are left out of a "vratio" plot). A continuous treatment
+        has the treatment-covariate Pearson ("corr") or Spearman ("spearman") correlations of
+        :func:`balance.balance_table`. None: "corr" for a continuous treatment, else "smd" (cobalt's defaults; the
+        default threshold 0.1 serves both).
     comparison : str, default=None
         Multi-category treatments only: the comparison to show, named as in :func:`balance.balance_table`'s
         ``comparison`` index level with ``pairwise=True`` (``"hispan vs. black"``) or ``pairwise=False``
@@ -152,7 +171,7 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     treated : scalar, default=None
         The treated level, when ``treatment`` is not 0/1 or boolean; the focal level of a multi-category ATT. None:
         the fitted weighters' own.
-    treatment_type : {"auto", "binary", "multi-category"}, default=None
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default=None
         As for :func:`balance.balance_table`. None: the fitted weighters' type, else "auto".
     ax : matplotlib Axes, default=None
         Axes to draw on; None creates a new figure.
@@ -197,9 +216,10 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     """
     if order not in ORDERS:
         raise ValueError(f"order={order!r} is not supported; choose one of {list(ORDERS)}.")
-    if stat not in _XLABELS:
+    if stat is not None and stat not in _XLABELS:
         raise ValueError(f"stat={stat!r} is not supported; choose one of {list(_XLABELS)}.")
     weightings = _weightings(weights)
+    stat = stat or _default_stat(treatment, treatment_type, weightings)
     if order == "adjusted" and not weightings:
         raise ValueError('order="adjusted" needs weights; use order="unadjusted" for the unweighted sample.')
     estimand = _common_estimand(estimand, weightings)
@@ -239,7 +259,7 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
         ax.axvline(x, color="grey", linestyle="--", linewidth=1, gid="threshold")
     ax.set_yticks(y, rows)
     ax.invert_yaxis()
-    ax.set_xlabel(("Absolute " if abs and stat == "smd" else "") + _XLABELS[stat])
+    ax.set_xlabel(("Absolute " if abs and stat in ("smd", "corr", "spearman") else "") + _XLABELS[stat])
     multi = isinstance(first.index, pd.MultiIndex)
     ax.set_title("Covariate Balance" + ("" if not multi else f": {comparison}" if comparison is not None
                                         else " (maximum over comparisons)"))
