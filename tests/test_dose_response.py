@@ -352,3 +352,42 @@ def test_sklearn_conventions(lalonde_cont):
     pd.testing.assert_series_equal(model.coef_, before)
     assert model.weights_.index.equals(X.index)
     assert model.ess_ == pytest.approx(len(y))
+
+
+def test_bad_inputs_name_the_input(lalonde_cont):
+    """Errors name the input and the problem; nothing is fitted."""
+    X, dose, y = lalonde_cont
+    model = WeightedDoseResponse(OracleWeights(np.ones(len(y))), vcov="HC0")
+    bad = y.copy()
+    bad.iloc[3] = np.nan
+    with pytest.raises(ValueError, match="y has 1 missing"):
+        model.fit(X, dose, bad)
+    with pytest.raises(ValueError, match="y has 10 entries but X has 614 rows"):
+        model.fit(X, dose, y.iloc[:10].to_numpy())
+    with pytest.raises(ValueError, match="index"):
+        model.fit(X, dose, y.iloc[::-1])
+    assert not hasattr(model, "coef_")
+
+
+def test_extreme_weights_are_reported(lalonde_cont):
+    """One unit carrying most of the weight: one ExtremeWeightsWarning from WeightedDoseResponse, noted in
+    vcov_notes_."""
+    from balance import ExtremeWeightsWarning
+
+    X, dose, y = lalonde_cont
+    weights = np.ones(len(y))
+    weights[0] = 5000.0
+    with pytest.warns(ExtremeWeightsWarning, match="WeightedDoseResponse"):
+        fit = WeightedDoseResponse(OracleWeights(weights), vcov="HC0").fit(X, dose, y)
+    assert any("extreme weights" in note for note in fit.vcov_notes_)
+
+
+def test_sampling_weights_equal_duplicated_rows():
+    """Integer sampling weights k_i give the same weights and ADRF as repeating row i k_i times (1e-10)."""
+    X, dose, y = _simulate(n=200, seed=8)
+    k = np.random.default_rng(1).integers(1, 4, size=len(y))
+    weighted = WeightedDoseResponse(NormalGPS(), "spline", df=3, vcov="HC0").fit(X, dose, y, sample_weight=k)
+    rows = np.repeat(np.arange(len(y)), k)
+    repeated = WeightedDoseResponse(NormalGPS(), "spline", df=3, knots=weighted.basis_.knots, vcov="HC0").fit(
+        X.iloc[rows].reset_index(drop=True), dose.iloc[rows].reset_index(drop=True), y[rows])
+    assert_allclose(weighted.coef_.to_numpy(), repeated.coef_.to_numpy(), rtol=1e-10)
