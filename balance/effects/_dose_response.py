@@ -10,6 +10,7 @@ for the "asympt" variance, through the same covariance classes as :class:`~balan
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -272,12 +273,24 @@ class WeightedDoseResponse(BaseEstimator):
         -------
         DataFrame
             Indexed by dose, columns estimate, std_err, conf_low, conf_high.
+
+        Warns
+        -----
+        UserWarning
+            When a dose lies outside the range of the treatment seen in fit (an extrapolation).
         """
         check_is_fitted(self, "coef_")
         alpha = _check_alpha(self.alpha if alpha is None else alpha)
         doses = np.atleast_1d(np.asarray(doses, dtype=float))
         if doses.ndim != 1 or not np.all(np.isfinite(doses)):
             raise ValueError("doses must be a one-dimensional array of finite numbers.")
+        low, high = self.doses_.min(), self.doses_.max()
+        outside = (doses < low) | (doses > high)
+        if outside.any():
+            warnings.warn(f"WeightedDoseResponse.predict: {int(outside.sum())} dose(s) lie outside the observed "
+                          f"treatment range [{low:g}, {high:g}]; the curve there is an extrapolation of the "
+                          f"{self.outcome_model} model (a spline continues linearly), not supported by data.",
+                          UserWarning, stacklevel=2)
         design = dose_design(doses, self.basis_)
         estimate = design @ self.coef_.to_numpy()
         std_err = np.sqrt(np.einsum("ij,jk,ik->i", design, self.vcov_.to_numpy(), design))
