@@ -8,9 +8,10 @@ dose-response function is exactly μ(a) = m(a). The outcome model is a natural c
 covariances of A with x zero). Variances: "asympt" (stacked M-estimation; for entropy balancing also with WeightIt's
 fixed balance targets), "HC0" (weights as known) and the row bootstrap (percentile intervals).
 
-A coverage from R replications has Monte Carlo standard error sqrt(0.95·0.05/R) (2.2 points at R = 100).
+A coverage from R replications has Monte Carlo standard error sqrt(0.95·0.05/R) (1.5 points at R = 200). The
+bootstrap costs n_bootstrap weight fits per replication, so it runs in the first R_boot replications only.
 
-Run: python benchmarks/dose_response_coverage.py [R] [n] [n_bootstrap]
+Run: python benchmarks/dose_response_coverage.py [R] [n] [n_bootstrap] [R_boot]
      -> benchmarks/results/dose_response_coverage.md
 """
 
@@ -84,27 +85,30 @@ def one_replication(n, seed, n_bootstrap):
     return frame(covered).astype(float), frame(estimates), frame(ses)
 
 
-def main(reps=100, n=1000, n_bootstrap=199):
+def main(reps=200, n=1000, n_bootstrap=199, boot_reps=None):
+    boot_reps = reps if boot_reps is None else boot_reps
     start = time.perf_counter()
-    runs = [one_replication(n, 11_000 + r, n_bootstrap) for r in range(reps)]
-    coverage = 100 * sum(r[0] for r in runs) / reps
+    runs = [one_replication(n, 11_000 + r, n_bootstrap if r < boot_reps else 0) for r in range(reps)]
+    covered, estimates, ses = (pd.concat([r[k] for r in runs], keys=range(reps)) for k in range(3))
+    by_setting = lambda frame: frame.groupby(level=1, sort=False)  # noqa: E731
+    coverage = 100 * by_setting(covered).mean()
     coverage["all doses"] = coverage.mean(axis=1)
-    estimates = np.stack([r[1].to_numpy() for r in runs])
-    index, columns = runs[0][1].index, runs[0][1].columns
-    ratio = pd.DataFrame(np.mean([r[2].to_numpy() for r in runs], axis=0) / estimates.std(axis=0, ddof=1),
-                         index=index, columns=columns)
-    bias = pd.DataFrame(estimates.mean(axis=0) - adrf(DOSES), index=index, columns=columns)
+    coverage["replications"] = by_setting(covered).size()
+    ratio = by_setting(ses).mean() / by_setting(estimates).std(ddof=1)
+    bias = by_setting(estimates).mean() - adrf(DOSES)
     lines = [
         "# Coverage of 95% pointwise ADRF intervals, continuous treatment (WeightedDoseResponse, spline df = 4)",
         "",
-        f"{reps} replications, n = {n}, {n_bootstrap} bootstrap replicates; "
-        f"`python benchmarks/dose_response_coverage.py {reps} {n} {n_bootstrap}`. Truth μ(a) = 2 / (1 + exp(−2a)). "
-        f"Monte Carlo standard error of a coverage near 95%: {100 * np.sqrt(0.95 * 0.05 / reps):.1f} points per "
-        "dose (the doses' coverages are correlated within a replication).",
+        f"{reps} replications ({boot_reps} with the bootstrap, {n_bootstrap} bootstrap replicates, percentile "
+        f"intervals), n = {n}; `python benchmarks/dose_response_coverage.py {reps} {n} {n_bootstrap} {boot_reps}`. "
+        f"Truth μ(a) = 2 / (1 + exp(−2a)). Monte Carlo standard error of a coverage near 95%: "
+        f"{100 * np.sqrt(0.95 * 0.05 / reps):.1f} points per dose at {reps} replications, "
+        f"{100 * np.sqrt(0.95 * 0.05 / max(boot_reps, 1)):.1f} at {boot_reps} (the doses' coverages are correlated "
+        "within a replication).",
         "",
         "Coverage (%):",
         "",
-        *_markdown_table(coverage, "{:.1f}"),
+        *_markdown_table(coverage.astype(object), "{:.1f}"),
         "",
         "Mean SE / SD of the estimates over the replications (1 = the SE is right on average):",
         "",
@@ -125,9 +129,10 @@ def main(reps=100, n=1000, n_bootstrap=199):
 
 def _markdown_table(frame, fmt):
     lines = ["| weights, vcov | " + " | ".join(frame.columns) + " |", "|---" * (len(frame.columns) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(fmt.format(v) for v in row) + " |" for name, row in frame.iterrows()]
+    cell = lambda v: str(v) if isinstance(v, (int, np.integer)) else fmt.format(v)  # noqa: E731
+    lines += [f"| {name} | " + " | ".join(cell(v) for v in row) + " |" for name, row in frame.iterrows()]
     return lines
 
 
 if __name__ == "__main__":
-    main(*(int(v) for v in sys.argv[1:4]))
+    main(*(int(v) for v in sys.argv[1:5]))

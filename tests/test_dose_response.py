@@ -352,6 +352,8 @@ def test_sklearn_conventions(lalonde_cont):
     model.predict([0.0, 100.0])
     pd.testing.assert_series_equal(model.coef_, before)
     assert model.weights_.index.equals(X.index)
+    assert not hasattr(model.set_params(outcome_model="linear").fit(X, dose, y).set_params(outcome_model="spline")
+                       .fit(X, dose, y), "slope_")
     assert model.ess_ == pytest.approx(len(y))
 
 

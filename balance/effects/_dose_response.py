@@ -245,6 +245,8 @@ class WeightedDoseResponse(BaseEstimator):
         if basis is None:
             self.slope_ = float(eq.params[1])
             self.slope_se_ = float(np.sqrt(cov[1, 1]))
+        elif hasattr(self, "slope_"):  # a refit with the spline: no slope to report
+            del self.slope_, self.slope_se_
         return self
 
     def _covariance(self, problem, equations, weighter):
