@@ -12,8 +12,10 @@ standard error; the estimand is the ATE, or the ATT of the level named by ``--tr
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,14 +26,35 @@ from .diagnostics import balance_table, effective_sample_size, max_over_comparis
 from .effects import WeightedEffect
 from .effects._outcome import OUTCOME_MODELS
 from .effects._vcov import VCOV_TYPES
-from .weights import PropensityWeights
+from .weights import (CBIPM, CBPS, EnergyBalance, EntropyBalance, InverseProbabilityTilting, PropensityWeights,
+                      StableWeights)
 
-# method name -> (estimator factory, description); later weighting methods register here
+# method name (WeightIt's where it has one) -> (class, takes random_state, has M-estimation SEs, description)
 METHODS = {
-    "ps": (lambda estimand, treated, treatment_type: PropensityWeights(estimand=estimand, treated=treated,
-                                                                        treatment_type=treatment_type),
-           "propensity-score weights from a logistic (multinomial for several levels) regression (WeightIt's glm)"),
+    "glm": (PropensityWeights, False, True,
+            "propensity-score weights from a logistic (multinomial for several levels) regression (WeightIt's glm)"),
+    "cbps": (CBPS, False, True, "covariate-balancing propensity score, just-identified (Imai & Ratkovic 2014)"),
+    "ebal": (EntropyBalance, False, True, "entropy balancing (Hainmueller 2012)"),
+    "ipt": (InverseProbabilityTilting, False, True, "inverse probability tilting (Graham, Pinto & Egel 2012)"),
+    "energy": (EnergyBalance, True, False, "energy balancing (Huling & Mak 2024)"),
+    "optweight": (StableWeights, False, False, "stable balancing weights, L2 closest to uniform (Zubizarreta 2015)"),
+    "cbipm": (CBIPM, True, False, "covariate balancing by integral probability metrics (Kong et al. 2023)"),
 }
+METHOD_ALIASES = {"ps": "glm", "stable": "optweight"}
+
+EXAMPLES = """examples:
+  python -m balance                                   the ATT of lalonde's job training on 1978 earnings
+  python -m balance --data d.csv --treatment T --outcome Y --exclude id,followup
+                                                      a CSV; covariates: every other column but these
+  python -m balance --method ebal --estimand ATE --vcov HC0
+                                                      entropy balancing, the ATE, weights treated as known
+  python -m balance --data rhc.csv --treatment swang1 --treated "RHC" --outcome death --event Yes --scale rr
+                                                      a binary outcome given as labels, the risk ratio
+  python -m balance --treatment race                  a multi-category treatment: every pairwise contrast
+  python -m balance --data d.csv --missing indicator  missing covariate values: indicators and fills
+  python -m balance --output results/ --plot love.png files: balance.csv, weights.csv, effect.csv,
+                                                      summary.json, and the love plot
+"""
 
 
 class UsageError(Exception):
@@ -48,11 +71,16 @@ def build_parser():
         prog="python -m balance",
         description="Weight observational data, check covariate balance and estimate a treatment effect. "
                     "Without arguments: the ATT on the bundled lalonde data.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--data", help="CSV file to analyse (default: the bundled lalonde data)")
     parser.add_argument("--treatment", help="treatment column (default: treat)")
     parser.add_argument("--outcome", help="outcome column (default: re78)")
+    parser.add_argument("--event", help="the outcome value that means 1 when the outcome is given as labels "
+                                        "(e.g. --event Yes); the outcome is then coded 1 for it and 0 otherwise")
     parser.add_argument("--covariates", help="comma-separated covariate columns (default: all other columns)")
+    parser.add_argument("--exclude", help="comma-separated columns that are not covariates (e.g. post-treatment "
+                                          "columns or ids), when the covariates are all other columns")
     parser.add_argument("--index", help="column holding row labels (default: id if present)")
     parser.add_argument("--treated", help="the treated level, when the treatment is not 0/1 or true/false; the focal "
                                           "level of an ATT for a multi-category treatment")
@@ -60,17 +88,32 @@ def build_parser():
                         help="auto (default: two values binary, text or categories multi-category), binary or "
                              "multi-category (needed for integer codes with more than two values)")
     parser.add_argument("--sample-weight", help="column of sampling weights (survey or base weights; default: none)")
-    parser.add_argument("--method", default="ps", choices=sorted(METHODS), help="weighting method (default: ps)")
+    parser.add_argument("--method", default="glm", choices=sorted([*METHODS, *METHOD_ALIASES]),
+                        help="weighting method: " + "; ".join(f"{k}: {v[3]}" for k, v in METHODS.items())
+                        + " (ps = glm, stable = optweight; default: glm)")
+    parser.add_argument("--missing", default="error", choices=["error", "indicator"],
+                        help="missing covariate values: error (default) or indicator (an indicator column per "
+                             "incomplete covariate and a fill value, as WeightIt and cobalt)")
     parser.add_argument("--estimand", default=None, type=str.upper, choices=ESTIMANDS,
                         help="default: ATT (multi-category treatments: ATE, or ATT when --treated names the focal "
                              "level)")
     parser.add_argument("--outcome-model", default="simple", choices=OUTCOME_MODELS,
                         help="simple (weighted difference in means; default), additive, interact or aipw")
-    parser.add_argument("--vcov", default="asympt", choices=sorted(VCOV_TYPES),
-                        help="asympt (M-estimation, accounts for estimating the weights; default), HC0, bootstrap, fwb")
+    parser.add_argument("--vcov", default=None, choices=sorted(VCOV_TYPES),
+                        help="asympt (M-estimation, accounts for estimating the weights; the default for glm, "
+                             "cbps, ebal and ipt), fwb (fractional weighted bootstrap, re-estimating the weights; the "
+                             "default for the others, which have no estimating equations), bootstrap, HC0 (weights "
+                             "treated as known)")
+    parser.add_argument("--scale", default="difference", choices=["difference", "rr", "or"],
+                        help="effect scale: difference (default), rr (risk ratio) or or (odds ratio); the ratios "
+                             "need a binary outcome")
     parser.add_argument("--n-bootstrap", default=999, type=int, help="bootstrap replicates (default: 999)")
     parser.add_argument("--seed", default=None, type=int, help="random seed for the bootstraps")
     parser.add_argument("--alpha", default=0.05, type=float, help="1 - confidence level (default: 0.05)")
+    parser.add_argument("--output", metavar="DIR", help="write balance.csv, weights.csv, effect.csv and summary.json "
+                                                      "to this folder (created if needed)")
+    parser.add_argument("--plot", metavar="FILE", help="save a love plot of the balance (needs matplotlib); the "
+                                                       "format follows the extension (.png, .pdf, .svg)")
     return parser
 
 
@@ -117,6 +160,52 @@ def _parse_treated(value, column):
     return value
 
 
+def _split(value):
+    return [c.strip() for c in value.split(",") if c.strip()]
+
+
+def _covariates(frame, args, used):
+    """--covariates, or every column not used otherwise and not in --exclude."""
+    if args.covariates and args.exclude:
+        raise UsageError("give --covariates or --exclude, not both")
+    if args.covariates:
+        covariates = _split(args.covariates)
+        _require_columns(frame, covariates, "--covariates")
+    else:
+        excluded = _split(args.exclude) if args.exclude else []
+        _require_columns(frame, excluded, "--exclude")
+        covariates = [c for c in frame.columns if c not in used and c not in excluded]
+    if not covariates:
+        raise UsageError("no covariates: name them with --covariates")
+    return covariates
+
+
+def _outcome(frame, column, event):
+    """The outcome as numbers: the column itself, or 1 where it equals --event and 0 elsewhere."""
+    y = frame[column]
+    if event is not None:
+        if y.isna().any():
+            raise UsageError(f"--outcome: column {column!r} has missing values")
+        labels = y.astype(str)
+        if not (labels == event).any():
+            raise UsageError(f"--event {event!r} is not a value of the outcome column {column!r}; its values are "
+                             f"{sorted(labels.unique())[:10]}")
+        return (labels == event).astype(float)
+    if not pd.api.types.is_numeric_dtype(y) or not np.all(np.isfinite(y.to_numpy(dtype=float))):
+        hint = " (a binary outcome given as labels: name the label that means 1 with --event)" \
+            if not pd.api.types.is_numeric_dtype(y) and y.nunique() == 2 else ""
+        raise UsageError(f"--outcome: column {column!r} must be numeric with no missing values{hint}")
+    return y
+
+
+def _weighter(args, estimand, treated):
+    cls, seeded, _, _ = METHODS[METHOD_ALIASES.get(args.method, args.method)]
+    params = dict(estimand=estimand, treated=treated, treatment_type=args.treatment_type, missing=args.missing)
+    if seeded:
+        params["random_state"] = args.seed
+    return cls(**params)
+
+
 def run(args, out=None):
     out = sys.stdout if out is None else out
     frame, source = _load(args)
@@ -127,16 +216,8 @@ def run(args, out=None):
     weight_col = args.sample_weight
     if weight_col is not None:
         _require_columns(frame, [weight_col], "--sample-weight")
-    if args.covariates:
-        covariates = [c.strip() for c in args.covariates.split(",") if c.strip()]
-        _require_columns(frame, covariates, "--covariates")
-    else:
-        covariates = [c for c in frame.columns if c not in (treatment_col, outcome_col, weight_col)]
-    if not covariates:
-        raise UsageError("no covariates: name them with --covariates")
-    y = frame[outcome_col]
-    if not pd.api.types.is_numeric_dtype(y) or not np.all(np.isfinite(y.to_numpy(dtype=float))):
-        raise UsageError(f"--outcome: column {outcome_col!r} must be numeric with no missing values")
+    covariates = _covariates(frame, args, (treatment_col, outcome_col, weight_col))
+    y = _outcome(frame, outcome_col, args.event)
 
     X, t = frame[covariates], frame[treatment_col]
     # checked (non-negative, finite, numeric) by the estimators, whose messages name sample_weight
@@ -149,8 +230,10 @@ def run(args, out=None):
                          "multi-category)")
     multi = treatment.kind == "multi-category"
     estimand = args.estimand or ("ATE" if multi and treated is None else "ATT")
-    factory, description = METHODS[args.method]
-    effect = WeightedEffect(factory(estimand, treated, args.treatment_type), args.outcome_model, args.vcov,
+    method = METHOD_ALIASES.get(args.method, args.method)
+    description, has_m_parts = METHODS[method][3], METHODS[method][2]
+    vcov = args.vcov or ("asympt" if has_m_parts else "fwb")
+    effect = WeightedEffect(_weighter(args, estimand, treated), args.outcome_model, vcov, scale=args.scale,
                             n_bootstrap=args.n_bootstrap, random_state=args.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -159,21 +242,22 @@ def run(args, out=None):
     a = treatment.a
     table = balance_table(X, t, weighter, estimand=estimand, treated=treated, sample_weight=sw)
     base = np.ones(len(a)) if sw is None else sw.to_numpy()
+    levels = weighter.treatment_levels_
     ess = pd.DataFrame({  # before weighting: Kish's ESS of the sampling weights (WeightIt's "Unweighted")
         "before": effective_sample_size(base, a, treatment_type=treatment.kind).to_numpy(),
         "after": weighter.ess_,
         "largest share": weighter.max_weight_share_,
     })
 
-    levels = weighter.treatment_levels_
     if multi:
         focal = "" if treatment.focal is None else f"; focal level {levels[treatment.focal]!r}"
         roles = f"{len(levels)} levels {', '.join(map(repr, levels))}, reference {levels[0]!r}{focal}"
     else:
         roles = f"treated = {levels[1]!r}, control = {levels[0]!r}"
-    print(f"Data: {source}; {len(frame)} rows, treatment {treatment_col!r} ({roles}), outcome {outcome_col!r}",
-          file=out)
-    print(f"Method: {args.method}, {description}; estimand {estimand}", file=out)
+    event = "" if args.event is None else f" (1 = {args.event!r})"
+    print(f"Data: {source}; {len(frame)} rows, treatment {treatment_col!r} ({roles}), outcome "
+          f"{outcome_col!r}{event}", file=out)
+    print(f"Method: {method}, {description}; estimand {estimand}", file=out)
     if weight_col is not None:
         print(f"Weights include the sampling weights: column {weight_col!r}", file=out)
     print(file=out)
@@ -196,12 +280,58 @@ def run(args, out=None):
             "levels" if multi else "mu1, mu0: weighted means of the potential outcomes"
     print(f"{estimand} on {outcome_col!r} (outcome model {args.outcome_model!r}; {means})", file=out)
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"), file=out)
-    if not multi:
+    if not multi and args.scale == "difference":
         print(f"  estimate {row['estimate']:.4f}   std. error {row['std_err']:.4f}   "
               f"{100 * (1 - args.alpha):g}% CI [{row['ci_lower']:.4f}, {row['ci_upper']:.4f}]", file=out)
     for note in effect.result_.notes:
         print(f"  {note[0].upper()}{note[1:]}.", file=out)
+    settings = dict(data=str(source), rows=len(frame), treatment=treatment_col, outcome=outcome_col, event=args.event,
+                    covariates=covariates, method=method, estimand=estimand, vcov=vcov, scale=args.scale,
+                    outcome_model=args.outcome_model, missing=args.missing, sample_weight=weight_col,
+                    alpha=args.alpha, seed=args.seed)
+    if args.output:
+        _write_outputs(Path(args.output), settings, table, ess.set_axis([str(v) for v in levels]), summary,
+                       effect, t, [str(w.message) for w in caught], out)
+    if args.plot:
+        _save_love_plot(args.plot, X, t, weighter, estimand, treated, sw, out)
     return 0
+
+
+def _write_outputs(folder, settings, table, ess, summary, effect, treatment, warning_texts, out):
+    """balance.csv, weights.csv, effect.csv and summary.json (settings, effect, ESS, warnings and notes)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--output: cannot create folder {folder} ({exc.strerror})") from None
+    table.to_csv(folder / "balance.csv")
+    weights = pd.DataFrame({"treatment": treatment, "weight": effect.weighter_.weights_})
+    weights.to_csv(folder / "weights.csv", index_label=treatment.index.name or "row")
+    summary.to_csv(folder / "effect.csv")
+    document = dict(settings=settings, effect=json.loads(summary.to_json(orient="index")),
+                    effective_sample_size=json.loads(ess.to_json(orient="index")),
+                    warnings=warning_texts, notes=list(effect.result_.notes))
+    (folder / "summary.json").write_text(json.dumps(document, indent=2))
+    print(f"Wrote balance.csv, weights.csv, effect.csv and summary.json to {folder}", file=out)
+
+
+def _save_love_plot(path, X, treatment, weighter, estimand, treated, sample_weight, out):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # a file, never a window
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot needs matplotlib (pip install 'causal-balance[plot]')") from None
+    from .plot import love_plot
+
+    ax = love_plot(X, treatment, weighter, estimand=estimand, treated=treated, sample_weight=sample_weight)
+    try:
+        ax.figure.savefig(path, bbox_inches="tight")
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--plot: cannot save {path} ({exc})") from None
+    finally:
+        plt.close(ax.figure)
+    print(f"Wrote the love plot to {path}", file=out)
 
 
 def main(argv=None):

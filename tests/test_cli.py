@@ -150,3 +150,96 @@ def test_multi_category_matches_weightit_and_cobalt(capsys):
         values = line.split()
         assert abs(float(values[2]) - row["Max.Diff.Un"]) <= 5e-5 + 1e-6
         assert abs(float(values[5]) - row["Max.Diff.Adj"]) <= 5e-5 + 1e-6
+
+
+# ------------------------------------------------------------------------------------------------------------
+# a multi-flag run on a real CSV (RHC) against the Python API; files, plot, every method
+# ------------------------------------------------------------------------------------------------------------
+RHC_POST_TREATMENT = "death,dthdte,sadmdte,dschdte,lstctdte,t3d30,adld3p,urin1"
+
+
+def test_multi_flag_run_on_rhc_reproduces_the_python_api(tmp_path, capsys):
+    import json
+
+    from balance import PropensityWeights, WeightedEffect
+
+    path = _shared_file(SHARED / "data" / "rhc.csv")
+    argv = ["--data", str(path), "--index", "ptid", "--treatment", "swang1", "--treated", "RHC",
+            "--outcome", "dth30", "--event", "Yes", "--exclude", RHC_POST_TREATMENT, "--missing", "indicator",
+            "--estimand", "ATE", "--scale", "rr", "--vcov", "HC0", "--output", str(tmp_path / "out")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "outcome 'dth30' (1 = 'Yes')" in out and "treated = 'RHC'" in out
+    frame = pd.read_csv(path).set_index("ptid")
+    X = frame.drop(columns=["swang1", "dth30", *RHC_POST_TREATMENT.split(",")])
+    y = (frame["dth30"] == "Yes").astype(float)
+    api = WeightedEffect(PropensityWeights(estimand="ATE", treated="RHC", missing="indicator"), vcov="HC0",
+                         scale="rr").fit(X, frame["swang1"], y)
+    expected = api.summary()
+    written = pd.read_csv(tmp_path / "out" / "effect.csv", index_col=0)
+    # the same computation, written by pandas at full precision (round trip of the CSV text: 1e-15)
+    pd.testing.assert_frame_equal(written, expected, check_exact=False, rtol=1e-12, check_names=False)
+    weights = pd.read_csv(tmp_path / "out" / "weights.csv", index_col=0)
+    assert weights.index.name == "ptid"
+    assert (weights.index == frame.index).all()
+    assert abs(weights["weight"].to_numpy() - api.weighter_.weights_.to_numpy()).max() < 1e-12
+    document = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert document["settings"]["covariates"] == list(X.columns)
+    assert document["settings"]["scale"] == "rr" and document["settings"]["method"] == "glm"
+    balance = pd.read_csv(tmp_path / "out" / "balance.csv", index_col=0)
+    assert "cat2:<NA>" in balance.index  # --missing indicator: cat2's missingness indicator is balanced too
+
+
+def test_plot_file_is_written(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "love.png"
+    assert main(["--vcov", "HC0", "--plot", str(target)]) == 0
+    assert target.stat().st_size > 1000 and target.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("method, cls", [("cbps", "CBPS"), ("ebal", "EntropyBalance"),
+                                         ("ipt", "InverseProbabilityTilting"), ("optweight", "StableWeights"),
+                                         ("energy", "EnergyBalance")])
+def test_every_method_matches_the_python_api(tmp_path, capsys, method, cls):
+    import balance
+    from balance import WeightedEffect
+    from balance.datasets import load_lalonde
+
+    assert main(["--method", method, "--vcov", "HC0", "--output", str(tmp_path)]) == 0
+    data = load_lalonde()
+    api = WeightedEffect(getattr(balance, cls)(estimand="ATT"), vcov="HC0").fit(data.X, data.treatment, data.y)
+    written = pd.read_csv(tmp_path / "effect.csv", index_col=0)
+    # same estimator, same data: equal up to the CSV round trip (solvers are deterministic)
+    assert abs(written.loc["ATT", "estimate"] - api.summary().loc["ATT", "estimate"]) < 1e-8 * 1e4
+    assert abs(written.loc["ATT", "std_err"] - api.summary().loc["ATT", "std_err"]) < 1e-8 * 1e4
+
+
+def test_methods_without_estimating_equations_default_to_the_weight_bootstrap(tmp_path, capsys):
+    assert main(["--method", "optweight", "--n-bootstrap", "20", "--seed", "1", "--output", str(tmp_path)]) == 0
+    import json
+
+    assert json.loads((tmp_path / "summary.json").read_text())["settings"]["vcov"] == "fwb"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--covariates", "age", "--exclude", "educ"], "give --covariates or --exclude, not both"),
+    (["--exclude", "height"], "--exclude: column(s) ['height'] not in the data"),
+    (["--outcome", "race", "--event", "asian"], "--event 'asian' is not a value of the outcome column 'race'"),
+    (["--method", "magic"], "invalid choice: 'magic'"),
+    (["--scale", "rr"], "binary"),
+])
+def test_more_bad_flags_give_one_line_and_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_labelled_binary_outcome_without_event_says_how(tmp_path, capsys):
+    frame = pd.read_csv(_shared_file(SHARED / "data" / "lalonde_matchit614.csv"))
+    frame["employed"] = (frame["re78"] > 0).map({True: "yes", False: "no"})
+    path = tmp_path / "d.csv"
+    frame.drop(columns="re78").to_csv(path, index=False)
+    assert main(["--data", str(path), "--outcome", "employed"]) == 2
+    assert "--event" in capsys.readouterr().err
+    assert main(["--data", str(path), "--outcome", "employed", "--event", "yes", "--scale", "or",
+                 "--vcov", "HC0"]) == 0

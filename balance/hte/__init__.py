@@ -14,7 +14,7 @@ from ._frontdoor_r import FrontDoorRLearner
 from ._learners import (CovLearner, DRLearner, IVWCovLearner, IVWDRLearner, PseudoOutcomeLearner, RLearner,
                         ULearner)
 from ._meta import SLearner, TLearner
-from ._simulate import make_front_door, make_hte_setup
+from ._simulate import make_front_door, make_hte_setup, make_ihdp_surface
 
 __all__ = [
     "CovLearner",
@@ -31,4 +31,5 @@ __all__ = [
     "ULearner",
     "make_front_door",
     "make_hte_setup",
+    "make_ihdp_surface",
 ]

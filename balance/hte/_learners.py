@@ -45,13 +45,16 @@ class PseudoOutcomeLearner(BaseEstimator):
         of the U pseudo-outcome given A, X: U + "r" is the R-learner); (π̂κ̂)²/(π̂³ + κ̂³) (U given X); π̂² or κ̂² by
         arm (DR given A, X).
     propensity_model : classifier with predict_proba, default=None
-        Model of P(A = 1 | X); None: ``_data.default_classifier()``.
+        Model of P(A = 1 | X); None: a standardised logistic regression with its L2 penalty chosen by 5-fold
+        cross-validated log-loss (``_data.default_classifier()``; a flexible classifier overfits the propensity of
+        small samples and the inverse-propensity terms then swamp the pseudo-outcome).
     outcome_model : regressor, default=None
         Model of E[Y | X] ("u", "cov") or E[Y | X, A] ("dr", "plugin"); None: ``_data.default_regressor()``.
     final_model : regressor, default=None
         Second-stage model; must accept ``sample_weight`` unless ``weighting="none"``. A ``GridSearchCV`` (or other
         search) is tuned by the weighted MSE of the pseudo-outcome (its own ``scoring`` is kept if set).
-        None: ``_data.default_regressor()``.
+        None: ``HistGradientBoostingRegressor(early_stopping=True)`` (stops on a held-out 10 %: pseudo-outcomes are
+        noisy).
     cv : int, default=10
         Number of folds of order-2 cross-fitting.
     cf_order : {2, 3, 4}, default=2
@@ -63,7 +66,8 @@ class PseudoOutcomeLearner(BaseEstimator):
     outcome_form : {"single", "separate"}, default="single"
         For μ̂_a: one model of Y on (X, A) evaluated at A = 1 and 0, or one model per arm.
     random_state : int, RandomState or None, default=None
-        Seeds the fold split.
+        Seeds the fold split, and every nested model's ``random_state`` left at None (each model gets its own seed
+        derived from this one; a ``random_state`` set on a model is kept).
     n_jobs : int or None, default=None
         Number of threads fitting the nuisance models of the folds at the same time (one job per fold and
         nuisance model; the final model is one fit). None means 1 unless in a ``joblib.parallel_config`` context;
@@ -141,7 +145,7 @@ class PseudoOutcomeLearner(BaseEstimator):
     def _models(self):
         prop = _data.default_classifier() if self.propensity_model is None else self.propensity_model
         outcome = _data.default_regressor() if self.outcome_model is None else self.outcome_model
-        final = _data.default_regressor() if self.final_model is None else self.final_model
+        final = _data.default_final_regressor() if self.final_model is None else self.final_model
         return prop, outcome, final
 
     def _check_params(self):
@@ -176,8 +180,9 @@ class PseudoOutcomeLearner(BaseEstimator):
         prop, outcome, final = self._check_params()
         matrix, a, y, index = _data.validate(self, X, treatment, y)
         need_pi, need_m, need_mu = needed_nuisances(self.pseudo_outcome, self.weighting)
-        spec = NuisanceSpec(prop, outcome, need_pi, need_m, need_mu, self.outcome_form)
         seed = _data.seed_from(self.random_state)
+        prop, outcome, final = (_data.seeded(model, [seed, k]) for k, model in enumerate((prop, outcome, final)))
+        spec = NuisanceSpec(prop, outcome, need_pi, need_m, need_mu, self.outcome_form)
         if self.cf_order == 2:
             cf = crossfit_order2(spec, matrix, a, y, self.cv, seed, self.n_jobs)
         else:
@@ -192,6 +197,8 @@ class PseudoOutcomeLearner(BaseEstimator):
         phi = pseudo_outcome(self.pseudo_outcome, y[rows], a[rows], **nuis)
         w = pseudo_weights(self.weighting, a[rows], nuis.get("pi"), nuis.get("kappa"))
         self.final_model_ = fit_final(clone(final), matrix[rows], phi, w, rows, self.weighting != "none")
+        # τ̂ at the training rows: ate() of the U/R pseudo-outcome augments it into an AIPW signal
+        self._tau_rows = np.asarray(self.final_model_.predict(matrix[rows]), dtype=float)
         self.rows_, self.folds_, self.nuisances_ = rows, cf.folds, nuis
         self._n_rows, self._index, self._treatment = len(a), index, a
         self.pseudo_outcome_ = self._wrap(phi, "pseudo_outcome")
@@ -223,14 +230,26 @@ class PseudoOutcomeLearner(BaseEstimator):
                              "use pseudo_outcome='dr'.")
 
     def ate(self, alpha=0.05):
-        """Average treatment effect: the mean pseudo-outcome, with an influence-function SE and CI.
+        """Average treatment effect with an influence-function SE and CI.
 
-        With "dr" this is the cross-fitted AIPW estimator. Returns a one-row DataFrame (estimate, std_err,
-        statistic, p_value, ci_lower, ci_upper).
+        With "dr" this is the cross-fitted AIPW estimator: the mean pseudo-outcome. Robinson's ratio of the "u"
+        pseudo-outcome (U- and R-learner) is not a usable signal for an average (its variance is unbounded as
+        A − π̂ nears 0), so for "u" the nuisances are recombined into the AIPW signal they imply,
+        μ̂ₐ = m̂ + (a − π̂)τ̂:  φ = τ̂ + (A − π̂)(Y − m̂ − (A − π̂)τ̂)/(π̂κ̂). Its mean is consistent whenever π̂ is
+        (E[(A − π)(Y − m)| X] = π(1 − π)τ(X) for any m); m̂ and the final model's τ̂ (fitted in-sample, not
+        cross-fitted) only affect its variance. "cov" and "ipw" average their own pseudo-outcome (valid when π̂ is
+        right). Returns a one-row DataFrame (estimate, std_err, statistic, p_value, ci_lower, ci_upper).
         """
         self._check_summary()
-        phi, h = self._row_values(np.ones(len(self.rows_)))
-        return weighted_average_effect(phi, h, "ATE", alpha)
+        phi = np.asarray(self.pseudo_outcome_, dtype=float)
+        if self.pseudo_outcome == "u":
+            a = np.asarray(self._treatment, dtype=float)[self.rows_]
+            resid_a = a - self.nuisances_["pi"]
+            tau = self._tau_rows
+            phi = tau + resid_a ** 2 * (phi - tau) / (self.nuisances_["pi"] * self.nuisances_["kappa"])
+        ones = np.ones(len(self.rows_))
+        phi_row = per_row(phi, self.rows_, self._n_rows)
+        return weighted_average_effect(phi_row, per_row(ones, self.rows_, self._n_rows), "ATE", alpha)
 
     def ato(self, alpha=0.05):
         """Overlap-weighted average effect (weights π̂κ̂) with an influence-function SE and CI.

@@ -7,6 +7,7 @@ A ~ Bernoulli(e(X)). The front-door design is Jung (2025, arXiv:2509.22531, App.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.special import expit
 from sklearn.utils import Bunch
 
@@ -151,3 +152,67 @@ def make_front_door(n=1000, d=10, overlap=None, mediator_logit="paper", random_s
     coef = dict(x_intercept=b0, x_c=b_c, x_u=b_u, x_scale=k_x, z_intercept=a0, z_c=a_c, z_x=a_x, z_scale=k_q,
                 y_c=th_c, y_z=th_z, y_u=th_u)
     return Bunch(C=C, treatment=X, mediator=Z, y=y, tau=tau, coef=coef)
+
+
+_IHDP_CONTINUOUS = ["bw", "b.head", "preterm", "birth.o", "nnhealth", "momage"]
+
+
+def make_ihdp_surface(surface="B", random_state=None):
+    """Hill's (2011) semi-synthetic IHDP benchmark: real covariates and treatment, simulated potential outcomes.
+
+    The 747 children of Hill's analysis sample (:func:`balance.datasets.load_ihdp_covariates` with
+    ``hill_sample=True``); the six continuous covariates are standardised. Each draw picks new coefficients β and
+    new noise (Hill 2011, Sec. 4.1):
+
+    * surface "A" (linear, constant effect): β_j ∈ {0, 1, 2, 3, 4} with probabilities (.5, .2, .15, .1, .05);
+      Y(0) ~ N(Xβ, 1), Y(1) ~ N(Xβ + 4, 1).
+    * surface "B" (non-linear, heterogeneous; the "IHDP-100" benchmark's surface): β_j ∈ {0, .1, .2, .3, .4} with
+      probabilities (.6, .1, .1, .1, .1); Y(0) ~ N(exp((X + 0.5)β), 1), Y(1) ~ N(Xβ − ω, 1), ω chosen so that
+      the conditional average effect on the treated is 4.
+
+    Parameters
+    ----------
+    surface : {"A", "B"}, default="B"
+    random_state : None, int or numpy Generator, default=None
+
+    Returns
+    -------
+    Bunch with ``X`` (DataFrame of the 25 covariates), ``treatment`` (Series, 0/1), ``y`` (the observed outcome),
+    ``tau`` (the true CATE, μ₁(X) − μ₀(X)), ``mu0`` and ``mu1``.
+
+    References
+    ----------
+    Hill, J. L. (2011). Bayesian nonparametric modeling for causal inference. Journal of Computational and
+    Graphical Statistics, 20(1), 217–240.
+
+    Examples
+    --------
+    >>> from balance.hte import make_ihdp_surface
+    >>> d = make_ihdp_surface("B", random_state=0)
+    >>> d.X.shape, round(float(d.tau[d.treatment == 1].mean()), 6)
+    ((747, 25), 4.0)
+    """
+    from ..datasets import load_ihdp_covariates
+
+    if surface not in ("A", "B"):
+        raise ValueError(f"surface must be 'A' or 'B'; got {surface!r}.")
+    rng = np.random.default_rng(random_state)
+    data = load_ihdp_covariates(hill_sample=True)
+    X = data.X.astype(float)
+    X[_IHDP_CONTINUOUS] = (X[_IHDP_CONTINUOUS] - X[_IHDP_CONTINUOUS].mean()) / X[_IHDP_CONTINUOUS].std()
+    a = data.treatment.to_numpy()
+    x = X.to_numpy()
+    if surface == "A":
+        beta = rng.choice([0, 1, 2, 3, 4], size=x.shape[1], p=[0.5, 0.2, 0.15, 0.1, 0.05])
+        mu0 = x @ beta
+        mu1 = mu0 + 4
+    else:
+        beta = rng.choice([0, 0.1, 0.2, 0.3, 0.4], size=x.shape[1], p=[0.6, 0.1, 0.1, 0.1, 0.1])
+        mu0 = np.exp((x + 0.5) @ beta)
+        linear = x @ beta
+        omega = np.mean(linear[a == 1] - mu0[a == 1]) - 4
+        mu1 = linear - omega
+    y0, y1 = mu0 + rng.normal(size=len(a)), mu1 + rng.normal(size=len(a))
+    y = np.where(a == 1, y1, y0)
+    return Bunch(X=X, treatment=data.treatment, y=pd.Series(y, index=X.index, name="y"), tau=mu1 - mu0, mu0=mu0,
+                 mu1=mu1)
