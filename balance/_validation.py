@@ -14,6 +14,11 @@ import scipy.sparse as sp
 
 from ._treatment import ESTIMANDS, Treatment, as_1d, check_treatment  # noqa: F401 (re-exported)
 
+def take_rows(values, rows):
+    """Rows of a DataFrame, Series or array-like by position (pandas objects keep their index)."""
+    return values.iloc[rows] if isinstance(values, (pd.DataFrame, pd.Series)) else np.asarray(values)[rows]
+
+
 def check_estimand(estimand, supported=ESTIMANDS):
     """Return ``estimand`` upper-cased, or raise a ValueError that lists the supported ones."""
     if not isinstance(estimand, str) or estimand.upper() not in supported:

@@ -2,8 +2,7 @@
 as for the other vignettes, which tests/test_vignettes.py executes). Edit the cells here and re-run it, or edit the
 notebook and delete this script."""
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _notebook import write_notebook
 
 CELLS = [
     ("md", """# Three treatment levels: quitting, cutting down or continuing to smoke (NHEFS)
@@ -169,19 +168,5 @@ att.contrasts_"""),
 ]
 
 
-def main():
-    cells = []
-    for k, (kind, source) in enumerate(CELLS):
-        cell = new_markdown_cell(source) if kind == "md" else new_code_cell(source)
-        cell["id"] = f"cell-{k:02d}"
-        cells.append(cell)
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
-    nbformat.validate(nb)
-    nbformat.write(nb, "vignettes/07-multi-category.ipynb")
-
-
 if __name__ == "__main__":
-    main()
+    write_notebook(CELLS, "vignettes/07-multi-category.ipynb")

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._stats import pow2_scale
 from .._validation import (CovariateDesign, as_1d, check_indexes_agree, check_outcome, check_sample_weight,
-                           check_treatment)
+                           check_treatment, take_rows)
 from ..diagnostics import effective_sample_size
 from ..diagnostics._weights import ExtremeWeightsWarning, check_extreme_weights, group_names, weight_groups
 from ._contrasts import Contrasts
@@ -79,11 +79,6 @@ def _single_unit_groups(weights, t):
     return [names[k] for k in np.flatnonzero(sizes < 2)]
 
 
-def _take(values, rows):
-    """Rows of a DataFrame, Series or ndarray by position."""
-    return values.iloc[rows] if isinstance(values, (pd.DataFrame, pd.Series)) else np.asarray(values)[rows]
-
-
 @dataclass
 class _EffectProblem:
     """Everything a replicate needs to re-estimate the weights and the effect (picklable for joblib)."""
@@ -127,7 +122,8 @@ class _EffectProblem:
             if np.bincount(self.a[draw], minlength=self.n_levels).min() == 0:
                 raise ValueError("a treatment level is absent from the replicate.")
             sw = None if self.sample_weight is None else self.sample_weight[draw]
-            fitted, weights = _fit_weighter(self.weighter, _take(self.X, draw), _take(self.treatment, draw), sw, seed)
+            fitted, weights = _fit_weighter(self.weighter, take_rows(self.X, draw), take_rows(self.treatment, draw),
+                                            sw, seed)
             eq = self.equations(weights, sw, rows=draw)
         else:
             sw = draw if self.sample_weight is None else self.sample_weight * draw
@@ -208,6 +204,12 @@ class WeightedEffect(BaseEstimator):
         One row per contrast: the effect (binary), or every pair of levels in cobalt's order ("hispan - black",
         "white - black", "white - hispan"; a ratio scale writes "hispan / black (risk ratio)"), with columns
         estimate, std_err, conf_low, conf_high, p_value (normal intervals at 95 %, percentile with a bootstrap).
+    subgroup_effects_, subgroup_differences_, subgroup_test_, subgroup_fits_
+        Only with a :class:`~balance.weights.SubgroupWeights` weighter: the effect in every subgroup (indexed by
+        subgroup and contrast, the columns of ``contrasts_``), the differences between subgroups (a ratio scale's
+        on the log scale), the Wald test that the effects are equal in all subgroups, and the per-subgroup fits.
+        The subgroups share no units, so their stacked estimating equations are block-diagonal and each subgroup's
+        effect and SE are those of a separate fit (module notes of ``balance.effects._subgroups``).
     n_failed_, n_nonconverged_ : int
         Bootstrap replicates that failed (excluded) or whose weight solver did not converge (kept, reported): the
         refitted weighter's ``converged_`` is False, or a ConvergenceWarning was raised while refitting it (e.g. by
@@ -369,7 +371,19 @@ class WeightedEffect(BaseEstimator):
             n_contrasts=contrasts.n_contrasts, std_err=pd.Series(std_err, index=labels, name="std_err"),
         )
         self._set_shortcuts(contrasts, t)
+        self._fit_subgroups(final, X, treatment, y, sample_weight, cluster)
         return self
+
+    def _fit_subgroups(self, final, X, treatment, y, sample_weight, cluster):
+        """With SubgroupWeights: the effect within every subgroup, their differences and the test of equality."""
+        from ..weights._subgroup import SubgroupWeights
+        from ._subgroups import subgroup_effects
+
+        for name in ("subgroup_effects_", "subgroup_differences_", "subgroup_test_", "subgroup_fits_"):
+            self.__dict__.pop(name, None)
+        if isinstance(final, SubgroupWeights):
+            (self.subgroup_effects_, self.subgroup_differences_, self.subgroup_test_,
+             self.subgroup_fits_) = subgroup_effects(self, final, X, treatment, y, sample_weight, cluster)
 
     def _set_shortcuts(self, contrasts, t):
         summary = self.result_.summary()

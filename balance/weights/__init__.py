@@ -8,6 +8,7 @@ from ._estimands import weights_from_propensity
 from ._ipt import InverseProbabilityTilting
 from ._propensity import PropensityWeights
 from ._stable import StableWeights, smallest_feasible_tols
+from ._subgroup import SubgroupWeights
 from ._trim import trim_weights
 from ._uniform import UniformTransformerWeights
 from ._uniform_transformer import UniformTransformer
@@ -20,6 +21,7 @@ __all__ = [
     "InverseProbabilityTilting",
     "PropensityWeights",
     "StableWeights",
+    "SubgroupWeights",
     "UniformTransformer",
     "UniformTransformerWeights",
     "smallest_feasible_tols",
