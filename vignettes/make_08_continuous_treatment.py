@@ -2,8 +2,7 @@
 stored, as for the other vignettes, which tests/test_vignettes.py executes). Edit the cells here and re-run it, or
 edit the notebook and delete this script."""
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _notebook import write_notebook
 
 CELLS = [
     ("md", """# A continuous treatment: earnings in 1975 and earnings in 1978 (lalonde)
@@ -156,19 +155,5 @@ that much, and the spline is a straight line there.
 ]
 
 
-def main():
-    cells = []
-    for k, (kind, source) in enumerate(CELLS):
-        cell = new_markdown_cell(source) if kind == "md" else new_code_cell(source)
-        cell["id"] = f"cell-{k:02d}"
-        cells.append(cell)
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
-    nbformat.validate(nb)
-    nbformat.write(nb, "vignettes/08-continuous-treatment.ipynb")
-
-
 if __name__ == "__main__":
-    main()
+    write_notebook(CELLS, "vignettes/08-continuous-treatment.ipynb")
