@@ -19,13 +19,13 @@ from scipy.stats import norm
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_indexes_agree, check_outcome, check_sample_weight, check_treatment
+from .._validation import check_indexes_agree, check_outcome, check_sample_weight, check_treatment, take_rows
 from ..diagnostics import effective_sample_size
 from ..diagnostics._weights import check_extreme_weights, weight_groups
 from ._outcome import OutcomeEquations, _fit_regression
 from ._splines import NaturalSplineBasis
 from ._vcov import VCOV_ESTIMATORS, VCOV_TYPES, FixedWeightsSandwich, StackedSandwich, _final_step
-from ._weighted_effect import _EXTREME_ADVICE, _as_input, _fit_weighter, _fit_weighter_reporting, _take
+from ._weighted_effect import _EXTREME_ADVICE, _as_input, _fit_weighter, _fit_weighter_reporting
 
 DOSE_MODELS = ("linear", "spline")
 
@@ -81,7 +81,8 @@ class _DoseProblem:
     def replicate(self, kind, draw, seed=None):
         if kind == "bootstrap":
             sw = None if self.sample_weight is None else self.sample_weight[draw]
-            fitted, weights = _fit_weighter(self.weighter, _take(self.X, draw), _take(self.treatment, draw), sw, seed)
+            fitted, weights = _fit_weighter(self.weighter, take_rows(self.X, draw), take_rows(self.treatment, draw), sw,
+                                             seed)
             eq = self.equations(weights, rows=draw)
         else:
             sw = draw if self.sample_weight is None else self.sample_weight * draw
