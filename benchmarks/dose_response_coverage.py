@@ -4,7 +4,8 @@ Design: x ~ N(0, I_3); A = x·(0.5, −0.4, 0.3) + N(0, 1) (confounded: A is cor
 y = m(A) + x·(1, 0.5, −0.5) + N(0, 1) with the nonlinear m(a) = 2 / (1 + exp(−2a)). Since E[x] = 0 the average
 dose-response function is exactly μ(a) = m(a). The outcome model is a natural cubic spline with 5 degrees of freedom
 (R's ns()), whose best approximation of m is within 0.014 of it at the doses below (with 4 degrees of freedom the
-approximation error reaches 0.045, a bias that does not shrink with n and lowers coverage at larger n); intervals at the doses −1.5, −0.75, 0, 0.75, 1.5 (the central 87 % of A). Weights: the normal GPS
+approximation error reaches 0.045, a bias that does not shrink with n and lowers coverage at larger n); intervals
+at the doses −1.5, −0.75, 0, 0.75, 1.5 (the central 87 % of A). Weights: the normal GPS
 (PropensityWeights, the correct treatment model here) and entropy balancing (EntropyBalance: means of A and x kept,
 covariances of A with x zero). Variances: "asympt" (stacked M-estimation; for entropy balancing also with WeightIt's
 fixed balance targets), "HC0" (weights as known) and the row bootstrap (percentile intervals).

@@ -66,7 +66,8 @@ both of those also predict 1978 earnings, so the unweighted regression of `re78`
 }
 pd.DataFrame({name: balance_table(X, dose, fit)["corr_adj"] for name, fit in fits.items()}).round(3)"""),
     ("md", """Entropy balancing zeroes every correlation, by construction. The generalised propensity score does not:
-`re74`'s correlation flips from 0.55 to −0.23 and race's flip sign and grow to ±0.16. Its treatment model is wrong for these
+`re74`'s correlation flips from 0.55 to −0.23 and race's flip sign and grow to ±0.16. Its treatment model is
+wrong for these
 data: a normal distribution around a linear predictor cannot produce 40 % exact zeros and a long right tail, so
 the estimated densities, and the weights built from them, are off. The love plot shows the same, with cobalt's
 threshold of 0.1 for correlations:"""),
@@ -89,7 +90,8 @@ Kish's effective sample size says how many equally weighted units the weights ar
     ("code", """pd.DataFrame({name: [effective_sample_size(fit, dose).iloc[0], float(np.max(fit.weights_))]
               for name, fit in fits.items()}, index=["ESS", "largest weight"]).round(1)"""),
     ("md", """The GPS weights leave an effective 75 of 614 units, the largest weight is 57.5 (the mean weight is
-1.5); entropy balancing keeps an effective 373 with no weight above 11.4. With better balance at a fraction of the variance cost, entropy balancing is the weighting to use here; the
+1.5); entropy balancing keeps an effective 373 with no weight above 11.4. With better balance at a fraction of
+the variance cost, entropy balancing is the weighting to use here; the
 GPS is kept below for comparison.
 
 ## The dose-response: a line
@@ -109,7 +111,8 @@ pd.DataFrame(rows).T.round(3)"""),
 (standard error 0.12 with the weights' estimation accounted for, and the bootstrap, which re-estimates the
 weights, agrees; 0.15 treating them as known); the interval includes zero. The GPS gives a negative slope with a
 standard error twice as large, and its bootstrap SE (0.33) is larger still than its sandwich SE: the marks of poor
-balance and a few heavy units. (For entropy balancing the package's "asympt" estimates the balance targets, the sample means,
+balance and a few heavy units. (For entropy balancing the package's "asympt" estimates the balance targets, the
+sample means,
 as part of the model; WeightIt holds them fixed and reports 0.119, the simulation in
 `benchmarks/results/dose_response_coverage.md` compares the two.)
 

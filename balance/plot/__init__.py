@@ -26,4 +26,5 @@ from ._effects import cate_plot, dose_response_plot, ipm_history_plot
 from ._love import love_plot
 from ._weights import ps_overlap_plot, weight_plot
 
-__all__ = ["balance_plot", "cate_plot", "dose_response_plot", "ipm_history_plot", "love_plot", "ps_overlap_plot", "weight_plot"]
+__all__ = ["balance_plot", "cate_plot", "dose_response_plot", "ipm_history_plot", "love_plot", "ps_overlap_plot",
+           "weight_plot"]

@@ -239,7 +239,8 @@ def dose_response_plot(model, doses=None, *, n_points=200, alpha=None, rug=True,
     >>> from balance.plot import dose_response_plot
     >>> data = load_lalonde()
     >>> X, dose = data.X.drop(columns="re75"), data.X["re75"]
-    >>> fit = WeightedDoseResponse(PropensityWeights(), "spline", knots=[1000, 4000]).fit(X, dose, data.y)  # doctest: +SKIP
+    >>> model = WeightedDoseResponse(PropensityWeights(), "spline", knots=[1000, 4000])
+    >>> fit = model.fit(X, dose, data.y)  # doctest: +SKIP
     >>> ax = dose_response_plot(fit)  # doctest: +SKIP
     >>> ax.get_xlabel()  # doctest: +SKIP
     're75'
