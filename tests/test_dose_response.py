@@ -21,7 +21,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 
-from balance import BaseWeighter, MParts, PropensityWeights, WeightedDoseResponse, WeightedEffect
+from balance import (CBPS, BaseWeighter, EntropyBalance, MParts, PropensityWeights, StableWeights,
+                     WeightedDoseResponse, WeightedEffect)
 from balance.effects._splines import NaturalSplineBasis
 
 from .conftest import SHARED
@@ -394,3 +395,54 @@ def test_sampling_weights_equal_duplicated_rows():
     repeated = WeightedDoseResponse(NormalGPS(), "spline", df=3, knots=weighted.basis_.knots, vcov="HC0").fit(
         X.iloc[rows].reset_index(drop=True), dose.iloc[rows].reset_index(drop=True), y[rows])
     assert_allclose(weighted.coef_.to_numpy(), repeated.coef_.to_numpy(), rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the package's continuous weighters
+# ---------------------------------------------------------------------------------------------------------------
+class FixedTargetEntropy(EntropyBalance):
+    """EntropyBalance whose M-estimation parts hold the balance targets (the sample means) fixed, as WeightIt 1.5.1's
+    ebal "asympt" does (the package's default estimates them)."""
+
+    def _m_parts(self, X, treatment, sample_weight=None):
+        return super()._m_parts(X, treatment, sample_weight, fixed_targets=True)
+
+
+CONTINUOUS_WEIGHTERS = all("continuous" in cls._supported_treatment_types
+                           for cls in (PropensityWeights, CBPS, EntropyBalance, StableWeights))
+needs_weighters = pytest.mark.skipif(not CONTINUOUS_WEIGHTERS, reason="the continuous weighters (c-gps, c-balw) are "
+                                     "not merged yet")
+
+
+@needs_weighters
+@pytest.mark.parametrize("method, weighter, vcov, rtol", [
+    # the normal GPS: see test_linear_asympt_gps_matches_weightit for the 7.5e-7 in the SEs
+    ("glm", lambda: PropensityWeights(), "asympt", 1e-6),
+    ("glm", lambda: PropensityWeights(), "HC0", 1e-8),
+    ("cbps", lambda: CBPS(), "HC0", 1e-8),
+    ("ebal", lambda: FixedTargetEntropy(estimand="ATE"), "asympt", 1e-6),
+    ("ebal", lambda: EntropyBalance(estimand="ATE"), "HC0", 1e-6),
+    ("optweight", lambda: StableWeights(estimand="ATE"), "HC0", 1e-6),
+])
+def test_package_weighters_match_weightit(lalonde_cont, method, weighter, vcov, rtol):
+    """The slope of re78 ~ re75 and its SE with the package's own weights against WeightIt's; rtol as the weights
+    agree (the GPS and CBPS to 1e-13, ebal to 1e-8 and optweight to 1e-12, the solvers' tolerances), SEs 1e-6."""
+    X, dose, y = lalonde_cont
+    fit = WeightedDoseResponse(weighter(), vcov=vcov).fit(X, dose, y)
+    coefs, cov = _oracle(method, vcov)
+    assert_allclose(fit.coef_.to_numpy(), coefs["estimate"].to_numpy(), rtol=rtol)
+    assert_allclose(np.sqrt(np.diag(fit.vcov_)), coefs["se"].to_numpy(), rtol=max(rtol, 1e-6))
+
+
+@needs_weighters
+def test_ebal_asympt_estimated_targets_exceeds_fixed(lalonde_cont):
+    """The package's default entropy-balancing "asympt" estimates the balance targets (the covariate means), which
+    adds their sampling variance: its slope SE (0.1207) is above WeightIt's fixed-target one (0.1195) and close to
+    the bootstrap's, which re-estimates everything (within 20 % at 199 replicates, whose Monte Carlo error is 5 %)."""
+    X, dose, y = lalonde_cont
+    estimated = WeightedDoseResponse(EntropyBalance(estimand="ATE")).fit(X, dose, y).slope_se_
+    fixed = WeightedDoseResponse(FixedTargetEntropy(estimand="ATE")).fit(X, dose, y).slope_se_
+    boot = WeightedDoseResponse(EntropyBalance(estimand="ATE"), vcov="bootstrap", n_bootstrap=199,
+                                random_state=0).fit(X, dose, y).slope_se_
+    assert estimated > fixed
+    assert boot == pytest.approx(estimated, rel=0.2)
