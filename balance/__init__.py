@@ -3,14 +3,16 @@
 Weighting estimators learn one weight per unit (``fit(X, treatment).weights_``); diagnostics measure the balance
 they achieve; :class:`WeightedEffect` estimates effects with standard errors that account for estimating the
 weights. Submodules: :mod:`balance.datasets` (bundled data and simulation designs), :mod:`balance.hte`
-(heterogeneous effects) and :mod:`balance.plot` (matplotlib, imported on demand).
+(heterogeneous effects), :mod:`balance.msm` (treatments over time: marginal structural models),
+:mod:`balance.sensitivity` (sensitivity to unmeasured confounding) and :mod:`balance.plot` (matplotlib, imported on
+demand).
 """
 
-from . import datasets, hte
+from . import datasets, hte, msm, sensitivity
 from ._base import BaseWeighter, MParts
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .diagnostics._weights import ExtremeWeightsWarning
-from .effects import EffectResults, WeightedDoseResponse, WeightedEffect
+from .effects import EffectResults, ImputedEffect, WeightedDoseResponse, WeightedEffect
 from .weights import (
     CBIPM,
     CBPS,
@@ -37,6 +39,7 @@ __all__ = [
     "EnergyBalance",
     "EntropyBalance",
     "ExtremeWeightsWarning",
+    "ImputedEffect",
     "InverseProbabilityTilting",
     "MParts",
     "PropensityWeights",
@@ -51,6 +54,8 @@ __all__ = [
     "datasets",
     "effective_sample_size",
     "hte",
+    "msm",
+    "sensitivity",
     "smallest_feasible_tols",
     "trim_weights",
     "weight_summary",

@@ -33,6 +33,9 @@ from .diagnostics._weights import check_extreme_weights, weight_groups
 
 EXTREME_ADVICE = ("Consider an estimand that needs less overlap (ATO, ATM), trim=, fewer or coarser covariates, and a "
                   "bootstrap variance.")
+# a continuous treatment has only the ATE: no estimand trades overlap for a different population
+CONTINUOUS_EXTREME_ADVICE = ("Consider trim=, fewer or coarser covariates, a better treatment model, and a bootstrap "
+                             "variance.")
 
 
 @dataclass(frozen=True)
@@ -194,8 +197,9 @@ class BaseWeighter(BaseEstimator):
         :class:`~balance.ExtremeWeightsWarning` gives the numbers.
         """
         weights = _check_weights_valid(weights, type(self).__name__)
+        advice = CONTINUOUS_EXTREME_ADVICE if data.treatment.kind == "continuous" else EXTREME_ADVICE
         report = check_extreme_weights(weights, *weight_groups(data.treatment), who=type(self).__name__,
-                                       advice=EXTREME_ADVICE, stacklevel=4)
+                                       advice=advice, stacklevel=4)
         self.ess_, self.max_weight_share_ = report.ess, report.max_share
         self.weights_ = self._wrap(weights, data)
         return self

@@ -262,7 +262,8 @@ class CovariateDesign:
                     raise ValueError(f"covariate {col!r} has level(s) {sorted(map(str, unknown))} not seen in fit.")
                 for level in levels[1:] if drop_first else levels:
                     # pandas' nullable dtypes compare <NA> to <NA>: a missing value is in no level's dummy
-                    dummy = (s == level).to_numpy(dtype=np.float64, na_value=0.0)
+                    # (fillna first: pyarrow-backed booleans cannot take a float na_value in to_numpy)
+                    dummy = (s == level).fillna(False).to_numpy(dtype=np.float64)
                     blocks.append(dummy if impute else np.where(na, np.nan, dummy))
                     names.append(f"{col}_{level}")
             else:

@@ -29,3 +29,10 @@ def machine_facts():
 
 def machine_markdown():
     return "\n".join(f"- {key}: {value}" for key, value in machine_facts().items())
+
+
+def write_report(path, lines):
+    """Write a markdown report: ``lines``, then the machine facts; print it too."""
+    text = "\n".join([*lines, "", machine_markdown()]) + "\n"
+    path.write_text(text)
+    print(text)

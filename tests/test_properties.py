@@ -200,8 +200,12 @@ FAMILIES = {
         Case(CBIPM(estimand="ATE", model="linear", n_epochs=10, random_state=0), 1e-6, STANDARDISED),
         Case(CBIPM(estimand="ATT", ipm="sipm", n_epochs=10, n_sigmoids=5, random_state=0), 1e-6, STANDARDISED),
         Case(CBIPM(estimand="ATE", ipm="wass", n_epochs=10, hidden=5, random_state=0), 1e-6, STANDARDISED),
-        Case(CBIPM(estimand="ATT", solver="qp"), 1e-5,
-             "the Gaussian kernel of standardised covariates is unchanged; Clarabel's tolerance bounds the agreement"),
+        # 1e-3, not the solver's 1e-5: for one skewed covariate (n = 66, seed 1733641420, scale e, shift 6) the
+        # Gaussian kernel matrix is near-singular, the MMD is flat along its near-null directions, and two solutions
+        # equal in MMD to Clarabel's tolerance differed by 2e-4 in the weights
+        Case(CBIPM(estimand="ATT", solver="qp"), 1e-3,
+             "the Gaussian kernel of standardised covariates is unchanged; the weights agree to within the flatness "
+             "of the MMD at Clarabel's tolerance"),
     ],
     "UniformTransformerWeights": [
         Case(UniformTransformerWeights(estimand="ATT", random_state=0), 1e-7,

@@ -142,6 +142,17 @@ def distance_matvec(At, Bt, Vt):
     ndarray of shape (m, k)
     """
     sqa, sqb = _squared_norms(At), _squared_norms(Bt)
+
+    def visit(G, i0, i1, j0, j1, A, B, V, out):
+        _tile_matvec(G, sqa[i0:i1], sqb[j0:j1], A, B, V, out)
+
+    return _tiled_product(At, Bt, Vt, visit)
+
+
+def _tiled_product(At, Bt, Vt, visit):
+    """An (m, k) product over the tiles of the pairs of ``At`` and ``Bt`` (as :func:`distance_matvec`):
+    ``visit(G, i0, i1, j0, j1, A, B, V, out)`` adds tile (rows i0:i1, columns j0:j1) to ``out`` (its rows of the
+    result), with G = A'B the tile's Gram block and V the tile's columns of ``Vt``."""
     out = np.zeros((At.shape[1], Vt.shape[0]))
     col_tiles = [(j0, j1, np.ascontiguousarray(Bt[:, j0:j1]), np.ascontiguousarray(Vt[:, j0:j1]))
                  for j0, j1 in _tiles(Bt.shape[1], _TILE_COLS)]
@@ -150,7 +161,7 @@ def distance_matvec(At, Bt, Vt):
         i0, i1 = rows
         A = np.ascontiguousarray(At[:, i0:i1])
         for j0, j1, B, V in col_tiles:
-            _tile_matvec(A.T @ B, sqa[i0:i1], sqb[j0:j1], A, B, V, out[i0:i1])
+            visit(A.T @ B, i0, i1, j0, j1, A, B, V, out[i0:i1])
 
     _for_each(stripe, _tiles(At.shape[1], _TILE_ROWS))
     return out
@@ -213,3 +224,64 @@ def distance_quadform(At, Vt):
 
     # stripes near the top have more tiles: interleaving them over the threads balances the work
     return np.sum(_for_each(stripe, list(range(len(tiles)))), axis=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the distance-covariance matrix of continuous-treatment energy balancing
+# ----------------------------------------------------------------------------------------------------------------
+@njit(**_VEC)
+def _dcov_entry(dx, da, mxi, mxj, mai, maj, gx, ga, ca, cx):
+    """K_ij = (dx − mx_i − mx_j + gx)(da − ma_i − ma_j + ga) − ca da − cx dx (see :func:`dcov_matvec`)."""
+    return (dx - mxi - mxj + gx) * (da - mai - maj + ga) - ca * da - cx * dx
+
+
+@njit(nogil=True, **_VEC)
+def _tile_dcov_matvec(G, sqa, sqb, At, Bt, Vt, out, ai, aj, mxi, mxj, mai, maj, consts):
+    """out[i] += sum_j K_ij Vt[:, j] over one tile, K of :func:`dcov_matvec` from the tile's distances."""
+    gx, ga, ca, cx = consts[0], consts[1], consts[2], consts[3]
+    m, n = G.shape
+    d = np.empty(n)
+    for i in range(m):
+        _tile_row(G, sqa, sqb, At, Bt, i, d)
+        for j in range(n):
+            d[j] = _dcov_entry(d[j], abs(ai[i] - aj[j]), mxi[i], mxj[j], mai[i], maj[j], gx, ga, ca, cx)
+        for col in range(Vt.shape[0]):
+            s = 0.0
+            for j in range(n):
+                s += d[j] * Vt[col, j]
+            out[i, col] += s
+
+
+def dcov_matvec(Xt, a, mx, ma, consts, Vt):
+    """Return ``K @ Vt.T`` for the matrix of continuous energy balancing, recomputing it tile by tile.
+
+    ``K_ij = (D_ij − mx_i − mx_j + gx)(|a_i − a_j| − ma_i − ma_j + ga) − ca |a_i − a_j| − cx D_ij`` with
+    D the Euclidean distances among the points of ``Xt`` (shape (p, n)), ``a`` the (scaled) treatment, ``mx``,
+    ``ma`` the weighted row means of the two distance matrices and ``consts = (gx, ga, ca, cx)``: the
+    double-centred distances' Hadamard product (the distance covariance) minus the two energy-distance terms.
+    """
+    sq = _squared_norms(Xt)
+    consts = np.asarray(consts, dtype=np.float64)
+
+    def visit(G, i0, i1, j0, j1, A, B, V, out):
+        _tile_dcov_matvec(G, sq[i0:i1], sq[j0:j1], A, B, V, out, a[i0:i1], a[j0:j1], mx[i0:i1], mx[j0:j1],
+                          ma[i0:i1], ma[j0:j1], consts)
+
+    return _tiled_product(Xt, Xt, Vt, visit)
+
+
+@njit(nogil=True, **_VEC)
+def _dcov_rows(block, a, mx, ma, consts, i0, i1):
+    gx, ga, ca, cx = consts[0], consts[1], consts[2], consts[3]
+    for i in range(i0, i1):
+        for j in range(block.shape[1]):
+            block[i, j] = _dcov_entry(block[i, j], abs(a[i] - a[j]), mx[i], mx[j], ma[i], ma[j], gx, ga, ca, cx)
+
+
+def dcov_block32(Xt, a, mx, ma, consts):
+    """The matrix K of :func:`dcov_matvec` stored in float32 (entries computed in float64 from the float32
+    distance block)."""
+    block = distance_block32(Xt, Xt)
+    consts = np.asarray(consts, dtype=np.float64)
+    _for_each(lambda rows: _dcov_rows(block, a, mx, ma, consts, *rows), _tiles(block.shape[0], _TILE_ROWS))
+    return block

@@ -5,6 +5,8 @@ results can be compared with them number for number. Diagnostics return DataFram
 """
 
 from ._balance import balance_table, max_over_comparisons
+from ._imputed import balance_across_imputations
 from ._weights import WeightSummary, effective_sample_size, weight_summary
 
-__all__ = ["WeightSummary", "balance_table", "effective_sample_size", "max_over_comparisons", "weight_summary"]
+__all__ = ["WeightSummary", "balance_across_imputations", "balance_table", "effective_sample_size", "max_over_comparisons",
+           "weight_summary"]

@@ -275,8 +275,14 @@ def balance_table(
     missing=None,
     treatment_type=None,
     pairwise=None,
+    abs=False,
+    per_imputation=False,
 ):
     """Covariate balance between treatment groups, before and after weighting (cobalt's ``bal.tab``).
+
+    A treatment history (``X`` a list of per-time covariate tables, ``treatment`` a DataFrame with one column per
+    time point, ``weights`` the final weights or a fitted :class:`~balance.msm.MSMWeights`) gets one table per time
+    point and the maximum across time points: see :func:`balance.msm.balance_table_msm`, which this calls.
 
     Parameters
     ----------
@@ -334,6 +340,10 @@ def balance_table(
         order); False: each level against the full unadjusted sample, "All vs. A" (A − All), or, when there is a
         focal level, the focal level against each other level, "F vs. A" (F − A). None: True without a focal
         level, False with one (cobalt's own default is True in both cases).
+    abs, per_imputation : bool, default=False
+        Multiply imputed data only (``X`` a list of completed data sets or a fitted :class:`~balance.ImputedEffect`,
+        for which the table is :func:`balance.diagnostics.balance_across_imputations`'s summary over the
+        imputations): summarise absolute statistics; return the per-imputation tables instead.
 
     Returns
     -------
@@ -439,6 +449,24 @@ def balance_table(
     >>> table["smd_un"].round(3).to_dict()
     {('y vs. x', 'age'): 0.657, ('z vs. x', 'age'): 0.825, ('z vs. y', 'age'): 0.168}
     """
+    from ._imputed import balance_across_imputations, is_imputed  # here: that module builds on this function
+
+    if (isinstance(X, list) and X and all(isinstance(x, (pd.DataFrame, np.ndarray)) and np.ndim(x) == 2 for x in X)
+            and (isinstance(treatment, pd.DataFrame) or (isinstance(treatment, np.ndarray) and treatment.ndim == 2))):
+        # a treatment history: per-time covariate tables and one treatment column per time point (a list of rows,
+        # array-like X, has no 2-d elements; multiply imputed data has a one-dimensional treatment)
+        from ..msm import balance_table_msm
+
+        return balance_table_msm(X, treatment, weights, stats=stats, binary=binary, continuous=continuous,
+                                 sample_weight=sample_weight)
+    if is_imputed(X):
+        return balance_across_imputations(
+            X, treatment, weights, abs=abs, per_imputation=per_imputation, estimand=estimand, stats=stats,
+            binary=binary, continuous=continuous, sd_denom=sd_denom, sample_weight=sample_weight, distance=distance,
+            treated=treated, missing=missing, treatment_type=treatment_type, pairwise=pairwise)
+    if abs or per_imputation:
+        raise ValueError("abs= and per_imputation= apply to multiply imputed data (X a list of completed data sets "
+                         "or a fitted ImputedEffect); leave them False for one data set.")
     stats = _check_stats(stats)
     _check_choice(binary, ("raw", "std"), "binary")
     _check_choice(continuous, ("raw", "std"), "continuous")

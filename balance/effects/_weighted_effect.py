@@ -23,8 +23,10 @@ from ._results import SCALE_LABELS, EffectResults
 from ._vcov import VCOV_ESTIMATORS, VCOV_TYPES, _final_step
 
 
-def _fit_weighter(weighter, X, treatment, sample_weight, seed=None):
+def _fit_weighter(weighter, X, treatment, sample_weight, seed=None, **fit_params):
     """Fit a clone of ``weighter`` (an estimator or a Pipeline ending in one); return it and its weights.
+
+    ``fit_params`` go to the weighter's ``fit`` (e.g. ``uncensored`` of :class:`~balance.msm.MSMWeights`).
 
     ``seed`` (an int, for a bootstrap replicate) replaces every ``random_state`` of the clone, nested ones included
     (a pipeline step, a classifier ``model``), each by its own int derived from it: each replicate then has its own
@@ -37,23 +39,23 @@ def _fit_weighter(weighter, X, treatment, sample_weight, seed=None):
         states = np.random.SeedSequence(seed).generate_state(len(keys)) if keys else []
         fitted.set_params(**{key: int(state) >> 1 for key, state in zip(keys, states)})
     if sample_weight is None:
-        fitted.fit(X, treatment)
+        fitted.fit(X, treatment, **fit_params)
     elif isinstance(fitted, Pipeline):
         fitted.fit(X, treatment, **{f"{fitted.steps[-1][0]}__sample_weight": sample_weight})
     else:
-        fitted.fit(X, treatment, sample_weight=sample_weight)
+        fitted.fit(X, treatment, sample_weight=sample_weight, **fit_params)
     final = _final_step(fitted)
     if not hasattr(final, "weights_"):
         raise TypeError(f"{type(final).__name__} has no weights_ after fit: weighter must be a weighting estimator.")
     return fitted, np.asarray(final.weights_, dtype=float)
 
 
-def _fit_weighter_reporting(weighter, X, treatment, sample_weight):
+def _fit_weighter_reporting(weighter, X, treatment, sample_weight, **fit_params):
     """:func:`_fit_weighter`, passing on the weighter's warnings except its ExtremeWeightsWarning, which
     WeightedEffect repeats once with advice on the variance."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fitted = _fit_weighter(weighter, X, treatment, sample_weight)
+        fitted = _fit_weighter(weighter, X, treatment, sample_weight, **fit_params)
     for w in caught:
         if not issubclass(w.category, ExtremeWeightsWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
@@ -346,6 +348,7 @@ class WeightedEffect(BaseEstimator):
         )
         eq = problem.equations(weights, sw)
         values = contrasts(eq.mu)[0]
+        self._problem, self._y_unit = problem, y_unit  # the data the sensitivity analyses (balance.sensitivity) use
         vcov = VCOV_ESTIMATORS[self.vcov].from_effect(self, problem, eq, clusters)
         cov = vcov.cov  # computed here, so that a refused variance leaves no fitted attributes behind
         self.vcov_, self.n_failed_, self.n_nonconverged_ = vcov, vcov.n_failed, vcov.n_nonconverged
@@ -457,6 +460,91 @@ class WeightedEffect(BaseEstimator):
         """A tidy DataFrame: estimate, std_err, statistic, p_value, ci_lower, ci_upper per quantity."""
         check_is_fitted(self, "result_")
         return self.result_.summary(alpha)
+
+    # -- sensitivity to unmeasured confounding (balance.sensitivity) -------------------------------------------
+    def evalue(self, *, rare=None, sd=None, alpha=0.05):
+        """E-values of the effect and of its (1 − alpha) confidence interval (VanderWeele & Ding 2017).
+
+        Risk ratios are used as they are, odds ratios converted (``rare``: None decides by whether both potential-
+        outcome means are under 15 %), differences in means through the standardised difference estimate / ``sd``
+        (None: the outcome's marginal standard deviation, the conservative choice). A 0/1 outcome on the difference
+        scale is refused: refit with ``scale="rr"``. See :func:`balance.sensitivity.evalue`.
+
+        Returns
+        -------
+        Series with ``estimate`` and ``ci`` (a DataFrame, one row per contrast, for a multi-category treatment).
+        Examples: :mod:`balance.sensitivity`.
+        """
+        from ..sensitivity._evalue import effect_evalue
+
+        return effect_evalue(self, rare=rare, sd=sd, alpha=alpha)
+
+    def sensitivity(self, lambdas=(1, 1.25, 1.5, 2, 3), *, alpha=0.05, n_bootstrap=None, random_state=None,
+                    n_jobs=None, refit=True, method="zsb"):
+        """Bounds of the effect under the marginal sensitivity model (Tan 2006; Zhao, Small & Bhattacharya 2019).
+
+        For each Λ, the sharp bounds of the Hájek estimate when every unit's true propensity odds may be up to Λ
+        times larger or smaller than the fitted ones, and the percentile-bootstrap interval [Q_{α/2} of the
+        replicates' lower bounds, Q_{1−α/2} of their upper bounds] (order statistics). Λ = 1 gives the estimate.
+        Binary treatments, ``outcome_model="simple"``, the ATE (needs propensity scores ``ps_``), ATT or ATC. The
+        bootstrap resamples rows (a ``cluster`` given to ``fit`` is not used here).
+
+        Parameters
+        ----------
+        lambdas : sequence of float >= 1, default=(1, 1.25, 1.5, 2, 3)
+        alpha : float, default=0.05
+        n_bootstrap, random_state, n_jobs : default=None
+            None: this effect's own settings. The same ``random_state`` gives the same replicates.
+        refit : bool, default=True
+            Re-estimate the weights in every replicate (as Zhao, Small & Bhattacharya do); False keeps each unit's
+            fitted weight (faster, ignores the weights' estimation).
+        method : {"zsb", "quantile"}, default="zsb"
+            "zsb": the bounds of Zhao, Small & Bhattacharya (sorting, O(n log n)). "quantile": Dorn & Guo's (2022)
+            sharper quantile-balancing bounds, where the weights must also keep the fitted weights' totals of the
+            covariates in each arm (linear programmes by scipy's HiGHS, one per arm, side and Λ: much slower).
+
+        Returns
+        -------
+        DataFrame indexed by ``lambda`` with ``bound_low``, ``bound_high``, ``ci_low``, ``ci_high``. Examples:
+        :mod:`balance.sensitivity`.
+        """
+        from ..sensitivity._msm import sensitivity_table
+
+        return sensitivity_table(self, lambdas, alpha=alpha, n_bootstrap=n_bootstrap, random_state=random_state,
+                                 n_jobs=n_jobs, refit=refit, method=method)
+
+    def breakdown_lambda(self, *, alpha=0.05, ci=True, n_bootstrap=None, random_state=None, n_jobs=None,
+                         refit=True, method="zsb"):
+        """The smallest Λ at which the sensitivity interval (``ci=True``; the bounds themselves with ``ci=False``)
+        contains the null (0, or 1 for a ratio): how much hidden confounding the conclusion withstands. 1 when the
+        interval contains the null already; inf when no Λ up to 1e8 makes it. Exact for the bootstrap replicates
+        drawn (the same ones as :meth:`sensitivity` with the same ``random_state``). Parameters as
+        :meth:`sensitivity`."""
+        from ..sensitivity._msm import breakdown
+
+        return breakdown(self, alpha=alpha, ci=ci, n_bootstrap=n_bootstrap, random_state=random_state,
+                         n_jobs=n_jobs, refit=refit, method=method)
+
+    def ovb(self, benchmark_covariates=None, *, kd=1.0, ky=None, q=1.0, alpha=0.05, benchmark_treatment="unweighted"):
+        """Omitted-variable bias of the weighted outcome regression (Cinelli & Hazlett 2020), for
+        ``outcome_model="additive"`` with a numeric outcome and a binary treatment.
+
+        Uses the regression's classical standard error (as sensemakr does), not this effect's ``se_``. Benchmarks
+        name covariates (a DataFrame column, a factor as a whole, or one dummy such as ``"race_white"``).
+        ``benchmark_treatment="unweighted"`` (default) measures a benchmark's association with the treatment before
+        weighting: the weights balance the observed covariates, which removes their association with the
+        treatment in the weighted regression (sensemakr's convention, ``"weighted"``, then gives benchmarks of
+        almost no strength), whereas an unobserved confounder keeps its association. The outcome side is measured
+        in the weighted regression either way. See :func:`balance.sensitivity.ovb_sensitivity`.
+
+        Returns
+        -------
+        OmittedVariableBias
+        """
+        from ..sensitivity._ovb import effect_ovb
+
+        return effect_ovb(self, benchmark_covariates, kd=kd, ky=ky, q=q, alpha=alpha,
+                          benchmark_treatment=benchmark_treatment)
 
 
 def _outcome_unit(y):

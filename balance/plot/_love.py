@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..diagnostics import balance_table, max_over_comparisons
+from ..diagnostics._imputed import is_imputed
 from ..diagnostics._weights import Resolved, inherit, inherit_treatment_type, resolve_weights
 from .._validation import check_treatment
 from ._common import get_axes
@@ -135,8 +136,11 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
 
     Parameters
     ----------
-    X : DataFrame or array-like of shape (n_samples, n_features)
-        Covariates, as for :func:`balance.balance_table`.
+    X : DataFrame or array-like of shape (n_samples, n_features), list of DataFrame, or fitted ImputedEffect
+        Covariates, as for :func:`balance.balance_table`. Multiply imputed data (a list of completed data sets with
+        ``weights`` one per imputation, or a fitted :class:`~balance.ImputedEffect`, binary treatment): each
+        statistic's mean over the imputations is marked and a line spans its minimum to its maximum
+        (:func:`balance.diagnostics.balance_across_imputations`); ``comparison`` does not apply.
     treatment : array-like of shape (n_samples,)
         Binary treatment (0/1, boolean, or two levels with ``treated`` given) or multi-category treatment, as
         :func:`balance.balance_table` takes it.
@@ -218,6 +222,12 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
         raise ValueError(f"order={order!r} is not supported; choose one of {list(ORDERS)}.")
     if stat is not None and stat not in _XLABELS:
         raise ValueError(f"stat={stat!r} is not supported; choose one of {list(_XLABELS)}.")
+    if is_imputed(X):
+        from ._imputed import imputed_love_plot  # a module that builds on this one
+
+        return imputed_love_plot(X, treatment, weights, estimand=estimand, threshold=threshold, abs=abs, order=order,
+                                 stat=stat, sample_weight=sample_weight, treated=treated,
+                                 treatment_type=treatment_type, ax=ax)
     weightings = _weightings(weights)
     stat = stat or _default_stat(treatment, treatment_type, weightings)
     if order == "adjusted" and not weightings:

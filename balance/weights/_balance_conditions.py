@@ -62,17 +62,20 @@ def check_reachable(M, sw, active, r, names, who):
                         "Drop or coarsen that term, or use EntropyBalance(tols=...) for approximate balance.")
 
 
-def warn_not_converged(who, n_iter, max_iter, imbalance, tol):
+APPROXIMATE = "EntropyBalance(tols=...)"
+
+
+def warn_not_converged(who, n_iter, max_iter, imbalance, tol, approximate=APPROXIMATE):
     warnings.warn(
         f"{who} did not converge in {n_iter} iterations (max_iter={max_iter}): the largest remaining imbalance is "
         f"{imbalance:.2e} SDs (> tol={tol}). Raise max_iter or loosen tol; if the solver stalled before max_iter, "
         "exact balance may be infeasible (a target near the edge of the reweighted group's covariates): use fewer "
-        "terms, or EntropyBalance(tols=...) for approximate balance.",
+        f"terms, or {approximate} for approximate balance.",
         ConvergenceWarning, stacklevel=3,
     )
 
 
-def store_fits(est, fits, who, levels=None, n_levels=None):
+def store_fits(est, fits, who, levels=None, n_levels=None, approximate=APPROXIMATE):
     """Record solver facts and coefficients of one (ATT/ATC) or two (ATE: control, treated) group solves.
 
     ``n_iter_`` is the largest iteration count over the solves (each is capped at ``max_iter``), so that
@@ -83,7 +86,7 @@ def store_fits(est, fits, who, levels=None, n_levels=None):
     est.n_iter_ = max(f.n_iter for f in fits)
     est.imbalance_ = max(f.imbalance for f in fits)
     if not est.converged_:
-        warn_not_converged(who, est.n_iter_, est.max_iter, est.imbalance_, est.tol)
+        warn_not_converged(who, est.n_iter_, est.max_iter, est.imbalance_, est.tol, approximate)
     coef = np.array([f.coef for f in fits])
     if levels is not None:
         full = np.zeros((n_levels, coef.shape[1]))

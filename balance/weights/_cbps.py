@@ -1,4 +1,5 @@
-"""Covariate balancing propensity score (CBPS) weights, just- and over-identified (Imai & Ratkovic 2014)."""
+"""Covariate balancing propensity score (CBPS) weights, just- and over-identified (Imai & Ratkovic 2014), and the
+covariate balancing generalised propensity score of a continuous treatment (Fong, Hazlett & Imai 2018)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ._balance_conditions import (check_reachable, check_solver_params, finite_p
                                   logit_balance_parts, new_terms, warn_not_converged)
 from ._cbps_multi import balance_base, balance_jacobian, balance_psi, fit_multi_cbps, gmm_minimum
 from ._estimands import multi_weights, multi_weights_derivative
+from ._gps import GPSData, fit_cbgps, gps_parts, normal_log_weights, warn_floored
 from ._logistic import SYMPTOM_PROB, find_separation, fit_logistic, report_separation
 from ._multinomial import chain_to_coef, softmax_proba
 from ._standardize import Standardizer
@@ -50,10 +52,25 @@ class CBPS(BaseWeighter):
     ``over=True`` adds the multinomial score (two-step GMM, WeightIt 1.5.1's first step; see
     :mod:`balance.weights._cbps_multi`).
 
+    A continuous treatment gets the just-identified covariate balancing generalised propensity score (CBGPS; Fong,
+    Hazlett & Imai 2018) as WeightIt 1.5.1 computes it: a normal linear model A | X ~ N(β₀ + Xβ, σ²) and the
+    marginal A ~ N(μ, τ²), the weight f(A; μ, τ²) / f(A | X; β, σ²), with (μ, τ², σ²) the sampling-weighted mean,
+    variance and residual variance (divisor Σs) and β chosen so that the weighted treatment is uncorrelated with
+    every balanced term and keeps its mean:
+
+    .. math:: \\sum_i s_i w_i (A_i - \\mu) (1, X_i) = 0.
+
+    (WeightIt estimates μ and τ² alongside, as here; Fong et al. fix them at their sample values, which gives the
+    same estimates.) The conditions have no convex objective; they are solved from the least-squares start by
+    MINPACK's hybrid Powell method with the analytic Jacobian. They need not have a root (the normal density ratio
+    is dominated by the units with the largest residuals): then the weights minimise the squared imbalance, as
+    WeightIt's (which says nothing), ``converged_`` is False and a ConvergenceWarning gives the remaining
+    imbalance. Estimand "ATE" only; ``over=True`` is not available.
+
     Parameters
     ----------
     estimand : {"ATE", "ATT", "ATC", "ATO"}, default="ATE"
-        Multi-category treatments: "ATE", "ATT" (``treated`` the focal level) or "ATO".
+        Multi-category treatments: "ATE", "ATT" (``treated`` the focal level) or "ATO". Continuous: "ATE".
     over : bool, default=False
         Over-identified GMM instead of exact balance. Ignored for the ATO of a binary treatment, where the balance
         conditions are the logistic score and both versions coincide.
@@ -83,13 +100,22 @@ class CBPS(BaseWeighter):
         Analysis weights, sampling weights included, on WeightIt's scale: the glm formulas with CBPS's own
         propensity score, unnormalised (ATT: treated 1, controls e/(1 − e), whose total is then exactly the number
         treated; ATE: 1/e and 1/(1 − e), the two groups having equal totals). The scale of one group changes no
-        balance statistic, ESS or weighted difference in means.
+        balance statistic, ESS or weighted difference in means. Continuous treatments: the normal density ratio
+        f(A) / f(A | X) itself (WeightIt's CBPS scale, unnormalised; the conditional density is floored at
+        exp(−50) in units of the standardised treatment, as WeightIt does, counted in ``n_clipped_`` and warned).
     ps_ : Series or ndarray of shape (n_samples,); DataFrame or ndarray of shape (n_samples, n_levels)
-        Propensity scores; multi-category: the generalised propensity scores, one column per level.
+        Propensity scores; multi-category: the generalised propensity scores, one column per level; continuous:
+        the generalised propensity score f(A | X) at the observed treatment (a density, in units of 1/A).
     coef_ : ndarray of shape (n_terms,) or (n_levels - 1, n_terms)
         Logistic coefficients on the original covariate scale, one per entry of ``terms_``; multi-category: row
-        k − 1 for log(p_k / p_0), the reference level's row omitted.
+        k − 1 for log(p_k / p_0), the reference level's row omitted. Continuous: the coefficients of the
+        conditional mean of A (A's units).
     intercept_ : float or ndarray of shape (n_levels - 1,)
+    sigma_, treatment_mean_, treatment_sd_ : float
+        Continuous treatments: the residual SD of the GPS model and the mean and SD of A (divisor Σ
+        sample_weight, A's units).
+    n_clipped_ : int
+        Continuous treatments: units whose conditional density was floored (see ``weights_``).
     terms_ : list of str
         The balanced terms: model-matrix columns (categoricals in reference-level coding), then powers
         (``"age^2"``) and products (``"age:educ"``); terms implied by earlier ones are left out.
@@ -98,7 +124,8 @@ class CBPS(BaseWeighter):
         under quasi-separation); otherwise a ConvergenceWarning states it.
     n_iter_ : int
         Newton (trust-region Newton with ``over=True``) iterations, at most ``max_iter``; fewer without convergence
-        when the line search stalls (no decrease representable, typically infeasible exact balance).
+        when the line search stalls (no decrease representable, typically infeasible exact balance). Continuous
+        treatments: evaluations of the balance conditions (at most 100 ``max_iter`` (1 + number of terms)).
     imbalance_ : float
         Just-identified: the remaining imbalance (in SDs) at the solution. Over-identified: the largest change of a
         (standardised) coefficient that one more Newton step on the GMM objective would make.
@@ -121,7 +148,10 @@ class CBPS(BaseWeighter):
     Notes
     -----
     Estimating equations (``_m_parts``, for M-estimation standard errors) are those of the just-identified
-    version: ψ_i(β) = s_i (2A_i − 1) w_i(β) (1, X_i), with analytic derivatives; multi-category:
+    version: ψ_i(β) = s_i (2A_i − 1) w_i(β) (1, X_i), with analytic derivatives; continuous: θ = (τ², μ, σ², β)
+    on the standardised scale of :class:`PropensityWeights` with the balance conditions s w (z − μ) D in place of
+    the least-squares score (WeightIt 1.5.1 offers no M-estimation for the CBGPS; these just-identified equations
+    are tested by identities); multi-category:
     ψ_ik(β) = s_i (1{A_i = 0} − 1{A_i = k}) w_i(β) (1, X_i), k = 1..K−1, parameters level by level (names
     ``"<level>:<term>"``). The over-identified version has none (it is a GMM estimator with more conditions than
     parameters); use an HC0 or bootstrap variance.
@@ -153,10 +183,20 @@ class CBPS(BaseWeighter):
     >>> cb = CBPS().fit(data.X.drop(columns="race"), race)
     >>> cb.weights_.groupby(race, observed=True).sum().round(3).tolist()
     [616.406, 616.406, 616.406]
+
+    A continuous treatment (1975 earnings): the weighted treatment is uncorrelated with every covariate.
+
+    >>> import numpy as np
+    >>> X = data.X.drop(columns="re75")
+    >>> cb = CBPS().fit(X, data.X["re75"])
+    >>> w, dose = cb.weights_, data.X["re75"]
+    >>> centred = dose - np.average(dose)
+    >>> bool(abs(np.sum(w * centred * X["age"])) / np.sum(w * centred.abs() * X["age"]) < 1e-10)
+    True
     """
 
     _supported_estimands = ("ATE", "ATT", "ATC", "ATO")
-    _supported_treatment_types = ("binary", "multi-category")
+    _supported_treatment_types = ("binary", "multi-category", "continuous")
 
     def __init__(self, estimand="ATE", *, over=False, moments=1, interactions=False, treated=None,
                  treatment_type="auto", tol=1e-8, max_iter=100, missing="error"):
@@ -188,6 +228,10 @@ class CBPS(BaseWeighter):
         check_solver_params(self)
         data = self._validate_data(X, treatment, sample_weight)
         M, self.terms_ = fit_terms(self, data)
+        for attr in ("sigma_", "treatment_mean_", "treatment_sd_", "n_clipped_", "_gps"):
+            self.__dict__.pop(attr, None)  # continuous-only facts a previous fit may have left
+        if data.treatment.kind == "continuous":
+            return self._fit_continuous(data, M)
         if data.treatment.kind == "multi-category":
             return self._fit_multi(data, M)
         a, sw = data.a, data.sample_weight
@@ -257,6 +301,8 @@ class CBPS(BaseWeighter):
         Series or ndarray of shape (n_samples,)
         """
         data, M = new_terms(self, X, treatment, sample_weight)
+        if data.treatment.kind == "continuous":
+            return self._wrap(self._continuous_weights(data, M)[0], data)
         if data.treatment.kind == "multi-category":
             weights = multi_weights(self._multi_proba(M), data.a, self._estimand(), data.treatment.focal)
             return self._wrap(finite_prediction(weights * data.sample_weight, "CBPS"), data)
@@ -268,11 +314,56 @@ class CBPS(BaseWeighter):
         """Propensity scores P(treated | X) from the fitted model, shape (n_samples,); multi-category: the
         generalised propensity scores, shape (n_samples, n_levels), columns in level order."""
         check_is_fitted(self, "weights_")
+        if self.treatment_type_ == "continuous":
+            raise ValueError("predict_proba: a continuous treatment has no treatment probabilities; ps_ holds the "
+                             "generalised propensity score (a density) of the fitted units, predict_weights gives "
+                             "weights for new units.")
         matrix, names = self.design_.transform(X)
         M, _ = self._terms_expansion.transform(matrix, names)
         if self.treatment_type_ == "multi-category":
             return self._multi_proba(M)
         return expit(self.intercept_ + M @ self.coef_)
+
+    # -- continuous treatments ---------------------------------------------------------------------------------
+    def _fit_continuous(self, data, M):
+        if self.over:
+            raise ValueError("over=True is not available for a continuous treatment (WeightIt's over-identified "
+                             "CBGPS has no M-estimation form and a different GMM set-up from the CBPS package's): "
+                             "use the just-identified CBGPS (over=False).")
+        gps = GPSData.build(data.a, M, data.sample_weight)
+        fit = fit_cbgps(gps, tol=self.tol, max_iter=self.max_iter)
+        if not fit.converged:
+            warnings.warn(
+                f"CBPS did not converge for this continuous treatment: the CBGPS balance conditions have no exact root "
+                f"that the solver could find (largest remaining imbalance {fit.imbalance:.2e} SDs > tol={self.tol} "
+                f"after {fit.n_iter} evaluations), so the weights minimise the imbalance (as WeightIt's do) without "
+                "balancing exactly; converged_=False and vcov='asympt' is refused. Check balance_table, or use "
+                "PropensityWeights or a balancing method (EntropyBalance) instead.", ConvergenceWarning, stacklevel=3)
+        tau2, mu, sigma2 = fit.theta[:3]
+        a_scale = gps.treatment_scale.scale[0]
+        self.intercept_, self.coef_ = gps.to_original(fit.theta[3:])
+        self.treatment_mean_ = float(gps.treatment_scale.center[0] + a_scale * mu)
+        self.treatment_sd_ = float(a_scale * np.sqrt(tau2))
+        self.sigma_ = float(a_scale * np.sqrt(sigma2))
+        self.converged_, self.n_iter_, self.imbalance_ = fit.converged, fit.n_iter, fit.imbalance
+        self.n_bounded_ = 0
+        for attr in ("separation_", "n_separated_"):  # binary-only facts a previous fit may have left
+            self.__dict__.pop(attr, None)
+        self._gps = {"scales": gps.scales, "theta": fit.theta}
+        weights, log_density, floored = self._continuous_weights(data, M, gps)
+        warn_floored(floored, data.index, "CBPS", stacklevel=4)
+        self.n_clipped_ = int(floored.sum())
+        self.ps_ = self._wrap(np.exp(log_density) / a_scale, data)
+        return self._set_weights(weights, data)
+
+    def _continuous_weights(self, data, M, gps=None):
+        """Weights, the conditional log density of z (floored) and which units were floored."""
+        gps = gps if gps is not None else GPSData.build(data.a, M, data.sample_weight, self._gps["scales"])
+        theta = self._gps["theta"]
+        fitted = gps.design @ theta[3:]
+        log_ratio, log_density, floored = normal_log_weights(gps.z, theta[1], theta[0], fitted, theta[2],
+                                                             with_scale=True)
+        return data.sample_weight * np.exp(log_ratio), log_density, floored
 
     # -- multi-category treatments -----------------------------------------------------------------------------
     def _fit_multi(self, data, M):
@@ -309,6 +400,15 @@ class CBPS(BaseWeighter):
                 "variance (WeightIt refuses vcov = 'asympt' here too)."
             )
         data, M = new_terms(self, X, treatment, sample_weight)
+        if data.treatment.kind == "continuous":
+            if not self.converged_:
+                raise ValueError(
+                    f"CBPS did not reach exact balance (remaining imbalance {self.imbalance_:.2e}), so its balance "
+                    "conditions are not zero at the estimate and the M-estimation sandwich does not apply: use a "
+                    "bootstrap variance (or PropensityWeights, whose least-squares equations always have a root)."
+                )
+            gps = GPSData.build(data.a, M, data.sample_weight, self._gps["scales"])
+            return gps_parts(gps, self._gps["theta"], ("(Intercept)", *self.terms_), balance=True)
         if data.treatment.kind == "multi-category":
             return multi_balance_parts(M, data, self._estimand(), self.intercept_, self.coef_, self.terms_)
         return logit_balance_parts(M, data.a, data.sample_weight, self._estimand(),

@@ -73,6 +73,7 @@ class _Problem:
     cross: float  # coefficient of the cross-group product in Qx (ATE only)
     focal: int | None = None  # code of the target group of an ATT/ATC (None: the ATE)
     n_levels: int = 2  # treatment levels (groups 0..n_levels-1)
+    dcov: tuple | None = None  # continuous treatment: (scaled treatment, mx, ma, (gx, ga, ca, cx)); see _continuous
 
 
 class EnergyBalance(BaseWeighter):
@@ -93,6 +94,12 @@ class EnergyBalance(BaseWeighter):
     weighted levels; the ATT reweights every level other than the focal level (``treated=``) towards it, the focal
     units keeping their sampling weights. No ATC.
 
+    A continuous treatment A (``estimand="ATE"``, the only one; WeightIt's ``energy`` for it, Huling, Greifer & Chen
+    2023, with ``dimension.adj = TRUE``): the weights minimise the weighted distance covariance between A and the
+    covariates plus the energy distances of the weighted A and covariate distributions from the sample's
+    (weights c_A = 1 / (1 + sqrt(p)) and 1 − c_A for p covariate columns), plus the penalty. A is scaled by its SD
+    like the covariates. Every unit is reweighted; the weights sum to the sample's size. See Notes.
+
     Parameters
     ----------
     estimand : {"ATT", "ATC", "ATE"}, default="ATT"
@@ -103,13 +110,13 @@ class EnergyBalance(BaseWeighter):
         default is essentially 0.
     improved : bool, default=True
         For the ATE, also balance the treated group against the control group (Huling & Mak's improved weights);
-        for a multi-category treatment, every pair of levels.
+        for a multi-category treatment, every pair of levels. Not used for a continuous treatment.
     min_weight : float, default=0.0
         Lower bound on each weight relative to the group's mean weight (WeightIt's ``min.w`` on its scale; WeightIt
         uses 1e-8, which prints zeros as 1e-8). Must lie in [0, 1).
     solver : {"auto", "osqp", "apg"}, default="auto"
         ``"osqp"``: the dense QP by OSQP with WeightIt's settings (``eps_abs=1e-8, eps_rel=1e-6,
-        adaptive_rho_interval=10, polish=True``); needs O(m^2) memory for m weights and time that grows about as
+        adaptive_rho_interval=10, polish=True``; ``eps_rel=1e-8`` for a continuous treatment, as WeightIt); needs O(m^2) memory for m weights and time that grows about as
         m^3. ``"apg"``: accelerated projected gradient on the simplex (FISTA with backtracking and adaptive restart)
         using only products with the distance matrix; O(m) memory when the matrix does not fit ``memory_limit``.
         ``"auto"``: OSQP up to 1500 weights to solve, APG above, and APG when OSQP does not converge (OSQP assumes
@@ -128,7 +135,8 @@ class EnergyBalance(BaseWeighter):
         APG only, for large samples: split the units at random into parts of at most this many weights to solve
         (each group dealt evenly, the target group alike), solve each part against its own share of the target and
         average the parts' solutions by base mass. None: no parts when the distance block of the weights to solve
-        fits ``memory_limit``, else parts of 4096. The energy distance reported is always that of the averaged
+        fits ``memory_limit``, else parts of 4096. Not available for a continuous treatment (its matrix is
+        recomputed in every product when it does not fit ``memory_limit``). The energy distance reported is always that of the averaged
         weights on the full sample (it is above the full problem's minimum; see the benchmark).
     random_state : int, RandomState instance or None, default=None
         Seeds the random partition (used only with parts).
@@ -152,7 +160,8 @@ class EnergyBalance(BaseWeighter):
     energy_distance_ : float
         The energy distance attained (the objective without the penalty; for the ATE the sum of the two or three
         distances above, for a multi-category treatment the sum of its K, K(K + 1)/2 or K − 1 distances),
-        computed exactly in float64 at the returned weights.
+        computed exactly in float64 at the returned weights. Continuous treatment: the objective without the
+        penalty, distance covariance plus the two weighted energy distances (WeightIt's objective times n²).
     initial_energy_distance_ : float
         The same at the base (unadjusted) weights.
     duality_gap_ : float
@@ -195,6 +204,22 @@ class EnergyBalance(BaseWeighter):
     ``penalty=0`` exactly; the reported ``energy_distance_`` differs by the constant factor that the column SDs'
     n - 1 makes, as rows are counted differently).
 
+    A continuous treatment, with u = s / Σs, D_X and D_A the distances among the scaled covariates and treatment
+    values, and x the weight masses (Σ x = 1), minimises
+
+        x'(X̃ ∘ Ã)x + c_A E_A(x) + c_X E_X(x) + penalty Σ_i (s̄ / s_i) x_i²,
+        X̃ = D_X − m_X 1' − 1 m_X' + u'm_X, m_X = D_X u (likewise Ã),  E(x) = 2u'Dx − x'Dx − u'Du,
+
+    a QP on the simplex that is convex there (X̃ ∘ Ã is positive semi-definite, −D conditionally so). It is
+    WeightIt 1.5.1's problem without sampling weights (``tests/test_continuous_balancing.py``: its weights to
+    7e-10). With sampling weights the double centring and the SDs are sampling-weighted and the penalty is per unit
+    as for binary treatments (WeightIt centres without them), so integer sampling weights act as repeated rows up
+    to the SDs' n − 1. APG needs only products with the matrix X̃ ∘ Ã − c_A D_A − c_X D_X, from a float32 copy when
+    it fits ``memory_limit`` (4 n² bytes: n = 16,000 at the default) or recomputed from the covariates in every
+    product (O(n) memory, O(n² p) time per product): at n = 10,000 about 250 products of 10⁸ entries (seconds; see
+    ``benchmarks/results/continuous_weights.md``). The objective is flat near its minimum (the penalty is tiny),
+    so APG's weights can differ visibly from OSQP's at the same objective to 1e-3.
+
     Energy balancing has no estimating equations, so there is no M-estimation variance (``_m_parts`` raises); use
     HC0 standard errors (weights treated as fixed, WeightIt's default for this method) or a bootstrap that refits
     the weights.
@@ -225,7 +250,7 @@ class EnergyBalance(BaseWeighter):
     """
 
     _supported_estimands = ("ATT", "ATC", "ATE")
-    _supported_treatment_types = ("binary", "multi-category")
+    _supported_treatment_types = ("binary", "multi-category", "continuous")
     _multi_category_estimands = ("ATE", "ATT")
 
     def __init__(self, estimand="ATT", *, penalty=1e-4, improved=True, min_weight=0.0, solver="auto", tol=1e-4,
@@ -276,14 +301,22 @@ class EnergyBalance(BaseWeighter):
         a, sw = data.a[active], data.sample_weight[active]
         Xs, self.terms_, self.scale_ = _scaled_covariates(matrix[active], names, sw)
         solver = self.solver
+        continuous = data.treatment.kind == "continuous"
         focal, n_levels = _target_group(data.treatment, self._estimand()), data.treatment.n_levels
         n_free = int(np.sum(a != focal)) if focal is not None else len(a)
         if solver == "auto":
             solver = "osqp" if n_free <= AUTO_OSQP_MAX else "apg"
         max_iter = DEFAULT_MAX_ITER[solver] if self.max_iter is None else self.max_iter
-        n_parts = self._n_parts(n_free) if solver == "apg" else 1
+        n_parts = self._n_parts(n_free) if solver == "apg" and not continuous else 1
         ops = _Operators(Xs, self.memory_limit if n_parts == 1 else 0.0)
-        prob = _build_problem(ops, a, sw, focal, self.improved, n_levels)
+        if continuous and self.partition_size is not None:
+            raise ValueError(f"partition_size={self.partition_size!r}: parts are not available for a continuous "
+                             "treatment; leave it None (the matrix is recomputed when it does not fit memory_limit).")
+        if continuous:
+            prob = _build_continuous(ops, a / reliability_sd(a[:, None], sw)[0], sw, len(self.terms_))
+            a, n_levels = np.zeros(len(a), dtype=np.int64), 1  # one group: every unit is reweighted
+        else:
+            prob = _build_problem(ops, a, sw, focal, self.improved, n_levels)
         self.n_clamped_ = 0  # APG's projection is exact: no weight falls below min_weight
         # ``left`` is what the stopping rule compares with its tolerance: OSQP's largest residual, APG's relative
         # decrease of the objective over its last iterations
@@ -326,7 +359,7 @@ class EnergyBalance(BaseWeighter):
             if status != "stalled":
                 left = (f"its objective still fell by {left:.2e} (relative) over its last (up to {_WINDOW}) "
                         f"iterations > tol={self.tol}" if solver == "apg" else
-                        f"residual {left:.2e} > eps_abs={OSQP_SETTINGS['eps_abs']}")
+                        f"residual {left:.2e} > eps_abs={_osqp_settings(prob)['eps_abs']}")
             warnings.warn(
                 f"EnergyBalance: the {solver} solver stopped with status {status!r} after {n_iter} iterations "
                 f"(max_iter={max_iter}): {left} (energy distance {self.energy_distance_:.4g}); "
@@ -368,8 +401,11 @@ class EnergyBalance(BaseWeighter):
 
         m = prob.mass
         Xf = prob.Xs[prob.free]
-        same_group = prob.group[:, None] == prob.group[None, :]
-        Q = cdist(Xf, Xf) * np.where(same_group, prob.same, prob.cross)
+        if prob.dcov is not None:
+            Q = _dcov_dense(cdist(Xf, Xf), *prob.dcov)
+        else:
+            same_group = prob.group[:, None] == prob.group[None, :]
+            Q = cdist(Xf, Xf) * np.where(same_group, prob.same, prob.cross)
         P = (2 * Q + np.diag(self.penalty * prob.h)) * np.outer(m, m)
         groups = np.unique(prob.group)
         A = sp.vstack([sp.identity(len(m), format="csc"),
@@ -378,7 +414,7 @@ class EnergyBalance(BaseWeighter):
         upper = np.r_[np.full(len(m), np.inf), np.ones(len(groups))]
         solver = osqp.OSQP()
         solver.setup(sp.triu(sp.csc_matrix(P), format="csc"), 2 * m * prob.b, A, lower, upper, verbose=False,
-                     max_iter=max_iter, **OSQP_SETTINGS)
+                     max_iter=max_iter, **_osqp_settings(prob))
         result = solver.solve(raise_error=False)
         status = str(result.info.status)
         w = np.asarray(result.x, dtype=np.float64)
@@ -476,6 +512,20 @@ class _Operators:
         Vt = np.ascontiguousarray(np.reshape(V, (len(rows), -1)).T, dtype=np.float64)
         return self._run(self.kernels.distance_quadform, len(rows) ** 2 // 2, np.ascontiguousarray(self.Xt[:, rows]), Vt)
 
+    def dcov(self, V, dcov, *, exact=False):
+        """``K @ V`` for the continuous problem's matrix K over all points (:func:`~balance._kernels._energy.dcov_matvec`),
+        from its float32 block when that fits the memory limit (built once), else recomputed; ``exact``: float64,
+        recomputed."""
+        Vt = np.ascontiguousarray(V.T, dtype=np.float64)
+        n = self.Xt.shape[1]
+        if self._square is None and not exact:
+            fits = 4.0 * n ** 2 <= self.memory_limit
+            self._square = (None, self._run(self.kernels.dcov_block32, n ** 2, self.Xt, *dcov) if fits else None)
+        block = None if exact else self._square[1]
+        if block is not None:
+            return self._run(self.kernels.block_matvec, n ** 2, block, Vt)
+        return self._run(self.kernels.dcov_matvec, n ** 2, self.Xt, *dcov, Vt)
+
     def square(self, rows, V):
         """``D[rows][:, rows] @ V`` from the float32 block when it fits the memory limit (built once)."""
         if self._square is None:
@@ -527,6 +577,58 @@ def _build_problem(ops, a, sw, focal, improved, n_levels=2):
     return _Problem(ops.Xt.T, free, group, mass_all[free], h, b, const, same, cross, focal, n_levels)
 
 
+def _build_continuous(ops, a, sw, n_covariates):
+    """The continuous-treatment QP (Huling, Greifer & Chen 2023, as WeightIt 1.5.1) in mass coordinates.
+
+    With u = s / Σs the base distribution, D_X and D_A the distances among the scaled covariates and among the
+    scaled treatment values ``a``, m_X = D_X u, g_X = u'm_X (likewise m_A, g_A), the objective is
+
+        F(x) = x'(X̃ ∘ Ã)x + c_A E_A(x) + c_X E_X(x) + λ Σ_i (s̄ / s_i) x_i²,
+        X̃ = D_X − m_X 1' − 1 m_X' + g_X (likewise Ã),  E(x) = 2u'Dx − x'Dx − u'Du,
+
+    the weighted distance covariance of treatment and covariates (centred at the base distribution) plus the
+    energy distances of the weighted treatment and covariate distributions from the sample's, with
+    ``dimension.adj``: c_A = 1 / (1 + sqrt(p)), c_X = 1 − c_A for p covariate columns. So Q = X̃ ∘ Ã − c_A D_A
+    − c_X D_X, b = c_A m_A + c_X m_X and const = −c_A g_A − c_X g_X; without sampling weights F is WeightIt's
+    objective times n². The penalty λ Σ w_i² / n² on WeightIt's weights w = n x is written per unit as
+    λ (s̄ / s_i) x_i² so that integer sampling weights act as repeated rows (the binary method's convention).
+    """
+    n = len(a)
+    u = sw / sw.sum()
+    free = np.arange(n)
+    mx = ops.exact(free, free, u)[:, 0]
+    ma = _abs_diff_matvec(a, u)
+    gx, ga = float(u @ mx), float(u @ ma)
+    ca = 1.0 / (1.0 + np.sqrt(n_covariates))
+    cx = 1.0 - ca
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    return _Problem(ops.Xt.T, free, np.zeros(n, dtype=np.int64), u, 2.0 * sw.mean() / sw, ca * ma + cx * mx,
+                    -ca * ga - cx * gx, 0.0, 0.0, None, 1, (a, mx, ma, (gx, ga, ca, cx)))
+
+
+def _abs_diff_matvec(a, u):
+    """Σ_j u_j |a_i − a_j| for every i, in O(n log n) by sorting (ties contribute 0 either way)."""
+    order = np.argsort(a, kind="stable")
+    v, w = a[order], u[order]
+    below_w, below_vw = np.cumsum(w), np.cumsum(w * v)
+    out = np.empty(len(a))
+    out[order] = v * below_w - below_vw + (below_vw[-1] - below_vw) - v * (below_w[-1] - below_w)
+    return out
+
+
+def _dcov_dense(dx, a, mx, ma, consts):
+    """The continuous problem's Q (:func:`_build_continuous`) as a dense float64 matrix, from the distances dx."""
+    gx, ga, ca, cx = consts
+    da = np.abs(a[:, None] - a[None, :])
+    return (dx - mx[:, None] - mx[None, :] + gx) * (da - ma[:, None] - ma[None, :] + ga) - ca * da - cx * dx
+
+
+def _osqp_settings(prob):
+    """WeightIt 1.5.1's OSQP settings: eps_rel 1e-6 for binary and multi-category treatments, 1e-8 (its ``eps``)
+    for a continuous one."""
+    return OSQP_SETTINGS if prob.dcov is None else {**OSQP_SETTINGS, "eps_rel": 1e-8}
+
+
 def _group_columns(prob, xm):
     """x split into one set of columns per group of the reweighted units (zeros elsewhere), and each unit's set."""
     groups = np.unique(prob.group)
@@ -538,6 +640,8 @@ def _group_columns(prob, xm):
 def _qmv(prob, x, ops, *, exact=False):
     """Q @ x for x of shape (m,) or (m, c): one pass over the distances of the reweighted units."""
     xm = x.reshape(len(prob.free), -1)
+    if prob.dcov is not None:
+        return ops.dcov(xm, prob.dcov, exact=exact).reshape(x.shape)
     if prob.n_levels > 2:  # K groups: D x_g per group g gives the same-group product and, summed, the cross one
         V, own, n_groups = _group_columns(prob, xm)
         Y = (ops.exact(prob.free, prob.free, V) if exact else ops.square(prob.free, V)).reshape(len(xm), n_groups, -1)
@@ -564,7 +668,7 @@ def _energies(prob, xs, ops, *, gradient=True):
     Without ``gradient`` only the quadratic forms are computed, each pair visited once (half the work), and
     None is returned for Q @ xs.
     """
-    if gradient:
+    if gradient or prob.dcov is not None:
         qx = _qmv(prob, xs, ops, exact=True)
         quad = np.sum(xs * qx, axis=0)
     else:

@@ -1,4 +1,5 @@
-"""Propensity-score weights: inverse probability weights and their tilted versions (ATT, ATO, ...)."""
+"""Propensity-score weights: inverse probability weights and their tilted versions (ATT, ATO, ...), and the
+generalised propensity score of a continuous treatment."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import warnings
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter, MParts, warn_units
 from .._validation import check_constant, check_full_rank
+from ._gps import DENSITIES, GPSData, gps_parts, kernel_log_weights, normal_log_weights, warn_floored
 from ._estimands import arm_weights, arm_weights_derivative, crump_alpha, multi_weights, multi_weights_derivative
 from ._logistic import fit_logistic, report_separation
 from ._multinomial import (chain_to_coef, fit_multinomial, multinomial_information, multinomial_score,
@@ -32,6 +34,12 @@ class PropensityWeights(BaseWeighter):
     from scores the user already has (``model="precomputed"``). The weights are the ATE weight times the estimand's
     tilting function (Li, Morgan & Zaslavsky 2018); see :func:`balance.weights_from_propensity`.
 
+    A continuous treatment (a dose) gets the generalised propensity score (Hirano & Imbens 2004; Robins, Hernán &
+    Brumback 2000): the weight is the stabilised density ratio f(A) / f(A | X), with f(A | X) from a normal linear
+    model of A on the covariates (least squares, WeightIt's ``method = "glm"``), or from any scikit-learn regressor
+    for the conditional mean, and f(A) the marginal density; both densities are normal or kernel density estimates
+    of the standardised values (``density``). See Notes for the exact scale.
+
     A multi-category treatment (K ≥ 3 levels) gets generalised propensity scores p_k(X) = P(A = k | X) from an
     exact multinomial logistic maximum-likelihood fit (WeightIt's own softmax fit, the first level the reference)
     or a classifier, and the weights 1/p_A (ATE), p_f/p_A with f the focal level ``treated`` (ATT: every level
@@ -43,13 +51,16 @@ class PropensityWeights(BaseWeighter):
     estimand : {"ATE", "ATT", "ATC", "ATO", "ATM", "ATOS"}, default="ATE"
         Target population. ATO = overlap weights, ATM = matching weights, ATOS = Crump et al.'s optimal subset
         (units with e outside [α, 1 − α] get weight 0; α is reported as ``atos_alpha_``). Multi-category
-        treatments: "ATE", "ATT" (with ``treated`` the focal level) or "ATO".
-    model : None, scikit-learn classifier, or "precomputed", default=None
+        treatments: "ATE", "ATT" (with ``treated`` the focal level) or "ATO". Continuous treatments: "ATE".
+    model : None, scikit-learn classifier or regressor, or "precomputed", default=None
         None: exact logistic MLE (multinomial for a multi-category treatment; Newton–Raphson until the score is
         below ``tol``; this is not scikit-learn's penalised ``LogisticRegression``). A classifier: a clone is fitted
         to (X, treatment codes) and its ``predict_proba`` gives the scores. ``"precomputed"``: ``X`` holds the
         propensity scores themselves (one column; multi-category: one column per level, a DataFrame's columns
-        matched to the levels by name, an array's in level order).
+        matched to the levels by name, an array's in level order). Continuous treatments: None is the normal
+        linear model (weighted least squares of A on the covariates); a regressor (with ``predict``, not a
+        classifier) is fitted to (X, A) (with ``sample_weight`` when given) and gives the conditional mean;
+        "precomputed" is not available.
     treated : scalar, default=None
         Which treatment level is treated. Needed only when the treatment is neither 0/1 nor boolean (then 1 or True
         is treated); the package never guesses between two labels. Multi-category treatments: the focal level of
@@ -58,6 +69,12 @@ class PropensityWeights(BaseWeighter):
         What the treatment is; ``"auto"`` decides from the data (two values: binary; categorical or text with more
         levels: multi-category; float: continuous; integers with more than two values: an error asking for this
         parameter). See :mod:`balance._treatment`.
+    density : {"normal", "kernel"}, default="normal"
+        Continuous treatments only: the density of the standardised treatment (numerator) and of the standardised
+        residuals A − m(X) (denominator). "normal": the standard normal density (WeightIt's default); "kernel": a
+        weighted Gaussian kernel density estimate with R's ``bw.nrd0`` bandwidth (WeightIt's
+        ``density = "kernel"``, computed the same binned way as R's ``density``), for residuals that are not
+        normal.
     clip : tuple (lo, hi) or None, default=None
         Bound the propensity scores to [lo, hi] before weighting (multi-category: every generalised score, without
         renormalising). Off by default; the number of units clipped (any of their scores) is stored in
@@ -87,8 +104,11 @@ class PropensityWeights(BaseWeighter):
     ps_ : Series or ndarray of shape (n_samples,); DataFrame or ndarray of shape (n_samples, n_levels)
         Propensity scores used (after ``clip`` and the numerical bound below). Multi-category treatments: the
         generalised propensity scores, one column per level (named by the levels when X is a DataFrame).
+        Continuous treatments: the generalised propensity score, the conditional density f(A | X) at the observed
+        treatment, in units of 1/A.
     coef_ : ndarray of shape (n_terms,) or (n_levels - 1, n_terms)
-        Logistic coefficients on the original covariate scale, one per entry of ``terms_`` (default model only).
+        Logistic coefficients on the original covariate scale, one per entry of ``terms_`` (default model only);
+        continuous treatments: the least-squares coefficients of A on the covariates (A's units).
         Multi-category: row k − 1 holds the coefficients of log(p_k / p_0), k = 1..K−1, the reference (first)
         level's row omitted.
     intercept_ : float or ndarray of shape (n_levels - 1,)
@@ -115,9 +135,16 @@ class PropensityWeights(BaseWeighter):
     n_clipped_, n_trimmed_, n_bounded_ : int
         Units whose score was clipped, whose weight was trimmed, and whose score was numerically 0 or 1 and was
         bounded to [1e-12, 1 − 1e-12] so that weights stay finite (perfect separation; always warned).
+        Continuous treatments: ``n_clipped_`` counts the units whose conditional density of the standardised
+        residual was floored at exp(−50) (a residual beyond about ten residual SDs; warned), ``n_bounded_`` is 0.
+    sigma_ : float
+        Continuous treatments: the residual SD of the treatment model (divisor Σ sample_weight, in A's units).
+    treatment_mean_, treatment_sd_ : float
+        Continuous treatments: the (sampling-weighted) mean and SD (divisor Σ sample_weight) of A: the normal
+        numerator density.
     treatment_levels_ : tuple
         (control level, treated level); multi-category: the levels in code order (the first is the reference).
-    treatment_type_ : {"binary", "multi-category"}
+    treatment_type_ : {"binary", "multi-category", "continuous"}
     n_features_in_, feature_names_in_ : int, ndarray
         As in scikit-learn.
 
@@ -135,6 +162,24 @@ class PropensityWeights(BaseWeighter):
     s_i (1{A_i = k} − p_k) (1, X_i), k = 1..K−1, with parameters ordered level by level (names
     ``"<level>:<term>"``).
 
+    Continuous treatments follow WeightIt 1.5.1's ``glm`` scale exactly: with z = A standardised by its mean
+    and SD and r = A − m(X) standardised by the residual SD (both SDs with divisor n, or Σ sample_weight), the
+    weight is φ(z) / φ(r), the density ratio f(A) / f(A | X) times the constant sqrt(Var(A | X) / Var(A)); the
+    marginal numerator is the stabilisation. Everything is computed on a standardised scale, so the weights do not
+    depend on the treatment's units. The M-estimation parts (normal density, default model, no ``trim``) have
+    parameters θ = (Var(A), E(A), Var(A|X), β) on that standardised scale (the treatment and the covariates
+    centred and scaled by fixed constants, an exact reparametrisation that leaves sandwich variances unchanged)
+    and the estimating equations s((z − μ)² − τ²), s(z − μ), s((z − Dβ)² − σ²) and s D (z − Dβ), D = (1, X), with
+    analytic derivatives; with sampling weights s every equation is weighted as a whole (s_i ψ_i(θ), as in the
+    package's other weight models), where WeightIt multiplies only the squares by s in the variance equations
+    (same estimates, a slightly different sandwich). A kernel density or a regressor has no
+    M-estimation form (use a bootstrap).
+
+    Under the normal model the weight's k-th moment is finite only for k < Var(A) / (Var(A) − Var(A | X)): the
+    weights have a finite variance only when the treatment model's R² is below 1/2. As R² approaches 1/2 a few
+    units carry much of the weight (watch ``ess_``) and sandwich standard errors understate the sampling
+    variability in moderate samples (by about a third at R² = 0.46, n = 400, in tests/test_continuous_gps.py).
+
     WeightIt's multinomial fit stops about 4e-7 (relative) short of the exact maximum on lalonde; this one solves
     the score to rounding level, so weights agree with WeightIt's to about that.
 
@@ -146,6 +191,10 @@ class PropensityWeights(BaseWeighter):
     390–400.
     Li, F., & Li, F. (2019). Propensity score weighting for causal inference with multiple treatments. Annals of
     Applied Statistics 13, 2389–2415.
+    Hirano, K., & Imbens, G. W. (2004). The propensity score with continuous treatments. In Applied Bayesian
+    Modeling and Causal Inference from Incomplete-Data Perspectives, 73–84.
+    Robins, J. M., Hernán, M. A., & Brumback, B. (2000). Marginal structural models and causal inference in
+    epidemiology. Epidemiology 11, 550–560.
     Greifer, N. (2024). WeightIt: Weighting for Covariate Balance in Observational Studies. R package 1.5.1.
 
     Examples
@@ -165,16 +214,24 @@ class PropensityWeights(BaseWeighter):
     (['black', 'hispan', 'white'], (2, 6))
     >>> pw.weights_[data.X["race"] == "hispan"].unique()  # the focal level keeps weight 1
     array([1.])
+
+    A continuous treatment (1975 earnings, WeightIt's documentation example):
+
+    >>> X = data.X.drop(columns="re75")
+    >>> pw = PropensityWeights().fit(X, data.X["re75"])
+    >>> pw.treatment_type_, round(float(pw.weights_.sum()), 4)
+    ('continuous', 939.1315)
     """
 
-    _supported_treatment_types = ("binary", "multi-category")
+    _supported_treatment_types = ("binary", "multi-category", "continuous")
 
-    def __init__(self, estimand="ATE", *, model=None, treated=None, treatment_type="auto", clip=None, trim=None,
-                 trim_lower=False, tol=1e-8, max_iter=100, missing="error"):
+    def __init__(self, estimand="ATE", *, model=None, treated=None, treatment_type="auto", density="normal",
+                 clip=None, trim=None, trim_lower=False, tol=1e-8, max_iter=100, missing="error"):
         self.estimand = estimand
         self.model = model
         self.treated = treated
         self.treatment_type = treatment_type
+        self.density = density
         self.clip = clip
         self.trim = trim
         self.trim_lower = trim_lower
@@ -192,7 +249,7 @@ class PropensityWeights(BaseWeighter):
             Covariates (numeric, boolean or categorical columns), or the propensity scores when
             ``model="precomputed"``.
         treatment : array-like of shape (n_samples,)
-            Binary or multi-category treatment.
+            Binary, multi-category or continuous treatment.
         sample_weight : array-like of shape (n_samples,), default=None
             Sampling (base) weights: they weight the propensity model and multiply the resulting weights.
 
@@ -203,9 +260,12 @@ class PropensityWeights(BaseWeighter):
         self._check_params()
         data = self._validate_data(X, treatment, sample_weight)
         for attr in ("coef_", "intercept_", "converged_", "n_iter_", "estimator_", "atos_alpha_", "separation_",
-                     "n_separated_"):
+                     "n_separated_", "sigma_", "treatment_mean_", "treatment_sd_", "_gps"):
             self.__dict__.pop(attr, None)  # a refit forgets what the previous model kind set
         self.terms_ = list(data.names)
+        self._check_kind_params(data.treatment.kind)
+        if data.treatment.kind == "continuous":
+            return self._fit_continuous(data)
         multi = data.treatment.kind == "multi-category"
         if self.model is None:
             check_constant(data.X, data.names)
@@ -260,7 +320,9 @@ class PropensityWeights(BaseWeighter):
         """Weights for new units from the fitted propensity model.
 
         ``clip`` and the fitted ATOS threshold are applied as in ``fit``; ``trim`` is re-applied to the new sample
-        (its thresholds are quantiles of that sample, as in a bootstrap replicate).
+        (its thresholds are quantiles of that sample, as in a bootstrap replicate). Continuous treatments: the
+        fitted conditional mean, residual SD and marginal mean and SD give the normal densities; with
+        ``density="kernel"`` the kernel densities are those of the new sample's standardised values.
 
         Returns
         -------
@@ -268,6 +330,8 @@ class PropensityWeights(BaseWeighter):
         """
         check_is_fitted(self, "weights_")
         data = self._validate_data(X, treatment, sample_weight, reset=False)
+        if data.treatment.kind == "continuous":
+            return self._wrap(self._continuous_weights(data)[1], data)
         _, weights, _ = self._weights(self._raw_propensity(data), data)  # counted and warned, not stored
         return self._wrap(weights, data)
 
@@ -277,13 +341,21 @@ class PropensityWeights(BaseWeighter):
         Multi-category treatments: the generalised propensity scores, shape (n_samples, n_levels), columns in
         level order."""
         check_is_fitted(self, "weights_")
+        if self.treatment_type_ == "continuous":
+            raise ValueError("predict_proba: a continuous treatment has no treatment probabilities; ps_ holds the "
+                             "generalised propensity score (a density) of the fitted units, predict_weights gives "
+                             "weights for new units.")
         matrix, _ = self.design_.transform(X)
         return self._scores_from_matrix(matrix)
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _check_params(self):
-        if self.model is not None and self.model != "precomputed" and not hasattr(self.model, "predict_proba"):
-            raise TypeError(f"model must be None, 'precomputed' or a classifier with predict_proba; got {self.model!r}.")
+        if (self.model is not None and not (isinstance(self.model, str) and self.model == "precomputed")
+                and not hasattr(self.model, "predict_proba") and not hasattr(self.model, "predict")):
+            raise TypeError(f"model must be None, 'precomputed', a classifier with predict_proba or (continuous "
+                            f"treatments) a regressor with predict; got {self.model!r}.")
+        if not (isinstance(self.density, str) and self.density in DENSITIES):
+            raise ValueError(f"density={self.density!r} is not supported; choose one of {list(DENSITIES)}.")
         if self.clip is not None:
             pair = np.asarray(self.clip, dtype=object)
             if pair.shape != (2,) or not all(isinstance(v, numbers.Real) for v in pair) or not 0 <= pair[0] < pair[1] <= 1:
@@ -293,6 +365,74 @@ class PropensityWeights(BaseWeighter):
             raise ValueError(f"trim={self.trim!r} must be a quantile in [0.5, 1), a count, or None.")
         if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
             raise ValueError(f"max_iter={self.max_iter!r} must be a positive integer.")
+
+    def _check_kind_params(self, kind):
+        """The parameters that depend on the treatment's type, checked once the type is known."""
+        precomputed = isinstance(self.model, str) and self.model == "precomputed"
+        if kind != "continuous":
+            if self.density != "normal":
+                raise ValueError(f"density={self.density!r} applies to continuous treatments only; this treatment is "
+                                 f"{kind}: leave density='normal'.")
+            if self.model is not None and not precomputed and not hasattr(self.model, "predict_proba"):
+                raise TypeError(f"model must be a classifier with predict_proba for a {kind} treatment; got "
+                                f"{self.model!r}.")
+            return
+        if precomputed:
+            raise ValueError("model='precomputed' is not available for a continuous treatment: pass None (normal "
+                             "linear model) or a scikit-learn regressor for the conditional mean of the treatment.")
+        if self.model is not None and (is_classifier(self.model) or not hasattr(self.model, "predict")):
+            raise TypeError(f"a continuous treatment needs a regressor (with predict) for its conditional mean; got "
+                            f"{self.model!r}.")
+        if self.clip is not None:
+            raise ValueError(f"clip={self.clip!r} bounds propensity scores (probabilities) and has no meaning for a "
+                             "continuous treatment: use trim= to winsorise large weights.")
+
+    # -- continuous treatments ---------------------------------------------------------------------------------
+    def _fit_continuous(self, data):
+        """Fit the conditional-mean model and compute the GPS weights (see the class Notes)."""
+        gps = GPSData.build(data.a, data.X, data.sample_weight)
+        tau2, mu = gps.marginal()
+        if self.model is None:
+            check_constant(data.X, data.names)
+            check_full_rank(data.X, data.names)
+            beta, _, sigma2 = gps.ols()
+            self.intercept_, self.coef_ = gps.to_original(beta)
+            self.converged_ = True  # least squares is solved directly
+        else:
+            self.estimator_ = clone(self.model).fit(data.X, data.a, sample_weight=data.sample_weight) \
+                if self.sample_weight_ is not None else clone(self.model).fit(data.X, data.a)
+            fitted = gps.standardise(self.estimator_.predict(data.X))
+            beta, sigma2 = None, float(np.average((gps.z - fitted) ** 2, weights=data.sample_weight))
+        if not sigma2 > 1e-16 * tau2:  # residual SD below 1e-8 of the treatment's: A is a function of X
+            raise ValueError("the treatment model fits the treatment exactly (residual variance 0), so f(A | X) is "
+                             "degenerate: the covariates determine the treatment; drop the covariate(s) that do, or "
+                             "use a less flexible model.")
+        a_scale = gps.treatment_scale.scale[0]
+        self.treatment_mean_ = float(gps.treatment_scale.center[0] + a_scale * mu)
+        self.treatment_sd_ = float(a_scale * np.sqrt(tau2))
+        self.sigma_ = float(a_scale * np.sqrt(sigma2))
+        self._gps = {"scales": gps.scales, "marginal": (tau2, mu), "sigma2": sigma2, "beta": beta}
+        log_density, weights, counts = self._continuous_weights(data, gps)
+        self.n_clipped_, self.n_bounded_, self.n_trimmed_ = counts
+        self.ps_ = self._wrap(np.exp(log_density - np.log(self.sigma_)), data)
+        return self._set_weights(weights, data)
+
+    def _continuous_weights(self, data, gps=None):
+        """Log conditional density of the standardised residual, weights, and the counts (floored, 0, trimmed)."""
+        state = self._gps
+        gps = gps if gps is not None else GPSData.build(data.a, data.X, data.sample_weight, state["scales"])
+        tau2, mu = state["marginal"]
+        fitted = gps.design @ state["beta"] if self.model is None else gps.standardise(self.estimator_.predict(data.X))
+        if self.density == "normal":
+            log_ratio, log_den, floored = normal_log_weights(gps.z, mu, tau2, fitted, state["sigma2"])
+        else:
+            log_ratio, log_den, floored = kernel_log_weights((gps.z - mu) / np.sqrt(tau2),
+                                                             (gps.z - fitted) / np.sqrt(state["sigma2"]),
+                                                             data.sample_weight)
+        warn_floored(floored, data.index, "PropensityWeights")
+        weights, n_trimmed = self._trim(np.exp(log_ratio) * data.sample_weight, np.zeros(len(data.a), dtype=int),
+                                        None)
+        return log_den, weights, (int(floored.sum()), 0, n_trimmed)
 
     def _scores_from_matrix(self, matrix):
         if self.treatment_type_ == "multi-category":
@@ -371,14 +511,18 @@ class PropensityWeights(BaseWeighter):
             weights = multi_weights(ps, data.a, self._estimand(), data.treatment.focal) * data.sample_weight
         else:
             weights = arm_weights(ps, data.a, self._estimand(), getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
-        n_trimmed = 0
-        if self.trim is not None:
-            weights, touched = trim_weights(weights, data.a, self.trim, lower=self.trim_lower,
-                                            focal=self._focal(data))
-            n_trimmed = int(touched.sum())
-            if n_trimmed:
-                warnings.warn(f"trim={self.trim}: {n_trimmed} weights were trimmed.", UserWarning, stacklevel=3)
+        weights, n_trimmed = self._trim(weights, data.a, self._focal(data))
         return ps, weights, (n_clipped, int(extreme.sum()), n_trimmed)
+
+    def _trim(self, weights, groups, focal):
+        """Apply ``trim`` (if set), warning how many weights it changed: the weights and that count."""
+        if self.trim is None:
+            return weights, 0
+        weights, touched = trim_weights(weights, groups, self.trim, lower=self.trim_lower, focal=focal)
+        n_trimmed = int(touched.sum())
+        if n_trimmed:
+            warnings.warn(f"trim={self.trim}: {n_trimmed} weights were trimmed.", UserWarning, stacklevel=4)
+        return weights, n_trimmed
 
     def _focal(self, data):
         if data.treatment.kind == "multi-category":
@@ -390,12 +534,15 @@ class PropensityWeights(BaseWeighter):
         check_is_fitted(self, "weights_")
         if self.model is not None:
             raise NotImplementedError(
-                "M-estimation needs the default logistic model; with a classifier or precomputed scores the weights' "
-                "estimating equations are unknown: use a bootstrap variance."
+                "M-estimation needs the default model (logistic; least squares for a continuous treatment); with a "
+                "classifier, a regressor or precomputed scores the weights' estimating equations are unknown: use a "
+                "bootstrap variance."
             )
         if self.trim is not None:
             raise NotImplementedError("trimmed weights have no M-estimation form: use a bootstrap variance.")
         data = self._validate_data(X, treatment, sample_weight, reset=False)
+        if data.treatment.kind == "continuous":
+            return self._continuous_m_parts(data)
         if data.treatment.kind == "multi-category":
             return self._multi_m_parts(data)
         design = np.column_stack([np.ones(len(data.a)), data.X])
@@ -428,6 +575,15 @@ class PropensityWeights(BaseWeighter):
             names=("(Intercept)", *self.terms_),
             psi=psi, weights=weights, psi_jacobian=psi_jacobian, weights_jacobian=weights_jacobian,
         )
+
+    def _continuous_m_parts(self, data):
+        """MParts of the normal linear GPS: θ = (Var(A), E(A), Var(A|X), β) on the standardised scale."""
+        if self.density != "normal":
+            raise NotImplementedError("a kernel density has no M-estimation form here: use a bootstrap variance.")
+        state = self._gps
+        gps = GPSData.build(data.a, data.X, data.sample_weight, state["scales"])
+        theta = np.concatenate([state["marginal"], [state["sigma2"]], state["beta"]])
+        return gps_parts(gps, theta, ("(Intercept)", *self.terms_), balance=False)
 
     def _multi_m_parts(self, data):
         """MParts of the multinomial logit: θ = the (K − 1) × (1 + p) coefficients, level by level."""

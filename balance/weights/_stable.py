@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from .._base import BaseWeighter
-from .._stats import binary_gap, group_sd
+from .._stats import binary_gap, group_sd, normalise, reliability_sd
 from .._validation import check_constant, check_full_rank
 from ._moments import TermExpansion, check_moments
 from ._qp import DEFAULT_MAX_ITER, SOLVERS, solve_qp
@@ -38,7 +38,9 @@ class StableWeights(BaseWeighter):
     ----------
     estimand : {"ATT", "ATC", "ATE"}, default="ATT"
         ATT: the treated keep weight 1 and the controls are weighted to the treated means; ATC the reverse; ATE:
-        both groups are weighted to the full-sample means. A multi-category treatment (K ≥ 3 levels, WeightIt's
+        both groups are weighted to the full-sample means. A continuous treatment (ATE only; optweight's
+        continuous form): the weights keep the sample means of the treatment and of every term and make each
+        treatment-term correlation zero (within ``tols``, in correlation units; see Notes). A multi-category treatment (K ≥ 3 levels, WeightIt's
         ``optweight`` for them): ATE, every level weighted to the full-sample means (tols / 2 each); ATT, every
         level other than the focal level (``treated=``) weighted to the focal level's means; no ATC.
     tols : float or dict, default=0.0
@@ -102,6 +104,8 @@ class StableWeights(BaseWeighter):
     tols_ : ndarray of shape (n_terms,)
         Tolerance of each term, in SMD units.
     smd_ : ndarray of shape (n_terms,), or (n_levels, n_terms) for a multi-category treatment
+        Continuous treatment: the treatment-term correlation of each term after weighting, in the units of
+        ``tols`` (see Notes).
         Mean difference (treated − control) of each term after weighting, in the units of ``tols``.
         Multi-category: per level (in the order of ``treatment_levels_``), its weighted mean minus the target's
         (the full sample's, or the focal level's), in the same units.
@@ -154,6 +158,17 @@ class StableWeights(BaseWeighter):
     exactly k copies of it (the copies share one weight by symmetry and convexity), so the weights' variance is
     that of the population the sample stands for.
 
+    A continuous treatment A (optweight 1.0.0's form, as WeightIt's ``optweight``): with ã and z̃ the treatment and
+    the terms centred at their s-weighted means and divided by their SDs (n − 1 form; a two-valued term by its SD
+    with divisor n, cobalt's sqrt(p(1 − p)) for a 0/1 column), the weights solve
+
+        minimise Σ s_i (w_i − 1)²  subject to  Σ s_i w_i = S,  Σ s_i w_i ã_i = 0,  Σ s_i w_i z̃_ij = 0,
+        |Σ s_i w_i ã_i z̃_ij| / (S (1 − 1/N)) <= tols_j for every term j,  w_i >= min_weight,
+
+    S = Σ s, N the number of units: the means are kept exactly and the correlations are bounded (the
+    (1 − 1/N) makes the bound the usual correlation at equal weights). With ``tols=0`` A is uncorrelated with
+    every term. :func:`smallest_feasible_tols` relaxes the correlations only.
+
     Powers and products that are exact linear combinations of earlier terms are left out of the constraints
     (:class:`~balance.weights._moments.TermExpansion`): exact balance of the others implies theirs, but with
     ``tols > 0`` their imbalance is bounded only through the others. Tolerances use SDs computed with the
@@ -189,7 +204,7 @@ class StableWeights(BaseWeighter):
     """
 
     _supported_estimands = ("ATE", "ATT", "ATC")
-    _supported_treatment_types = ("binary", "multi-category")
+    _supported_treatment_types = ("binary", "multi-category", "continuous")
     _multi_category_estimands = ("ATE", "ATT")
 
     def __init__(self, estimand="ATT", *, tols=0.0, norm="l2", min_weight=0.0, moments=1, interactions=False,
@@ -231,8 +246,7 @@ class StableWeights(BaseWeighter):
         if not np.all(np.isfinite(result.x)):
             raise RuntimeError(f"the {self.solver} solver failed ({result.status}) without a solution; try the other solver.")
         w, self.n_clamped_, lowest = problem.clamp(result.x[:problem.n_free], self.min_weight)
-        free_groups = problem.data.a[problem.free]
-        empty = [g for g in problem.groups if not np.any(w[free_groups == g] > 0)]
+        empty = problem.empty_groups(w)
         if empty:  # an early iterate with a whole group at the floor 0: no weights can be formed (0 / 0)
             raise RuntimeError(
                 f"StableWeights: the {self.solver} solver stopped with status {result.status!r} after {result.n_iter} "
@@ -255,7 +269,8 @@ class StableWeights(BaseWeighter):
             warnings.warn(
                 f"StableWeights: the {self.solver} solver stopped with status {result.status!r} after {result.n_iter} "
                 f"iterations (max_iter={max_iter}) with KKT residual {result.residual:.2e} > solver_tol="
-                f"{self.solver_tol}; the largest imbalance beyond tols is {max(excess[worst], 0.0):.2e} SMD units on "
+                f"{self.solver_tol}; the largest imbalance beyond tols is {max(excess[worst], 0.0):.2e} "
+                f"{'correlation' if problem.data.treatment.kind == 'continuous' else 'SMD'} units on "
                 f"{self.terms_[worst]!r}. Raise max_iter or solver_tol, or try the other solver.",
                 ConvergenceWarning, stacklevel=2,
             )
@@ -334,6 +349,8 @@ class _Problem:
         full, full_names = est.design_.transform(X, drop_first=False)
         Z, names, origin = _expand_terms(full, full_names, _origins(est.design_), est.moments, est.interactions)
         tols = _resolve_tols(est.tols, names, origin, est.design_)
+        if data.treatment.kind == "continuous":
+            return _ContinuousProblem(data, names, tols, Z)
         estimand = est._estimand()
         a, s = data.a, data.sample_weight
         n_levels = data.treatment.n_levels
@@ -346,6 +363,19 @@ class _Problem:
         tols[zero_sd] = 0.0  # an SMD with a zero SD is infinite unless the means are equal
         free_groups = [g for g in range(n_levels) if g != focal]
         return cls(data, names, tols, Z, center, scale, free_groups)
+
+    def empty_groups(self, w):
+        """The reweighted groups whose weights ``w`` (of the free units) are all at most 0."""
+        free_groups = self.data.a[self.free]
+        return [g for g in self.groups if not np.any(w[free_groups == g] > 0)]
+
+    def _free_codes(self):
+        """Position in ``groups`` of each free unit's group."""
+        return np.searchsorted(self.groups, self.data.a[self.free])
+
+    def _fixed_rows(self, bound):
+        """Rows :meth:`smallest_tols` never relaxes (the sums of the weights): NaN bounds, at value 1."""
+        return np.isnan(bound)
 
     def group_name(self, g):
         if self.data.treatment.kind == "binary":
@@ -380,8 +410,7 @@ class _Problem:
             link = sp.identity(m, format="csr")
             q = np.concatenate([np.zeros(m), share])
         else:
-            groups = self.data.a[self.free]
-            link = sp.csr_matrix((np.ones(m), (np.arange(m), np.searchsorted(self.groups, groups))),
+            link = sp.csr_matrix((np.ones(m), (np.arange(m), self._free_codes())),
                                  shape=(m, len(self.groups)))
             q = np.concatenate([np.zeros(m), np.ones(len(self.groups))])
         n_aux = link.shape[1]
@@ -397,15 +426,16 @@ class _Problem:
     def smallest_tols(self, min_weight, solver):
         """LP: minimise t subject to |row_j w| <= t (t/2 for the ATE); returns (t, names of the binding terms)."""
         G, bound = self._balance_rows()
-        is_sum = np.isnan(bound)
+        is_sum = self._fixed_rows(bound)
         c = 0.5 if self.half else 1.0
         m, n_bal = self.n_free, int((~is_sum).sum())
         # sum rows (= 1), then row_j w - c t <= 0 and row_j w + c t >= 0
         rows = np.vstack([np.hstack([G[is_sum], np.zeros((int(is_sum.sum()), 1))]),
                           np.hstack([G[~is_sum], np.full((n_bal, 1), -c)]),
                           np.hstack([G[~is_sum], np.full((n_bal, 1), c)])])
-        l = np.concatenate([np.ones(int(is_sum.sum())), np.full(n_bal, -np.inf), np.zeros(n_bal)])
-        u = np.concatenate([np.ones(int(is_sum.sum())), np.zeros(n_bal), np.full(n_bal, np.inf)])
+        fixed = np.where(np.isnan(bound), 1.0, 0.0)[is_sum]  # sums 1, other fixed rows (continuous means) 0
+        l = np.concatenate([fixed, np.full(n_bal, -np.inf), np.zeros(n_bal)])
+        u = np.concatenate([fixed, np.zeros(n_bal), np.full(n_bal, np.inf)])
         lb = np.concatenate([np.full(m, float(min_weight)), [0.0]])
         q = np.zeros(m + 1)
         q[-1] = 1.0
@@ -453,12 +483,84 @@ class _Problem:
         return np.abs(smd).max(axis=0) - (self.tols / 2 if self.half else self.tols)
 
 
+class _ContinuousProblem(_Problem):
+    """optweight's continuous form: one group (every unit with positive sampling weight) whose weights keep the
+    means of the treatment and of every term (equality rows) and bound each treatment-term correlation by tols.
+
+    Rows in correlation units as optweight 1.0.0: with ã, z̃ the treatment and the terms centred at their
+    (sampling-weighted) means and divided by their SDs (n − 1 form; a two-valued term by its SD with divisor n,
+    cobalt's sqrt(p(1 − p)) for a 0/1 column), the correlation row is Σ s w ã z̃ / (S (1 − 1/N)), S = Σ s w = Σ s
+    and N the number of units.
+    """
+
+    def __init__(self, data, names, tols, Z):
+        a, s = data.a, data.sample_weight
+        self.data, self.names, self.tols, self.Z = data, names, tols, Z
+        self.free = s > 0
+        self.n_free = int(self.free.sum())
+        self.groups, self.half = [0], False
+        u = normalise(s)
+        self.center = u @ Z
+        self.treatment = (a - u @ a) / reliability_sd(a[:, None], s)[0]
+        two_valued, _ = binary_gap(Z[self.free])
+        population_sd = np.sqrt(np.maximum(u @ (Z - self.center) ** 2, 0.0))
+        self.scale = np.where(two_valued, population_sd, reliability_sd(Z, s))
+        self.n_units = int(self.free.sum())
+
+    def empty_groups(self, w):
+        return [] if np.any(w > 0) else [0]
+
+    def _free_codes(self):
+        return np.zeros(self.n_free, dtype=np.int64)
+
+    def group_name(self, g):
+        return "sample"
+
+    def _fixed_rows(self, bound):
+        n_terms = len(self.names)
+        return np.isnan(bound) | (np.arange(len(bound)) < 2 + n_terms)  # the sum and the mean rows
+
+    def _balance_rows(self):
+        """The sum row (= 1), the mean rows of the treatment and the terms (= 0), the correlation rows (|.| <= tols)."""
+        s = self.data.sample_weight[self.free]
+        share = s / s.sum()
+        z = (self.Z[self.free] - self.center) / self.scale
+        a = self.treatment[self.free]
+        corr = (z * (a * share / (1.0 - 1.0 / self.n_units))[:, None]).T
+        G = np.vstack([share[None, :], (a * share)[None, :], z.T * share, corr])
+        bound = np.concatenate([[np.nan], np.zeros(1 + len(self.names)), self.tols])
+        return G, bound
+
+    def weights(self, w):
+        """s·w rescaled to sum to Σ s exactly (WeightIt's mean 1 without sampling weights)."""
+        s = self.data.sample_weight
+        out = np.zeros(len(s))
+        out[self.free] = s[self.free] * w
+        return out * (s.sum() / out.sum())
+
+    def smd(self, weights):
+        """The treatment-term correlations after weighting, in the units of ``tols`` (the rows above)."""
+        share = weights / weights.sum()
+        z = (self.Z - self.center) / self.scale
+        return (z.T @ (self.treatment * share)) / (1.0 - 1.0 / self.n_units)
+
+    def excess(self, smd):
+        return np.abs(smd) - self.tols
+
+
 def _infeasible_message(problem, est):
     t, binding = problem.smallest_tols(est.min_weight, est.solver)
     exact = "exact balance" if not np.any(problem.tols) else f"balance within tols={est.tols!r}"
-    hint = (f" The smallest feasible common tolerance is {t:.4g} SMD units (set tols above it, e.g. {1.01 * t:.4g});"
+    units = "correlation" if problem.data.treatment.kind == "continuous" else "SMD"
+    hint = (f" The smallest feasible common tolerance is {t:.4g} {units} units (set tols above it, e.g. {1.01 * t:.4g});"
             f" the terms that need it include {binding[:10]}." if np.isfinite(t) else "")
-    groups = "control and treated groups" if problem.data.treatment.kind == "binary" else "reweighted levels"
+    kind = problem.data.treatment.kind
+    if kind == "continuous":
+        return (f"{exact} is infeasible: no non-negative weights (min_weight={est.min_weight}) keep the means of the "
+                f"treatment and the terms while making every treatment-term correlation zero{' within tols' if np.any(problem.tols) else ''}, "
+                f"typically because a term is (nearly) a monotone function of the treatment.{hint} See "
+                "balance.weights.smallest_feasible_tols.")
+    groups = "control and treated groups" if kind == "binary" else "reweighted levels"
     return (f"{exact} is infeasible: no non-negative weights (min_weight={est.min_weight}) give the {groups} "
             f"the required means, typically because some target values lie outside the range of "
             f"the group being weighted.{hint} See balance.weights.smallest_feasible_tols.")
