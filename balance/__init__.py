@@ -10,6 +10,8 @@ demand).
 
 from . import datasets, hte, msm, sensitivity
 from ._base import BaseWeighter, MParts
+from ._exceptions import InfeasibleBalanceError
+from ._search import TuningFailureWarning, tune
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .diagnostics._weights import ExtremeWeightsWarning
 from .effects import EffectResults, ImputedEffect, WeightedDoseResponse, WeightedEffect
@@ -40,11 +42,13 @@ __all__ = [
     "EntropyBalance",
     "ExtremeWeightsWarning",
     "ImputedEffect",
+    "InfeasibleBalanceError",
     "InverseProbabilityTilting",
     "MParts",
     "PropensityWeights",
     "StableWeights",
     "SubgroupWeights",
+    "TuningFailureWarning",
     "UniformTransformer",
     "UniformTransformerWeights",
     "WeightSummary",
@@ -58,6 +62,7 @@ __all__ = [
     "sensitivity",
     "smallest_feasible_tols",
     "trim_weights",
+    "tune",
     "weight_summary",
     "weights_from_propensity",
 ]

@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import ClassifierTags
 from sklearn.utils.validation import check_is_fitted
 
+from ._exceptions import InfeasibleBalanceError
 from ._treatment import ESTIMANDS, ESTIMANDS_BY_TYPE, check_estimand_for, check_treatment_type
 from ._validation import CovariateDesign, check_estimand, validate_fit_data
 from .diagnostics._weights import check_extreme_weights, weight_groups
@@ -209,9 +210,18 @@ class BaseWeighter(BaseEstimator):
         """Minus the mean absolute standardised mean difference after weighting (higher is better).
 
         Methods with a parametric weight model (those with ``predict_weights``) weight the new data with the fitted
-        model, so ``GridSearchCV`` judges out-of-fold balance. Methods that solve for sample-specific weights are
-        refitted on ``(X, treatment)`` with the same parameters, which judges how well those settings balance that
-        sample. SMDs follow :func:`balance.balance_table` (cobalt's rules, all levels of categorical covariates).
+        model, so ``GridSearchCV`` judges out-of-fold balance. Methods that solve for sample-specific weights
+        (entropy balancing, stable and energy weights, ...) have no weights to carry to new units: they are refitted
+        on ``(X, treatment)`` with the same parameters, and the score says how well those *settings* balance that
+        sample; what was learned in ``fit`` is not used. In cross-validation this judges the settings on samples of
+        the size of a test fold. Settings that balance exactly (entropy balancing with ``tols=0``) then score about
+        0 wherever they are feasible, so the search cannot tell them apart by balance: tune what trades balance for
+        something else (``tols``, a penalty), or compare the feasible ones by effective sample size.
+
+        Settings that cannot weight the scored sample at all (:class:`~balance.InfeasibleBalanceError`, e.g. a
+        target mean outside the range of the reweighted units in a small fold) score ``-inf``, the worst, so that a
+        search ranks them last; :func:`balance.tune` runs a search and says in one warning how many fits failed
+        and why. SMDs follow :func:`balance.balance_table` (cobalt's rules, all levels of categorical covariates).
 
         Parameters
         ----------
@@ -228,7 +238,10 @@ class BaseWeighter(BaseEstimator):
         if hasattr(self, "predict_weights"):
             weights = self.predict_weights(X, treatment, sample_weight=sample_weight)
         else:
-            weights = clone(self).fit(X, treatment, sample_weight=sample_weight).weights_
+            try:
+                weights = clone(self).fit(X, treatment, sample_weight=sample_weight).weights_
+            except InfeasibleBalanceError:
+                return -np.inf
         table = balance_table(
             X, treatment, weights, estimand=self._estimand(), stats=("smd",), sample_weight=sample_weight,
             treated=getattr(self, "treated", None), missing=getattr(self, "missing", "error"),

@@ -92,7 +92,11 @@ class Treatment:
 
 
 def as_1d(values, name):
-    """``values`` as a 1-d ndarray and the pandas index it carried (None for arrays and lists)."""
+    """``values`` as a 1-d ndarray and the pandas index it carried (None for arrays and lists); a polars or Arrow
+    column or one-column table is read through :func:`balance._validation.as_pandas`."""
+    from ._validation import as_pandas  # _validation imports this module
+
+    values = as_pandas(values)
     if isinstance(values, pd.DataFrame):
         if values.shape[1] != 1:
             raise ValueError(f"{name} must be one column; got a DataFrame with {values.shape[1]} columns.")
@@ -212,13 +216,14 @@ def check_treatment(treatment, *, treated=None, treatment_type="auto", n_samples
     >>> check_treatment([0, 1, 1]).kind
     'binary'
     """
+    from ._validation import as_pandas, check_indexes_agree  # _validation imports this module
+
     check_treatment_type(treatment_type)
+    treatment = as_pandas(treatment)  # a polars categorical keeps its declared order
     declared = _declared_order(treatment)
     arr, t_index = as_1d(treatment, "treatment")
     if n_samples is not None and arr.shape[0] != n_samples:
         raise ValueError(f"treatment has {arr.shape[0]} entries but X has {n_samples} rows.")
-    from ._validation import check_indexes_agree  # _validation imports this module
-
     check_indexes_agree(X=index, treatment=treatment)
     if arr.dtype.kind == "c":
         raise TypeError("treatment is complex; pass real values.")

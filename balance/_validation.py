@@ -6,6 +6,7 @@ user sees what to fix rather than a NaN further down.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +15,48 @@ import scipy.sparse as sp
 
 from ._treatment import ESTIMANDS, Treatment, as_1d, check_treatment  # noqa: F401 (re-exported)
 
+def as_pandas(data):
+    """``data`` as pandas when it is another library's table or column; anything else unchanged.
+
+    The one place where foreign inputs become pandas, so that every check after it sees a DataFrame or Series:
+    objects exporting the Arrow PyCapsule interface (``__arrow_c_stream__`` / ``__arrow_c_array__``: polars
+    DataFrames and Series, pyarrow Tables, RecordBatches, Arrays and ChunkedArrays, DuckDB results, ...) and
+    DataFrames supporting the interchange protocol (``__dataframe__``). A table becomes a DataFrame (columns and
+    their names kept, string and categorical columns included, a fresh RangeIndex), a column a Series.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_pandas(np.arange(3)) is not None  # arrays, lists and pandas objects pass through
+    True
+    """
+    if isinstance(data, (pd.DataFrame, pd.Series, pd.Index, np.ndarray, list, tuple)) or sp.issparse(data):
+        return data
+    if hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__"):
+        return _from_arrow(data)
+    if hasattr(data, "__dataframe__"):
+        with warnings.catch_warnings():  # pandas deprecates its reader, not the user's table: nothing to act on
+            warnings.filterwarnings("ignore", message="The Dataframe Interchange Protocol is deprecated")
+            return pd.api.interchange.from_dataframe(data)
+    return data
+
+
+def _from_arrow(data):
+    if not hasattr(pd.DataFrame, "from_arrow"):  # pandas < 3: the producer's own conversion
+        if hasattr(data, "to_pandas"):
+            return data.to_pandas()
+        raise TypeError(f"reading a {type(data).__name__} needs pandas >= 3.0 (DataFrame.from_arrow); upgrade pandas "
+                        "or pass a pandas DataFrame.")
+    try:
+        return pd.DataFrame.from_arrow(data)
+    except ValueError:  # not a table (Arrow's schema is not a struct): a single column
+        return pd.Series.from_arrow(data)
+
+
 def take_rows(values, rows):
-    """Rows of a DataFrame, Series or array-like by position (pandas objects keep their index)."""
+    """Rows of a DataFrame, Series or array-like by position (pandas objects keep their index; a polars or Arrow
+    table becomes a DataFrame first, see :func:`as_pandas`)."""
+    values = as_pandas(values)
     return values.iloc[rows] if isinstance(values, (pd.DataFrame, pd.Series)) else np.asarray(values)[rows]
 
 
@@ -201,6 +242,7 @@ class CovariateDesign:
         """
         if missing not in MISSING_OPTIONS:
             raise ValueError(f"missing={missing!r}; choose one of {list(MISSING_OPTIONS)}.")
+        X = as_pandas(X)
         if isinstance(X, pd.DataFrame):
             _check_flat_columns(X)
             if X.shape[1] == 0:
@@ -227,6 +269,7 @@ class CovariateDesign:
         column) instead of filling them, for statistics over the observed values (balance tables, as cobalt); the
         ``<column>:<NA>`` indicators are there either way.
         """
+        X = as_pandas(X)
         if not self.is_frame:
             arr = _as_2d_numeric(X)
             if arr.shape[1] != len(self.columns):
@@ -411,6 +454,7 @@ class FitData:
 def validate_fit_data(design, X, treatment, sample_weight=None, *, treated=None, treatment_type="auto",
                       min_group_size=1, levels=None):
     """Check X, treatment and sample weights together, returning a :class:`FitData`."""
+    X = as_pandas(X)
     matrix, names = design.transform(X, drop_first=True)
     n = matrix.shape[0]
     index = X.index if isinstance(X, pd.DataFrame) else None

@@ -11,6 +11,29 @@ from scipy.stats import norm
 SCALE_LABELS = {"difference": None, "rr": "risk ratio", "or": "odds ratio"}
 
 
+def _fmt(spec):
+    return lambda v: format(v, spec)
+
+
+# how the printed summary formats each column: six significant digits, z to two decimals, p to three digits
+_FORMATTERS = {"estimate": _fmt(".6g"), "std_err": _fmt(".6g"), "statistic": _fmt(".2f"), "p_value": _fmt(".3g"),
+               "ci_lower": _fmt(".6g"), "ci_upper": _fmt(".6g")}
+
+
+def format_summary(table, notes, html=False):
+    """The printed form of a summary table: every column (whatever ``display.width``), per-column formats that keep
+    a binary effect's table within 80 characters, then one line per note. When a note qualifies the standard
+    errors (ratio scales), their column prints as ``std_err*``."""
+    formatters = {c: f for c, f in _FORMATTERS.items() if c in table}
+    if "std_err" in table and any(note.startswith("std_err*") for note in notes):
+        table = table.rename(columns={"std_err": "std_err*"})
+        formatters["std_err*"] = formatters.pop("std_err")
+    if html:
+        return f"{table.to_html(formatters=formatters)}<p>{''.join(f'<br>Note: {note}' for note in notes)}</p>"
+    # one line per note, so that a note can be searched for
+    return "\n".join([table.to_string(formatters=formatters)] + [f"Note: {note}" for note in notes])
+
+
 @dataclass(frozen=True)
 class EffectResults:
     """An effect with its two potential-outcome means, their covariance and how it was obtained.
@@ -140,12 +163,28 @@ class EffectResults:
         return pd.DataFrame({"lower": self._natural_scale(lower), "upper": self._natural_scale(upper)})
 
     def summary(self, alpha=0.05):
-        """One row per quantity: estimate, std_err, statistic, p_value, ci_lower, ci_upper."""
+        """One row per quantity: estimate, std_err, statistic, p_value, ci_lower, ci_upper (a DataFrame).
+
+        On a ratio scale the ratio rows' ``estimate`` and CI are ratios, their ``std_err`` and ``statistic`` those
+        of the log ratio. ``print(result)`` shows this table with every column, the notes, and the SE column
+        labelled ``std_err*`` with a note saying so.
+        """
         ci = self.conf_int(alpha)
         return pd.DataFrame({
             "estimate": self.estimate, "std_err": self.se, "statistic": self.statistic, "p_value": self.pvalue(),
             "ci_lower": ci["lower"], "ci_upper": ci["upper"],
         })
+
+    def _notes(self, alpha=0.05):
+        return self._scale_notes(alpha) + tuple(self.notes)
+
+    def _scale_notes(self, alpha):
+        if not self._log_rows:
+            return ()
+        label = SCALE_LABELS[self.scale]
+        rows = ", ".join(self._log_rows)
+        return (f"std_err* of {rows} is the standard error of log({label}) (delta method), and its statistic and "
+                f"p_value test log({label}) = 0; the estimate and its {100 * (1 - alpha):g}% CI are {label}s.",)
 
     # -- display ----------------------------------------------------------------------------------------------
     def _header(self):
@@ -153,14 +192,14 @@ class EffectResults:
         return (f"{self.estimand} by {self.method}, outcome model {self.outcome_model!r}, scale {self.scale}; "
                 f"n = {self.n_obs}, ESS {ess}; variance: {self.vcov_type}")
 
+    def _text(self, prefix=""):
+        return f"{prefix}{self._header()}\n{format_summary(self.summary(), self._notes())}"
+
     def __str__(self):
-        lines = [self._header(), self.summary().to_string(float_format=lambda v: f"{v:.6g}")]
-        lines += [f"Note: {note}" for note in self.notes]
-        return "\n".join(lines)
+        return self._text()
 
     def __repr__(self):
-        return f"EffectResults({self._header()})\n{self.summary().to_string(float_format=lambda v: f'{v:.6g}')}"
+        return self._text("EffectResults: ")
 
     def _repr_html_(self):
-        notes = "".join(f"<br>Note: {note}" for note in self.notes)
-        return f"<p>{self._header()}</p>{self.summary().to_html(float_format=lambda v: f'{v:.6g}')}<p>{notes}</p>"
+        return f"<p>{self._header()}</p>{format_summary(self.summary(), self._notes(), html=True)}"

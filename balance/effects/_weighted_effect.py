@@ -457,7 +457,9 @@ class WeightedEffect(BaseEstimator):
         return self.result_.conf_int(alpha, method)
 
     def summary(self, alpha=0.05):
-        """A tidy DataFrame: estimate, std_err, statistic, p_value, ci_lower, ci_upper per quantity."""
+        """A tidy DataFrame: estimate, std_err, statistic, p_value, ci_lower, ci_upper per quantity.
+
+        ``print(fit.result_)`` shows it with every column and the notes (ratio scales: the SE of the log ratio)."""
         check_is_fitted(self, "result_")
         return self.result_.summary(alpha)
 

@@ -108,8 +108,10 @@ def draw_continuous(ax, x, a, w, labels, *, kind, mirrored, support=(-np.inf, np
 def draw_levels(ax, indicators, level_names, a, w, labels):
     """Weighted proportion of each level per group, as side-by-side bars, on ``ax`` (None: a new figure).
 
-    The groups share each level's slot of width 0.8 (two groups: bars of width 0.4 at -0.2 and +0.2).
+    The groups share each level's slot of width 0.8 (two groups: bars of width 0.4 at -0.2 and +0.2). Many levels
+    stay legible (:func:`_fit_levels`).
     """
+    created = ax is None
     ax = get_axes(ax)
     positions = np.arange(len(level_names))
     width = 0.8 / len(labels)
@@ -121,4 +123,22 @@ def draw_levels(ax, indicators, level_names, a, w, labels):
     ax.set_xticks(positions, [str(v) for v in level_names])
     ax.set_ylabel("Proportion")
     ax.legend()
+    _fit_levels(ax, [str(v) for v in level_names], created)
     return ax
+
+
+def _fit_levels(ax, names, created):
+    """Level labels that never overprint: a figure we created widens with the levels (a third of an inch each);
+    labels too long to sit side by side turn vertical, and their font shrinks to the slot width."""
+    figure = ax.figure
+    if created:
+        figure.set_size_inches(max(figure.get_figwidth(), 1.5 + 0.33 * len(names)), figure.get_figheight())
+    slot_points = ax.get_window_extent().width / max(len(names), 1) * 72.0 / figure.dpi
+    font = ax.get_xticklabels()[0].get_fontsize() if names else 10.0
+    # a character is at most about 0.7 font sizes wide; a vertical label needs its height (up to 1.6 font sizes)
+    if max(map(len, names), default=0) * 0.7 * font > slot_points:
+        for label in ax.get_xticklabels():
+            label.set_rotation(90)
+            label.set_fontsize(min(font, slot_points / 1.7))
+        if created:
+            figure.tight_layout()

@@ -11,7 +11,7 @@ from ..diagnostics._weights import Resolved, inherit, inherit_treatment_type, re
 from .._validation import check_treatment
 from ._common import get_axes
 
-ORDERS = ("unadjusted", "adjusted", "alphabetical", "data")
+ORDERS = ("unadjusted", "adjusted", "alphabetical", "given", "data")  # "data": the earlier name of "given"
 _XLABELS = {"smd": "Standardized Mean Difference", "vratio": "Variance Ratio", "ks": "Kolmogorov-Smirnov Statistic",
             "corr": "Treatment-Covariate Correlation", "spearman": "Treatment-Covariate Spearman Correlation"}
 _MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
@@ -111,17 +111,62 @@ def _tables_with(comparison, tables, first, tables_for):
     raise ValueError(f"comparison={comparison!r} is not in the balance table; choose one of {seen}.")
 
 
-def _order(frame, order):
-    if order == "data":
+def _order(frame, order, labels):
+    if order in ("given", "data"):
         return list(frame.index)
     if order == "alphabetical":
-        return sorted(frame.index, key=str)
+        return sorted(frame.index, key=lambda row: str(labels[row]))
     key = frame.iloc[:, 0] if order == "unadjusted" else frame.iloc[:, 1]
     return list(key.sort_values(ascending=False, kind="stable").index)  # largest imbalance on top
 
 
+def _row_labels(rows, var_names):
+    """Displayed label of every row: ``var_names[row]`` where given, else the row's own name."""
+    if var_names is None:
+        return {row: str(row) for row in rows}
+    if not isinstance(var_names, dict):
+        raise TypeError(f"var_names must be a dict of row name -> label; got {type(var_names).__name__}.")
+    unknown = [name for name in var_names if name not in set(rows)]
+    if unknown:
+        raise ValueError(f"var_names names rows that are not in the plot: {unknown}; the rows are {list(rows)}.")
+    return {row: str(var_names.get(row, row)) for row in rows}
+
+
+def _series_styles(option, default, names, what):
+    """One ``what`` (colour or marker) per series: ``option`` as a sequence in series order or a dict by name."""
+    if option is None:
+        return {name: default[k % len(default)] for k, name in enumerate(names)}
+    if isinstance(option, dict):
+        missing = [name for name in names if name not in option]
+        if missing:
+            raise ValueError(f"{what}s has no entry for the series {missing}; the series are {names}.")
+        return {name: option[name] for name in names}
+    if isinstance(option, str) or len(option) != len(names):
+        raise ValueError(f"{what}s must give one {what} per series ({len(names)}: {names}), as a list in that "
+                         f"order or a dict by name; got {option!r}.")
+    return dict(zip(names, option))
+
+
+def _fit_rows(ax, n_rows, created):
+    """Keep a plot of ``n_rows`` rows readable: the legend outside the axes, so it covers no point; a figure we
+    created grows with the rows; the row labels shrink to the row spacing, so no two overprint."""
+    figure = ax.figure
+    if created:  # about a quarter inch per row, never smaller than matplotlib's default figure
+        figure.set_size_inches(figure.get_figwidth(), max(figure.get_figheight(), 1.2 + 0.22 * n_rows))
+    ax.set_ylim(max(n_rows, 1) - 0.5, -0.5)  # first row on top, each row one unit tall
+    ax.legend(title="Sample", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    if created:
+        figure.tight_layout()
+    # a label's box is up to 1.6 font sizes tall (DejaVu Sans with ascenders, descenders and underscores): cap the
+    # font so that the boxes fit in their rows
+    row_points = ax.get_window_extent().height / max(n_rows, 1) * 72.0 / figure.dpi
+    for label in ax.get_yticklabels():
+        label.set_fontsize(min(label.get_fontsize(), row_points / 1.7))
+
+
 def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=True, order="unadjusted",
-              stat=None, comparison=None, sample_weight=None, treated=None, treatment_type=None, ax=None):
+              stat=None, var_names=None, colors=None, markers=None, comparison=None, sample_weight=None,
+              treated=None, treatment_type=None, ax=None):
     """Plot a balance statistic for every covariate, unadjusted and after one or several weightings.
 
     After cobalt's ``love.plot()``: one row per covariate (categorical covariates one row per level), one marker
@@ -156,15 +201,21 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
         at 1/threshold and threshold); None draws none. For variance ratios cobalt's customary value is 2.
     abs : bool, default=True
         Plot absolute values; for variance ratios, max(r, 1/r) (cobalt's convention).
-    order : {"unadjusted", "adjusted", "alphabetical", "data"}, default="unadjusted"
+    order : {"unadjusted", "adjusted", "alphabetical", "given"}, default="unadjusted"
         Row order from top to bottom: decreasing (plotted) unadjusted statistic, decreasing statistic of the first
-        weighting, alphabetical, or X's column order.
-    stat : {"smd", "vratio", "ks", "corr", "spearman"}, default=None
+        weighting, alphabetical (by displayed label), or as given (the balance table's order, X's columns; also
+        accepted under its earlier name "data").
+    stat : {"smd", "vratio", "ks"}, default="smd"
         The statistic plotted. Binary covariates show the raw difference in proportions under "smd" (cobalt's
-        default) and have no variance ratio (their rows are left out of a "vratio" plot). A continuous treatment
-        has the treatment-covariate Pearson ("corr") or Spearman ("spearman") correlations of
-        :func:`balance.balance_table`. None: "corr" for a continuous treatment, else "smd" (cobalt's defaults; the
-        default threshold 0.1 serves both).
+        default) and have no variance ratio (their rows are left out of a "vratio" plot).
+    var_names : dict of str to str, default=None
+        Display labels by row name (``{"re74": "Earnings 1974", "race_black": "Black"}``, cobalt's
+        ``var.names``); rows not named keep their own name. Naming a row that is not plotted is an error.
+    colors : list or dict of matplotlib colours, default=None
+        One colour per series ("Unadjusted" first, then the weightings in order), or a dict by series name. None:
+        matplotlib's colour cycle.
+    markers : list or dict of matplotlib markers, default=None
+        One marker per series, as ``colors``. None: circle, triangle, square, ...
     comparison : str, default=None
         Multi-category treatments only: the comparison to show, named as in :func:`balance.balance_table`'s
         ``comparison`` index level with ``pairwise=True`` (``"hispan vs. black"``) or ``pairwise=False``
@@ -178,18 +229,22 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     treatment_type : {"auto", "binary", "multi-category", "continuous"}, default=None
         As for :func:`balance.balance_table`. None: the fitted weighters' type, else "auto".
     ax : matplotlib Axes, default=None
-        Axes to draw on; None creates a new figure.
+        Axes to draw on; None creates a new figure, about a quarter inch tall per row (at least matplotlib's
+        default size), so that a table of 80 or more rows stays readable.
 
     Returns
     -------
     ax : matplotlib Axes
-        The axes drawn on: y tick labels are the covariates in ``order`` from top to bottom (the y axis is
-        inverted, so row ``i`` sits at y = i); each series is one ``Line2D`` of markers labelled by its name.
+        The axes drawn on: y tick labels are the covariates (or their ``var_names``) in ``order`` from top to
+        bottom (the y axis is inverted, so row ``i`` sits at y = i); each series is one ``Line2D`` of markers
+        labelled by its name. The legend sits outside the axes, to the right, so it never covers a point; the
+        row labels' font shrinks to the row spacing (on a given ``ax`` too), so labels never overprint.
 
     Raises
     ------
     ValueError
-        For an unknown ``order``, ``stat`` or ``comparison``, ``order="adjusted"`` without weights, weightings
+        For an unknown ``order``, ``stat`` or ``comparison``, ``var_names`` naming rows not plotted, ``colors``
+        or ``markers`` not one per series, ``order="adjusted"`` without weights, weightings
         fitted for different estimands without ``estimand``, ``comparison`` for a binary treatment, ``abs=False``
         for the maximum over comparisons, and everything :func:`balance.balance_table` refuses.
 
@@ -258,20 +313,25 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     columns.update({name: _statistic(t, f"{stat}_adj", stat, abs, comparison)
                     for name, t in tables.items() if name != "Unadjusted"})
     frame = pd.DataFrame(columns).dropna(how="all")  # binary rows under "vratio"
-    rows = _order(frame, order)
+    labels = _row_labels(list(frame.index), var_names)
+    rows = _order(frame, order, labels)
+    names = list(frame.columns)
+    marker_of = _series_styles(markers, _MARKERS, names, "marker")
+    color_of = _series_styles(colors, [f"C{k}" for k in range(10)], names, "color")
 
+    created = ax is None
     ax = get_axes(ax)
     y = np.arange(len(rows))
-    for k, (name, values) in enumerate(frame.loc[rows].items()):
-        ax.plot(values.to_numpy(), y, linestyle="none", marker=_MARKERS[k % len(_MARKERS)], label=name, gid=name)
+    for name, values in frame.loc[rows].items():
+        ax.plot(values.to_numpy(), y, linestyle="none", marker=marker_of[name], color=color_of[name], label=name,
+                gid=name)
     ax.axvline(1.0 if stat == "vratio" else 0.0, color="black", linewidth=0.8, gid="reference")
     for x in thresholds:
         ax.axvline(x, color="grey", linestyle="--", linewidth=1, gid="threshold")
-    ax.set_yticks(y, rows)
-    ax.invert_yaxis()
+    ax.set_yticks(y, [labels[row] for row in rows])
     ax.set_xlabel(("Absolute " if abs and stat in ("smd", "corr", "spearman") else "") + _XLABELS[stat])
     multi = isinstance(first.index, pd.MultiIndex)
     ax.set_title("Covariate Balance" + ("" if not multi else f": {comparison}" if comparison is not None
                                         else " (maximum over comparisons)"))
-    ax.legend(title="Sample")
+    _fit_rows(ax, len(rows), created)
     return ax

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from scipy.stats import norm
 from sklearn.base import clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
@@ -113,6 +114,13 @@ class PropensityWeights(BaseWeighter):
         level's row omitted.
     intercept_ : float or ndarray of shape (n_levels - 1,)
         Logistic intercept(s) (default model only).
+    coef_table_ : DataFrame
+        The propensity model's coefficients as R's ``summary(glm)`` shows them (default model only): one row per
+        parameter (``"(Intercept)"`` and ``terms_``; multi-category ``"<level>:<term>"`` for each non-reference
+        level), columns ``estimate``, ``std_err`` (model-based: the inverse Fisher information, sampling weights
+        as case weights like ``glm(weights=)``), ``statistic`` (z) and ``p_value`` (two-sided normal). These SEs
+        describe the propensity model alone; the effect's SEs account for it through ``vcov="asympt"``. A
+        separated or singular fit has infinite SEs.
     terms_ : list of str
         Names of the model matrix columns (categoricals in reference-level coding, e.g. ``race_hispan``).
     converged_ : bool
@@ -259,8 +267,8 @@ class PropensityWeights(BaseWeighter):
         """
         self._check_params()
         data = self._validate_data(X, treatment, sample_weight)
-        for attr in ("coef_", "intercept_", "converged_", "n_iter_", "estimator_", "atos_alpha_", "separation_",
-                     "n_separated_", "sigma_", "treatment_mean_", "treatment_sd_", "_gps"):
+        for attr in ("coef_", "intercept_", "coef_table_", "converged_", "n_iter_", "estimator_", "atos_alpha_",
+                     "separation_", "n_separated_", "sigma_", "treatment_mean_", "treatment_sd_", "_gps"):
             self.__dict__.pop(attr, None)  # a refit forgets what the previous model kind set
         self.terms_ = list(data.names)
         self._check_kind_params(data.treatment.kind)
@@ -314,6 +322,8 @@ class PropensityWeights(BaseWeighter):
             self.ps_ = pd.DataFrame(ps, index=data.index, columns=pd.Index(data.treatment.levels))
         else:
             self.ps_ = self._wrap(ps, data)
+        if self.model is None:
+            self.coef_table_ = coef_table(self._model_parts(data))
         return self._set_weights(weights, data)
 
     def predict_weights(self, X, treatment, sample_weight=None):
@@ -543,6 +553,10 @@ class PropensityWeights(BaseWeighter):
         data = self._validate_data(X, treatment, sample_weight, reset=False)
         if data.treatment.kind == "continuous":
             return self._continuous_m_parts(data)
+        return self._model_parts(data)
+
+    def _model_parts(self, data):
+        """MParts of the default logistic (or multinomial) model on validated data."""
         if data.treatment.kind == "multi-category":
             return self._multi_m_parts(data)
         design = np.column_stack([np.ones(len(data.a)), data.X])
@@ -620,6 +634,18 @@ class PropensityWeights(BaseWeighter):
             names=tuple(f"{level}:{term}" for level in levels[1:] for term in terms),
             psi=psi, weights=weights, psi_jacobian=psi_jacobian, weights_jacobian=weights_jacobian,
         )
+
+
+def coef_table(parts):
+    """Coefficients, model-based SEs (inverse of minus the score's Jacobian), z and p-values from MParts."""
+    information = -parts.psi_jacobian(parts.params)
+    try:
+        std_err = np.sqrt(np.diag(np.linalg.inv(information)))
+    except np.linalg.LinAlgError:  # a singular information matrix: some coefficient is not identified
+        std_err = np.full(len(parts.params), np.inf)
+    statistic = parts.params / std_err
+    return pd.DataFrame({"estimate": parts.params, "std_err": std_err, "statistic": statistic,
+                         "p_value": 2 * norm.sf(np.abs(statistic))}, index=pd.Index(parts.names, name="term"))
 
 
 def _per_unit(flags):

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from .._base import BaseWeighter
+from .._exceptions import InfeasibleBalanceError
 from .._stats import binary_gap, group_sd, normalise, reliability_sd
 from .._validation import check_constant, check_full_rank
 from ._moments import TermExpansion, check_moments
@@ -242,7 +243,7 @@ class StableWeights(BaseWeighter):
         self.terms_, self.tols_ = problem.names, problem.tols
         result = problem.solve(self.norm, self.min_weight, self.solver, self.solver_tol, self.max_iter)
         if result.infeasible:
-            raise ValueError(_infeasible_message(problem, self))
+            raise InfeasibleBalanceError(_infeasible_message(problem, self))
         if not np.all(np.isfinite(result.x)):
             raise RuntimeError(f"the {self.solver} solver failed ({result.status}) without a solution; try the other solver.")
         w, self.n_clamped_, lowest = problem.clamp(result.x[:problem.n_free], self.min_weight)

@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import MParts
-from .._validation import as_1d, check_indexes_agree, take_rows
+from .._validation import as_1d, as_pandas, check_indexes_agree, take_rows
 
 
 class SubgroupWeights(BaseEstimator):
@@ -104,6 +104,7 @@ class SubgroupWeights(BaseEstimator):
         return X, np.asarray(labels)
 
     def _subgroups(self, X):
+        X = as_pandas(X)  # a polars or Arrow table: its by= column is found like a pandas one
         covariates, labels = self._split(X)
         if pd.isna(labels).any():
             raise ValueError(f"by has {int(pd.isna(labels).sum())} missing value(s): every unit needs a subgroup; "

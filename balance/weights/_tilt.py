@@ -27,6 +27,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 
+from .._exceptions import InfeasibleBalanceError
 from .._stats import column_std
 from ._standardize import Standardizer
 
@@ -310,7 +311,7 @@ def check_target_inside(lo, hi, target_mean, names, slack, who, fix):
         j = np.flatnonzero(bad)
         details = ", ".join(f"{names[i]!r} (target {target_mean[i]:.6g}, range [{lo[i]:.6g}, {hi[i]:.6g}])"
                             for i in j[:10])
-        raise ValueError(
+        raise InfeasibleBalanceError(
             f"{who}: exact balance is infeasible: the target mean of {details} lies on or outside the range of the "
             f"reweighted units' values, so no positive weights can reach it. {fix}"
         )
