@@ -205,9 +205,12 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
         Row order from top to bottom: decreasing (plotted) unadjusted statistic, decreasing statistic of the first
         weighting, alphabetical (by displayed label), or as given (the balance table's order, X's columns; also
         accepted under its earlier name "data").
-    stat : {"smd", "vratio", "ks"}, default="smd"
+    stat : {"smd", "vratio", "ks", "corr", "spearman"}, default=None
         The statistic plotted. Binary covariates show the raw difference in proportions under "smd" (cobalt's
-        default) and have no variance ratio (their rows are left out of a "vratio" plot).
+        default) and have no variance ratio (their rows are left out of a "vratio" plot). A continuous treatment
+        has the treatment-covariate Pearson ("corr") or Spearman ("spearman") correlations of
+        :func:`balance.balance_table`. None: "corr" for a continuous treatment, else "smd" (cobalt's defaults; the
+        default threshold 0.1 serves both).
     var_names : dict of str to str, default=None
         Display labels by row name (``{"re74": "Earnings 1974", "race_black": "Black"}``, cobalt's
         ``var.names``); rows not named keep their own name. Naming a row that is not plotted is an error.
