@@ -14,7 +14,7 @@ from ._exceptions import InfeasibleBalanceError
 from ._search import TuningFailureWarning, tune
 from .diagnostics import WeightSummary, balance_table, effective_sample_size, weight_summary
 from .diagnostics._weights import ExtremeWeightsWarning
-from .effects import EffectResults, ImputedEffect, WeightedEffect
+from .effects import EffectResults, ImputedEffect, WeightedDoseResponse, WeightedEffect
 from .weights import (
     CBIPM,
     CBPS,
@@ -52,6 +52,7 @@ __all__ = [
     "UniformTransformer",
     "UniformTransformerWeights",
     "WeightSummary",
+    "WeightedDoseResponse",
     "WeightedEffect",
     "balance_table",
     "datasets",

@@ -432,8 +432,9 @@ class WeightedEffect(BaseEstimator):
         """The treatment coded as the fitted weighter saw it (binary unless the weighter says otherwise)."""
         kind = getattr(final, "treatment_type_", "binary")
         if kind not in ("binary", "multi-category"):
+            advice = " Use WeightedDoseResponse for a continuous treatment." if kind == "continuous" else ""
             raise ValueError(f"WeightedEffect supports binary and multi-category treatments; {type(final).__name__} "
-                             f"was fitted on a {kind} treatment.")
+                             f"was fitted on a {kind} treatment.{advice}")
         return check_treatment(treatment, treated=getattr(final, "treated", None), n_samples=n, index=index,
                                treatment_type=kind)
 

@@ -17,6 +17,7 @@ and the love plot shows the largest imbalance over the pairs of levels, or one c
 - :func:`weight_plot`: the weights per group with their effective sample sizes (WeightIt).
 - :func:`ps_overlap_plot`: mirrored propensity-score distributions (overlap).
 - :func:`cate_plot`: conditional effects against a covariate, from arrays or a fitted learner.
+- :func:`dose_response_plot`: the average dose-response function of a continuous treatment with its band.
 - :func:`ipm_history_plot`: the CBIPM training curve.
 - :func:`msm_love_plot`, :func:`msm_weight_plot`: a treatment history's love plot and weights, one panel per time
   point.
@@ -25,11 +26,11 @@ and the love plot shows the largest imbalance over the pairs of levels, or one c
 """
 
 from ._distribution import balance_plot
-from ._effects import cate_plot, ipm_history_plot
+from ._effects import cate_plot, dose_response_plot, ipm_history_plot
 from ._love import love_plot
 from ._msm import msm_love_plot, msm_weight_plot
 from ._sensitivity import ovb_contour_plot, sensitivity_plot
 from ._weights import ps_overlap_plot, weight_plot
 
-__all__ = ["balance_plot", "cate_plot", "ipm_history_plot", "love_plot", "msm_love_plot", "msm_weight_plot",
-           "ovb_contour_plot", "ps_overlap_plot", "sensitivity_plot", "weight_plot"]
+__all__ = ["balance_plot", "cate_plot", "dose_response_plot", "ipm_history_plot", "love_plot", "msm_love_plot",
+           "msm_weight_plot", "ovb_contour_plot", "ps_overlap_plot", "sensitivity_plot", "weight_plot"]

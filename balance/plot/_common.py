@@ -61,31 +61,39 @@ def group_labels(t):
     return {arm: group_label(t, arm) for arm in range(t.n_levels)}
 
 
-def plot_treatment(treatment, *, treated=None, treatment_type="auto", n_samples=None, index=None):
-    """A validated binary or multi-category treatment (the plots draw one series per group)."""
+def plot_treatment(treatment, *, treated=None, treatment_type="auto", n_samples=None, index=None,
+                   allow_continuous=False):
+    """A validated binary or multi-category treatment (the plots draw one series per group); a continuous one too
+    with ``allow_continuous`` (for the plots that draw it otherwise)."""
     t = check_treatment(treatment, treated=treated, treatment_type=treatment_type, n_samples=n_samples,
                         index=index)
-    if t.kind == "continuous":
+    if t.kind == "continuous" and not allow_continuous:
         raise ValueError("the plots support binary and multi-category treatments; got a continuous treatment (a "
                          "treatment with a few integer levels is a category: pass treatment_type='multi-category').")
     return t
 
 
-def treatment_and_weights(treatment, weights, n_samples, *, treated=None, treatment_type="auto", index=None):
+def treatment_and_weights(treatment, weights, n_samples, *, treated=None, treatment_type="auto", index=None,
+                          allow_continuous=False):
     """Validated treatment and analysis weights (a fitted weighter's ``weights_``; None: all ones).
 
-    Returns ``(t, w)`` with ``t`` a binary or multi-category :class:`balance._treatment.Treatment` and ``w`` a
-    float array on which every group has some positive weight.
+    Returns ``(t, w)`` with ``t`` a binary or multi-category :class:`balance._treatment.Treatment` (or continuous,
+    with ``allow_continuous``) and ``w`` a float array on which every group (a continuous treatment: some unit) has
+    some positive weight.
     """
     fitted = resolve_weights(weights)
     weights = fitted.weights
     t = plot_treatment(treatment, treated=inherit("treated", treated, fitted.treated),
                        treatment_type=inherit_treatment_type(treatment_type, fitted), n_samples=n_samples,
-                       index=index)
+                       index=index, allow_continuous=allow_continuous)
     if weights is None:
         return t, np.ones(n_samples)
     check_indexes_agree(X=index, treatment=treatment, weights=weights)
     w = check_weights(weights, n_samples)
+    if t.kind == "continuous":
+        if not np.any(w > 0):
+            raise ValueError("weights are zero for every unit.")
+        return t, w
     check_groups_weighted(w, t.a, labels=group_names(t))
     return t, w
 

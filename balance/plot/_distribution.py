@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import CovariateDesign
-from ._common import group_labels, treatment_and_weights
+from ._common import get_axes, group_labels, treatment_and_weights
 from ._groups import check_kind, check_mirrored, draw_continuous, draw_levels
 
 
@@ -52,12 +52,19 @@ def balance_plot(X, treatment, covariate, weights=None, *, kind="density", mirro
     covariates as the weighted proportion of each level per group (bars). A multi-category treatment draws every
     level, labelled by its name.
 
+    A continuous treatment (cobalt's ``bal.plot`` for one): for a continuous covariate, a scatter of the treatment
+    (vertical) against the covariate, each point's area proportional to its weight, with the weighted
+    least-squares line of the treatment on the covariate and a dashed line at the treatment's weighted mean (when
+    the weights make the two uncorrelated, the fitted line lies on the dashed one); for a binary or categorical
+    covariate, the treatment's weighted distribution (``kind``) within each of its levels.
+
     Parameters
     ----------
     X : DataFrame or array-like of shape (n_samples, n_features)
         Covariates, as for :func:`balance.balance_table`.
     treatment : array-like of shape (n_samples,)
-        Binary treatment (0/1, boolean, or two levels with ``treated`` given) or multi-category treatment.
+        Binary treatment (0/1, boolean, or two levels with ``treated`` given), multi-category or continuous
+        treatment.
     covariate : str or int
         A column of X (for an array, ``"x0"``, ``"x1"``, ... or an integer position), or one level indicator
         named as in :func:`balance.balance_table` (e.g. ``"race_black"``).
@@ -73,9 +80,9 @@ def balance_plot(X, treatment, covariate, weights=None, *, kind="density", mirro
     treated : scalar, default=None
         The treated level, when ``treatment`` is not 0/1 or boolean (ignored for a multi-category treatment,
         whose every level is drawn).
-    treatment_type : {"auto", "binary", "multi-category"}, default="auto"
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default="auto"
         As for the weighting estimators: "auto" decides from the data (an integer treatment with more than two
-        values needs ``"multi-category"``).
+        values needs ``"multi-category"`` or ``"continuous"``).
     ax : matplotlib Axes, default=None
         Axes to draw on; None creates a new figure.
 
@@ -119,9 +126,15 @@ def balance_plot(X, treatment, covariate, weights=None, *, kind="density", mirro
     matrix, names = design.transform(X, drop_first=False)
     index = X.index if isinstance(X, pd.DataFrame) else None
     t, w = treatment_and_weights(treatment, weights, matrix.shape[0], treated=treated, treatment_type=treatment_type,
-                                 index=index)
+                                 index=index, allow_continuous=True)
     check_mirrored(mirrored, t)
     values, levels, name = _select(design, matrix, names, covariate)
+    if t.kind == "continuous":
+        ax = _draw_continuous_treatment(ax, values, levels, t.a, w, kind, getattr(treatment, "name", None))
+        if levels is None:
+            ax.set_xlabel(name)
+        ax.set_title(f"Treatment and {name!r} ({'weighted' if weights is not None else 'unweighted'})")
+        return ax
     labels = group_labels(t)
 
     if levels is None:
@@ -130,4 +143,28 @@ def balance_plot(X, treatment, covariate, weights=None, *, kind="density", mirro
         ax = draw_levels(ax, values, levels, t.a, w, labels)
     ax.set_xlabel(name)
     ax.set_title(f"Distributional balance for {name!r} ({'weighted' if weights is not None else 'unweighted'})")
+    return ax
+
+
+def _draw_continuous_treatment(ax, values, levels, a, w, kind, treatment_name):
+    """A continuous treatment against one covariate: a weighted scatter with the weighted least-squares line, or,
+    for a covariate with levels, the treatment's weighted distribution per level."""
+    treatment_name = str(treatment_name or "treatment")
+    if levels is not None:  # indicators of the levels: the treatment's distribution within each level
+        codes = np.argmax(values, axis=1)
+        present = {k: str(level) for k, level in enumerate(levels) if np.any(w[codes == k] > 0)}
+        ax = draw_continuous(ax, a, codes, w, present, kind=kind, mirrored=False)
+        ax.set_xlabel(treatment_name)
+        return ax
+    ax = get_axes(ax)
+    keep = w > 0
+    sizes = 20.0 * w[keep] / w[keep].mean()
+    ax.scatter(values[keep], a[keep], s=sizes, alpha=0.4, color="C0", edgecolors="none", gid="units")
+    slope, intercept = np.polyfit(values, a, 1, w=np.sqrt(w))  # polyfit weights the residuals, not their squares
+    grid = np.array([values.min(), values.max()])
+    ax.plot(grid, intercept + slope * grid, color="C1", label="weighted linear fit", gid="fit")
+    ax.axhline(np.average(a, weights=w), color="grey", linestyle="--", linewidth=1, label="weighted mean",
+               gid="mean")
+    ax.set_ylabel(treatment_name)
+    ax.legend()
     return ax

@@ -1,4 +1,5 @@
-"""Plots of estimated effects and of training curves: CATE against a covariate, CBIPM's IPM history."""
+"""Plots of estimated effects and of training curves: CATE against a covariate, the average dose-response function
+of a continuous treatment, CBIPM's IPM history."""
 
 from __future__ import annotations
 
@@ -199,5 +200,69 @@ def ipm_history_plot(history, *, log=False, ax=None):
     ax.set_xlabel(frame.index.name or "epoch")
     ax.set_ylabel("IPM objective")
     ax.set_title("Training curve")
+    ax.legend()
+    return ax
+
+
+def dose_response_plot(model, doses=None, *, n_points=200, alpha=None, rug=True, ax=None):
+    """Plot the average dose-response function (ADRF) of a fitted :class:`~balance.WeightedDoseResponse`, with its
+    pointwise confidence band and a rug of the observed treatment values.
+
+    Parameters
+    ----------
+    model : fitted WeightedDoseResponse
+    doses : array-like of shape (n_doses,), default=None
+        Where to evaluate the curve; None: ``n_points`` doses evenly over the observed range of the treatment.
+    n_points : int, default=200
+    alpha : float, default=None
+        1 − the band's confidence level; None: the model's ``alpha``. The band is pointwise (from
+        ``model.predict``: normal limits for the sandwiches, percentile limits for the bootstraps), not simultaneous.
+    rug : bool, default=True
+        Mark every observed treatment value along the horizontal axis (where the data are, and where the curve is
+        extrapolated).
+    ax : matplotlib Axes, default=None
+        Axes to draw on; None creates a new figure.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on: the curve is the ``Line2D`` labelled "ADRF", the band a ``PolyCollection``, the rug a
+        ``LineCollection`` with gid "rug".
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from balance import PropensityWeights, WeightedDoseResponse
+    >>> from balance.datasets import load_lalonde
+    >>> from balance.plot import dose_response_plot
+    >>> data = load_lalonde()
+    >>> X, dose = data.X.drop(columns="re75"), data.X["re75"]
+    >>> model = WeightedDoseResponse(PropensityWeights(), "spline", knots=[1000, 4000])
+    >>> fit = model.fit(X, dose, data.y)
+    >>> ax = dose_response_plot(fit)
+    >>> ax.get_xlabel()
+    're75'
+    >>> plt.close("all")
+    """
+    if not hasattr(model, "predict") or not hasattr(model, "doses_"):
+        raise TypeError(f"model must be a fitted WeightedDoseResponse; got {type(model).__name__} (call fit first).")
+    if not (isinstance(n_points, (int, np.integer)) and n_points >= 2):
+        raise ValueError(f"n_points={n_points!r} must be an integer >= 2.")
+    observed = np.asarray(model.doses_, dtype=float)
+    grid = np.linspace(observed.min(), observed.max(), n_points) if doses is None else np.sort(_numeric(doses, "doses"))
+    table = model.predict(grid, alpha=alpha)
+    level = 100 * (1 - (model.alpha if alpha is None else alpha))
+    ax = get_axes(ax)
+    ax.fill_between(grid, table["conf_low"], table["conf_high"], color="C0", alpha=0.25,
+                    label=f"{level:g}% pointwise interval")
+    ax.plot(grid, table["estimate"], color="C0", label="ADRF")
+    if rug:
+        ax.vlines(observed, 0, 0.03, transform=ax.get_xaxis_transform(), color="black", alpha=0.3, linewidth=0.5,
+                  gid="rug")
+    ax.set_xlabel(model.treatment_name_)
+    ax.set_ylabel("Average potential outcome E[Y(a)]")
+    ax.set_title(f"Average dose-response ({model.outcome_model}, vcov={model.vcov_type_})")
     ax.legend()
     return ax

@@ -8,11 +8,27 @@ import pandas as pd
 from ..diagnostics import balance_table, max_over_comparisons
 from ..diagnostics._imputed import is_imputed
 from ..diagnostics._weights import Resolved, inherit, inherit_treatment_type, resolve_weights
+from .._validation import check_treatment
 from ._common import get_axes
 
 ORDERS = ("unadjusted", "adjusted", "alphabetical", "given", "data")  # "data": the earlier name of "given"
-_XLABELS = {"smd": "Standardized Mean Difference", "vratio": "Variance Ratio", "ks": "Kolmogorov-Smirnov Statistic"}
+_XLABELS = {"smd": "Standardized Mean Difference", "vratio": "Variance Ratio", "ks": "Kolmogorov-Smirnov Statistic",
+            "corr": "Treatment-Covariate Correlation", "spearman": "Treatment-Covariate Spearman Correlation"}
 _MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
+
+
+def _default_stat(treatment, treatment_type, weightings):
+    """cobalt's default statistic: the treatment-covariate correlation for a continuous treatment, else the SMD."""
+    kinds = {resolve_weights(w, f"weights[{name!r}]").treatment_type for name, w in weightings.items()}
+    kinds.add(treatment_type)
+    if "continuous" in kinds:
+        return "corr"
+    if kinds - {None, "auto"}:
+        return "smd"
+    try:
+        return "corr" if check_treatment(treatment).kind == "continuous" else "smd"
+    except (TypeError, ValueError):  # e.g. unlabelled binary levels: balance_table reports it
+        return "smd"
 
 
 def _weightings(weights):
@@ -149,7 +165,7 @@ def _fit_rows(ax, n_rows, created):
 
 
 def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=True, order="unadjusted",
-              stat="smd", var_names=None, colors=None, markers=None, comparison=None, sample_weight=None,
+              stat=None, var_names=None, colors=None, markers=None, comparison=None, sample_weight=None,
               treated=None, treatment_type=None, ax=None):
     """Plot a balance statistic for every covariate, unadjusted and after one or several weightings.
 
@@ -189,9 +205,12 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
         Row order from top to bottom: decreasing (plotted) unadjusted statistic, decreasing statistic of the first
         weighting, alphabetical (by displayed label), or as given (the balance table's order, X's columns; also
         accepted under its earlier name "data").
-    stat : {"smd", "vratio", "ks"}, default="smd"
+    stat : {"smd", "vratio", "ks", "corr", "spearman"}, default=None
         The statistic plotted. Binary covariates show the raw difference in proportions under "smd" (cobalt's
-        default) and have no variance ratio (their rows are left out of a "vratio" plot).
+        default) and have no variance ratio (their rows are left out of a "vratio" plot). A continuous treatment
+        has the treatment-covariate Pearson ("corr") or Spearman ("spearman") correlations of
+        :func:`balance.balance_table`. None: "corr" for a continuous treatment, else "smd" (cobalt's defaults; the
+        default threshold 0.1 serves both).
     var_names : dict of str to str, default=None
         Display labels by row name (``{"re74": "Earnings 1974", "race_black": "Black"}``, cobalt's
         ``var.names``); rows not named keep their own name. Naming a row that is not plotted is an error.
@@ -210,7 +229,7 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     treated : scalar, default=None
         The treated level, when ``treatment`` is not 0/1 or boolean; the focal level of a multi-category ATT. None:
         the fitted weighters' own.
-    treatment_type : {"auto", "binary", "multi-category"}, default=None
+    treatment_type : {"auto", "binary", "multi-category", "continuous"}, default=None
         As for :func:`balance.balance_table`. None: the fitted weighters' type, else "auto".
     ax : matplotlib Axes, default=None
         Axes to draw on; None creates a new figure, about a quarter inch tall per row (at least matplotlib's
@@ -259,7 +278,7 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     """
     if order not in ORDERS:
         raise ValueError(f"order={order!r} is not supported; choose one of {list(ORDERS)}.")
-    if stat not in _XLABELS:
+    if stat is not None and stat not in _XLABELS:
         raise ValueError(f"stat={stat!r} is not supported; choose one of {list(_XLABELS)}.")
     if is_imputed(X):
         from ._imputed import imputed_love_plot  # a module that builds on this one
@@ -268,6 +287,7 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
                                  stat=stat, sample_weight=sample_weight, treated=treated,
                                  treatment_type=treatment_type, ax=ax)
     weightings = _weightings(weights)
+    stat = stat or _default_stat(treatment, treatment_type, weightings)
     if order == "adjusted" and not weightings:
         raise ValueError('order="adjusted" needs weights; use order="unadjusted" for the unweighted sample.')
     estimand = _common_estimand(estimand, weightings)
@@ -312,7 +332,7 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
     for x in thresholds:
         ax.axvline(x, color="grey", linestyle="--", linewidth=1, gid="threshold")
     ax.set_yticks(y, [labels[row] for row in rows])
-    ax.set_xlabel(("Absolute " if abs and stat == "smd" else "") + _XLABELS[stat])
+    ax.set_xlabel(("Absolute " if abs and stat in ("smd", "corr", "spearman") else "") + _XLABELS[stat])
     multi = isinstance(first.index, pd.MultiIndex)
     ax.set_title("Covariate Balance" + ("" if not multi else f": {comparison}" if comparison is not None
                                         else " (maximum over comparisons)"))
