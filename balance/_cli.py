@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ._treatment import TREATMENT_TYPES
 from ._validation import ESTIMANDS, check_treatment
 from .diagnostics import balance_table, effective_sample_size, max_over_comparisons
-from .effects import WeightedEffect
+from .effects import WeightedDoseResponse, WeightedEffect
 from .effects._outcome import OUTCOME_MODELS
 from .effects._vcov import VCOV_TYPES
 from .weights import (CBIPM, CBPS, EnergyBalance, EntropyBalance, InverseProbabilityTilting, PropensityWeights,
@@ -84,9 +85,10 @@ def build_parser():
     parser.add_argument("--index", help="column holding row labels (default: id if present)")
     parser.add_argument("--treated", help="the treated level, when the treatment is not 0/1 or true/false; the focal "
                                           "level of an ATT for a multi-category treatment")
-    parser.add_argument("--treatment-type", default="auto", choices=[k for k in TREATMENT_TYPES if k != "continuous"],
-                        help="auto (default: two values binary, text or categories multi-category), binary or "
-                             "multi-category (needed for integer codes with more than two values)")
+    parser.add_argument("--treatment-type", default="auto", choices=list(TREATMENT_TYPES),
+                        help="auto (default: two values binary, text or categories multi-category, float values "
+                             "continuous), binary, multi-category (needed for integer codes with more than two "
+                             "values) or continuous (a dose: correlation balance and the dose-response slope)")
     parser.add_argument("--sample-weight", help="column of sampling weights (survey or base weights; default: none)")
     parser.add_argument("--method", default="glm", choices=sorted([*METHODS, *METHOD_ALIASES]),
                         help="weighting method: " + "; ".join(f"{k}: {v[3]}" for k, v in METHODS.items())
@@ -224,10 +226,8 @@ def run(args, out=None):
     sw = None if weight_col is None else frame[weight_col]
     treated = _parse_treated(args.treated, t)
     treatment = check_treatment(t, treated=treated, treatment_type=args.treatment_type)
-    if treatment.kind == "continuous":  # argparse offers no "continuous"; "auto" can still find one
-        raise UsageError(f"--treatment: column {treatment_col!r} looks continuous (float values); the command line "
-                         "handles binary and multi-category treatments (integer codes: --treatment-type "
-                         "multi-category)")
+    if treatment.kind == "continuous":
+        return _run_continuous(args, frame, source, X, t, y, sw, covariates, out)
     multi = treatment.kind == "multi-category"
     estimand = args.estimand or ("ATE" if multi and treated is None else "ATT")
     method = METHOD_ALIASES.get(args.method, args.method)
@@ -297,12 +297,74 @@ def run(args, out=None):
     return 0
 
 
-def _write_outputs(folder, settings, table, ess, summary, effect, treatment, warning_texts, out):
-    """balance.csv, weights.csv, effect.csv and summary.json (settings, effect, ESS, warnings and notes)."""
+def _run_continuous(args, frame, source, X, dose, y, sw, covariates, out):
+    """A dose: weights that make it independent of the covariates, correlation balance, the dose-response slope."""
+    if args.estimand not in (None, "ATE"):
+        raise UsageError(f"--estimand {args.estimand}: a continuous treatment has one estimand, the average "
+                         "dose-response (ATE); leave --estimand out")
+    if args.treated is not None or args.scale != "difference":
+        raise UsageError("--treated and --scale apply to binary and multi-category treatments, not to a dose")
+    method = METHOD_ALIASES.get(args.method, args.method)
+    description, has_m_parts = METHODS[method][3], METHODS[method][2]
+    vcov = args.vcov or ("asympt" if has_m_parts else "fwb")
+    model = WeightedDoseResponse(_weighter(args, "ATE", None), "linear", vcov=vcov, n_bootstrap=args.n_bootstrap,
+                                 alpha=args.alpha, random_state=args.seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X, dose, y, sample_weight=sw)
+    weighter = model.weighter_
+    table = balance_table(X, dose, weighter, sample_weight=sw)
+    print(f"Data: {source}; {len(frame)} rows, continuous treatment {dose.name!r}, outcome {y.name!r}", file=out)
+    print(f"Method: {method}, {description}", file=out)
+    print(file=out)
+    for w in caught:
+        print(f"Warning: {w.message}", file=out)
+    print("Covariate balance: treatment-covariate correlations (Pearson corr, Spearman), before (un) and after (adj) "
+          "weighting", file=out)
+    print(table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="."), "\n", file=out)
+    print(f"Effective sample size (Kish): {len(frame)} units, {float(np.asarray(weighter.ess_).ravel()[0]):.1f} "
+          "after weighting\n", file=out)
+    summary = pd.DataFrame({"estimate": model.coef_, "std_err": np.sqrt(np.diag(model.vcov_))})
+    z = stats.norm.ppf(1 - args.alpha / 2)
+    summary["ci_lower"], summary["ci_upper"] = summary["estimate"] - z * summary["std_err"], \
+        summary["estimate"] + z * summary["std_err"]
+    print(f"Dose-response of {y.name!r} on {dose.name!r} (weighted least squares, y ~ 1 + dose; the slope is the "
+          "average change in the outcome per unit of the dose)", file=out)
+    print(summary.to_string(float_format=lambda v: f"{v:.4f}"), file=out)
+    print(f"  slope {model.slope_:.4f}   std. error {model.slope_se_:.4f}   {100 * (1 - args.alpha):g}% CI "
+          f"[{summary['ci_lower'].iloc[1]:.4f}, {summary['ci_upper'].iloc[1]:.4f}]", file=out)
+    for note in model.vcov_notes_:
+        print(f"  {note[0].upper()}{note[1:]}.", file=out)
+    settings = dict(data=str(source), rows=len(frame), treatment=dose.name, treatment_type="continuous",
+                    outcome=y.name, covariates=covariates, method=method, vcov=vcov, missing=args.missing,
+                    sample_weight=args.sample_weight, alpha=args.alpha, seed=args.seed)
+    if args.output:
+        folder = _make_folder(Path(args.output))
+        table.to_csv(folder / "balance.csv")
+        pd.DataFrame({"treatment": dose, "weight": model.weights_}).to_csv(
+            folder / "weights.csv", index_label=dose.index.name or "row")
+        summary.to_csv(folder / "effect.csv")
+        document = dict(settings=settings, effect=json.loads(summary.to_json(orient="index")),
+                        effective_sample_size=float(np.asarray(weighter.ess_).ravel()[0]),
+                        warnings=[str(w.message) for w in caught], notes=list(model.vcov_notes_))
+        (folder / "summary.json").write_text(json.dumps(document, indent=2))
+        print(f"Wrote balance.csv, weights.csv, effect.csv and summary.json to {folder}", file=out)
+    if args.plot:
+        _save_love_plot(args.plot, X, dose, weighter, None, None, sw, out)
+    return 0
+
+
+def _make_folder(folder):
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--output: cannot create folder {folder} ({exc.strerror})") from None
+    return folder
+
+
+def _write_outputs(folder, settings, table, ess, summary, effect, treatment, warning_texts, out):
+    """balance.csv, weights.csv, effect.csv and summary.json (settings, effect, ESS, warnings and notes)."""
+    _make_folder(folder)
     table.to_csv(folder / "balance.csv")
     weights = pd.DataFrame({"treatment": treatment, "weight": effect.weighter_.weights_})
     weights.to_csv(folder / "weights.csv", index_label=treatment.index.name or "row")

@@ -54,7 +54,6 @@ def test_flags_choose_data_columns_and_estimand(tmp_path, capsys):
      "estimand='ATC' is not supported by PropensityWeights for a multi-category treatment"),
     (["--treatment", "race", "--treated", "asian"], "treated='asian' is not a level of treatment"),
     (["--treatment", "educ"], "say whether these are categories or doses"),
-    (["--treatment", "re75"], "--treatment: column 're75' looks continuous"),
     (["--treatment-type", "multi-category"], "treatment_type='multi-category' but treatment has two levels"),
     (["--vcov", "magic"], "invalid choice: 'magic'"),
 ])
@@ -243,3 +242,24 @@ def test_labelled_binary_outcome_without_event_says_how(tmp_path, capsys):
     assert "--event" in capsys.readouterr().err
     assert main(["--data", str(path), "--outcome", "employed", "--event", "yes", "--scale", "or",
                  "--vcov", "HC0"]) == 0
+
+
+@pytest.mark.parametrize("method, vcov", [("glm", "asympt"), ("ebal", "HC0")])
+def test_continuous_treatment_reproduces_weightit(tmp_path, capsys, method, vcov):
+    # WeightIt 1.5.1: weightit(re75 ~ age + educ + race + married + nodegree + re74, method = M), then
+    # lm_weightit(re78 ~ re75, vcov = V); the CLI excludes `treat` to fit the same model
+    assert main(["--treatment", "re75", "--exclude", "treat", "--method", method, "--vcov", vcov,
+                 "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "continuous treatment 're75'" in out and "corr_adj" in out
+    oracle = pd.read_csv(_shared_file(SHARED / "oracle" / "weightit-continuous" / "coefficients.csv"))
+    row = oracle[(oracle["case"] == method) & (oracle["vcov"] == vcov) & (oracle["term"] == "re75")].iloc[0]
+    written = pd.read_csv(tmp_path / "effect.csv", index_col=0)
+    # the package matches these to 1e-6 (tests/test_dose_response.py); the CSV keeps full precision
+    assert abs(written.loc["re75", "estimate"] / row["estimate"] - 1) < 1e-6
+    assert abs(written.loc["re75", "std_err"] / row["se"] - 1) < 2e-6
+
+
+def test_continuous_treatment_refuses_binary_only_flags(capsys):
+    assert main(["--treatment", "re75", "--estimand", "ATT"]) == 2
+    assert "one estimand" in capsys.readouterr().err
