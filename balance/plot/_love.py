@@ -284,7 +284,7 @@ def love_plot(X, treatment, weights=None, *, estimand=None, threshold=0.1, abs=T
         from ._imputed import imputed_love_plot  # a module that builds on this one
 
         return imputed_love_plot(X, treatment, weights, estimand=estimand, threshold=threshold, abs=abs, order=order,
-                                 stat=stat, sample_weight=sample_weight, treated=treated,
+                                 stat=stat or "smd", sample_weight=sample_weight, treated=treated,
                                  treatment_type=treatment_type, ax=ax)
     weightings = _weightings(weights)
     stat = stat or _default_stat(treatment, treatment_type, weightings)
