@@ -640,9 +640,11 @@ def coef_table(parts):
     """Coefficients, model-based SEs (inverse of minus the score's Jacobian), z and p-values from MParts."""
     information = -parts.psi_jacobian(parts.params)
     try:
-        std_err = np.sqrt(np.diag(np.linalg.inv(information)))
+        variance = np.diag(np.linalg.inv(information))
     except np.linalg.LinAlgError:  # a singular information matrix: some coefficient is not identified
-        std_err = np.full(len(parts.params), np.inf)
+        variance = np.full(len(parts.params), np.inf)
+    # a separated fit's information is numerically singular and can give negative "variances": not identified
+    std_err = np.where(variance > 0, np.sqrt(np.abs(variance)), np.inf)
     statistic = parts.params / std_err
     return pd.DataFrame({"estimate": parts.params, "std_err": std_err, "statistic": statistic,
                          "p_value": 2 * norm.sf(np.abs(statistic))}, index=pd.Index(parts.names, name="term"))
