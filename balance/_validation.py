@@ -53,6 +53,12 @@ def _from_arrow(data):
         return pd.Series.from_arrow(data)
 
 
+def level_indicator(series, level):
+    """1.0 where ``series`` equals ``level``, else 0.0; a missing value is in no level (pandas' nullable dtypes
+    compare <NA> to <NA>; fillna first, since pyarrow-backed booleans refuse a float na_value in to_numpy)."""
+    return (series == level).fillna(False).to_numpy(dtype=np.float64)
+
+
 def take_rows(values, rows):
     """Rows of a DataFrame, Series or array-like by position (pandas objects keep their index; a polars or Arrow
     table becomes a DataFrame first, see :func:`as_pandas`)."""
@@ -304,9 +310,7 @@ class CovariateDesign:
                 if unknown:
                     raise ValueError(f"covariate {col!r} has level(s) {sorted(map(str, unknown))} not seen in fit.")
                 for level in levels[1:] if drop_first else levels:
-                    # pandas' nullable dtypes compare <NA> to <NA>: a missing value is in no level's dummy
-                    # (fillna first: pyarrow-backed booleans cannot take a float na_value in to_numpy)
-                    dummy = (s == level).fillna(False).to_numpy(dtype=np.float64)
+                    dummy = level_indicator(s, level)
                     blocks.append(dummy if impute else np.where(na, np.nan, dummy))
                     names.append(f"{col}_{level}")
             else:

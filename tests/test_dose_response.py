@@ -446,3 +446,16 @@ def test_ebal_asympt_estimated_targets_exceeds_fixed(lalonde_cont):
                                 random_state=0).fit(X, dose, y).slope_se_
     assert estimated > fixed
     assert boot == pytest.approx(estimated, rel=0.2)
+
+
+@pytest.mark.parametrize("y_scale, dose_scale", [(1e-200, 1.0), (1e200, 1.0), (1.0, 1e200), (1.0, 1e-200)])
+def test_extreme_magnitudes_are_refused_not_silently_wrong(y_scale, dose_scale):
+    # y·1e-200 gave slope_se_ exactly 0 (the squared scores underflowed) and a dose of 1e200 a misleading
+    # rank-deficiency error: both are now refused with the fix
+    from balance import EntropyBalance, WeightedDoseResponse
+    from balance.datasets import load_lalonde
+
+    data = load_lalonde()
+    X, dose = data.X.drop(columns="re75"), data.X["re75"] * dose_scale
+    with pytest.raises(ValueError, match="rescale it"):
+        WeightedDoseResponse(EntropyBalance(estimand="ATE"), vcov="HC0").fit(X, dose, data.y * y_scale)

@@ -334,3 +334,19 @@ def test_impute_once_keeps_each_column_kind():
     complete = X.notna().all(axis=1)
     pd.testing.assert_frame_equal(done[complete], X[complete])
     pd.testing.assert_frame_equal(done, impute_once(X, t, y, default_imputer(), seed=5))
+
+
+def test_pyarrow_string_column_with_missing_values_is_imputed():
+    # a "string" column with <NA> (pyarrow-backed when pyarrow is installed) crashed the level indicators
+    import warnings
+
+    from balance import ImputedEffect, PropensityWeights, WeightedEffect
+    from balance.datasets import load_lalonde
+
+    data = load_lalonde()
+    X = data.X.assign(race=data.X["race"].astype("string").where(data.X["age"] > 20))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = ImputedEffect(WeightedEffect(PropensityWeights(estimand="ATT")), n_imputations=2,
+                            random_state=0).fit(X, data.treatment, data.y)
+    assert np.isfinite(fit.estimate_) and all(not f.isna().any().any() for f in fit.imputations_)

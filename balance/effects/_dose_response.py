@@ -25,7 +25,7 @@ from ..diagnostics._weights import check_extreme_weights, weight_groups
 from ._outcome import OutcomeEquations, _fit_regression
 from ._splines import NaturalSplineBasis
 from ._vcov import VCOV_ESTIMATORS, VCOV_TYPES, FixedWeightsSandwich, StackedSandwich, _final_step
-from ._weighted_effect import _EXTREME_ADVICE, _as_input, _fit_weighter, _fit_weighter_reporting
+from ._weighted_effect import _EXTREME_ADVICE, _as_input, _fit_weighter, _fit_weighter_reporting, _outcome_unit
 
 DOSE_MODELS = ("linear", "spline")
 
@@ -220,6 +220,7 @@ class WeightedDoseResponse(BaseEstimator):
             raise ValueError(f"WeightedDoseResponse needs a continuous treatment; {type(final).__name__} was fitted on "
                              f"a {kind} treatment. Use WeightedEffect for binary and multi-category treatments.")
         t = check_treatment(treatment, treatment_type="continuous", n_samples=n, index=index)
+        _check_magnitudes(y, t.a)
         extreme = check_extreme_weights(weights, *weight_groups(t), who="WeightedDoseResponse",
                                         advice=_EXTREME_ADVICE[self.vcov], stacklevel=3)
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=index)
@@ -316,3 +317,14 @@ def _check_alpha(alpha):
     if not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
         raise ValueError(f"alpha={alpha!r} must be a number in (0, 1).")
     return float(alpha)
+
+
+def _check_magnitudes(y, dose):
+    """Refuse an outcome or dose beyond 2^±100 in magnitude: the outcome model's squares and products of scores
+    would overflow or underflow (an outcome of 1e-200 gave a standard error of exactly 0). The weights themselves
+    are computed on a standardised scale and are not affected."""
+    for name, values in (("y", y), ("treatment", dose)):
+        if _outcome_unit(values) != 1.0:
+            raise ValueError(f"{name} has magnitude {np.max(np.abs(values)):.3g}, beyond the range (2^±100) in which "
+                             "the outcome model's sandwich stays finite and exact; rescale it (e.g. to thousands or "
+                             "millionths) and rescale the coefficients back.")

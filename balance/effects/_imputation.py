@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from .._validation import _categories, _column_kind
+from .._validation import _categories, _column_kind, level_indicator
 
 IMPUTE_WITH = ("treatment", "outcome")
 
@@ -34,7 +34,7 @@ def _numeric_block(series, kind):
     na = series.isna().to_numpy()
     if kind == "categorical":
         levels = _categories(series)
-        dummies = np.column_stack([(series == level).to_numpy(dtype=float, na_value=0.0) for level in levels])
+        dummies = np.column_stack([level_indicator(series, level) for level in levels])
         dummies[na] = np.nan
         return dummies, levels
     return series.to_numpy(dtype=float, na_value=np.nan)[:, None], None
