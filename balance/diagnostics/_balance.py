@@ -11,6 +11,7 @@ Stuart, E. A. (2015), Statistics in Medicine 34(28):3661–3679.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from itertools import combinations
@@ -125,21 +126,52 @@ def _build_columns(dist, covariates, level_flags):
 # --------------------------------------------------------------------------------------------------------------
 # statistics
 # --------------------------------------------------------------------------------------------------------------
-def _moments(matrix, w, binary):
-    """Weighted mean and variance of every column over the units with ``w > 0``.
+@dataclass(frozen=True)
+class Moments:
+    """Weighted moments of every column over the units of positive weight: what the means, variances and SDs of a
+    balance table are made from, whether the units are in memory (:func:`_row_moments`) or summed block by block
+    (:mod:`._dask_balance`).
 
-    Continuous columns: cobalt's n − 1 ("reliability weights") variance (:func:`balance._stats.reliability_var`),
-    NaN when one unit carries all the weight; binary columns: p (1 − p). A column that is constant within two or
-    more units gets its exact value as mean and a variance of exactly 0, so that rounding in the weighted sums
-    cannot turn 0/0 into a number.
+    ``spread`` is the weighted population variance :math:`\\sum v (x - \\bar x_v)^2` with :math:`v = w / \\sum w`,
+    ``correction`` is :math:`1 - \\sum v^2` (0 when one unit carries all the weight), ``lo`` and ``hi`` the
+    smallest and largest value.
     """
+
+    mean: np.ndarray
+    spread: np.ndarray
+    correction: float
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def _row_moments(rows, w):
+    """:class:`Moments` of the columns of ``rows`` over the units with ``w > 0`` (the terms of
+    :func:`balance._stats.reliability_var`)."""
     pos = w > 0
-    rows = matrix[pos]
-    constant = rows.min(axis=0) == rows.max(axis=0)
-    mean = np.where(constant, rows[0], normalise(w[pos]) @ rows)
-    spread = reliability_var(rows, w[pos])
+    rows, v = rows[pos], normalise(w[pos])
+    mean = v @ rows
+    return Moments(mean=mean, spread=v @ (rows - mean) ** 2, correction=1.0 - v @ v, lo=rows.min(axis=0),
+                   hi=rows.max(axis=0))
+
+
+def mean_var(m, binary):
+    """Weighted mean and variance of every column from its :class:`Moments`.
+
+    Continuous columns: cobalt's n − 1 ("reliability weights") variance ``spread / correction``
+    (:func:`balance._stats.reliability_var`), NaN when one unit carries all the weight; binary columns: p (1 − p).
+    A column that is constant within two or more units gets its exact value as mean and a variance of exactly 0,
+    so that rounding in the weighted sums cannot turn 0/0 into a number.
+    """
+    constant = m.lo == m.hi
+    mean = np.where(constant, m.lo, m.mean)
+    spread = m.spread / m.correction if m.correction > 0 else np.full(mean.shape, np.nan)
     spread = np.where(constant & ~np.isnan(spread), 0.0, spread)
     return mean, np.where(binary, mean * (1.0 - mean), spread)
+
+
+def _moments(matrix, w, binary):
+    """Weighted mean and variance (:func:`mean_var`) of every column over the units with ``w > 0``."""
+    return mean_var(_row_moments(matrix, w), binary)
 
 
 def _ks_column(x, order, signed_w):
@@ -165,19 +197,16 @@ def _ks(cols, first, second, diff):
     return ks
 
 
-def _sd(cols, codes, sw, sd_denom, n_levels, focal):
-    """The SMD's denominator from the sample-weighted units: one level's SD (``"treated"``: the treated or focal
-    level; ``"control"``), all units' (``"all"``), or the root mean of the K within-level variances (``"pooled"``,
-    cobalt's rule for every pair of a multi-category treatment)."""
+def _sd(moment, sd_denom, n_levels, focal):
+    """The SMD's denominator from the sample-weighted units (``moment(group, "un")``, see
+    :func:`group_statistics`): one level's SD (``"treated"``: the treated or focal level; ``"control"``), all
+    units' (``"all"``), or the root mean of the K within-level variances (``"pooled"``, cobalt's rule for every
+    pair of a multi-category treatment)."""
     if sd_denom == "all":
-        return np.sqrt(_moments(cols.values, sw, cols.binary)[1])
-
-    def var(k):
-        return _moments(cols.values[codes == k], sw[codes == k], cols.binary)[1]
-
+        return np.sqrt(moment(ALL, "un")[1])
     if sd_denom == "pooled":
-        return np.sqrt(sum(var(k) for k in range(n_levels)) / n_levels)
-    return np.sqrt(var(focal if sd_denom == "treated" else 0))
+        return np.sqrt(sum(moment(k, "un")[1] for k in range(n_levels)) / n_levels)
+    return np.sqrt(moment(focal if sd_denom == "treated" else 0, "un")[1])
 
 
 def _smd(diff, sd, standardise, scale):
@@ -201,34 +230,15 @@ def _ovl(cols, first, second, diff):
     return out
 
 
-def _display(cols, group, display):
-    """The group's weighted mean (``"means"``) and SD (``"sds"``; NaN for a binary row, as cobalt leaves them
-    out) of every row, in the covariates' units; ``group`` is ``(mask, weights)``."""
-    mean, var = _moments(cols.values[group[0]], group[1][group[0]], cols.binary)
+def _display(mean_and_var, binary, scale, display):
+    """A group's weighted mean (``"means"``) and SD (``"sds"``; NaN for a binary row, as cobalt leaves them out)
+    of every row, in the covariates' units, from its ``(mean, variance)`` of the scaled columns."""
+    mean, var = mean_and_var
     out = {}
     if "means" in display:
-        out["mean"] = mean * cols.scale
+        out["mean"] = mean * scale
     if "sds" in display:
-        out["sd"] = np.where(cols.binary, np.nan, np.sqrt(var) * cols.scale)
-    return out
-
-
-def _contrast(cols, first, second, stats, sd, standardise):
-    """The requested statistics (keyed ``smd``, ``vratio``, ``ks``, ``ovl``) of ``first`` minus ``second``, two
-    groups given as ``(mask, weights)``."""
-    m_1, v_1 = _moments(cols.values[first[0]], first[1][first[0]], cols.binary)
-    m_2, v_2 = _moments(cols.values[second[0]], second[1][second[0]], cols.binary)
-    diff = m_1 - m_2
-    out = {}
-    if "smd" in stats:
-        out["smd"] = _smd(diff, sd, standardise, cols.scale)
-    if "vratio" in stats:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["vratio"] = np.where(cols.binary, np.nan, v_1 / v_2)
-    if "ks" in stats:
-        out["ks"] = _ks(cols, first, second, diff)
-    if "ovl" in stats:
-        out["ovl"] = _ovl(cols, first, second, diff)
+        out["sd"] = np.where(binary, np.nan, np.sqrt(var) * scale)
     return out
 
 
@@ -250,7 +260,8 @@ def _correlations(cols, a, runs, stats, display):
     out = {}
     everyone = np.ones(len(a), dtype=bool)
     for suffix, w in runs.items():
-        for key, column in _display(cols, (everyone, w), display).items():
+        for key, column in _display(_moments(cols.values, w, cols.binary), cols.binary, cols.scale,
+                                    display).items():
             out[f"{key}_all_{suffix}"] = column
         for stat in stats:
             (x, y), (sd_x, sd_y) = pairs[stat], sds[stat]
@@ -282,33 +293,62 @@ def _comparisons(t, pairwise):
     return {f"{levels[t.focal]} vs. {level}": (t.focal, k) for k, level in enumerate(levels) if k != t.focal}
 
 
-def _block(dist, covariates, level_flags, t, codes, runs, options):
-    """Binary flags and statistics of one block of rows computed over the same units: ``{comparison: {column
-    name: values}}``.
+def group_statistics(moment, distribution, t, suffixes, options, binary_rows, scale):
+    """The display columns and statistics of every comparison: ``{comparison: {column name: values}}``.
 
-    The SD comes from the unweighted sample (sample weights only, ``runs["un"]``), for both the unadjusted and
-    adjusted SMD; the "All" group is always the unadjusted full sample.
+    The one home of the formulas after the moments, for data in memory and for dask input alike.
+    ``moment(g, suffix)`` is the ``(mean, variance)`` (:func:`mean_var`) of the scaled rows in group code ``g``
+    (``ALL``: every unit with its sample weights) under the weights of ``suffix`` (``"un"``: sample weights,
+    ``"adj"``: the weights); ``distribution(stat, g_1, g_2, suffix, diff)`` is the ``"ks"`` or ``"ovl"`` column of
+    ``g_1`` against ``g_2`` (``diff``: their difference in means). The SD comes from the unweighted sample
+    (sample weights only) for both the unadjusted and the adjusted SMD.
     """
     stats, sd_denom, binary, continuous, pairwise, display = options
-    cols = _build_columns(dist, covariates, level_flags)
-    if t.kind == "continuous":
-        return cols.binary, {None: _correlations(cols, codes, runs, stats, display)}
-    standardise = np.where(cols.binary, binary == "std", continuous == "std")
-    sw = runs["un"]
-    sd = _sd(cols, codes, sw, sd_denom, max(t.n_levels, 2), 1 if t.kind == "binary" else t.focal)
-    everyone = np.ones(len(codes), dtype=bool)
+    standardise = np.where(binary_rows, binary == "std", continuous == "std")
+    sd = _sd(moment, sd_denom, max(t.n_levels, 2), 1 if t.kind == "binary" else t.focal)
     values = {}
     for name, (g_1, g_2) in _comparisons(t, pairwise).items():
         values[name] = {}
-        for suffix, run_w in runs.items():
-            first, second = ((everyone, sw) if g == ALL else (codes == g, run_w) for g in (g_1, g_2))
-            for g, group in ((g_2, second), (g_1, first)):  # cobalt's order: M.0 before M.1
+        for suffix in suffixes:
+            for g in (g_2, g_1):  # cobalt's order: M.0 before M.1
                 label = "All" if g == ALL else str(t.levels[g])
-                for key, column in _display(cols, group, display).items():
+                for key, column in _display(moment(g, suffix), binary_rows, scale, display).items():
                     values[name][f"{key}_{label}_{suffix}"] = column
-            for stat, column in _contrast(cols, first, second, stats, sd, standardise).items():
-                values[name][f"{stat}_{suffix}"] = column
-    return cols.binary, values
+            (m_1, v_1), (m_2, v_2) = moment(g_1, suffix), moment(g_2, suffix)
+            diff = m_1 - m_2
+            if "smd" in stats:
+                values[name][f"smd_{suffix}"] = _smd(diff, sd, standardise, scale)
+            if "vratio" in stats:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    values[name][f"vratio_{suffix}"] = np.where(binary_rows, np.nan, v_1 / v_2)
+            for stat in ("ks", "ovl"):
+                if stat in stats:
+                    values[name][f"{stat}_{suffix}"] = distribution(stat, g_1, g_2, suffix, diff)
+    return values
+
+
+def _block(dist, covariates, level_flags, t, codes, runs, options):
+    """Binary flags and statistics (:func:`group_statistics`) of one block of rows computed over the same
+    units."""
+    stats, _, _, _, _, display = options
+    cols = _build_columns(dist, covariates, level_flags)
+    if t.kind == "continuous":
+        return cols.binary, {None: _correlations(cols, codes, runs, stats, display)}
+    everyone = np.ones(len(codes), dtype=bool)
+
+    def group(g, suffix):
+        """``(mask, weights)`` of group code ``g``; the "All" group is always the unadjusted full sample."""
+        return (everyone, runs["un"]) if g == ALL else (codes == g, runs[suffix])
+
+    @functools.cache
+    def moment(g, suffix):
+        mask, w = group(g, suffix)
+        return _moments(cols.values[mask], w[mask], cols.binary)
+
+    def distribution(stat, g_1, g_2, suffix, diff):
+        return (_ks if stat == "ks" else _ovl)(cols, group(g_1, suffix), group(g_2, suffix), diff)
+
+    return cols.binary, group_statistics(moment, distribution, t, list(runs), options, cols.binary, cols.scale)
 
 
 def _observed_block(column, level_flag, t, codes, runs, options):
