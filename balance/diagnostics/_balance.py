@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from ._ovl import ovl
+from .._dask import any_dask
 from .._stats import normalise, reliability_cov, reliability_var, scale_columns
 from .._treatment import ESTIMANDS_BY_TYPE, check_estimand_for
 from .._validation import (CovariateDesign, as_1d, check_estimand, check_indexes_agree, check_sample_weight,
@@ -686,6 +687,14 @@ def balance_table(
     if isinstance(poly, bool) or not isinstance(poly, (int, np.integer)) or poly < 1:
         raise ValueError(f"poly must be a whole number of at least 1 (1: no powers); got {poly!r}.")
     fitted = resolve_weights(weights)
+    if any_dask(X, treatment, fitted.weights, sample_weight, fitted.sample_weight):
+        from ._dask_balance import dask_balance_table
+
+        return dask_balance_table(X, treatment, fitted, estimand=estimand, stats=stats, binary=binary,
+                                  continuous=continuous, sd_denom=sd_denom, sample_weight=sample_weight,
+                                  distance=distance, treated=treated, missing=missing, treatment_type=treatment_type,
+                                  pairwise=pairwise, interactions=interactions, poly=poly, display=display,
+                                  thresholds=thresholds, by=by)
     if by is not None:
         return _balance_by(X, treatment, fitted, by, dict(
             estimand=estimand, stats=stats, binary=binary, continuous=continuous, sd_denom=sd_denom,
@@ -699,19 +708,7 @@ def balance_table(
     check_indexes_agree(X=index, treatment=treatment, weights=fitted.weights, sample_weight=sample_weight)
     t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated), n_samples=n, index=index,
                         treatment_type=inherit_treatment_type(treatment_type, fitted))
-    stats = _check_stats(stats, t.kind)
-    thresholds = check_thresholds(thresholds, CONTINUOUS_STATS if t.kind == "continuous" else GROUP_STATS)
-    stats = [s for s in (CONTINUOUS_STATS if t.kind == "continuous" else GROUP_STATS)
-             if s in stats or s in thresholds]  # a threshold brings its statistic, as in cobalt
-    estimand = inherit("estimand", None if estimand is None else check_estimand(estimand), fitted.estimand)
-    estimand = check_estimand_for(estimand or "ATE", t, ESTIMANDS_BY_TYPE[t.kind], "balance_table")
-    if sd_denom is None:
-        sd_denom = "all" if t.kind == "continuous" else _DEFAULT_SD_DENOM.get(estimand, "pooled")
-    _check_choice(sd_denom, {"binary": SD_DENOMS, "continuous": ("all",)}.get(t.kind, ("treated", "pooled", "all")),
-                  "sd_denom")
-    if sd_denom == "treated" and t.focal is None:
-        raise ValueError("sd_denom='treated' with a multi-category treatment needs the focal level: pass "
-                         "treated=<level>.")
+    stats, thresholds, sd_denom = check_table_options(t, fitted, estimand, stats, thresholds, sd_denom)
     # a continuous treatment has one group, the whole sample, for the weight checks
     (group_codes, groups), codes = (weight_groups(t) if t.kind == "continuous" else (t.a, group_names(t))), t.a
     if fitted.sample_weight is not None:  # the fitted weighter's sampling weights, as cobalt uses a weightit's
@@ -761,24 +758,52 @@ def balance_table(
                       "group, so their statistics are NaN; their <NA> rows show the missingness.", RuntimeWarning,
                       stacklevel=2)
 
-    types = ["Distance"] * len(dist_names) + ["Binary" if b else "Contin." for b in is_binary[len(dist_names):]]
+    return assemble_table(names, len(dist_names), is_binary, columns, list(runs), stats, t, thresholds,
+                          ess_table(runs, group_codes, [str(g) for g in groups]))
+
+
+def assemble_table(names, n_distances, is_binary, columns, suffixes, stats, t, thresholds, ess, ks_error=None):
+    """The :class:`BalanceTable` from the statistics' columns (``{comparison: {column name: values}}``, one value
+    per row of ``names``, distances first): row types, comparisons in level order, thresholds and the report
+    attributes."""
+    types = ["Distance"] * n_distances + ["Binary" if b else "Contin." for b in is_binary[n_distances:]]
     tables = {name: pd.DataFrame({"type": types, **values}, index=pd.Index(names)) for name, values in columns.items()}
     if None in tables:  # one comparison (binary) or none (continuous): a plain table
         table = tables[None]
     else:  # the comparisons' display columns differ (each shows its two groups): put them in level order
         table = pd.concat(tables, names=["comparison", "variable"])
-        table = table[_column_order(table.columns, runs, stats, ["All", *map(str, t.levels)])]
+        table = table[_column_order(table.columns, suffixes, stats, ["All", *map(str, t.levels)])]
     if "smd" in stats:
         _warn_infinite(table)
     table, tally, largest = add_thresholds(table, thresholds)
-    return BalanceTable.build(table, thresholds=thresholds, tally=tally, max_imbalance=largest,
-                              ess=ess_table(runs, group_codes, [str(g) for g in groups]))
+    return BalanceTable.build(table, thresholds=thresholds, tally=tally, max_imbalance=largest, ess=ess,
+                              ks_error=ks_error)
 
 
-def _column_order(columns, runs, stats, groups):
+def check_table_options(t, fitted, estimand, stats, thresholds, sd_denom):
+    """``(stats, thresholds, sd_denom)`` checked against the treatment ``t`` and the fitted weighter's estimand
+    (``fitted``, a :class:`._weights.Resolved`): the statistics in cobalt's order (a threshold brings its
+    statistic) and the SD denominator (by estimand when None)."""
+    stats = _check_stats(stats, t.kind)
+    thresholds = check_thresholds(thresholds, CONTINUOUS_STATS if t.kind == "continuous" else GROUP_STATS)
+    stats = [s for s in (CONTINUOUS_STATS if t.kind == "continuous" else GROUP_STATS)
+             if s in stats or s in thresholds]  # a threshold brings its statistic, as in cobalt
+    estimand = inherit("estimand", None if estimand is None else check_estimand(estimand), fitted.estimand)
+    estimand = check_estimand_for(estimand or "ATE", t, ESTIMANDS_BY_TYPE[t.kind], "balance_table")
+    if sd_denom is None:
+        sd_denom = "all" if t.kind == "continuous" else _DEFAULT_SD_DENOM.get(estimand, "pooled")
+    _check_choice(sd_denom, {"binary": SD_DENOMS, "continuous": ("all",)}.get(t.kind, ("treated", "pooled", "all")),
+                  "sd_denom")
+    if sd_denom == "treated" and t.focal is None:
+        raise ValueError("sd_denom='treated' with a multi-category treatment needs the focal level: pass "
+                         "treated=<level>.")
+    return stats, thresholds, sd_denom
+
+
+def _column_order(columns, suffixes, stats, groups):
     """``columns`` in the table's order: per sample, each group's display columns, then the statistics."""
     order = ["type"]
-    for suffix in runs:
+    for suffix in suffixes:
         order += [f"{key}_{group}_{suffix}" for group in groups for key in ("mean", "sd")]
         order += [f"{stat}_{suffix}" for stat in stats]
     return [column for column in order if column in columns]
