@@ -563,3 +563,145 @@ def _empty_frame(design):
                              pd.Series([], dtype=bool if kind == "bool" else float)
                              for c, kind, levels in zip(design.columns, design.kinds, design.categories)})
     return np.empty((0, len(design.columns)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# effective_sample_size and weight_summary
+# --------------------------------------------------------------------------------------------------------------
+def _weight_stats(w, rows, labels, position, n_top):
+    """One group's weights in one block: count, zeros, sum, largest, smallest positive, units of positive weight,
+    the sums of the weights and of their squares divided by the power of two ``scale`` near the largest (so that
+    no square overflows), and the ``n_top`` largest with their labels and (block, row) positions (``rows``: the
+    units' rows in the block)."""
+    scale = pow2_scale(w, axis=None)
+    ws = w / scale
+    top = np.argsort(-w, kind="stable")[:n_top]
+    return {"n": w.size, "zeros": int(np.sum(w == 0)), "sum": w.sum(), "max": np.max(w, initial=0.0),
+            "min_pos": np.min(w[w > 0], initial=np.inf), "n_pos": int(np.sum(w > 0)), "scale": float(scale),
+            "s1": ws.sum(), "s2": ws @ ws,
+            "top": {"w": w[top], "block": np.full(top.size, position), "row": rows[top],
+                    "labels": None if labels is None else [labels[i] for i in top]}}
+
+
+def _merge_weight_stats(a, b, n_top):
+    scale = max(a["scale"], b["scale"])
+    f_a, f_b = a["scale"] / scale, b["scale"] / scale  # powers of two: exact rescaling
+    top = {key: np.concatenate([a["top"][key], b["top"][key]]) for key in ("w", "block", "row")}
+    order = np.lexsort((top["row"], top["block"], -top["w"]))[:n_top]  # largest first, ties in row order (R)
+    top = {key: values[order] for key, values in top.items()}
+    labels = None if a["top"]["labels"] is None else a["top"]["labels"] + b["top"]["labels"]
+    top["labels"] = None if labels is None else [labels[i] for i in order]
+    return {"n": a["n"] + b["n"], "zeros": a["zeros"] + b["zeros"], "sum": a["sum"] + b["sum"],
+            "max": max(a["max"], b["max"]), "min_pos": min(a["min_pos"], b["min_pos"]),
+            "n_pos": a["n_pos"] + b["n_pos"], "scale": scale, "s1": a["s1"] * f_a + b["s1"] * f_b,
+            "s2": a["s2"] * f_a**2 + b["s2"] * f_b**2,
+            "top": top}
+
+
+def _weight_block(n_top, position, w, t):
+    """Pass 1 of the weight summaries on one block: checks, treatment level counts, and :func:`_weight_stats` of
+    every unit (``"pooled"``) and per treatment value (``"groups"``; None past MAX_LEVELS values)."""
+    index = w.index if isinstance(w, pd.Series) else None
+    t_labels = t.index if isinstance(t, pd.Series) else None
+    w = _values(w, "weights")
+    t = _values(t, "treatment", index)
+    check = _weight_check(w)
+    w = w.astype(np.float64)
+    labels = t_labels if t_labels is not None else index
+    state = {"lengths": {position: w.size}, "check": check, "levels": None, "t_missing": 0, "groups": None}
+    if check[0] or check[1]:
+        return state  # reported after the pass
+    state["pooled"] = _weight_stats(w, np.arange(w.size), labels, position, n_top)
+    if t is not None:
+        if t.shape[0] != w.shape[0]:
+            raise ValueError(f"treatment has a block of {t.shape[0]} rows where weights has {w.shape[0]}; give "
+                             "them the same blocks.")
+        state["levels"], state["t_missing"] = _level_counts(t)
+        if state["levels"] is not None:
+            keys = pd.Series(t).to_numpy()
+            state["groups"] = {key: _weight_stats(w[keys == key], np.flatnonzero(keys == key),
+                                                  None if labels is None else labels[keys == key], position, n_top)
+                               for key in state["levels"]}
+    return state
+
+
+def _merge_weight_blocks(a, b, n_top):
+    out = {"lengths": {**a["lengths"], **b["lengths"]}, "check": _merge_weight_check(a["check"], b["check"]),
+           "levels": _merge_counts(a["levels"], b["levels"]), "t_missing": a["t_missing"] + b["t_missing"]}
+    if "pooled" in a and "pooled" in b:
+        out["pooled"] = _merge_weight_stats(a["pooled"], b["pooled"], n_top)
+    if out["levels"] is not None and a["groups"] is not None and b["groups"] is not None:
+        groups = dict(a["groups"])
+        for key, stats in b["groups"].items():
+            groups[key] = _merge_weight_stats(groups[key], stats, n_top) if key in groups else stats
+        out["groups"] = groups
+    else:
+        out["groups"] = None
+    return out
+
+
+def _group_weight_stats(weights, treatment, treated, treatment_type, n_top):
+    """Pass 1 of the weight summaries, checked as :func:`._weights._weights_by_group` checks data in memory:
+    ``(stats per group, group names, levels, the pass's state, weights, treatment)``; levels None: one group."""
+    fitted = resolve_weights(weights)
+    weights = fitted.weights
+    blocks = _aligned_blocks("weights", weights, {"treatment": treatment})
+    state = _run_pass(_weight_block, n_top, blocks, functools.partial(_merge_weight_blocks, n_top=n_top))
+    _raise_weight_problems("weights", state["check"])
+    if treatment is None:
+        if not state["pooled"]["n_pos"]:
+            raise ValueError("weights is zero for every unit.")
+        return [state["pooled"]], None, None, state, weights, treatment
+    t = _resolve_treatment(state["levels"], state["t_missing"], _treatment_dtype(treatment),
+                           inherit("treated", treated, fitted.treated), inherit_treatment_type(treatment_type, fitted),
+                           allow_continuous=True)
+    if t is None or t.kind == "continuous":  # one group: the whole sample
+        stats, groups, levels = [state["pooled"]], ["all"], None
+    else:
+        stats, groups, levels = [state["groups"][level] for level in t.levels], group_names(t), t.levels
+    check_groups_weighted(np.array([s["n_pos"] for s in stats], dtype=float), np.arange(len(stats)),
+                          labels=groups)
+    return stats, groups, levels, state, weights, treatment
+
+
+def dask_effective_sample_size(weights, treatment=None, treated=None, treatment_type=None):
+    """:func:`balance.diagnostics.effective_sample_size` of dask weights (and treatment): one pass."""
+    stats, groups, *_ = _group_weight_stats(weights, treatment, treated, treatment_type, 0)
+    ess = [s["s1"] ** 2 / s["s2"] for s in stats]
+    return ess[0] if groups is None else pd.Series(ess, index=groups)
+
+
+def _spread_block(plan, position, w, t):
+    """Pass 2 of :func:`dask_weight_summary` on one block: per group, the sums of squared and absolute
+    deviations of the scaled weights from their mean and of v log v over the positive weights (v: a weight over
+    the mean positive weight)."""
+    w = _values(w, "weights").astype(np.float64)
+    codes = _codes(_values(t, "treatment") if t is not None else np.zeros(w.size), plan["levels"])
+    out = []
+    for g, (scale, mean_s, mean_pos_s) in enumerate(plan["groups"]):
+        ws = w[codes == g] / scale
+        v = ws[ws > 0] / mean_pos_s
+        out.append(np.array([np.sum((ws - mean_s) ** 2), np.sum(np.abs(ws - mean_s)), np.sum(v * np.log(v))]))
+    return np.array(out)
+
+
+def dask_weight_summary(weights, treatment, treated=None, treatment_type=None, n_top=5):
+    """:func:`balance.diagnostics.weight_summary` of dask weights and treatment: two passes (the deviations need
+    the means); the formulas are those of the in-memory ``_group_stats``."""
+    stats, groups, levels, state, weights, treatment = _group_weight_stats(weights, treatment, treated,
+                                                                         treatment_type, n_top)
+    plan = {"levels": levels, "groups": [(s["scale"], s["s1"] / s["n"], s["s1"] / s["n_pos"]) for s in stats]}
+    blocks = _aligned_blocks("weights", weights, {"treatment": treatment})
+    spread = _run_pass(_spread_block, plan, blocks, np.add)
+    table, top = {}, {}
+    offsets = np.cumsum([0] + [state["lengths"][i] for i in range(len(state["lengths"]))])
+    for group, s, (squares, absolute, entropy) in zip(groups, stats, spread):
+        mean_s = s["s1"] / s["n"]
+        table[group] = {"n": float(s["n"]), "min": s["min_pos"], "max": s["max"], "sum": s["sum"],
+                        "mean": s["sum"] / s["n"], "cv": np.sqrt(squares / (s["n"] - 1)) / mean_s if s["n"] > 1
+                        else np.nan, "scaled_mad": absolute / s["n"] / mean_s, "neg_entropy": entropy / s["n_pos"],
+                        "n_zeros": float(s["zeros"]), "ess": s["s1"] ** 2 / s["s2"]}
+        labels = s["top"]["labels"]
+        top[group] = pd.Series(s["top"]["w"], index=pd.Index(labels) if labels is not None else
+                               offsets[s["top"]["block"]] + s["top"]["row"])
+    return WeightSummary(table=pd.DataFrame(table), top=top)

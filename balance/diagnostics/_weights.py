@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from .._dask import any_dask
 from .._stats import kish_ess, pow2_scale
 from .._validation import check_indexes_agree, check_treatment, check_weights
 
@@ -274,6 +275,10 @@ def effective_sample_size(weights, treatment=None, *, treated=None, treatment_ty
     >>> effective_sample_size([1, 1, 2, 2])
     3.6
     """
+    if any_dask(resolve_weights(weights).weights, treatment):
+        from ._dask_balance import dask_effective_sample_size
+
+        return dask_effective_sample_size(weights, treatment, treated, treatment_type)
     if treatment is None:
         w = check_weights(resolve_weights(weights).weights)
         if not np.any(w > 0):
@@ -433,6 +438,10 @@ def weight_summary(weights, treatment, *, treated=None, treatment_type=None, n_t
     """
     if not (isinstance(n_top, (int, np.integer)) and n_top >= 0):
         raise ValueError(f"n_top must be a non-negative integer; got {n_top!r}.")
+    if any_dask(resolve_weights(weights).weights, treatment):
+        from ._dask_balance import dask_weight_summary
+
+        return dask_weight_summary(weights, treatment, treated, treatment_type, n_top)
     w, a, groups, labels = _weights_by_group(weights, treatment, treated, treatment_type)
     table = pd.DataFrame({g: _group_stats(w[a == arm]) for arm, g in enumerate(groups)})
     top = {}
