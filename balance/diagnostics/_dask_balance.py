@@ -90,9 +90,18 @@ def _aligned_blocks(anchor_name, anchor, others):
                 other = other[:, 0]
             if other.ndim != 1 or other.shape[0] != anchor.shape[0]:
                 raise ValueError(f"{name} has shape {other.shape} but {anchor_name} has {anchor.shape[0]} rows.")
-            other = other.rechunk(anchor.chunks[0])
+            if other.chunks[0] != anchor.chunks[0]:
+                blocks[name] = _rechunked_blocks(other, anchor.chunks[0])
+                continue
         blocks[name] = _collection_blocks(other)
     return blocks
+
+
+def _rechunked_blocks(array, sizes):
+    """The blocks of a 1-d dask ``array`` cut at ``sizes``; an empty block is an empty array literal (dask's
+    rechunk to blocks of size 0 mixes up the blocks)."""
+    parts = iter(_collection_blocks(array.rechunk((tuple(size for size in sizes if size),))))
+    return [next(parts) if size else np.empty(0, dtype=array.dtype) for size in sizes]
 
 
 def _collection_blocks(collection):
@@ -367,19 +376,27 @@ def _moment_block(plan, position, x, t, w, sw):
     for g in range(plan["n_groups"]):
         for suffix, weights in runs.items():
             keep = (codes == g) & (weights > 0)
-            state[g, suffix] = _moments_state(rows[keep], weights[keep], flat[keep], width * len(ks_rows))
+            state[g, suffix] = _moments_state(rows[keep], plan["shift"], weights[keep], flat[keep],
+                                              width * len(ks_rows))
     return state
 
 
-def _moments_state(rows, w, flat_bins, n_cells):
-    """Count, Σw, Σw², weighted mean, Σw(x − mean)², range and weighted histogram of rows of positive weight."""
+def _moments_state(rows, shift, w, flat_bins, n_cells):
+    """Count, Σw, Σw², weighted mean of ``rows − shift``, Σw(x − mean)², range and weighted histogram of rows of
+    positive weight.
+
+    ``shift`` is a value of each row (its median in the sketch): the mean of the shifted values carries rounding
+    errors relative to the spread of the row, not to its offset, so that the merge's squared differences of
+    block means stay exact for a covariate such as 1e9 + N(0, 1).
+    """
     p = rows.shape[1]
     if w.size == 0:
         return {"n": 0, "w1": 0.0, "w2": 0.0, "mean": np.zeros(p), "m2": np.zeros(p), "lo": np.full(p, np.inf),
                 "hi": np.full(p, -np.inf), "hist": np.zeros(n_cells)}
     w1 = w.sum()
-    mean = (w @ rows) / w1
-    return {"n": w.size, "w1": w1, "w2": w @ w, "mean": mean, "m2": w @ (rows - mean) ** 2,
+    centred = rows - shift
+    mean = (w @ centred) / w1
+    return {"n": w.size, "w1": w1, "w2": w @ w, "mean": mean, "m2": w @ (centred - mean) ** 2,
             "lo": rows.min(axis=0), "hi": rows.max(axis=0),
             "hist": np.bincount(flat_bins.ravel(), weights=np.repeat(w, flat_bins.shape[1]), minlength=n_cells)}
 
@@ -405,10 +422,10 @@ def _merge_block_states(a, b):
     return out
 
 
-def _as_moments(state):
+def _as_moments(state, shift):
     """:class:`._balance.Moments` of a merged state (``correction`` 0 for a single unit, as in memory)."""
     correction = 0.0 if state["n"] < 2 else 1.0 - state["w2"] / state["w1"] ** 2
-    return Moments(mean=state["mean"], spread=state["m2"] / state["w1"], correction=correction, lo=state["lo"],
+    return Moments(mean=shift + state["mean"], spread=state["m2"] / state["w1"], correction=correction, lo=state["lo"],
                    hi=state["hi"])
 
 
@@ -498,7 +515,7 @@ def dask_balance_table(X, treatment, fitted, *, estimand, stats, binary, continu
 
     @functools.cache
     def moment(g, suffix):
-        return mean_var(_as_moments(states[(g, "un") if g == ALL else (g, suffix)]), binary_rows)
+        return mean_var(_as_moments(states[(g, "un") if g == ALL else (g, suffix)], plan["shift"]), binary_rows)
 
     errors = {}
 
@@ -548,10 +565,12 @@ def _plan(design_full, full_names, full_flags, numeric, scan, t):
     sketch_column = {k: c for c, k in enumerate(numeric)}
     edge_lists = [np.unique(np.r_[lo[j], hi[j], scan["sketch"][0][:, sketch_column[rows[j]]]]) / scale[j]
                   for j in ks_rows]
+    shift = np.zeros(len(names))  # binary rows: 0; continuous ones: the sketch's median (a value of the row)
+    shift[ks_rows] = [np.median(scan["sketch"][0][:, sketch_column[rows[j]]]) / scale[j] for j in ks_rows]
     width = max((e.size for e in edge_lists), default=1)
     edges = np.array([np.pad(e, (0, width - e.size), mode="edge") for e in edge_lists]).reshape(len(ks_rows), width)
     return {"design": design, "flags": flags, "names": names, "two_valued": two_valued, "reference": reference,
-            "scale": scale, "binary": binary, "ks_rows": ks_rows, "edges": edges,
+            "scale": scale, "shift": shift, "binary": binary, "ks_rows": ks_rows, "edges": edges,
             "n_edges": np.array([e.size for e in edge_lists], dtype=np.int64),
             "levels": t.levels, "n_groups": t.n_levels}
 
@@ -695,6 +714,8 @@ def dask_weight_summary(weights, treatment, treated=None, treatment_type=None, n
     spread = _run_pass(_spread_block, plan, blocks, np.add)
     table, top = {}, {}
     offsets = np.cumsum([0] + [state["lengths"][i] for i in range(len(state["lengths"]))])
+    labelled = next((getattr(v, "_meta", None) for v in (treatment, weights)
+                     if isinstance(getattr(v, "_meta", None), (pd.Series, pd.DataFrame))), None)
     for group, s, (squares, absolute, entropy) in zip(groups, stats, spread):
         mean_s = s["s1"] / s["n"]
         table[group] = {"n": float(s["n"]), "min": s["min_pos"], "max": s["max"], "sum": s["sum"],
@@ -702,6 +723,6 @@ def dask_weight_summary(weights, treatment, treated=None, treatment_type=None, n
                         else np.nan, "scaled_mad": absolute / s["n"] / mean_s, "neg_entropy": entropy / s["n_pos"],
                         "n_zeros": float(s["zeros"]), "ess": s["s1"] ** 2 / s["s2"]}
         labels = s["top"]["labels"]
-        top[group] = pd.Series(s["top"]["w"], index=pd.Index(labels) if labels is not None else
-                               offsets[s["top"]["block"]] + s["top"]["row"])
+        top[group] = pd.Series(s["top"]["w"], index=pd.Index(labels, name=labelled.index.name)
+                               if labels is not None else offsets[s["top"]["block"]] + s["top"]["row"])
     return WeightSummary(table=pd.DataFrame(table), top=top)
