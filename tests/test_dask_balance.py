@@ -268,6 +268,7 @@ def test_package_import_does_not_import_dask():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow  # ~10 s on an idle machine (starting two worker processes), 25 s on a loaded one
 def test_local_cluster_of_processes():
     """The same table on a LocalCluster of two worker processes (everything sent to workers pickles)."""
     distributed = pytest.importorskip("distributed")

@@ -225,7 +225,8 @@ def effective_sample_size(weights, treatment=None, *, treated=None, treatment_ty
     weights : array-like of shape (n_samples,) or fitted weighting estimator
         Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``; WeightIt's
         ``ESS()`` of ``weights * s.weights``). A fitted weighting estimator (or a Pipeline ending in one) is
-        replaced by its ``weights_``, and its treated level is used.
+        replaced by its ``weights_``, and its treated level is used. Dask weights (with a dask ``treatment`` of
+        the same partitions, or none) are summed block by block in one pass, with memory flat in the number of rows.
     treatment : array-like of shape (n_samples,), default=None
         Binary treatment, coded as in :func:`balance._treatment.check_treatment` (0/1, boolean, or any two levels
         with ``treated`` given), a multi-category one (one ESS per level), or a continuous one (one ESS, of the
@@ -367,7 +368,9 @@ def weight_summary(weights, treatment, *, treated=None, treatment_type=None, n_t
     weights : array-like of shape (n_samples,) or fitted weighting estimator
         Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``, and as
         WeightIt summarises ``weights * s.weights``), or a fitted weighting estimator (its ``weights_`` and its
-        treated level are used). A Series gives the row labels of the largest weights.
+        treated level are used). A Series gives the row labels of the largest weights. Dask weights and
+        treatment (same partitions) are summarised block by block in two passes (the deviations need the means),
+        with memory flat in the number of rows; the largest weights keep their labels.
     treatment : array-like of shape (n_samples,)
         Binary treatment (0/1, boolean, or two levels with ``treated`` given), a multi-category one (one
         column per level) or a continuous one (one column, ``all``: the whole sample, as WeightIt summarises a
