@@ -274,8 +274,9 @@ def test_local_cluster_of_processes():
     distributed = pytest.importorskip("distributed")
     X, t, w, sw = make_data(seed=10)
     dX, dt, dw, _ = dask_inputs(X, t, w, sw)
-    with distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
-            distributed.Client(cluster), dask.config.set(scheduler=None):
+    cluster = distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None)
+    with cluster, distributed.Client(cluster) as client, dask.config.set(scheduler=None):
+        assert dask.base.get_scheduler() == client.get  # the cluster computes, not the synchronous fixture
         dsk = balance_table(dX, dt, dw, estimand="ATT")
         summary = weight_summary(dw, dt)
     assert_tables_equal(balance_table(X, t, w, estimand="ATT"), dsk)

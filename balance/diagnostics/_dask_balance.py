@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .._dask import import_dask, is_dask_collection
-from .._stats import kish_ess, pow2_scale
+from .._stats import pow2_scale
 from .._treatment import _is_missing, check_treatment
 from .._validation import CovariateDesign, _column_kind
 from ._balance import ALL, Moments, _comparisons, assemble_table, check_table_options, group_statistics, mean_var
@@ -310,9 +310,9 @@ def _scan_block(spec, position, x, t, w, sw, fitted_sw):
     frame = pd.DataFrame(x) if index is not None else pd.DataFrame(np.asarray(x, dtype=np.float64),
                                                                    columns=design.columns)
     na = frame.isna().to_numpy().sum(axis=0)
+    differs = 0 if fitted_sw is None else int(np.sum(np.asarray(sw, float) != np.asarray(fitted_sw, float)))
     state = {"n": n, "levels": counts, "t_missing": t_missing, "na": na, "w": _weight_check(w),
-             "sw": _weight_check(sw),
-             "sw_differs": 0 if fitted_sw is None else int(np.sum(np.asarray(sw, float) != np.asarray(fitted_sw, float)))}
+             "sw": _weight_check(sw), "sw_differs": differs}
     if n == 0 or na.any():  # nothing to summarise; missing values are reported after the pass
         return state
     matrix, _ = design.transform(frame, drop_first=False, impute=False)
@@ -382,8 +382,8 @@ def _moment_block(plan, position, x, t, w, sw):
 
 
 def _moments_state(rows, shift, w, flat_bins, n_cells):
-    """Count, Σw, Σw², weighted mean of ``rows − shift``, Σw(x − mean)², range and weighted histogram of rows of
-    positive weight.
+    """Count, Σw, Σw², weighted mean of ``rows − shift``, Σw(x − mean)², range and weighted histogram of rows
+    of positive weight.
 
     ``shift`` is a value of each row (its median in the sketch): the mean of the shifted values carries rounding
     errors relative to the spread of the row, not to its offset, so that the merge's squared differences of
