@@ -127,6 +127,30 @@ def test_multi_category_matches_memory(kwargs):
     assert dsk.ks_error.index.equals(mem.index)
 
 
+def test_treatment_kinds_and_a_fitted_weighter():
+    """A boolean and a categorical treatment (declared order, an unused level) as in memory; a fitted weighter
+    whose weights_ and sample_weight_ are dask Series (as dask-fitted weighters give them): its estimand and
+    sampling weights are used, a different sample_weight is caught block by block."""
+    from balance import PropensityWeights
+
+    X, t, w, sw = make_data(seed=11)
+    tc = pd.Series(pd.Categorical(np.where(t == 1, "yes", "no"), categories=["yes", "no", "maybe"]), index=X.index)
+    for treatment, kwargs in ((t.astype(bool), {}), (tc, {"treated": "yes"})):
+        dX, dt, dw, _ = dask_inputs(X, treatment, w, sw)
+        assert_tables_equal(balance_table(X, treatment, w, **kwargs), balance_table(dX, dt, dw, **kwargs))
+    dX, dt, _, _ = dask_inputs(X, t, w, sw)
+    pw = PropensityWeights(estimand="ATT").fit(X[["x1", "count", "dummy"]], t, sample_weight=sw)
+    mem = balance_table(X, t, pw)
+    pw.weights_ = to_dask(pd.DataFrame({"w": pw.weights_}))["w"]
+    pw.sample_weight_ = to_dask(pd.DataFrame({"sw": sw}))["sw"]
+    assert_tables_equal(mem, balance_table(dX, dt, pw))
+    assert_tables_equal(mem, balance_table(dX, dt, pw, sample_weight=to_dask(pd.DataFrame({"sw": sw}))["sw"]))
+    with pytest.raises(ValueError, match="sample_weight differs from the sampling weights the weighter was fitted"):
+        balance_table(dX, dt, pw, sample_weight=to_dask(pd.DataFrame({"sw": sw * 2}))["sw"])
+    with pytest.raises(ValueError, match="estimand='ATE' conflicts with the fitted weighter's estimand"):
+        balance_table(dX, dt, pw, estimand="ATE")
+
+
 def test_dask_array_input():
     X, t, w, _ = make_data(seed=2)
     numbers = X[["x1", "count", "dummy", "skew"]].to_numpy()
