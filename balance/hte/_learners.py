@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_indexes_agree
 from . import _data
-from ._crossfit import NuisanceSpec, clip_propensities, crossfit_higher, crossfit_order2
+from ._crossfit import NuisanceSpec, clip_propensities, crossfit_higher, crossfit_order2, plugin_effect
 from ._inference import linear_projection, per_row, weighted_average_effect
 from ._pseudo import PSEUDO_OUTCOMES, WEIGHTINGS, needed_nuisances, pseudo_outcome, pseudo_weights
 from ._tuning import check_final_model, fit_final
@@ -128,7 +128,7 @@ class PseudoOutcomeLearner(BaseEstimator):
     """
 
     def __init__(self, pseudo_outcome="dr", weighting="ivw", propensity_model=None, outcome_model=None,
-                 final_model=None, cv=10, cf_order=2, clip=0.01, outcome_form="single", random_state=None,
+                 final_model=None, cv=10, cf_order=2, clip=0.01, outcome_form=None, random_state=None,
                  n_jobs=None):
         self.pseudo_outcome = pseudo_outcome
         self.weighting = weighting
@@ -145,13 +145,29 @@ class PseudoOutcomeLearner(BaseEstimator):
     def _models(self):
         prop = _data.default_classifier() if self.propensity_model is None else self.propensity_model
         outcome = _data.default_regressor() if self.outcome_model is None else self.outcome_model
-        final = _data.default_final_regressor() if self.final_model is None else self.final_model
+        if self.final_model is not None:
+            final = self.final_model
+        elif self._corrects_plugin():
+            final = _data.default_correction_regressor()
+        else:
+            final = _data.default_final_regressor()
         return prop, outcome, final
+
+    def _corrects_plugin(self):
+        """Whether the final stage regresses the correction φ̂ − (μ̂₁ − μ̂₀) and predict adds the plug-in back:
+        the default final model of the AIPW pseudo-outcome."""
+        return self.final_model is None and self.pseudo_outcome == "dr"
+
+    def _outcome_form(self):
+        if self.outcome_form is not None:
+            return self.outcome_form
+        return "auto" if self.outcome_model is None else "single"
 
     def _check_params(self):
         _data.check_choice(self.pseudo_outcome, "pseudo_outcome", PSEUDO_OUTCOMES)
         _data.check_choice(self.weighting, "weighting", WEIGHTINGS)
-        _data.check_choice(self.outcome_form, "outcome_form", ("single", "separate"))
+        if self.outcome_form is not None:
+            _data.check_choice(self.outcome_form, "outcome_form", ("single", "separate", "auto"))
         _data.check_int(self.cv, "cv", 2)
         if self.cf_order not in (2, 3, 4) or isinstance(self.cf_order, bool):
             raise ValueError(f"cf_order must be 2, 3 or 4; got {self.cf_order!r}.")
@@ -182,7 +198,7 @@ class PseudoOutcomeLearner(BaseEstimator):
         need_pi, need_m, need_mu = needed_nuisances(self.pseudo_outcome, self.weighting)
         seed = _data.seed_from(self.random_state)
         prop, outcome, final = (_data.seeded(model, [seed, k]) for k, model in enumerate((prop, outcome, final)))
-        spec = NuisanceSpec(prop, outcome, need_pi, need_m, need_mu, self.outcome_form)
+        spec = NuisanceSpec(prop, outcome, need_pi, need_m, need_mu, self._outcome_form())
         if self.cf_order == 2:
             cf = crossfit_order2(spec, matrix, a, y, self.cv, seed, self.n_jobs)
         else:
@@ -196,9 +212,13 @@ class PseudoOutcomeLearner(BaseEstimator):
         nuis = {k: getattr(cf, k) for k in ("pi", "kappa", "m", "mu1", "mu0") if getattr(cf, k) is not None}
         phi = pseudo_outcome(self.pseudo_outcome, y[rows], a[rows], **nuis)
         w = pseudo_weights(self.weighting, a[rows], nuis.get("pi"), nuis.get("kappa"))
-        self.final_model_ = fit_final(clone(final), matrix[rows], phi, w, rows, self.weighting != "none")
+        self.outcome_form_, self.outcome_loss_, self.outcome_models_ = cf.outcome_form, cf.outcome_loss, \
+            cf.outcome_models
+        self.final_target_ = "correction" if self._corrects_plugin() else "pseudo_outcome"
+        target = phi - (cf.mu1 - cf.mu0) if self.final_target_ == "correction" else phi
+        self.final_model_ = fit_final(clone(final), matrix[rows], target, w, rows, self.weighting != "none")
         # τ̂ at the training rows: ate() of the U/R pseudo-outcome augments it into an AIPW signal
-        self._tau_rows = np.asarray(self.final_model_.predict(matrix[rows]), dtype=float)
+        self._tau_rows = self._predict_matrix(matrix[rows])
         self.rows_, self.folds_, self.nuisances_ = rows, cf.folds, nuis
         self._n_rows, self._index, self._treatment = len(a), index, a
         self.pseudo_outcome_ = self._wrap(phi, "pseudo_outcome")
@@ -214,7 +234,14 @@ class PseudoOutcomeLearner(BaseEstimator):
         """Estimated CATE τ̂(x) for each row of X, shape (n_samples,)."""
         check_is_fitted(self, "final_model_")
         matrix, _ = self.design_.transform(X, drop_first=True)
-        return np.asarray(self.final_model_.predict(matrix), dtype=float)
+        return self._predict_matrix(matrix)
+
+    def _predict_matrix(self, matrix):
+        tau = np.asarray(self.final_model_.predict(matrix), dtype=float)
+        if self.final_target_ == "correction":  # plus the average of the cross-fitting parts' plug-ins
+            tau = tau + np.mean([plugin_effect(self.outcome_form_, models, matrix)
+                                 for models in self.outcome_models_], axis=0)
+        return tau
 
     # -- summaries -------------------------------------------------------------------------------------------
     def _row_values(self, h):
@@ -303,7 +330,7 @@ def _preset(name, pseudo, weighting, doc):
     """A PseudoOutcomeLearner subclass with the pseudo-outcome and weights fixed (not constructor parameters)."""
 
     def __init__(self, propensity_model=None, outcome_model=None, final_model=None, cv=10, cf_order=2, clip=0.01,
-                 outcome_form="single", random_state=None, n_jobs=None):
+                 outcome_form=None, random_state=None, n_jobs=None):
         PseudoOutcomeLearner.__init__(self, pseudo, weighting, propensity_model, outcome_model, final_model, cv,
                                       cf_order, clip, outcome_form, random_state, n_jobs)
 
