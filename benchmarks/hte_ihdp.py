@@ -13,7 +13,7 @@ table used 0–9). The DR and IVW-DR learners fit the same cross-fitted nuisance
 only the second-stage weights differ), so the second of them reuses the first's (``_shared_crossfit``; the first
 draw checks that this gives exactly the predictions of an independent fit).
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/hte_ihdp.py [--reps 20] [--designs IHDP-B,NW-A]
+Usage: PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/hte_ihdp.py [--reps 20] [--designs IHDP-B,NW-A]
        [--out benchmarks/results/hte_ihdp.md]; ``--merge a.csv,b.csv`` writes the table of finished runs.
 """
 
@@ -113,7 +113,8 @@ def tables(raw, designs):
 def write(raw, designs, header, elapsed, out):
     pehe, diffs = tables(raw, designs)
     lines = ["# CATE learners with all defaults: PEHE (mean ± SE over draws)", "", header, "",
-             f"Elapsed {elapsed:.0f} s. IHDP: in-sample PEHE over the 747 children (Hill 2011 surfaces; B is "
+             (f"Elapsed {elapsed:.0f} s." if elapsed is not None else "Merged from finished runs (their machine facts "
+              "and elapsed times are in their own tables).") + " IHDP: in-sample PEHE over the 747 children (Hill 2011 surfaces; B is "
              "IHDP-100's). NW: Nie & Wager setups, n = 1000, PEHE on 5,000 test points. Seeds from "
              f"{raw['draw'].min()} to {raw['draw'].max()}.", "", markdown(pehe.reset_index()), "",
              "Paired differences of PEHE (mean ± Monte Carlo SE over the draws; negative: the doubly robust learner "
@@ -135,7 +136,7 @@ def main():
     header = machine_markdown()
     if args.merge:
         raw = pd.concat([pd.read_csv(path) for path in args.merge.split(",")], ignore_index=True)
-        write(raw, [d for d in designs if d in set(raw["design"])], header, 0, args.out)
+        write(raw, [d for d in designs if d in set(raw["design"])], header, None, args.out)
         return
     shared = _shared_crossfit(learners_module.crossfit_order2)
     shared.__wrapped__ = learners_module.crossfit_order2

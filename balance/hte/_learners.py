@@ -387,7 +387,10 @@ _DR_DEFAULTS = """
     With every default (the cross-validated penalised logistic propensity; boosted outcome models, one model of Y on
     (X, A) unless separate arm models are clearly better out of fold; the cross-fitted plug-in μ̂₁ − μ̂₀ plus a
     ridge-shrunk regression of the AIPW correction φ̂ − (μ̂₁ − μ̂₀) as the final stage) it is at least as accurate as
-    the T- and S-learners with theirs on Hill's (2011) IHDP surfaces and Nie & Wager's setups A–D: PEHE_FIGURES
+    the T- and S-learners with theirs on Hill's (2011) IHDP surfaces and Nie & Wager's setups A–D. Over 20 fresh
+    draws per design, the DR-learner's PEHE was 1.32 against 1.33 (T) and 2.70 (S) on IHDP surface B (level with
+    T: paired difference −0.007 ± 0.032), 1.02 against 1.89 and 1.15 on surface A, and below both on setups A–D by
+    at least 4.8 Monte Carlo SEs of the paired difference; the IVW-DR-learner's within 0.02 of it
     (benchmarks/results/hte_ihdp.md)."""
 
 RLearner = _preset("RLearner", "u", "r", _PRESET_DOC.format(
