@@ -24,7 +24,7 @@ from .._threads import threadpool_controller
 from ._data import bound_probabilities
 
 
-SEPARATE_Z = 2.0
+SEPARATE_Z = 2.0  # "auto" takes separate arm models when they beat the single model by this many SEs
 
 
 @dataclass
@@ -55,7 +55,7 @@ class NuisanceSpec:
     need_pi: bool
     need_m: bool
     need_mu: bool
-    outcome_form: str  # "single", "separate" or "auto" (both fitted, the one with the smaller out-of-fold loss kept)
+    outcome_form: str  # "single", "separate" or "auto" (both fitted, one kept by out-of-fold loss: _choose_form)
 
     def forms(self):
         """The forms of μ̂ₐ to fit."""
@@ -187,7 +187,8 @@ def _choose_form(spec, cf, values, a_rows, y_rows, models):
     form = forms[0]
     if len(forms) == 2:
         gain = errors["single"] - errors["separate"]
-        loss["z"] = float(np.mean(gain) / (np.std(gain, ddof=1) / np.sqrt(len(gain))))
+        mean, se = np.mean(gain), np.std(gain, ddof=1) / np.sqrt(len(gain))
+        loss["z"] = float(mean / se) if se > 0 else float(np.sign(mean) * np.inf if mean else 0.0)
         form = "separate" if loss["z"] > SEPARATE_Z else "single"
     cf.mu1, cf.mu0 = values[f"mu1:{form}"], values[f"mu0:{form}"]
     cf.outcome_form, cf.outcome_loss, cf.outcome_models = form, loss, models[form]

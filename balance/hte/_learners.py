@@ -243,7 +243,7 @@ class PseudoOutcomeLearner(BaseEstimator):
         target = phi - (cf.mu1 - cf.mu0) if self.final_target_ == "correction" else phi
         self.final_model_ = fit_final(clone(final), matrix[rows], target, w, rows, self.weighting != "none")
         # τ̂ at the training rows: ate() of the U/R pseudo-outcome augments it into an AIPW signal
-        self._tau_rows = self._predict_matrix(matrix[rows])
+        self._tau_rows = self._predict_matrix(matrix[rows]) if self.pseudo_outcome == "u" else None
         self.rows_, self.folds_, self.nuisances_ = rows, cf.folds, nuis
         self._n_rows, self._index, self._treatment = len(a), index, a
         self.pseudo_outcome_ = self._wrap(phi, "pseudo_outcome")
