@@ -1,6 +1,8 @@
 """Defaults and average effects of the CATE learners: ate() of the U/R-learners, the T/S-learners' ate() and seeds,
 nested seeds, and Hill's IHDP response surfaces."""
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -203,3 +205,14 @@ def test_default_final_stage_at_higher_order_averages_the_one_fold_outcome_model
     plugin = np.mean([LinearRegression().fit(XA[est.folds_ == f], y[est.folds_ == f]).coef_[-1] for f in range(3)])
     # a linear model of Y on (X, A) has plug-in effect = its coefficient of A everywhere (least squares: 1e-8)
     assert_allclose(est.predict(X[:4]) - est.final_model_.predict(X[:4]), plugin, rtol=1e-8)
+
+
+def test_auto_outcome_form_with_identical_forms_keeps_the_single_model_without_warnings():
+    from sklearn.dummy import DummyRegressor
+
+    X, a, y = _linear_effect_data(200, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0/0 in the z statistic
+        est = DRLearner(LogisticRegression(), DummyRegressor(strategy="constant", constant=0.0), cv=3,
+                        outcome_form="auto", random_state=0).fit(X, a, y)
+    assert est.outcome_form_ == "single" and est.outcome_loss_["z"] == 0.0  # both forms predict 0 everywhere
