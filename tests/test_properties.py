@@ -540,6 +540,9 @@ HTE_LEARNERS = [
     PseudoOutcomeLearner("ipw", "none", cv=2, outcome_form="separate", **LINEAR),
     PseudoOutcomeLearner("plugin", "dr_ax", cf_order=3, **LINEAR),
     PseudoOutcomeLearner("dr", "ivw", cf_order=4, **LINEAR),
+    # the default final stage of "dr" (fold plug-in + ridge of the correction) and the auto outcome form
+    PseudoOutcomeLearner("dr", "none", cv=3, outcome_form="auto", propensity_model=LogisticRegression(),
+                         outcome_model=LinearRegression()),
     TLearner(LinearRegression()),
     SLearner(LinearRegression()),
 ]

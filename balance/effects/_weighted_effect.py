@@ -459,7 +459,8 @@ class WeightedEffect(BaseEstimator):
     def summary(self, alpha=0.05):
         """A tidy DataFrame: estimate, std_err, statistic, p_value, ci_lower, ci_upper per quantity.
 
-        ``print(fit.result_)`` shows it with every column and the notes (ratio scales: the SE of the log ratio)."""
+        Printed (an :class:`~balance.effects._results.EffectSummary`), it shows every column at pandas' default width
+        and the notes (the variance; ratio scales: the SE of the log ratio); frames derived from it are plain."""
         check_is_fitted(self, "result_")
         return self.result_.summary(alpha)
 
