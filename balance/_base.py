@@ -27,10 +27,11 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import ClassifierTags
 from sklearn.utils.validation import check_is_fitted
 
+from ._dask import any_dask
 from ._exceptions import InfeasibleBalanceError
 from ._treatment import ESTIMANDS, ESTIMANDS_BY_TYPE, check_estimand_for, check_treatment_type
 from ._validation import CovariateDesign, check_estimand, validate_fit_data
-from .diagnostics._weights import check_extreme_weights, weight_groups
+from .diagnostics._weights import check_extreme_weights, concentration_from_sums, weight_groups
 
 EXTREME_ADVICE = ("Consider an estimand that needs less overlap (ATO, ATM), trim=, fewer or coarser covariates, and a "
                   "bootstrap variance.")
@@ -120,6 +121,8 @@ class BaseWeighter(BaseEstimator):
     _supported_estimands = ESTIMANDS  # for a binary treatment
     _supported_treatment_types = ("binary",)
     _multi_category_estimands = ESTIMANDS_BY_TYPE["multi-category"]
+    # why a method without a dask path refuses dask input (one line; see balance._dask_data.refuse_dask)
+    _dask_refusal = "its solver needs all the data in memory"
 
     # -- fitting helpers --------------------------------------------------------------------------------------
     def _estimands_for(self, kind):
@@ -137,6 +140,10 @@ class BaseWeighter(BaseEstimator):
         it.
         """
         who = type(self).__name__
+        if any_dask(X, treatment, sample_weight):  # a method with a dask path dispatches before it gets here
+            from ._dask_data import refuse_dask
+
+            raise refuse_dask(who, self._dask_refusal)
         # an estimand no supported treatment type knows is refused before the data are looked at
         estimand = self._estimand()
         treatment_type = check_treatment_type(getattr(self, "treatment_type", "auto"))
@@ -203,6 +210,28 @@ class BaseWeighter(BaseEstimator):
                                        advice=advice, stacklevel=4)
         self.ess_, self.max_weight_share_ = report.ess, report.max_share
         self.weights_ = self._wrap(weights, data)
+        return self
+
+    def _set_dask_design(self, data, sample_weight):
+        """The fitted bookkeeping of :meth:`_validate_data` for dask input (a :class:`~balance._dask_data.DaskFitData`)."""
+        self.design_ = data.design
+        self.n_features_in_ = len(data.design.columns)
+        if data.design.is_frame:
+            self.feature_names_in_ = np.asarray(data.design.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.treatment_levels_ = data.treatment.levels
+        self.treatment_type_ = "binary"
+        self.sample_weight_ = sample_weight
+
+    def _set_dask_weights(self, weights, sums):
+        """:meth:`_set_weights` for dask input: ``weights`` lazy, the report from the per-group ``sums`` of
+        :func:`~balance.diagnostics._weights.concentration_sums` (and a check that no weight is negative or NaN)."""
+        if not (np.all(np.isfinite(sums["w_sum"])) and np.all(np.isfinite(sums["w_sq"]))):
+            raise FloatingPointError(f"{type(self).__name__} produced non-finite weights; please report this bug.")
+        report = concentration_from_sums(sums, who=type(self).__name__, advice=EXTREME_ADVICE, stacklevel=4)
+        self.ess_, self.max_weight_share_ = report.ess, report.max_share
+        self.weights_ = weights
         return self
 
     # -- scoring ----------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ them with *block evaluators*: plain functions ``f(block, *constants)`` returning
 
 How per-block results combine (:func:`combine`): numpy arrays and numbers are summed; keys starting with ``min_``
 or ``max_`` take the minimum or maximum; keys starting with ``set_`` take the union (a frozenset, e.g. the values
-seen in the treatment); pandas objects indexed by a key (cluster sums) are summed label by label. An evaluator
+seen in the treatment); keys starting with ``cat_`` are concatenated (a few gathered values); pandas objects indexed by a key (cluster sums) are summed label by label. An evaluator
 therefore returns sums (and minima, maxima, sets) and the caller divides, solves or inverts once, in memory.
 
 Per-row outputs (the weights) come from :meth:`DaskBlocks.per_row`: a lazy dask Series with the partitions and
@@ -44,6 +44,8 @@ def combine(left, right):
             out[key] = np.maximum(value, other)
         elif key.startswith("set_"):
             out[key] = value | other
+        elif key.startswith("cat_"):
+            out[key] = np.concatenate([value, other])
         elif isinstance(value, (pd.Series, pd.DataFrame)):
             out[key] = value.add(other, fill_value=0.0)
         else:
@@ -139,8 +141,10 @@ class DaskBlocks:
     def _tasks(self, func, args):
         delayed = self.dask.delayed
 
+        names = self.names  # the tasks capture no more than they need (they are pickled to the workers)
+
         def run(raw, *args):
-            _check_lengths(raw, self.names)
+            _check_lengths(raw, names)
             return func(*raw, *args)
 
         return [delayed(run, pure=True)(block, *args) for block in self.blocks]
