@@ -17,6 +17,7 @@ implements ``_m_parts`` gets M-estimation standard errors without further code.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -27,7 +28,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import ClassifierTags
 from sklearn.utils.validation import check_is_fitted
 
-from ._dask import any_dask
+from ._dask import any_dask, is_dask_collection
 from ._exceptions import InfeasibleBalanceError
 from ._treatment import ESTIMANDS, ESTIMANDS_BY_TYPE, check_estimand_for, check_treatment_type
 from ._validation import CovariateDesign, check_estimand, validate_fit_data
@@ -233,6 +234,15 @@ class BaseWeighter(BaseEstimator):
         self.ess_, self.max_weight_share_ = report.ess, report.max_share
         self.weights_ = weights
         return self
+
+    def _block_state(self):
+        """A shallow copy holding the fitted state without the lazy dask attributes: what block evaluators carry to
+        the workers (small, picklable, and never the graph of the weights they help to compute)."""
+        state = copy.copy(self)
+        for name, value in list(vars(self).items()):
+            if name == "_dask_data" or is_dask_collection(value):
+                delattr(state, name)
+        return state
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def score(self, X, treatment, sample_weight=None):

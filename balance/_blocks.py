@@ -147,14 +147,14 @@ class DaskBlocks:
             _check_lengths(raw, names)
             return func(*raw, *args)
 
-        return [delayed(run, pure=True)(block, *args) for block in self.blocks]
+        return [delayed(run, pure=False)(block, *args) for block in self.blocks]
 
     def reduce(self, func, *args):
         """One pass: ``func(*block, *args)`` on every block, combined by a tree of :func:`combine`; computed."""
         delayed = self.dask.delayed
         tasks = self._tasks(func, args)
         while len(tasks) > 1:
-            tasks = [delayed(combine, pure=True)(*tasks[i:i + 2]) if i + 1 < len(tasks) else tasks[i]
+            tasks = [delayed(combine, pure=False)(*tasks[i:i + 2]) if i + 1 < len(tasks) else tasks[i]
                      for i in range(0, len(tasks), 2)]
         self.n_passes += 1
         return self.dask.compute(tasks[0])[0]
@@ -171,7 +171,7 @@ class DaskBlocks:
             def as_series(values, X):
                 return pd.Series(values, index=X.index, name=name)
 
-            series = [dask.delayed(as_series, pure=True)(task, block[0]) for task, block in zip(tasks, self.blocks)]
+            series = [dask.delayed(as_series, pure=False)(task, block[0]) for task, block in zip(tasks, self.blocks)]
             return dask.dataframe.from_delayed(series, meta=pd.Series(dtype=float, name=name),
                                                divisions=self.X.divisions, verify_meta=False)
         sizes = self.X.chunks[0]

@@ -91,6 +91,7 @@ class DaskFitData:
     treatment: object
     stats: dict
     sample_weight_given: bool
+    _standardizer: Standardizer | None = None
 
     @classmethod
     def build(cls, X, treatment, sample_weight=None, *, treated=None, treatment_type="auto", missing="error"):
@@ -139,7 +140,13 @@ class DaskFitData:
     def standardizer(self):
         """The solvers' :class:`~balance.weights._standardize.Standardizer` (centre: the sampling-weighted mean;
         scale: the SD, computed on power-of-two-scaled columns as :func:`balance._stats.column_std`), after the rank
-        check of :func:`balance._validation.check_full_rank` on the Gram matrix of the scaled design. One pass."""
+        check of :func:`balance._validation.check_full_rank` on the Gram matrix of the scaled design. One pass, the
+        first time (kept for the effect's outcome model, which standardises by the same SD)."""
+        if self._standardizer is None:
+            self._standardizer = self._standardize()
+        return self._standardizer
+
+    def _standardize(self):
         stats, n = self.stats, self.n
         pow2 = pow2_scale(stats["max_abs"][None, :])
         sums = self.blocks.reduce(self.per_block(_spread_sums, pow2, stats["sum_x"] / pow2 / n, stats["max_abs"]))

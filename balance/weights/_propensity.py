@@ -3,7 +3,6 @@ generalised propensity score of a continuous treatment."""
 
 from __future__ import annotations
 
-import copy
 import numbers
 import warnings
 
@@ -370,7 +369,6 @@ class PropensityWeights(BaseWeighter):
         estimand = check_estimand_for(self._estimand(), data.treatment, self._estimands_for("binary"),
                                       "PropensityWeights")
         self._forget()
-        self.__dict__.pop("weights_", None), self.__dict__.pop("ps_", None)
         self._set_dask_design(data, sample_weight)
         self.terms_ = list(data.names)
         std = data.standardizer()
@@ -392,8 +390,8 @@ class PropensityWeights(BaseWeighter):
         elif not fit.converged:
             self._warn_unconverged(fit, "logistic", stacklevel=4)
         if estimand == "ATOS":
-            self.atos_alpha_ = crump_alpha_blocks(blocks, data.per_block(copy.copy(self)._tail_scores))
-        model = copy.copy(self)  # the fitted state the tasks carry (a snapshot: never the lazy weights_ below)
+            self.atos_alpha_ = crump_alpha_blocks(blocks, data.per_block(self._block_state()._tail_scores))
+        model = self._block_state()  # the fitted state the tasks carry (never the lazy weights_ below)
         sums = blocks.reduce(data.per_block(model._dask_weight_sums))
         self.n_clipped_, self.n_bounded_, self.n_trimmed_ = int(sums["n_clipped"]), int(sums["n_bounded"]), 0
         if self.n_clipped_:
