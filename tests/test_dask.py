@@ -197,3 +197,21 @@ def test_weighted_effect_dask_refusals(frame, ddf):
         WeightedEffect(PropensityWeights()).fit(X, t, y.map_partitions(lambda s: s.where(s.index != first)))
     with pytest.raises(ValueError, match="needs a binary"):
         WeightedEffect(PropensityWeights(), scale="rr").fit(X, t, y)
+
+
+@pytest.mark.slow  # 30-45 s, most of it starting two worker processes
+def test_on_a_cluster_of_processes(frame, ddf):
+    """The same fit on a distributed cluster of two worker processes: every block evaluator and its fitted state
+    is pickled to the workers, and the results are those in memory."""
+    distributed = pytest.importorskip("distributed")
+    mem = WeightedEffect(PropensityWeights("ATT"), "additive").fit(frame[COVARIATES], frame["treat"], frame["re78"],
+                                                                   sample_weight=frame["sw"], cluster=frame["cl"])
+    with distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client, dask.config.set(scheduler=client), \
+            distributed.get_task_stream() as stream:
+        lazy = WeightedEffect(PropensityWeights("ATT"), "additive").fit(ddf[COVARIATES], ddf["treat"], ddf["re78"],
+                                                                        sample_weight=ddf["sw"], cluster=ddf["cl"])
+        weights = lazy.weighter_.weights_.compute()
+    assert len({task["worker"] for task in stream.data}) == 2  # both worker processes ran blocks
+    _same_effect(lazy, mem)
+    _close(weights, mem.weighter_.weights_)
