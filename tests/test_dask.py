@@ -14,11 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import balance
+
 dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 da = pytest.importorskip("dask.array")
 
-from balance import PropensityWeights, WeightedEffect  # noqa: E402
+from balance import EntropyBalance, PropensityWeights, WeightedEffect  # noqa: E402
 from balance.weights import _estimands  # noqa: E402
 
 RTOL = 1e-9
@@ -50,7 +52,7 @@ def _pieces(df):
 def ddf(frame):
     parts = _pieces(frame)
     assert {len(p) for p in parts} >= {0, 7} and parts[2]["treat"].nunique() == 1 and parts[4]["treat"].nunique() == 1
-    return dd.from_delayed([dask.delayed(p) for p in parts], meta=frame.iloc[:0])
+    return dd.from_delayed([dask.delayed(p) for p in parts], meta=frame.iloc[:0], verify_meta=False)
 
 
 def _close(actual, expected, rtol=RTOL):
@@ -105,7 +107,7 @@ def test_dask_input_errors(frame, ddf):
     other = dd.from_pandas(frame, npartitions=3)
     with pytest.raises(ValueError, match="not aligned: partitions"):
         PropensityWeights().fit(X, other["treat"])
-    shifted = dd.from_delayed([dask.delayed(p) for p in _pieces(frame.iloc[1:])], meta=frame.iloc[:0])
+    shifted = dd.from_delayed([dask.delayed(p) for p in _pieces(frame.iloc[1:])], meta=frame.iloc[:0], verify_meta=False)
     with pytest.raises(ValueError, match="not aligned: one partition has"):
         PropensityWeights().fit(X, shifted["treat"])
     with pytest.raises(TypeError, match="must be a dask collection"):
@@ -141,6 +143,27 @@ def test_methods_needing_all_the_data_refuse_dask(ddf, name, reason):
 
     with pytest.raises(TypeError, match=f"{name} does not accept dask input: .*{reason}"):
         getattr(balance, name)().fit(ddf[["age", "educ"]], ddf["treat"])
+
+
+# -- EntropyBalance -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("estimand", ["ATT", "ATC", "ATE"])
+def test_entropy_balance_on_dask_matches_in_memory(frame, ddf, estimand):
+    mem = EntropyBalance(estimand).fit(frame[COVARIATES], frame["treat"], sample_weight=frame["sw"])
+    lazy = EntropyBalance(estimand).fit(ddf[COVARIATES], ddf["treat"], sample_weight=ddf["sw"])
+    _close(lazy.weights_.compute(), mem.weights_)
+    _close(np.r_[lazy.intercept_, np.ravel(lazy.coef_)], np.r_[mem.intercept_, np.ravel(mem.coef_)])
+    _close(lazy.ess_, mem.ess_)
+    assert (lazy.converged_, lazy.n_iter_) == (mem.converged_, mem.n_iter_) and lazy.terms_ == mem.terms_
+    mem_effect, lazy_effect = (WeightedEffect(EntropyBalance(estimand), "additive").fit(
+        data[COVARIATES], data["treat"], data["re78"], sample_weight=data["sw"]) for data in (frame, ddf))
+    _same_effect(lazy_effect, mem_effect)
+
+
+def test_entropy_balance_dask_refusals(ddf):
+    with pytest.raises(TypeError, match="EntropyBalance with tols.* does not accept dask input"):
+        EntropyBalance(tols=0.1).fit(ddf[COVARIATES], ddf["treat"])
+    with pytest.raises(balance.InfeasibleBalanceError, match="infeasible"):
+        EntropyBalance().fit(ddf[COVARIATES].assign(re74=ddf["re74"] + 1e6 * ddf["treat"]), ddf["treat"])
 
 
 # -- WeightedEffect ------------------------------------------------------------------------------------------------

@@ -201,17 +201,24 @@ def solve_tilt(X, rows, c, s, target, total, center, scale, *, names, tol, max_i
     """
     check_enough_units(len(rows), names)
     std = Standardizer(np.asarray(center, dtype=float), np.where(scale > 0, scale, 1.0))
-    target_std = np.concatenate([[target[0]], (target[1:] - target[0] * std.center) / std.scale])
     if len(rows) > _KERNEL_ROWS:
         evaluate = kernel_evaluator(X, rows, c, s, std.center, std.scale)
     else:
         s_rows = np.broadcast_to(np.asarray(s, dtype=float), np.shape(c))[rows]
         evaluate = dense_evaluator(std.design(X[rows]), np.asarray(c, dtype=float)[rows], s_rows)
+    sign = np.unique(np.broadcast_to(np.asarray(s, dtype=float), np.shape(c))[rows])
+    return solve_standardised_tilt(evaluate, std, sign, np.sum(c[rows]) if sign.size == 1 else None, target, total,
+                                   names=names, tol=tol, max_iter=max_iter, start=start)
+
+
+def solve_standardised_tilt(evaluate, std, sign, c_sum, target, total, *, names, tol, max_iter, start=None):
+    """:func:`solve_tilt` given the sums' evaluator on the standardised scale (the whole data in memory, or the sum
+    over the blocks of dask input): ``sign`` the distinct values of s, ``c_sum`` the sum of c over the rows."""
+    target_std = np.concatenate([[target[0]], (target[1:] - target[0] * std.center) / std.scale])
     if start is None:
-        beta = np.zeros(X.shape[1] + 1)
-        sign = np.unique(np.broadcast_to(np.asarray(s, dtype=float), np.shape(c))[rows])
+        beta = np.zeros(len(std.center) + 1)
         if sign.size == 1:  # every unit on one side: the intercept that matches the target's total
-            beta[0] = sign[0] * np.log(sign[0] * target[0] / np.sum(c[rows]))
+            beta[0] = sign[0] * np.log(sign[0] * target[0] / c_sum)
     else:
         beta = std.to_standard(np.asarray(start, dtype=float))
     first = evaluate(beta)
