@@ -213,6 +213,21 @@ class BaseWeighter(BaseEstimator):
         self.weights_ = self._wrap(weights, data)
         return self
 
+    def _validate_dask_data(self, X, treatment, sample_weight):
+        """:meth:`_validate_data` for dask input (binary treatments): the checked
+        :class:`~balance._dask_data.DaskFitData` (two or three passes) and the estimand; sets the fitted design,
+        ``terms_`` (the model matrix's columns) and the bookkeeping."""
+        from ._dask_data import DaskFitData
+
+        who = type(self).__name__
+        data = DaskFitData.build(X, treatment, sample_weight, treated=getattr(self, "treated", None),
+                                 treatment_type=getattr(self, "treatment_type", "auto"),
+                                 missing=getattr(self, "missing", "error"))
+        estimand = check_estimand_for(self._estimand(), data.treatment, self._estimands_for("binary"), who)
+        self._set_dask_design(data, sample_weight)
+        self.terms_ = list(data.names)
+        return data, estimand
+
     def _set_dask_design(self, data, sample_weight):
         """The fitted bookkeeping of :meth:`_validate_data` for dask input (a :class:`~balance._dask_data.DaskFitData`)."""
         self.design_ = data.design
@@ -234,6 +249,19 @@ class BaseWeighter(BaseEstimator):
         self.ess_, self.max_weight_share_ = report.ess, report.max_share
         self.weights_ = weights
         return self
+
+    def _set_dask_outputs(self, data):
+        """``weights_`` (and ``ps_`` when the weighter has ``_block_ps``) of dask input, lazy, from the weighter's
+        ``_block_weights`` (the in-memory formulas of one block), and the extreme-weights report (one pass)."""
+        from .diagnostics._weights import concentration_sums
+
+        model = self._block_state()
+        sums = data.blocks.reduce(data.per_block(lambda M, a, sw: concentration_sums(model._block_weights(M, a, sw),
+                                                                                       a)))
+        if hasattr(model, "_block_ps"):
+            self.ps_ = data.blocks.per_row(data.per_block(model._block_ps), name="ps")
+        self._dask_data = data
+        return self._set_dask_weights(data.blocks.per_row(data.per_block(model._block_weights)), sums)
 
     def _block_state(self):
         """A shallow copy holding the fitted state without the lazy dask attributes: what block evaluators carry to

@@ -20,7 +20,7 @@ dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 da = pytest.importorskip("dask.array")
 
-from balance import EntropyBalance, PropensityWeights, WeightedEffect  # noqa: E402
+from balance import CBPS, EntropyBalance, InverseProbabilityTilting, PropensityWeights, WeightedEffect  # noqa: E402
 from balance.weights import _estimands  # noqa: E402
 
 RTOL = 1e-9
@@ -159,9 +159,28 @@ def test_entropy_balance_on_dask_matches_in_memory(frame, ddf, estimand):
     _same_effect(lazy_effect, mem_effect)
 
 
+@pytest.mark.parametrize("method, estimand", [(InverseProbabilityTilting, "ATT"), (InverseProbabilityTilting, "ATE"),
+                                              (CBPS, "ATC"), (CBPS, "ATE"), (CBPS, "ATO")])
+def test_logit_balancing_weights_on_dask_match_in_memory(frame, ddf, method, estimand):
+    """IPT and the just-identified CBPS: the balance conditions' dual (the logistic MLE for CBPS's ATO) solved by
+    the in-memory Newton method with block sums; weights, scores, counts and the stacked sandwich as in memory."""
+    mem = method(estimand).fit(frame[COVARIATES], frame["treat"], sample_weight=frame["sw"])
+    lazy = method(estimand).fit(ddf[COVARIATES], ddf["treat"], sample_weight=ddf["sw"])
+    _close(lazy.weights_.compute(), mem.weights_)
+    _close(lazy.ps_.compute(), mem.ps_)
+    assert (lazy.converged_, lazy.n_iter_) == (mem.converged_, mem.n_iter_)
+    mem_effect, lazy_effect = (WeightedEffect(method(estimand)).fit(
+        data[COVARIATES], data["treat"], data["re78"], sample_weight=data["sw"]) for data in (frame, ddf))
+    _same_effect(lazy_effect, mem_effect)
+
+
 def test_entropy_balance_dask_refusals(ddf):
     with pytest.raises(TypeError, match="EntropyBalance with tols.* does not accept dask input"):
         EntropyBalance(tols=0.1).fit(ddf[COVARIATES], ddf["treat"])
+    with pytest.raises(TypeError, match="CBPS with over.* does not accept dask input"):
+        CBPS(over=True).fit(ddf[COVARIATES], ddf["treat"])
+    with pytest.raises(TypeError, match="InverseProbabilityTilting with moments.* does not accept dask input"):
+        InverseProbabilityTilting(moments=2).fit(ddf[COVARIATES], ddf["treat"])
     with pytest.raises(balance.InfeasibleBalanceError, match="infeasible"):
         EntropyBalance().fit(ddf[COVARIATES].assign(re74=ddf["re74"] + 1e6 * ddf["treat"]), ddf["treat"])
 

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-
-from dataclasses import dataclass
-
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter
 from .._dask import any_dask
-from .._dask_data import DaskFitData, refuse_dask
-from .._treatment import check_estimand_for
-from ..diagnostics._weights import concentration_sums
-from .._stats import binary_gap, group_sd, scale_columns
+from .._dask_data import refuse_dask
+from .._stats import binary_gap, group_sd
 from .._validation import check_sample_weight
 from ._balance_conditions import check_solver_params, fit_terms, new_terms, store_fits
 from ._continuous import continuous_conditions, continuous_tilt_parts
 from ._moments import TermExpansion
 from ._standardize import Standardizer
-from ._tilt import (TiltBlock, check_enough_units, check_target_inside, dense_evaluator, solve_standardised_tilt,
-                    solve_tilt, solve_tilt_l1, tilt_parts)
+from ._tilt import (GroupStats, TiltBlock, block_tilt_evaluator, check_enough_units, check_target_inside,
+                    solve_standardised_tilt, solve_tilt, solve_tilt_l1, tilt_parts)
 
 _INFEASIBLE_FIX = "Allow approximate balance with tols > 0 (in SDs), or drop or coarsen that term."
 _INFEASIBLE_FIX_CONTINUOUS = "Drop or coarsen that term, or use StableWeights(tols=...) for approximate balance."
@@ -259,12 +254,7 @@ class EntropyBalance(BaseWeighter):
             raise refuse_dask("EntropyBalance with tols, base_weights, moments or interactions",
                               "those need the data in memory; exact balance of the covariates' means (the defaults) "
                               "fits on dask")
-        data = DaskFitData.build(X, treatment, sample_weight, treated=self.treated,
-                                 treatment_type=self.treatment_type, missing=self.missing)
-        estimand = check_estimand_for(self._estimand(), data.treatment, self._estimands_for("binary"),
-                                      "EntropyBalance")
-        self._set_dask_design(data, sample_weight)
-        self.terms_ = list(data.names)
+        data, estimand = self._validate_dask_data(X, treatment, sample_weight)
         self._terms_expansion = TermExpansion((), (), ())
         target = _target_level(data.treatment, estimand)
         stats = _GroupStats.from_blocks(data)
@@ -276,19 +266,13 @@ class EntropyBalance(BaseWeighter):
             check_enough_units(int(data.stats["n_pos"][arm]), self.terms_)
             std = Standardizer(mean, np.where(stats.sd(arm) > 0, stats.sd(arm), 1.0))
 
-            def evaluate(beta, want_hess=True, arm=arm, std=std):
-                sums = data.blocks.reduce(data.per_block(_group_tilt_sums, arm, std, beta, want_hess))
-                return float(sums["total"]), sums["grad"], sums["hess"] if want_hess else None
-
-            fits.append(solve_standardised_tilt(evaluate, std, np.array([1.0]), stats.wsum[arm], total * np.r_[1.0, mean],
-                                                total, names=self.terms_, tol=self.tol, max_iter=self.max_iter))
+            fits.append(solve_standardised_tilt(block_tilt_evaluator(data, [arm], False, std), std, np.array([1.0]),
+                                                stats.wsum[arm], total * np.r_[1.0, mean], total, names=self.terms_,
+                                                tol=self.tol, max_iter=self.max_iter))
         store_fits(self, fits, "EntropyBalance")
         # each group is rescaled to its own size, as in memory (the constants the estimating equations use too)
         self._group_scales = {arm: stats.wsum[arm] / total for arm in _reweighted(2, target)}
-        model = self._block_state()
-        sums = data.blocks.reduce(data.per_block(model._dask_weight_sums))
-        self._dask_data = data
-        return self._set_dask_weights(data.blocks.per_row(data.per_block(model._block_weights)), sums)
+        return self._set_dask_outputs(data)
 
     def _block_weights(self, M, a, sw):
         """The weights of one block of dask input: the in-memory formula with the fitted scale constants."""
@@ -296,9 +280,6 @@ class EntropyBalance(BaseWeighter):
         for arm, coef, scale in self._dask_groups():
             _tilt_group(weights, M, a, sw, arm, coef, scale)
         return weights
-
-    def _dask_weight_sums(self, M, a, sw):
-        return concentration_sums(self._block_weights(M, a, sw), a)
 
     def _dask_groups(self):
         """(group, coefficients, scale) of every reweighted group of a binary fit on dask input."""
@@ -403,15 +384,6 @@ def _tilt_group(weights, M, a, base, arm, coef, scale):
     weights[rows] = base[rows] * np.exp(eta) * scale
 
 
-def _group_tilt_sums(M, a, sw, arm, std, beta, want_hess):
-    """Block evaluator of the dual's sums for group ``arm`` (:func:`~balance.weights._tilt.dense_evaluator` on the
-    block's units of that group with positive weight)."""
-    rows = (a == arm) & (sw > 0)
-    total, grad, hess = dense_evaluator(std.design(M[rows]), sw[rows], np.ones(int(rows.sum())))(beta, want_hess)
-    k = M.shape[1] + 1
-    return {"total": total, "grad": grad, "hess": hess if want_hess else np.zeros((k, k))}
-
-
 def _is_numeric(value):
     try:
         np.asarray(value, dtype=float)
@@ -441,58 +413,8 @@ def _sd_group(treatment, target):
     return "treatment levels" if target is None else f"focal level {treatment.levels[target]!r}"
 
 
-@dataclass(frozen=True)
-class _GroupStats:
-    """Per-group (codes 0..K-1) weighted totals, means, sums of squared deviations and ranges of the
-    balance terms, from one pass over the data (numba kernel), units with positive sampling weight only.
-
-    The pass runs on the terms divided by ``scale`` (powers of two, :func:`balance._stats.scale_columns`): an exact
-    division that keeps the squared deviations ``m2`` (in those scaled units) from overflowing or underflowing."""
-
-    wsum: np.ndarray
-    mean: np.ndarray
-    m2: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def from_blocks(cls, data):
-        """The same statistics of dask input (binary), from two passes: totals, means and ranges, then the
-        squared deviations from the means."""
-        first = data.blocks.reduce(data.per_block(_group_sums))
-        wsum = first["wsum"]
-        mean = first["wm"] / wsum[:, None]
-        m2 = data.blocks.reduce(data.per_block(_group_spread, mean))["m2"]
-        return cls(wsum, mean, m2, first["min_m"], first["max_m"], np.ones(mean.shape[1]))
-
-    @classmethod
-    def compute(cls, M, a, sw, n_groups=2):
-        from .._kernels._tilt import group_moments
-
-        Ms, scale = scale_columns(M)
-        wsum, _, mean, m2, lo, hi = group_moments(np.ascontiguousarray(Ms), a.astype(np.int64),
-                                                  np.ascontiguousarray(sw), n_groups)
-        return cls(wsum, mean * scale, m2, lo * scale, hi * scale, scale)
-
-    def check_not_constant(self, names):
-        constant = np.flatnonzero(self.lo.min(axis=0) == self.hi.max(axis=0))
-        if constant.size:
-            raise ValueError(f"covariate(s) {[names[j] for j in constant]} are constant; remove them.")
-
-    def target(self, group):
-        """Size and means of the target population: group ``group`` (the treated for the ATT, the controls for the
-        ATC, the focal level), or everyone (None, the ATE)."""
-        if group is None:
-            total = self.wsum.sum()
-            return float(total), (self.wsum @ self.mean) / total
-        return float(self.wsum[group]), self.mean[group].copy()
-
-    def range(self, group):
-        return self.lo[group], self.hi[group]
-
-    def sd(self, group):
-        return np.sqrt(self.m2[group] / self.wsum[group]) * self.scale
+class _GroupStats(GroupStats):
+    """:class:`~balance.weights._tilt.GroupStats` with entropy balancing's tolerance units."""
 
     def tolerance_units(self, M, a, sw, target):
         """Per-term unit of ``tols`` (WeightIt / cobalt): the SD of non-binary terms (the target group's, or for the
@@ -507,23 +429,3 @@ class _GroupStats:
             return np.where(binary, np.abs(gap) / 2.0, sd / 2.0)
         return np.where(binary, np.abs(gap), sd)
 
-
-def _group_sums(M, a, sw):
-    """Per block and group (units of positive sampling weight): Σ sw, Σ sw M, and the ranges of M."""
-    out = {"wsum": np.zeros(2), "wm": np.zeros((2, M.shape[1])), "min_m": np.full((2, M.shape[1]), np.inf),
-           "max_m": np.full((2, M.shape[1]), -np.inf)}
-    for g in (0, 1):
-        rows = (a == g) & (sw > 0)
-        if rows.any():
-            out["wsum"][g], out["wm"][g] = sw[rows].sum(), sw[rows] @ M[rows]
-            out["min_m"][g], out["max_m"][g] = M[rows].min(axis=0), M[rows].max(axis=0)
-    return out
-
-
-def _group_spread(M, a, sw, mean):
-    """Per block and group: Σ sw (M − mean_g)² (units of positive sampling weight)."""
-    m2 = np.zeros(mean.shape)
-    for g in (0, 1):
-        rows = (a == g) & (sw > 0)
-        m2[g] = sw[rows] @ (M[rows] - mean[g]) ** 2
-    return {"m2": m2}

@@ -93,6 +93,12 @@ def logistic_sums(Z, a, sw, beta):
     }
 
 
+def standardised_logistic_sums(matrix, a, sw, std, beta):
+    """:func:`logistic_sums` of one block of dask input (model matrix ``matrix``) on the solver's standardised
+    design, ``std`` the :class:`~balance.weights._standardize.Standardizer` of all the data."""
+    return logistic_sums(np.column_stack([np.ones(len(a)), (matrix - std.center) / std.scale]), a, sw, beta)
+
+
 def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100, detect_separation=True):
     """Maximum-likelihood logistic regression of ``a`` on ``[1, X]`` with frequency/sampling weights.
 

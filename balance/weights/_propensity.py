@@ -16,14 +16,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter, MParts, warn_units
 from .._dask import any_dask
-from .._dask_data import DaskFitData, refuse_dask
-from .._treatment import check_estimand_for
+from .._dask_data import refuse_dask
 from ..diagnostics._weights import concentration_sums
 from .._validation import check_constant, check_full_rank
 from ._gps import DENSITIES, GPSData, gps_parts, kernel_log_weights, normal_log_weights, warn_floored
 from ._estimands import (arm_weights, arm_weights_derivative, crump_alpha, crump_alpha_blocks, multi_weights,
                          multi_weights_derivative)
-from ._logistic import fit_logistic, logistic_sums, newton_logistic, report_separation
+from ._logistic import fit_logistic, newton_logistic, report_separation, standardised_logistic_sums
 from ._multinomial import (chain_to_coef, fit_multinomial, multinomial_information, multinomial_score,
                            softmax_proba)
 from ._trim import trim_weights
@@ -364,17 +363,12 @@ class PropensityWeights(BaseWeighter):
                               "data in memory; the default logistic model fits on dask exactly")
         if self.trim is not None:
             raise refuse_dask("PropensityWeights with trim", "trimming needs quantiles of all the weights")
-        data = DaskFitData.build(X, treatment, sample_weight, treated=self.treated,
-                                 treatment_type=self.treatment_type, missing=self.missing)
-        estimand = check_estimand_for(self._estimand(), data.treatment, self._estimands_for("binary"),
-                                      "PropensityWeights")
         self._forget()
-        self._set_dask_design(data, sample_weight)
-        self.terms_ = list(data.names)
+        data, estimand = self._validate_dask_data(X, treatment, sample_weight)
         std = data.standardizer()
         stats, blocks = data.stats, data.blocks
         fit, symptoms = newton_logistic(
-            lambda beta: blocks.reduce(data.per_block(_standardised_logistic_sums, std, beta)), len(data.names) + 1,
+            lambda beta: blocks.reduce(data.per_block(standardised_logistic_sums, std, beta)), len(data.names) + 1,
             stats["sw_a"] / stats["sw_sum"], stats["sw_sum"] / data.n, tol=self.tol, max_iter=self.max_iter)
         coef = std.to_original(fit.coef)
         self.intercept_, self.coef_ = float(coef[0]), coef[1:]
@@ -750,11 +744,6 @@ def coef_table(parts):
     statistic = parts.params / std_err
     return pd.DataFrame({"estimate": parts.params, "std_err": std_err, "statistic": statistic,
                          "p_value": 2 * norm.sf(np.abs(statistic))}, index=pd.Index(parts.names, name="term"))
-
-
-def _standardised_logistic_sums(matrix, a, sw, std, beta):
-    """:func:`~balance.weights._logistic.logistic_sums` of a block, on the solver's standardised design."""
-    return logistic_sums(np.column_stack([np.ones(len(a)), (matrix - std.center) / std.scale]), a, sw, beta)
 
 
 def _per_unit(flags):
