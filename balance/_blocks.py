@@ -138,16 +138,15 @@ class DaskBlocks:
                              "ranges of the partitions); take them from one dask DataFrame, or repartition them to "
                              "X's divisions.")
 
-    def _tasks(self, func, args):
+    def _tasks(self, func, args, numbered=False):
         delayed = self.dask.delayed
-
         names = self.names  # the tasks capture no more than they need (they are pickled to the workers)
 
-        def run(raw, *args):
+        def run(number, raw, *args):
             _check_lengths(raw, names)
-            return func(*raw, *args)
+            return func(number, *raw, *args) if numbered else func(*raw, *args)
 
-        return [delayed(run, pure=False)(block, *args) for block in self.blocks]
+        return [delayed(run, pure=False)(number, block, *args) for number, block in enumerate(self.blocks)]
 
     def reduce(self, func, *args):
         """One pass: ``func(*block, *args)`` on every block, combined by a tree of :func:`combine`; computed."""
@@ -159,14 +158,15 @@ class DaskBlocks:
         self.n_passes += 1
         return self.dask.compute(tasks[0])[0]
 
-    def per_row(self, func, *args, name="weights"):
-        """A lazy per-row output: ``func(*block, *args)`` (an ndarray of the block's rows) on every block.
+    def per_row(self, func, *args, name="weights", numbered=False):
+        """A lazy per-row output: ``func(*block, *args)`` (an ndarray of the block's rows) on every block;
+        ``numbered``: ``func(number, *block, *args)`` with the block's position (e.g. to seed random draws).
 
         A dask Series on X's index and divisions when X is a dask DataFrame, else a 1-d dask array with X's row
         chunks.
         """
         dask = self.dask
-        tasks = self._tasks(func, args)
+        tasks = self._tasks(func, args, numbered)
         if self.frame:
             def as_series(values, X):
                 return pd.Series(values, index=X.index, name=name)

@@ -230,11 +230,39 @@ def test_weighted_effect_on_dask_binary_outcome(frame, ddf):
     _same_effect(lazy, mem)
 
 
+@pytest.mark.parametrize("model, y", [("interact", "re78"), ("aipw", "re78"), ("aipw", "high")])
+def test_weighted_effect_on_dask_interacted_and_augmented(frame, ddf, model, y):
+    """The interacted and augmented (doubly robust) outcome models, a logistic one for the 0/1 outcome: Newton on
+    the block sums of the same outcome equations."""
+    mem, lazy = _effects(frame, ddf, "ATE", model, "asympt", y=y)
+    _same_effect(lazy, mem)
+
+
+def test_fractional_bootstrap_on_dask(frame, ddf):
+    """vcov='fwb': each replicate is the in-memory effect with the sampling weights times the replicate's Exp(1)
+    draws (made inside each partition from the replicate's seed), and the same random_state gives the same
+    replicates."""
+    fits = [WeightedEffect(PropensityWeights("ATT"), "additive", "fwb", n_bootstrap=3, random_state=5).fit(
+        ddf[COVARIATES], ddf["treat"], ddf["re78"], sample_weight=ddf["sw"]) for _ in range(2)]
+    pd.testing.assert_frame_equal(fits[0].result_.draws, fits[1].result_.draws)
+    assert fits[0].se_ == pytest.approx(fits[0].result_.draws["ATT"].std(ddof=1), rel=1e-12)
+    problem = fits[0]._problem
+    draws = problem.draws(2024).compute()
+    assert draws.index.equals(frame.index) and not np.allclose(draws, frame["sw"])
+    values, converged = problem.replicate("fwb", None, 2024)
+    mem = WeightedEffect(PropensityWeights("ATT"), "additive").fit(frame[COVARIATES], frame["treat"], frame["re78"],
+                                                                   sample_weight=draws)
+    _close(values, mem.result_.estimate)
+    assert converged
+
+
 def test_weighted_effect_dask_refusals(frame, ddf):
     X, t, y = ddf[COVARIATES], ddf["treat"], ddf["re78"]
     first = frame.index[0]
     with pytest.raises(ValueError, match="vcov='bootstrap' is not available for dask input"):
         WeightedEffect(PropensityWeights(), vcov="bootstrap").fit(X, t, y)
+    with pytest.raises(ValueError, match="vcov='fwb' with cluster= is not available"):
+        WeightedEffect(PropensityWeights(), vcov="fwb").fit(X, t, y, cluster=ddf["cl"])
     with pytest.raises(ValueError, match="y has 1 missing"):
         WeightedEffect(PropensityWeights()).fit(X, t, y.map_partitions(lambda s: s.where(s.index != first)))
     with pytest.raises(ValueError, match="needs a binary"):

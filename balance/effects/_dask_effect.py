@@ -15,13 +15,16 @@ weighter's own:
    for "HC0" the outcome's alone.
 
 The standardisation of the covariates in the regression outcome models uses the centre and SD that the weighter's
-fit already reduced (the same quantities as in memory). Bootstrap variances ("bootstrap", "fwb") are refused on dask
-input, as are pipelines.
+fit already reduced (the same quantities as in memory). Pipelines are refused.
+
+"fwb" refits the weights and the outcome model in every replicate with the sampling weights times Exp(1) draws
+made inside each partition from the replicate's seed (:class:`DaskEffectProblem`): a replicate costs as many passes
+as the fit itself, and no data move. The row bootstrap ("bootstrap") is refused (resampling rows moves the data).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -98,11 +101,14 @@ class _Evaluator:
 
 def fit_dask(effect, X, treatment, y, sample_weight, cluster):
     """:meth:`WeightedEffect.fit <balance.WeightedEffect.fit>` on dask collections (see the module notes)."""
-    from ._weighted_effect import _EXTREME_ADVICE, _EffectProblem, _fit_weighter_reporting, _warn_single_unit_groups
+    from ._weighted_effect import _EXTREME_ADVICE, _fit_weighter_reporting, _warn_single_unit_groups
 
-    if effect.vcov not in ("asympt", "HC0"):
-        raise ValueError(f"vcov={effect.vcov!r} is not available for dask input (each replicate would refit the "
-                         "weights on all the data); use vcov='asympt' or 'HC0'.")
+    if effect.vcov == "bootstrap":
+        raise ValueError("vcov='bootstrap' is not available for dask input (resampling rows moves the data); use "
+                         "vcov='fwb' (Exp(1) weights drawn where the data are), 'asympt' or 'HC0'.")
+    if effect.vcov == "fwb" and cluster is not None:
+        raise ValueError("vcov='fwb' with cluster= is not available for dask input (one draw per cluster across "
+                         "partitions); use vcov='asympt' or 'HC0' with cluster=.")
     if isinstance(effect.weighter, Pipeline):
         raise TypeError("a Pipeline weighter does not accept dask input; pass the weighting estimator itself.")
     weighter, weights = _fit_weighter_reporting(effect.weighter, X, treatment, sample_weight)
@@ -131,6 +137,21 @@ def fit_dask(effect, X, treatment, y, sample_weight, cluster):
     eq = OutcomeEquations(params=params, names=template.names, psi=None, jacobian=None, dpsi_dw=None,
                           mu_map=template.mu_map, averaging=template.averaging)
     values = contrasts(eq.mu)[0]
+    problem = DaskEffectProblem(effect.weighter, X, treatment, y, sample_weight, evaluator, contrasts)
+    effect.weighter_ = weighter
+    if effect.vcov == "fwb":
+        vcov = VCOV_ESTIMATORS["fwb"].from_effect(effect, problem, eq, None)
+    else:
+        vcov = _sandwich(effect, blocks, evaluator, weighter, data, params, problem, eq, cluster)
+    effect._problem, effect._y_unit = problem, y_unit
+    for name in ("subgroup_effects_", "subgroup_differences_", "subgroup_test_", "subgroup_fits_"):
+        effect.__dict__.pop(name, None)
+    effect._store_result(vcov, vcov.cov, values, contrasts, extreme, y_unit, checks["n"], extreme.ess, weighter, t)
+    return effect
+
+
+def _sandwich(effect, blocks, evaluator, weighter, data, params, problem, eq, cluster):
+    """The "asympt" or "HC0" covariance estimator with its outcome covariance from one pass of block sums."""
     stacked = effect.vcov == "asympt"
     if stacked and getattr(weighter, "converged_", True) is False:
         raise ValueError(f"vcov='asympt' needs solved estimating equations, but {type(weighter).__name__} did not "
@@ -139,20 +160,57 @@ def fit_dask(effect, X, treatment, y, sample_weight, cluster):
     kind = "numerical" if "numerical" in sums.pop("set_kind") else "analytic"
     k = len(weighter._block_m_parts(np.zeros((0, len(data.names))), np.zeros(0, np.int8), np.zeros(0)).params)
     outcome_cov = stacked_cov_from_sums(sums, k) if stacked else cov_from_sums(sums)
-    clusters = None if cluster is None else sums["cluster_sums"].index
-    problem = _EffectProblem(weighter=effect.weighter, X=X, treatment=treatment, y=y, sample_weight=sample_weight,
-                             covariates=None, a=None, model=effect.outcome_model, estimand=estimand, family=family,
-                             contrasts=contrasts)
-    effect.weighter_ = weighter
+    clusters = None if cluster is None else sums["cluster_sums"].index  # the labels: config counts them
     vcov = VCOV_ESTIMATORS[effect.vcov].from_effect(effect, problem, eq, clusters)
     if stacked:  # the weight model's equations were stacked above, block by block
         vcov.__dict__["parts"] = True
     vcov.__dict__["_outcome_cov"] = (outcome_cov, kind)
-    effect._problem, effect._y_unit = problem, y_unit
-    for name in ("subgroup_effects_", "subgroup_differences_", "subgroup_test_", "subgroup_fits_"):
-        effect.__dict__.pop(name, None)
-    effect._store_result(vcov, vcov.cov, values, contrasts, extreme, y_unit, checks["n"], extreme.ess, weighter, t)
-    return effect
+    return vcov
+
+
+class DaskEffectProblem:
+    """The fitted problem of a dask effect, as the bootstraps see it (:func:`~balance.effects._bootstrap.run_bootstrap`).
+
+    ``vcov="fwb"``: every replicate refits the weights and the outcome model with sampling weights times Exp(1)
+    draws made inside each partition from the replicate's seed and the partition's number
+    (``SeedSequence(seed, spawn_key=(number,))``), so no draw crosses the network and the replicates are
+    reproducible. ``n_obs`` is 0: the bootstrap driver draws nothing in memory.
+    """
+
+    n_obs = 0
+
+    def __init__(self, weighter, X, treatment, y, sample_weight, evaluator, contrasts):
+        self.weighter, self.X, self.treatment, self.y = weighter, X, treatment, y
+        self.sample_weight, self.evaluator, self.contrasts = sample_weight, evaluator, contrasts
+        self.model = evaluator.model
+
+    @property
+    def labels(self):
+        return self.contrasts.labels
+
+    def draws(self, seed):
+        """The replicate's sampling weights: ``sample_weight`` times Exp(1) draws, lazy, with X's partitions."""
+        blocks = DaskBlocks(X=self.X, sample_weight=self.sample_weight)
+        return blocks.per_row(_exp_draws, seed, name="sample_weight", numbered=True)
+
+    def replicate(self, kind, draw, seed=None):
+        from ._weighted_effect import _fit_weighter
+
+        sample_weight = self.draws(seed)
+        weighter, weights = _fit_weighter(self.weighter, self.X, self.treatment, sample_weight, seed)
+        blocks = DaskBlocks(X=self.X, treatment=self.treatment, sample_weight=sample_weight, y=self.y, cluster=None,
+                            weights=weights)
+        evaluator = replace(self.evaluator, coder=weighter._dask_data.coder, weighter=weighter._block_state())
+        params, template = _solve_outcome(blocks, evaluator, self.model)
+        values, _ = self.contrasts(template.mu_map @ params)
+        return values, bool(getattr(weighter, "converged_", True))
+
+
+def _exp_draws(number, X, sample_weight, seed):
+    """Exp(1) draws for the rows of partition ``number`` (from the replicate's seed), times the sampling weights."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(number,)))
+    draws = rng.exponential(1.0, len(X))
+    return draws if sample_weight is None else draws * np.asarray(as_1d(sample_weight, "sample_weight")[0], float)
 
 
 def _check_outcome(effect, checks):
