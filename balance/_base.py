@@ -144,6 +144,9 @@ class BaseWeighter(BaseEstimator):
         if any_dask(X, treatment, sample_weight):  # a method with a dask path dispatches before it gets here
             from ._dask_data import refuse_dask
 
+            if not reset:
+                raise TypeError(f"{who}: predicting weights for dask input is not available; fit on the dask data "
+                                "and read weights_ (lazy, with X's partitions), or compute() the new data first.")
             raise refuse_dask(who, self._dask_refusal)
         # an estimand no supported treatment type knows is refused before the data are looked at
         estimand = self._estimand()

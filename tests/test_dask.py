@@ -118,6 +118,8 @@ def test_dask_input_errors(frame, ddf):
         PropensityWeights().fit(X.assign(race=X["race"].astype(object)), ddf["treat"])
     with pytest.raises(TypeError, match="does not accept dask input: a scikit-learn model"):
         PropensityWeights(model="precomputed").fit(X, ddf["treat"])
+    with pytest.raises(TypeError, match="predicting weights for dask input is not available"):
+        PropensityWeights().fit(frame[COVARIATES], frame["treat"]).predict_weights(X, ddf["treat"])
     with pytest.raises(TypeError, match="does not accept dask input: trimming"):
         PropensityWeights(trim=0.9).fit(X, ddf["treat"])
     with pytest.raises(ValueError, match="binary treatments only"):
