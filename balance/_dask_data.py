@@ -57,7 +57,9 @@ def _scan(X, treatment, sample_weight, categorical):
     """First pass: rows, treatment values, categories present, bad sampling weights."""
     t, _ = as_1d(treatment, "treatment")
     missing = _is_missing(t)
-    out = {"n": len(t), "n_missing": int(missing.sum()), "set_treatment": frozenset(pd.unique(t[~missing]).tolist())}
+    # three values tell a binary treatment from any other (a continuous one would otherwise send every value)
+    out = {"n": len(t), "n_missing": int(missing.sum()),
+           "set_treatment": frozenset(pd.unique(t[~missing])[:3].tolist())}
     for col in categorical:
         out[f"set_{col}"] = frozenset(X[col].dropna().unique().tolist())
     if sample_weight is not None:

@@ -31,7 +31,6 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from .._blocks import DaskBlocks
-from .._stats import pow2_scale
 from .._treatment import as_1d
 from ..diagnostics._weights import concentration_from_sums, concentration_sums
 from ._contrasts import Contrasts
@@ -101,7 +100,8 @@ class _Evaluator:
 
 def fit_dask(effect, X, treatment, y, sample_weight, cluster):
     """:meth:`WeightedEffect.fit <balance.WeightedEffect.fit>` on dask collections (see the module notes)."""
-    from ._weighted_effect import _EXTREME_ADVICE, _fit_weighter_reporting, _warn_single_unit_groups
+    from ._weighted_effect import (_EXTREME_ADVICE, _fit_weighter_reporting, _warn_single_unit_groups,
+                                   outcome_unit_of)
 
     if effect.vcov == "bootstrap":
         raise ValueError("vcov='bootstrap' is not available for dask input (resampling rows moves the data); use "
@@ -121,8 +121,7 @@ def fit_dask(effect, X, treatment, y, sample_weight, cluster):
     base = _Evaluator(data.coder, weighter._block_state(), effect.outcome_model, estimand, "gaussian")
     checks = blocks.reduce(base.checks)
     family = _check_outcome(effect, checks)
-    top = checks["max_y"]
-    y_unit = float(pow2_scale(np.array([top]), axis=None)) if top > 2.0**100 or 0 < top < 2.0**-100 else 1.0
+    y_unit = outcome_unit_of(checks["max_y"])
     constants = None
     if effect.outcome_model != "simple":
         constants = (data.stats["sum_x"] / data.n, data.standardizer().scale)

@@ -248,6 +248,12 @@ class WeightedEffect(BaseEstimator):
     (``benchmarks/results/extreme_weights.md``) it fired in nearly every replicate where the bootstrap SE exceeded
     the asympt SE by more than 2x.
 
+    Dask input (``X`` a dask DataFrame or array, ``treatment``, ``y``, ``sample_weight`` and ``cluster`` with its
+    partitions; binary treatments; weighters PropensityWeights, EntropyBalance, InverseProbabilityTilting and the
+    just-identified CBPS): the same estimates and standard errors, from sums over the partitions
+    (:mod:`balance.effects._dask_effect`); every outcome model, vcov "asympt", "HC0" and "fwb" (Exp(1) draws made
+    inside each partition); the row bootstrap is refused.
+
     References
     ----------
     Lunceford, J. K., & Davidian, M. (2004). Stratification and weighting via the propensity score in estimation of
@@ -566,8 +572,12 @@ def _outcome_unit(y):
     (exactly) so that the sandwich's products of scores neither overflow nor underflow (an outcome of 1e200 gave NaN
     standard errors); ``vcov_`` then holds the covariance in those units (``result_.vcov_config["outcome_unit"]``).
     Ordinary outcomes are left as they are, bit for bit."""
-    top = np.max(np.abs(y)) if y.size else 0.0
-    return float(pow2_scale(y, axis=None)) if top > 2.0**100 or 0 < top < 2.0**-100 else 1.0
+    return outcome_unit_of(np.max(np.abs(y)) if y.size else 0.0)
+
+
+def outcome_unit_of(top):
+    """:func:`_outcome_unit` of an outcome whose largest |value| is ``top``."""
+    return float(pow2_scale(np.array([top]), axis=None)) if top > 2.0**100 or 0 < top < 2.0**-100 else 1.0
 
 
 def _is_binary(y):

@@ -192,6 +192,13 @@ class PropensityWeights(BaseWeighter):
     units carry much of the weight (watch ``ess_``) and sandwich standard errors understate the sampling
     variability in moderate samples (by about a third at R² = 0.46, n = 400, in tests/test_continuous_gps.py).
 
+    Dask input (``X`` a dask DataFrame or array, ``treatment`` and ``sample_weight`` with its partitions; binary
+    treatments, the default logistic model, every estimand, ``clip``, no ``trim``): the model is fitted by Newton's
+    method with its sums reduced over the partitions, one pass over the data per iteration, to the in-memory
+    coefficients, iterations and counts; ``weights_`` and ``ps_`` are lazy dask Series (arrays) with X's
+    partitions. See :mod:`balance._blocks`. The separation test needs the data in memory: a fit with its symptoms
+    is reported as not converged.
+
     WeightIt's multinomial fit stops about 4e-7 (relative) short of the exact maximum on lalonde; this one solves
     the score to rounding level, so weights agree with WeightIt's to about that.
 
@@ -396,7 +403,9 @@ class PropensityWeights(BaseWeighter):
                           "degenerate model); they were bounded to [1e-12, 1 - 1e-12] to keep weights finite, but "
                           "those weights are extreme. Consider clip=, a different estimand (ATO) or a simpler model.",
                           UserWarning, stacklevel=3)
-        self.coef_table_ = coef_table(model._dask_parts(data))
+        theta = np.concatenate([[self.intercept_], self.coef_])
+        self.coef_table_ = coef_table(MParts(params=theta, names=("(Intercept)", *self.terms_), psi=None,
+                                             weights=None, psi_jacobian=lambda t: sums["jacobian"]))
         self.ps_ = blocks.per_row(data.per_block(model._block_output, 0), name="ps")
         self._dask_data = data
         return self._set_dask_weights(blocks.per_row(data.per_block(model._block_output, 1)), sums)
@@ -406,23 +415,18 @@ class PropensityWeights(BaseWeighter):
         return self._score_weights(self._scores_from_matrix(matrix), a, sw)[which]
 
     def _dask_weight_sums(self, matrix, a, sw):
-        """Per block: the counts of clipped and bounded scores and the sums of the extreme-weights report."""
+        """Per block: the counts of clipped and bounded scores, the sums of the extreme-weights report and the
+        score's Jacobian (for the model-based coefficient table)."""
         _, weights, clipped, bounded = self._score_weights(self._scores_from_matrix(matrix), a, sw)
-        return {"n_clipped": int(clipped.sum()), "n_bounded": int(bounded.sum()), **concentration_sums(weights, a)}
+        theta = np.concatenate([[self.intercept_], self.coef_])
+        return {"n_clipped": int(clipped.sum()), "n_bounded": int(bounded.sum()), **concentration_sums(weights, a),
+                "jacobian": self._binary_parts(matrix, a, sw).psi_jacobian(theta)}
 
     def _tail_scores(self, matrix, a, sw):
         """Per block: the bounded propensity scores of the units with positive sampling weight, and those weights
         (Crump's α is a function of them)."""
         e = np.clip(self._scores_from_matrix(matrix), PS_BOUND, 1 - PS_BOUND)
         return e[sw > 0], sw[sw > 0]
-
-    def _dask_parts(self, data):
-        """The MParts of the fitted model summed over the blocks, for the model-based coefficient table."""
-        theta = np.concatenate([[self.intercept_], self.coef_])
-        sums = data.blocks.reduce(data.per_block(
-            lambda m, a, sw: {"jacobian": self._binary_parts(m, a, sw).psi_jacobian(theta)}))
-        return MParts(params=theta, names=("(Intercept)", *self.terms_), psi=None, weights=None,
-                      psi_jacobian=lambda t: sums["jacobian"])
 
     def _block_m_parts(self, matrix, a, sw):
         """The MParts of one block of (dask) data: the in-memory code on that block."""
