@@ -27,6 +27,8 @@ Every pass is counted in ``DaskBlocks.n_passes`` so that benchmarks can report t
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -51,6 +53,16 @@ def combine(left, right):
         else:
             out[key] = value + other
     return out
+
+
+def _run_block(func, names, numbered, number, raw, *args):
+    """One block's task: check that its inputs are aligned, then evaluate ``func`` on them."""
+    _check_lengths(raw, names)
+    return func(number, *raw, *args) if numbered else func(*raw, *args)
+
+
+def _as_series(values, X, name):
+    return pd.Series(values, index=X.index, name=name)
 
 
 def _row_count(part):
@@ -95,7 +107,7 @@ class DaskBlocks:
     """
 
     def __init__(self, **inputs):
-        self.dask = import_dask()
+        import_dask()
         self.names = tuple(inputs)
         X = inputs["X"]
         self.X = X
@@ -120,6 +132,11 @@ class DaskBlocks:
                        for i in range(self.npartitions)]
         self.n_passes = 0
 
+    @property
+    def dask(self):
+        """The dask module (a property, not an attribute, so that the blocks pickle with a fitted estimator)."""
+        return import_dask()
+
     def _delayed(self, value, name):
         if hasattr(value, "to_delayed") and hasattr(value, "divisions"):
             return list(value.to_delayed())
@@ -139,14 +156,9 @@ class DaskBlocks:
                              "X's divisions.")
 
     def _tasks(self, func, args, numbered=False):
-        delayed = self.dask.delayed
-        names = self.names  # the tasks capture no more than they need (they are pickled to the workers)
-
-        def run(number, raw, *args):
-            _check_lengths(raw, names)
-            return func(number, *raw, *args) if numbered else func(*raw, *args)
-
-        return [delayed(run, pure=False)(number, block, *args) for number, block in enumerate(self.blocks)]
+        # the tasks carry no more than they need (they are pickled to the workers, and with a fitted estimator)
+        run = partial(_run_block, func, self.names, numbered)
+        return [self.dask.delayed(run, pure=False)(number, block, *args) for number, block in enumerate(self.blocks)]
 
     def reduce(self, func, *args):
         """One pass: ``func(*block, *args)`` on every block, combined by a tree of :func:`combine`; computed."""
@@ -168,10 +180,8 @@ class DaskBlocks:
         dask = self.dask
         tasks = self._tasks(func, args, numbered)
         if self.frame:
-            def as_series(values, X):
-                return pd.Series(values, index=X.index, name=name)
-
-            series = [dask.delayed(as_series, pure=False)(task, block[0]) for task, block in zip(tasks, self.blocks)]
+            series = [dask.delayed(_as_series, pure=False)(task, block[0], name)
+                      for task, block in zip(tasks, self.blocks)]
             return dask.dataframe.from_delayed(series, meta=pd.Series(dtype=float, name=name),
                                                divisions=self.X.divisions, verify_meta=False)
         sizes = self.X.chunks[0]

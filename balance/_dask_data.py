@@ -15,6 +15,7 @@ unknown categories, or of text, is refused with the advice to call ``X.categoriz
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -178,8 +179,12 @@ class BlockCoder:
         return matrix, a, sw
 
     def per_block(self, func, *args):
-        """``func(matrix, a, sw, *args)`` as a block evaluator of the raw partitions."""
-        return lambda X, treatment, sample_weight: func(*self.arrays(X, treatment, sample_weight), *args)
+        """``func(matrix, a, sw, *args)`` as a block evaluator of the raw partitions (picklable when ``func`` is)."""
+        return partial(_coded_call, self, func, args)
+
+
+def _coded_call(coder, func, args, X, treatment, sample_weight):
+    return func(*coder.arrays(X, treatment, sample_weight), *args)
 
 
 def _check_scan(scan, weighted):

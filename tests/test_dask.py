@@ -91,6 +91,15 @@ def test_crump_alpha_search_refines_intervals(frame, ddf, monkeypatch):
     assert lazy.atos_alpha_ == pytest.approx(mem.atos_alpha_, rel=1e-12)
 
 
+def test_fitted_on_dask_pickles(ddf):
+    """A weighter fitted on dask input pickles (its lazy weights and the blocks they come from)."""
+    import pickle
+
+    fitted = PropensityWeights("ATT").fit(ddf[COVARIATES], ddf["treat"])
+    again = pickle.loads(pickle.dumps(fitted))
+    _close(again.weights_.compute(), fitted.weights_.compute())
+
+
 def test_dask_arrays(frame):
     """X a 2-d dask array with uneven row chunks, the treatment a dask array with the same chunks."""
     X = frame[["age", "educ", "re74", "re75"]].to_numpy()
