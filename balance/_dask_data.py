@@ -62,7 +62,7 @@ def _scan(X, treatment, sample_weight, categorical):
     out = {"n": len(t), "n_missing": int(missing.sum()),
            "set_treatment": frozenset(pd.unique(t[~missing])[:3].tolist())}
     for col in categorical:
-        out[f"set_{col}"] = frozenset(X[col].dropna().unique().tolist())
+        out[f"set_cat:{col}"] = frozenset(X[col].dropna().unique().tolist())
     if sample_weight is not None:
         sw = np.asarray(as_1d(sample_weight, "sample_weight")[0], dtype=np.float64)
         out.update(n_nonfinite=int(np.sum(~np.isfinite(sw))), n_negative=int(np.sum(sw < 0)),
@@ -85,7 +85,7 @@ class DaskFitData:
         The levels (control, treated) and kind; its codes are empty (they live in the blocks).
     stats : dict
         Sums of the second pass: ``n``, ``sum_x``, ``min_x``, ``max_x``, ``max_abs``, ``sw_x``, ``sw_sum``,
-        ``sw_a``, ``n_pos`` (units of positive sampling weight per group), ``sw_group`` (Σ sw per group).
+        ``sw_a``, ``n_pos`` (units of positive sampling weight per group).
     """
 
     blocks: DaskBlocks
@@ -93,7 +93,6 @@ class DaskFitData:
     names: list
     treatment: object
     stats: dict
-    sample_weight_given: bool
     _standardizer: Standardizer | None = None
 
     @classmethod
@@ -115,11 +114,11 @@ class DaskFitData:
             raise ValueError(f"treatment is {t.kind}: dask input supports binary treatments only.")
         if categorical:
             meta = X._meta
-            cats = tuple(tuple(c for c in meta[col].cat.categories if c in scan[f"set_{col}"])
+            cats = tuple(tuple(c for c in meta[col].cat.categories if c in scan[f"set_cat:{col}"])
                          if kind == "categorical" else None for col, kind in zip(design.columns, design.kinds))
             design = CovariateDesign(design.columns, design.kinds, cats, True)
-        names = _design_names(design)
-        data = cls(blocks, design, names, t, {}, sample_weight is not None)
+        names = design.transform(X._meta if design.is_frame else np.empty((0, len(design.columns))))[1]
+        data = cls(blocks, design, names, t, {})
         data.stats = blocks.reduce(data.per_block(_design_sums))
         if not np.all(data.stats["n_pos"] >= 1):
             group = "control" if data.stats["n_pos"][0] < 1 else "treated"
@@ -210,13 +209,6 @@ def _levels_seen(values, dtype):
         return pd.Series(values, dtype=object)
 
 
-def _design_names(design):
-    names = []
-    for col, kind, levels in zip(design.columns, design.kinds, design.categories):
-        names += [f"{col}_{level}" for level in levels[1:]] if kind == "categorical" else [col]
-    return names
-
-
 def _design_sums(matrix, a, sw):
     k = matrix.shape[1]
     empty = matrix.shape[0] == 0
@@ -226,7 +218,7 @@ def _design_sums(matrix, a, sw):
         "max_x": np.full(k, -np.inf) if empty else matrix.max(axis=0),
         "max_abs": np.zeros(k) if empty else np.abs(matrix).max(axis=0),
         "sw_x": sw @ matrix, "sw_sum": sw.sum(), "sw_a": sw @ a,
-        "n_pos": np.bincount(a[sw > 0], minlength=2), "sw_group": np.bincount(a, weights=sw, minlength=2),
+        "n_pos": np.bincount(a[sw > 0], minlength=2),
     }
 
 
