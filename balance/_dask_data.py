@@ -210,15 +210,11 @@ def _levels_seen(values, dtype):
 
 
 def _design_sums(matrix, a, sw):
-    k = matrix.shape[1]
-    empty = matrix.shape[0] == 0
+    """Second pass: rows, column sums, ranges and magnitudes, sampling-weighted sums, group sizes."""
     return {
-        "n": matrix.shape[0], "sum_x": matrix.sum(axis=0),
-        "min_x": np.full(k, np.inf) if empty else matrix.min(axis=0),
-        "max_x": np.full(k, -np.inf) if empty else matrix.max(axis=0),
-        "max_abs": np.zeros(k) if empty else np.abs(matrix).max(axis=0),
-        "sw_x": sw @ matrix, "sw_sum": sw.sum(), "sw_a": sw @ a,
-        "n_pos": np.bincount(a[sw > 0], minlength=2),
+        "n": matrix.shape[0], "sum_x": matrix.sum(axis=0), "min_x": matrix.min(axis=0, initial=np.inf),
+        "max_x": matrix.max(axis=0, initial=-np.inf), "max_abs": np.abs(matrix).max(axis=0, initial=0.0),
+        "sw_x": sw @ matrix, "sw_sum": sw.sum(), "sw_a": sw @ a, "n_pos": np.bincount(a[sw > 0], minlength=2),
     }
 
 
