@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from .._dask import any_dask
 from .._stats import kish_ess, pow2_scale
 from .._validation import check_indexes_agree, check_treatment, check_weights
 
@@ -248,7 +249,8 @@ def effective_sample_size(weights, treatment=None, *, treated=None, treatment_ty
     weights : array-like of shape (n_samples,) or fitted weighting estimator
         Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``; WeightIt's
         ``ESS()`` of ``weights * s.weights``). A fitted weighting estimator (or a Pipeline ending in one) is
-        replaced by its ``weights_``, and its treated level is used.
+        replaced by its ``weights_``, and its treated level is used. Dask weights (with a dask ``treatment`` of
+        the same partitions, or none) are summed block by block in one pass, with memory flat in the number of rows.
     treatment : array-like of shape (n_samples,), default=None
         Binary treatment, coded as in :func:`balance._treatment.check_treatment` (0/1, boolean, or any two levels
         with ``treated`` given), a multi-category one (one ESS per level), or a continuous one (one ESS, of the
@@ -298,6 +300,10 @@ def effective_sample_size(weights, treatment=None, *, treated=None, treatment_ty
     >>> effective_sample_size([1, 1, 2, 2])
     3.6
     """
+    if any_dask(resolve_weights(weights).weights, treatment):
+        from ._dask_balance import dask_effective_sample_size
+
+        return dask_effective_sample_size(weights, treatment, treated, treatment_type)
     if treatment is None:
         w = check_weights(resolve_weights(weights).weights)
         if not np.any(w > 0):
@@ -386,7 +392,9 @@ def weight_summary(weights, treatment, *, treated=None, treatment_type=None, n_t
     weights : array-like of shape (n_samples,) or fitted weighting estimator
         Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``, and as
         WeightIt summarises ``weights * s.weights``), or a fitted weighting estimator (its ``weights_`` and its
-        treated level are used). A Series gives the row labels of the largest weights.
+        treated level are used). A Series gives the row labels of the largest weights. Dask weights and
+        treatment (same partitions) are summarised block by block in two passes (the deviations need the means),
+        with memory flat in the number of rows; the largest weights keep their labels.
     treatment : array-like of shape (n_samples,)
         Binary treatment (0/1, boolean, or two levels with ``treated`` given), a multi-category one (one
         column per level) or a continuous one (one column, ``all``: the whole sample, as WeightIt summarises a
@@ -457,6 +465,10 @@ def weight_summary(weights, treatment, *, treated=None, treatment_type=None, n_t
     """
     if not (isinstance(n_top, (int, np.integer)) and n_top >= 0):
         raise ValueError(f"n_top must be a non-negative integer; got {n_top!r}.")
+    if any_dask(resolve_weights(weights).weights, treatment):
+        from ._dask_balance import dask_weight_summary
+
+        return dask_weight_summary(weights, treatment, treated, treatment_type, n_top)
     w, a, groups, labels = _weights_by_group(weights, treatment, treated, treatment_type)
     table = pd.DataFrame({g: _group_stats(w[a == arm]) for arm, g in enumerate(groups)})
     top = {}
