@@ -80,6 +80,15 @@ def test_propensity_weights_on_dask_match_in_memory(frame, ddf, estimand, clip):
         assert lazy.atos_alpha_ == pytest.approx(mem.atos_alpha_, rel=1e-12)
 
 
+def test_balance_table_of_a_weighter_fitted_on_dask(frame, ddf):
+    """The fitted weighter's lazy weights go straight into the dask balance table (balance/diagnostics)."""
+    lazy = EntropyBalance("ATT").fit(ddf[COVARIATES], ddf["treat"])
+    mem = EntropyBalance("ATT").fit(frame[COVARIATES], frame["treat"])
+    table = balance.balance_table(ddf[COVARIATES], ddf["treat"], lazy)
+    expected = balance.balance_table(frame[COVARIATES], frame["treat"], mem)
+    np.testing.assert_allclose(table["smd_adj"], expected["smd_adj"], rtol=0, atol=1e-12)  # SMDs of ~1e-16
+
+
 def test_crump_alpha_search_refines_intervals(frame, ddf, monkeypatch):
     """With a coarse grid and a tiny gathering limit the search refines intervals over several passes; α is still
     the in-memory one (the same fixed point of γ = 2 E[g | g ≤ γ])."""
