@@ -16,13 +16,29 @@ them with *block evaluators*: plain functions ``f(block, *constants)`` returning
 
 How per-block results combine (:func:`combine`): numpy arrays and numbers are summed; keys starting with ``min_``
 or ``max_`` take the minimum or maximum; keys starting with ``set_`` take the union (a frozenset, e.g. the values
-seen in the treatment); keys starting with ``cat_`` are concatenated (a few gathered values); pandas objects indexed by a key (cluster sums) are summed label by label. An evaluator
-therefore returns sums (and minima, maxima, sets) and the caller divides, solves or inverts once, in memory.
+seen in the treatment); keys starting with ``cat_`` are concatenated (a few gathered values); pandas objects
+indexed by a key (cluster sums) are summed label by label. An evaluator therefore returns sums (and minima, maxima,
+sets) and the caller divides, solves or inverts once, in memory.
 
 Per-row outputs (the weights) come from :meth:`DaskBlocks.per_row`: a lazy dask Series with the partitions and
 divisions of a dask DataFrame ``X`` (a dask array for an array ``X``), computed only when asked for.
 
 Every pass is counted in ``DaskBlocks.n_passes`` so that benchmarks can report the passes over the data.
+
+Where the pieces live
+---------------------
+- The seam: a weighter with a dask path dispatches in ``fit`` (``any_dask``) to ``_fit_dask``, which checks the
+  inputs with :meth:`BaseWeighter._validate_dask_data <balance.BaseWeighter>` (a
+  :class:`~balance._dask_data.DaskFitData`: design, levels, constants by reduction; ``per_block`` turns a function
+  of the in-memory arrays ``(matrix, a, sw)`` into a block evaluator of the raw partitions), runs the in-memory
+  solver with a block-reduced evaluator (``newton_logistic`` with ``logistic_sums``; ``solve_standardised_tilt``
+  with ``tilt_sums``), and sets lazy ``weights_`` from ``_block_weights`` (and ``ps_`` from ``_block_ps``), the
+  in-memory formulas of one block. ``_block_m_parts(matrix, a, sw)`` gives the :class:`~balance.MParts` of one
+  block: the in-memory ``_m_parts`` code with the fitted global constants.
+- The effect: :mod:`balance.effects._dask_effect` evaluates the in-memory outcome equations at given estimates
+  (``at=``) and the stacked sandwich's sums (:func:`~balance.effects._sandwich.stacked_sums`) block by block.
+- Methods that need all the data (pairs of units, a quadratic programme, a scikit-learn model) refuse dask input
+  with a one-line reason (``BaseWeighter._dask_refusal``).
 """
 
 from __future__ import annotations
