@@ -195,8 +195,6 @@ def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", w
     w = np.asarray(weights, dtype=float)
     codes = np.asarray(codes)
     n_groups = int(codes.max()) + 1 if codes.size else 0
-    if labels is None:
-        labels = list(GROUPS) if n_groups == 2 else [str(k) for k in range(n_groups)]
     ess, n_positive, share = [], [], []
     for k in range(n_groups):
         wk = w[codes == k]
@@ -204,6 +202,32 @@ def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", w
         ess.append(kish_ess(wk) if total > 0 else 0.0)
         n_positive.append(int(np.sum(wk > 0)))
         share.append(wk.max() / total if total > 0 else np.nan)
+    return _concentration_report(ess, n_positive, share, labels, who, advice, warn, stacklevel + 1)
+
+
+def concentration_sums(weights, codes, n_groups=2):
+    """Per-block sums behind :func:`concentration_from_sums` (a block evaluator, see :mod:`balance._blocks`):
+    per group Σw, Σw², the largest weight and the number of positive weights."""
+    return {"w_sum": np.bincount(codes, weights=weights, minlength=n_groups),
+            "w_sq": np.bincount(codes, weights=weights ** 2, minlength=n_groups),
+            "max_w": np.array([weights[codes == k].max(initial=0.0) for k in range(n_groups)]),
+            "n_pos": np.bincount(codes[weights > 0], minlength=n_groups)}
+
+
+def concentration_from_sums(sums, labels=None, *, who=None, advice="", warn=True, stacklevel=3):
+    """:func:`check_extreme_weights` from the per-group sums of :func:`concentration_sums` (dask input; the ESS
+    from plain sums of squares, which agree with the in-memory scaled form unless weights exceed 1e150)."""
+    total, square = sums["w_sum"], sums["w_sq"]
+    positive = total > 0
+    ess = np.where(positive, total ** 2 / np.where(positive, square, 1.0), 0.0)
+    share = np.where(positive, sums["max_w"] / np.where(positive, total, 1.0), np.nan)
+    return _concentration_report(list(ess), list(sums["n_pos"]), list(share), labels, who, advice, warn,
+                                 stacklevel + 1)
+
+
+def _concentration_report(ess, n_positive, share, labels, who, advice, warn, stacklevel):
+    if labels is None:
+        labels = list(GROUPS) if len(ess) == 2 else [str(k) for k in range(len(ess))]
     ess, n_positive, share = (pd.Series(v, index=list(labels), dtype=float) for v in (ess, n_positive, share))
     flagged = ((ess < MIN_ESS) & (ess < n_positive / 2)) | ((share > MAX_SHARE) & (share > 2 / n_positive))
     report = WeightConcentration(ess=ess, n_positive=n_positive, max_share=share, flagged=flagged | (ess == 0))

@@ -251,6 +251,7 @@ class EnergyBalance(BaseWeighter):
 
     _supported_estimands = ("ATT", "ATC", "ATE")
     _supported_treatment_types = ("binary", "multi-category", "continuous")
+    _dask_refusal = "energy distances sum over all pairs of units"
     _multi_category_estimands = ("ATE", "ATT")
 
     def __init__(self, estimand="ATT", *, penalty=1e-4, improved=True, min_weight=0.0, solver="auto", tol=1e-4,
