@@ -151,7 +151,7 @@ def test_dask_input_errors(frame, ddf):
 
 
 def test_import_does_not_import_dask():
-    code = "import sys, balance, balance.effects, balance.weights; print('dask' in sys.modules)"
+    code = "import sys, balance, balance.diagnostics, balance.effects, balance.weights; print('dask' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -290,16 +290,13 @@ def test_weighted_effect_dask_refusals(frame, ddf):
         WeightedEffect(PropensityWeights(), scale="rr").fit(X, t, y)
 
 
-@pytest.mark.slow  # 30-45 s, most of it starting two worker processes
-def test_on_a_cluster_of_processes(frame, ddf):
+def test_on_a_cluster_of_processes(frame, ddf, process_cluster):
     """The same fit on a distributed cluster of two worker processes: every block evaluator and its fitted state
     is pickled to the workers, and the results are those in memory."""
     distributed = pytest.importorskip("distributed")
     mem = WeightedEffect(PropensityWeights("ATT"), "additive").fit(frame[COVARIATES], frame["treat"], frame["re78"],
                                                                    sample_weight=frame["sw"], cluster=frame["cl"])
-    with distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client, dask.config.set(scheduler=client), \
-            distributed.get_task_stream() as stream:
+    with dask.config.set(scheduler=process_cluster), distributed.get_task_stream(process_cluster) as stream:
         lazy = WeightedEffect(PropensityWeights("ATT"), "additive").fit(ddf[COVARIATES], ddf["treat"], ddf["re78"],
                                                                         sample_weight=ddf["sw"], cluster=ddf["cl"])
         weights = lazy.weighter_.weights_.compute()
