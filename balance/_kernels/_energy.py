@@ -167,8 +167,13 @@ def _tiled_product(At, Bt, Vt, visit):
     return out
 
 
-def distance_block32(At, Bt):
-    """Return the (m, n) matrix of distances ``||A_i - B_j||`` in float32 (computed in float64)."""
+def distance_block32(At, Bt, *, upper=False):
+    """Return the (m, n) matrix of distances ``||A_i - B_j||`` in float32 (computed in float64).
+
+    ``upper`` (for ``At is Bt``, a symmetric block): fill only the tiles that meet the upper triangle j >= i and
+    leave the others unset (about half the work; their memory pages are never touched). Read such a block with
+    :func:`symmetric_matvec` only.
+    """
     sqa, sqb = _squared_norms(At), _squared_norms(Bt)
     out = np.empty((At.shape[1], Bt.shape[1]), dtype=np.float32)
     col_tiles = [(j0, j1, np.ascontiguousarray(Bt[:, j0:j1])) for j0, j1 in _tiles(Bt.shape[1], _TILE_COLS)]
@@ -177,6 +182,8 @@ def distance_block32(At, Bt):
         i0, i1 = rows
         A = np.ascontiguousarray(At[:, i0:i1])
         for j0, j1, B in col_tiles:
+            if upper and j1 <= i0:  # the tile lies below the diagonal
+                continue
             _tile_block32(A.T @ B, sqa[i0:i1], sqb[j0:j1], A, B, out[i0:i1, j0:j1])
 
     _for_each(stripe, _tiles(At.shape[1], _TILE_ROWS))
@@ -200,30 +207,70 @@ def block_matvec(block, Vt):
     return out
 
 
-def distance_quadform(At, Vt):
-    """Return ``Vt @ D @ Vt.T`` (shape (k, k)) for the distances ``D`` among the points of ``At``.
+@njit(**_VEC)
+def _corner(block, v, i, r):
+    """sum_{c < 4} B[i + r, i + c] v[i + c] for a symmetric B read from its upper triangle."""
+    s = 0.0
+    for c in range(4):
+        lo, hi = min(r, c), max(r, c)
+        s += block[i + lo, i + hi] * v[i + c]
+    return s
 
-    Each pair of tiles is visited once (D is symmetric): a tile above the diagonal contributes ``V_I' D_IJ V_J``
-    and its transpose, a diagonal tile ``V_I' D_II V_I``; about half the work of a product with D. The stripes'
-    parts are added in stripe order.
+
+@njit(nogil=True, **_VEC)
+def _upper_rows(block, v, out, col, i0, i1):
+    """Rows i0..i1 of a symmetric product B v read from the upper triangle only: out[i] = sum_{j >= i} B_ij v_j
+    (with B_ij = B_ji inside each 4 x 4 diagonal corner), and col[j - i0] += B_ij v_i for the j right of the
+    corner (what row i contributes to the rows below it). Rows go four at a time, so that each pass over the
+    columns updates ``col`` once for four entries read: the loop is bound by reading the block, as a plain
+    product is, but reads half of it."""
+    n = block.shape[1]
+    i = i0
+    while i + 4 <= i1:
+        r0, r1, r2, r3 = block[i], block[i + 1], block[i + 2], block[i + 3]
+        v0, v1, v2, v3 = v[i], v[i + 1], v[i + 2], v[i + 3]
+        s0, s1, s2, s3 = _corner(block, v, i, 0), _corner(block, v, i, 1), _corner(block, v, i, 2), \
+            _corner(block, v, i, 3)
+        for j in range(i + 4, n):
+            a0, a1, a2, a3 = np.float64(r0[j]), np.float64(r1[j]), np.float64(r2[j]), np.float64(r3[j])
+            vj = v[j]
+            s0 += a0 * vj
+            s1 += a1 * vj
+            s2 += a2 * vj
+            s3 += a3 * vj
+            col[j - i0] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+        out[i], out[i + 1], out[i + 2], out[i + 3] = s0, s1, s2, s3
+        i += 4
+    for i in range(i, i1):  # the last rows of the block, one at a time
+        row, vi = block[i], v[i]
+        s = row[i] * vi
+        for j in range(i + 1, n):
+            s += row[j] * v[j]
+            col[j - i0] += row[j] * vi
+        out[i] = s
+
+
+def symmetric_matvec(block, Vt):
+    """Return ``B @ Vt.T`` for a symmetric float32 (n, n) block B of which only the upper triangle (j >= i) is
+    read, with float64 accumulation: each stored entry is read once for two products, half the memory traffic of
+    :func:`block_matvec` (measured: 0.03 s against 0.065 s of CPU per product at n = 10,000).
+
+    Each stripe of rows adds its column part (the lower triangle's contribution) to a buffer of its own; the
+    buffers are added in stripe order, so the result does not depend on the number of threads.
     """
-    sq = _squared_norms(At)
-    k = Vt.shape[0]
-    tiles = [(lo, hi, np.ascontiguousarray(At[:, lo:hi]), np.ascontiguousarray(Vt[:, lo:hi]))
-             for lo, hi in _tiles(At.shape[1], _TILE_COLS)]
+    n, k = block.shape[0], Vt.shape[0]
+    out = np.empty((k, n))
 
-    def stripe(t):
-        i0, i1, A, VI = tiles[t]
-        total = np.zeros((k, k))
-        for j0, j1, B, VJ in tiles[t:]:
-            r = np.zeros((i1 - i0, k))
-            _tile_matvec(A.T @ B, sq[i0:i1], sq[j0:j1], A, B, VJ, r)
-            part = VI @ r
-            total += part if j0 == i0 else part + part.T
-        return total
+    def stripe(rows):
+        cols = np.zeros((k, n - rows[0]))
+        for c in range(k):
+            _upper_rows(block, Vt[c], out[c], cols[c], *rows)
+        return cols
 
-    # stripes near the top have more tiles: interleaving them over the threads balances the work
-    return np.sum(_for_each(stripe, list(range(len(tiles)))), axis=0)
+    stripes = _tiles(n, _TILE_ROWS)
+    for (i0, _), cols in zip(stripes, _for_each(stripe, stripes)):
+        out[:, i0:] += cols
+    return np.ascontiguousarray(out.T)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -272,16 +319,17 @@ def dcov_matvec(Xt, a, mx, ma, consts, Vt):
 
 @njit(nogil=True, **_VEC)
 def _dcov_rows(block, a, mx, ma, consts, i0, i1):
+    """Turn the distances of rows i0..i1 of the upper triangle (j >= i) into entries of K."""
     gx, ga, ca, cx = consts[0], consts[1], consts[2], consts[3]
     for i in range(i0, i1):
-        for j in range(block.shape[1]):
+        for j in range(i, block.shape[1]):
             block[i, j] = _dcov_entry(block[i, j], abs(a[i] - a[j]), mx[i], mx[j], ma[i], ma[j], gx, ga, ca, cx)
 
 
 def dcov_block32(Xt, a, mx, ma, consts):
-    """The matrix K of :func:`dcov_matvec` stored in float32 (entries computed in float64 from the float32
-    distance block)."""
-    block = distance_block32(Xt, Xt)
+    """The upper triangle of the symmetric matrix K of :func:`dcov_matvec` stored in float32 (entries computed in
+    float64 from the float32 distances; the lower triangle is left unset): multiply with :func:`symmetric_matvec`."""
+    block = distance_block32(Xt, Xt, upper=True)
     consts = np.asarray(consts, dtype=np.float64)
     _for_each(lambda rows: _dcov_rows(block, a, mx, ma, consts, *rows), _tiles(block.shape[0], _TILE_ROWS))
     return block

@@ -523,7 +523,7 @@ class _Operators:
             self._square = (None, self._run(self.kernels.dcov_block32, n ** 2, self.Xt, *dcov) if fits else None)
         block = None if exact else self._square[1]
         if block is not None:
-            return self._run(self.kernels.block_matvec, n ** 2, block, Vt)
+            return self._run(self.kernels.symmetric_matvec, n ** 2, block, Vt)
         return self._run(self.kernels.dcov_matvec, n ** 2, self.Xt, *dcov, Vt)
 
     def square(self, rows, V):
