@@ -171,7 +171,7 @@ def distance_block32(At, Bt, *, upper=False):
     """Return the (m, n) matrix of distances ``||A_i - B_j||`` in float32 (computed in float64).
 
     ``upper`` (for ``At is Bt``, a symmetric block): fill only the tiles that meet the upper triangle j >= i and
-    leave the others unset (about half the work; their memory pages are never touched). Read such a block with
+    leave the others unset (about half the work; the array is allocated in full). Read such a block with
     :func:`symmetric_matvec` only.
     """
     sqa, sqb = _squared_norms(At), _squared_norms(Bt)

@@ -215,11 +215,11 @@ class EnergyBalance(BaseWeighter):
     7e-10). With sampling weights the double centring and the SDs are sampling-weighted and the penalty is per unit
     as for binary treatments (WeightIt centres without them), so integer sampling weights act as repeated rows up
     to the SDs' n − 1. APG needs only products with the symmetric matrix X̃ ∘ Ã − c_A D_A − c_X D_X, from a float32
-    copy of its upper triangle when the n × n array fits ``memory_limit`` (4 n² bytes, about half of them touched:
-    n = 16,384 at the default), each stored entry read once per product for both triangles; or recomputed from the
-    covariates in every product (O(n) memory, O(n² p) time per product): at n = 10,000 about 180 products of
-    5·10⁷ stored entries, some 8 s of CPU (see ``benchmarks/results/continuous_weights.md``). The objective is flat near its minimum (the penalty is tiny),
-    so APG's weights can differ visibly from OSQP's at the same objective to 1e-3.
+    copy of its upper triangle when the n × n array fits ``memory_limit`` (4 n² bytes: n = 16,384 at the default),
+    each stored entry read once per product for both triangles; or recomputed from the covariates in every product
+    (O(n) memory, O(n² p) time per product): at n = 10,000 about 180 products of 5·10⁷ stored entries, some 8 s of
+    CPU (see ``benchmarks/results/continuous_weights.md``). The objective is flat near its minimum (the penalty is
+    tiny), so APG's weights can differ visibly from OSQP's at the same objective to 1e-3.
 
     Energy balancing has no estimating equations, so there is no M-estimation variance (``_m_parts`` raises); use
     HC0 standard errors (weights treated as fixed, WeightIt's default for this method) or a bootstrap that refits
