@@ -6,6 +6,8 @@ Energy balancing (Huling & Mak 2024) needs ``D @ V`` for the n x n matrix of Euc
 * :func:`distance_matvec` recomputes every distance in each call (O(m n p) time, O(m + n) memory);
 * :func:`distance_block32` stores the block once in float32 (4 bytes per pair) and :func:`block_matvec` multiplies
   it with float64 accumulation: many times faster per product when the block fits in memory;
+* :func:`symmetric_matvec` multiplies a symmetric float32 block of which only the upper triangle is stored (built
+  with ``distance_block32(..., upper=True)``; the continuous problem's matrix), each entry read once;
 * :func:`distance_quadform` gives ``V' D V`` among one point set visiting each pair once (half the work of a product),
   for the exact energy distance when no gradient is needed.
 
@@ -271,6 +273,32 @@ def symmetric_matvec(block, Vt):
     for (i0, _), cols in zip(stripes, _for_each(stripe, stripes)):
         out[:, i0:] += cols
     return np.ascontiguousarray(out.T)
+
+
+def distance_quadform(At, Vt):
+    """Return ``Vt @ D @ Vt.T`` (shape (k, k)) for the distances ``D`` among the points of ``At``.
+
+    Each pair of tiles is visited once (D is symmetric): a tile above the diagonal contributes ``V_I' D_IJ V_J``
+    and its transpose, a diagonal tile ``V_I' D_II V_I``; about half the work of a product with D. The stripes'
+    parts are added in stripe order.
+    """
+    sq = _squared_norms(At)
+    k = Vt.shape[0]
+    tiles = [(lo, hi, np.ascontiguousarray(At[:, lo:hi]), np.ascontiguousarray(Vt[:, lo:hi]))
+             for lo, hi in _tiles(At.shape[1], _TILE_COLS)]
+
+    def stripe(t):
+        i0, i1, A, VI = tiles[t]
+        total = np.zeros((k, k))
+        for j0, j1, B, VJ in tiles[t:]:
+            r = np.zeros((i1 - i0, k))
+            _tile_matvec(A.T @ B, sq[i0:i1], sq[j0:j1], A, B, VJ, r)
+            part = VI @ r
+            total += part if j0 == i0 else part + part.T
+        return total
+
+    # stripes near the top have more tiles: interleaving them over the threads balances the work
+    return np.sum(_for_each(stripe, list(range(len(tiles)))), axis=0)
 
 
 # ----------------------------------------------------------------------------------------------------------------
