@@ -154,12 +154,15 @@ class DaskBlocks:
         return import_dask()
 
     def _delayed(self, value, name):
+        # optimize_graph=False keeps the source's task keys: inputs taken from one source (X, treatment and y as
+        # columns of one dask DataFrame) then share its read tasks, so a pass reads each partition once, not once per
+        # input (an optimised graph fuses the read into each input's own tasks)
         if hasattr(value, "to_delayed") and hasattr(value, "divisions"):
-            return list(value.to_delayed())
+            return list(value.to_delayed(optimize_graph=False))
         if value.ndim == 2:
-            return list(value.rechunk({1: -1}).to_delayed()[:, 0])
+            return list(value.rechunk({1: -1}).to_delayed(optimize_graph=False)[:, 0])
         if value.ndim == 1:
-            return list(value.to_delayed())
+            return list(value.to_delayed(optimize_graph=False))
         raise ValueError(f"{name} must be one- or two-dimensional; got {value.ndim} dimensions.")
 
     @staticmethod
