@@ -109,6 +109,25 @@ def test_fitted_on_dask_pickles(ddf):
     _close(again.weights_.compute(), fitted.weights_.compute())
 
 
+def test_each_pass_reads_every_partition_once(frame):
+    """X, treatment and y taken as columns of one dask DataFrame share its read tasks: the data are read once per
+    pass (counted where the partitions are made), however many inputs come from them."""
+    reads = []
+
+    def read(i):
+        reads.append(i)
+        return _pieces(frame)[i]
+
+    source = dd.from_map(read, range(5), meta=frame.iloc[:0], enforce_metadata=False)
+    pw = PropensityWeights("ATT").fit(source[COVARIATES], source["treat"])
+    assert len(reads) == 5 * pw._dask_data.blocks.n_passes
+    reads.clear()
+    WeightedEffect(PropensityWeights("ATT"), "additive").fit(source[COVARIATES], source["treat"], source["re78"])
+    # 15 passes (9 for the weights, 6 for the outcome model and the sandwich); reading X, treatment and y apart
+    # would be about three times as many
+    assert len(reads) == 5 * 15
+
+
 def test_dask_arrays(frame):
     """X a 2-d dask array with uneven row chunks, the treatment a dask array with the same chunks."""
     X = frame[["age", "educ", "re74", "re75"]].to_numpy()
