@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -105,3 +106,61 @@ def run_bootstrap(problem, kind, n_bootstrap, random_state, clusters=None, n_job
     if counts["failed"] == n_bootstrap:  # a systematic failure (e.g. a weighter without sampling weights for fwb)
         raise ValueError(f"every one of the {n_bootstrap} {kind} replicates failed; the first: {errors[0]}")
     return pd.DataFrame(np.vstack(rows), columns=problem.labels), counts
+
+
+# a warm start needs fewer steps than the cold start of a plain refit: with a max_iter this small a plain refit might
+# stop unconverged where the warm start does not, so such weighters are refitted in full
+_FAST_MIN_ITER = 25
+
+
+class PropensityReplicates:
+    """Fast refits of a fitted default :class:`~balance.PropensityWeights` (binary logistic model) in row-bootstrap
+    replicates: the weights of refitting a clone on the resampled rows, to the solver's tolerance, for a fraction
+    of the cost.
+
+    A resample is its units' counts: the logistic likelihood of the resampled rows is that of the distinct drawn
+    units with frequency weights ``count × sample_weight``. Each replicate is fitted on those units of the design
+    matrix validated and standardised once (no DataFrame copied, re-validated or re-encoded per replicate), from
+    the full-sample coefficients (:class:`~balance.weights._logistic.LogisticReplicates`), to the weighter's
+    ``tol``; ``coef_table_`` and the weight diagnostics of a fit are skipped. Each unit's weight is that of one of
+    its copies.
+
+    :meth:`__call__` returns None, and the caller must refit in full, whenever the fast path might not reproduce a
+    refit: a resample whose design may be rank-deficient (e.g. a category not drawn: a refit drops or refuses that
+    column), iterations that do not contract, or fitted probabilities within 1e-8 of 0 or 1 (a refit tests those
+    for separation). :meth:`build` returns None for weighters it does not cover (another model or method, a
+    pipeline, ``trim``, the ATOS, missing-value indicators, a non-binary treatment, ``max_iter`` < 25).
+    """
+
+    def __init__(self, weighter, data):
+        from ..weights._logistic import LogisticReplicates
+
+        self.weighter, self.data = weighter, data
+        self.model = LogisticReplicates(data.X, data.a, data.sample_weight,
+                                        np.concatenate([[weighter.intercept_], weighter.coef_]))
+
+    @classmethod
+    def build(cls, weighter, X, treatment, sample_weight=None):
+        """The replicates of ``weighter`` (fitted on X, treatment, sample_weight), or None if not covered."""
+        from ..weights._propensity import PropensityWeights
+
+        if not (type(weighter) is PropensityWeights and weighter.model is None and weighter.trim is None
+                and getattr(weighter, "treatment_type_", None) == "binary" and weighter._estimand() != "ATOS"
+                and weighter.max_iter >= _FAST_MIN_ITER and not any(f is not None for f in weighter.design_.fills)):
+            return None
+        return cls(weighter, weighter._validate_data(X, treatment, sample_weight, reset=False))
+
+    def __call__(self, counts):
+        """``(rows, weights, ps)`` of a resample with ``counts[i]`` copies of unit i: the drawn units, the weight of
+        one copy of each and its (clipped) propensity score; None when the replicate must be refitted in full."""
+        from ..weights._logistic import SYMPTOM_PROB
+
+        est, data = self.weighter, self.data
+        rows = np.flatnonzero(counts)
+        sw = data.sample_weight[rows]
+        fit = self.model.fit(rows, counts[rows] * sw, n_draws=counts.sum(), tol=est.tol, max_iter=est.max_iter)
+        if fit is None or np.any(np.minimum(fit[1], 1.0 - fit[1]) < SYMPTOM_PROB):
+            return None
+        replicate = replace(data, X=None, a=data.a[rows], sample_weight=sw, index=None)
+        ps, weights, _ = est._weights(fit[1], replicate)
+        return rows, weights, ps
