@@ -13,7 +13,8 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 
@@ -86,7 +87,9 @@ def run_bootstrap(problem, kind, n_bootstrap, random_state, clusters=None, n_job
     seeds = np.random.SeedSequence(int(entropy)).spawn(n_bootstrap)
     if clusters is not None:
         clusters = cluster_layout(clusters)
-    n_chunks = min(n_bootstrap, 50)
+    # each chunk sends the problem (the data) to a worker, which costs tens of milliseconds at n = 1e5: a few chunks
+    # per worker balance the load; a progress bar gets 50 steps
+    n_chunks = min(n_bootstrap, 50 if verbose else 4 * effective_n_jobs(n_jobs))
     chunks = [list(c) for c in np.array_split(np.array(seeds, dtype=object), n_chunks)]
     tasks = (delayed(_run_chunk)(problem, kind, chunk, clusters) for chunk in chunks)
     results = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
@@ -135,9 +138,11 @@ class PropensityReplicates:
     def __init__(self, weighter, data):
         from ..weights._logistic import LogisticReplicates
 
-        self.weighter, self.data = weighter, data
         self.model = LogisticReplicates(data.X, data.a, data.sample_weight,
                                         np.concatenate([[weighter.intercept_], weighter.coef_]))
+        # what a replicate needs besides the model (its weight formula is the unfitted weighter's): small to send to
+        # joblib's workers
+        self.weighter, self.data = clone(weighter), replace(data, X=None, index=None)
 
     @classmethod
     def build(cls, weighter, X, treatment, sample_weight=None):
@@ -161,6 +166,6 @@ class PropensityReplicates:
         fit = self.model.fit(rows, counts[rows] * sw, n_draws=counts.sum(), tol=est.tol, max_iter=est.max_iter)
         if fit is None or np.any(np.minimum(fit[1], 1.0 - fit[1]) < SYMPTOM_PROB):
             return None
-        replicate = replace(data, X=None, a=data.a[rows], sample_weight=sw, index=None)
+        replicate = replace(data, a=data.a[rows], sample_weight=sw)
         ps, weights, _ = est._weights(fit[1], replicate)
         return rows, weights, ps
