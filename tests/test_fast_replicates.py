@@ -159,3 +159,19 @@ def test_missing_value_indicators_are_refitted_in_full(data):
     fitted = PropensityWeights(missing="indicator").fit(X, treatment)
     assert PropensityReplicates.build(fitted, X, treatment) is None
     assert _bootstrap._FAST_MIN_ITER <= PropensityWeights().max_iter  # the default is covered
+
+
+@pytest.mark.parametrize("vcov, clustered", [("bootstrap", False), ("bootstrap", True), ("fwb", False)])
+def test_effect_bootstrap_with_fast_refits_equals_plain_refits(data, monkeypatch, vcov, clustered):
+    X, treatment, y, sw = data
+    cluster = np.arange(len(X)) // 10 if clustered else None
+    effect = WeightedEffect(PropensityWeights(estimand="ATT"), vcov=vcov, n_bootstrap=20,
+                            random_state=7)
+    fast = effect.fit(X, treatment, y, sample_weight=sw, cluster=cluster)
+    assert fast._problem.fast is not None
+    fast_draws = fast.result_.draws.copy()
+    monkeypatch.setattr(PropensityReplicates, "build", lambda *args: None)
+    plain = clone(effect).fit(X, treatment, y, sample_weight=sw, cluster=cluster)
+    assert plain._problem.fast is None
+    np.testing.assert_allclose(fast_draws, plain.result_.draws, rtol=1e-8, atol=0)
+    assert plain.n_failed_ == fast.n_failed_ == 0

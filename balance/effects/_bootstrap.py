@@ -132,7 +132,8 @@ class PropensityReplicates:
     refit: a resample whose design may be rank-deficient (e.g. a category not drawn: a refit drops or refuses that
     column), iterations that do not contract, or fitted probabilities within 1e-8 of 0 or 1 (a refit tests those
     for separation). :meth:`build` returns None for weighters it does not cover (another model or method, a
-    pipeline, ``trim``, the ATOS, missing-value indicators, a non-binary treatment, ``max_iter`` < 25).
+    pipeline, ``trim``, the ATOS, missing-value indicators, a non-binary treatment, ``max_iter`` < 25, dask
+    input).
     """
 
     def __init__(self, weighter, data):
@@ -147,23 +148,28 @@ class PropensityReplicates:
     @classmethod
     def build(cls, weighter, X, treatment, sample_weight=None):
         """The replicates of ``weighter`` (fitted on X, treatment, sample_weight), or None if not covered."""
+        from .._dask import any_dask
         from ..weights._propensity import PropensityWeights
 
-        if not (type(weighter) is PropensityWeights and weighter.model is None and weighter.trim is None
+        if any_dask(X, treatment, sample_weight) or not (type(weighter) is PropensityWeights and weighter.model is None and weighter.trim is None
                 and getattr(weighter, "treatment_type_", None) == "binary" and weighter._estimand() != "ATOS"
                 and weighter.max_iter >= _FAST_MIN_ITER and not any(f is not None for f in weighter.design_.fills)):
             return None
         return cls(weighter, weighter._validate_data(X, treatment, sample_weight, reset=False))
 
-    def __call__(self, counts):
+    def __call__(self, counts, n_rows=None):
         """``(rows, weights, ps)`` of a resample with ``counts[i]`` copies of unit i: the drawn units, the weight of
-        one copy of each and its (clipped) propensity score; None when the replicate must be refitted in full."""
+        one copy of each and its (clipped) propensity score; None when the replicate must be refitted in full.
+
+        ``counts`` may be fractional (the fractional weighted bootstrap's unit weights, ``n_rows`` the number of
+        units): the weights are then those of a unit with sample weight 1 × its own."""
         from ..weights._logistic import SYMPTOM_PROB
 
         est, data = self.weighter, self.data
         rows = np.flatnonzero(counts)
         sw = data.sample_weight[rows]
-        fit = self.model.fit(rows, counts[rows] * sw, n_draws=counts.sum(), tol=est.tol, max_iter=est.max_iter)
+        fit = self.model.fit(rows, counts[rows] * sw, n_draws=counts.sum() if n_rows is None else n_rows,
+                             tol=est.tol, max_iter=est.max_iter)
         if fit is None or np.any(np.minimum(fit[1], 1.0 - fit[1]) < SYMPTOM_PROB):
             return None
         replicate = replace(data, a=data.a[rows], sample_weight=sw)
