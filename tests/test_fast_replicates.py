@@ -175,3 +175,14 @@ def test_effect_bootstrap_with_fast_refits_equals_plain_refits(data, monkeypatch
     assert plain._problem.fast is None
     np.testing.assert_allclose(fast_draws, plain.result_.draws, rtol=1e-8, atol=0)
     assert plain.n_failed_ == fast.n_failed_ == 0
+
+
+def test_an_unconverged_full_sample_fit_is_refitted_in_full(data):
+    # a plain refit of a replicate would stop unconverged too (same max_iter, a cold start): not the fast path's
+    # business to converge where it does not
+    X, treatment, _, _ = data
+    X = X.drop(columns=["region", "flag"])
+    with pytest.warns(Warning, match="did not converge"):
+        fitted = PropensityWeights(max_iter=25, tol=1e-300).fit(X, treatment)
+    assert not fitted.converged_
+    assert PropensityReplicates.build(fitted, X, treatment) is None

@@ -132,8 +132,8 @@ class PropensityReplicates:
     refit: a resample whose design may be rank-deficient (e.g. a category not drawn: a refit drops or refuses that
     column), iterations that do not contract, or fitted probabilities within 1e-8 of 0 or 1 (a refit tests those
     for separation). :meth:`build` returns None for weighters it does not cover (another model or method, a
-    pipeline, ``trim``, the ATOS, missing-value indicators, a non-binary treatment, ``max_iter`` < 25, dask
-    input).
+    pipeline, ``trim``, the ATOS, missing-value indicators, a non-binary treatment, ``max_iter`` < 25, a
+    full-sample fit that did not converge, dask input).
     """
 
     def __init__(self, weighter, data):
@@ -153,7 +153,8 @@ class PropensityReplicates:
 
         if any_dask(X, treatment, sample_weight) or not (type(weighter) is PropensityWeights and weighter.model is None and weighter.trim is None
                 and getattr(weighter, "treatment_type_", None) == "binary" and weighter._estimand() != "ATOS"
-                and weighter.max_iter >= _FAST_MIN_ITER and not any(f is not None for f in weighter.design_.fills)):
+                and weighter.max_iter >= _FAST_MIN_ITER and not any(f is not None for f in weighter.design_.fills)
+                and weighter.converged_):
             return None
         return cls(weighter, weighter._validate_data(X, treatment, sample_weight, reset=False))
 

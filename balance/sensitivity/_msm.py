@@ -485,8 +485,10 @@ def _run(effect, lambdas, alpha, n_bootstrap, random_state, n_jobs, refit, cross
     phi = _effect_phi(effect, method)
     bounds = EffectBounds(y, problem.a, *weight_parts(weights, problem.a, problem.estimand, ps), effect.scale,
                           phi=phi)
-    fast = PropensityReplicates.build(effect.weighter_, problem.X, problem.treatment, problem.sample_weight) \
-        if refit else None
+    fast = None
+    if refit:  # the effect's own bootstrap may have built it already
+        fast = problem.fast or PropensityReplicates.build(effect.weighter_, problem.X, problem.treatment,
+                                                          problem.sample_weight)
     boot = _SensitivityProblem(problem, y, weights, ps, lambdas, effect.scale, refit, crossings, phi, fast)
     # one BLAS thread: the replicates' products are small, and BLAS threads contending for a busy machine's cores
     # doubled the time of a refit
