@@ -196,9 +196,12 @@ class LogisticReplicates:
             return None
         total = weights.sum() / n_draws
         beta, last = self.beta, np.inf
+        weighted_a, e, residual = weights * a, np.empty(len(rows)), np.empty(len(rows))
         for _ in range(max_iter + 1):
-            e = expit(beta @ design_t)
-            score = design_t @ (weights * (a - e))
+            # in place: a quarter of the time of each pass is spent allocating temporaries otherwise
+            expit(np.dot(beta, design_t, out=e), out=e)
+            np.subtract(weighted_a, np.multiply(weights, e, out=residual), out=residual)
+            score = design_t @ residual
             score_norm = float(np.max(np.abs(score)) / total)
             if score_norm < tol:
                 return self.std.to_original(beta), e
