@@ -95,8 +95,8 @@ def main():
         f"Reading: target (issue 22) under 60 s wall-clock for 999 replicates with the weights re-estimated, on two "
         f"idle cores. The n_jobs=2 run costs {parallel[1]:.0f} CPU seconds (both workers, their start-up included), "
         f"i.e. about {parallel[1] / 2:.0f} s of wall-clock on two idle cores (this machine's load average, below, "
-        f"inflates the wall-clock measured here); the plain refit would cost about {999 * plain[1] / PLAIN_REPLICATES:.0f} "
-        "CPU seconds.",
+        f"inflates the wall-clock measured here); the plain refit would cost about "
+        f"{999 * plain[1] / PLAIN_REPLICATES:.0f} CPU seconds.",
         "",
         "Bounds and 95 % percentile interval (refit=True, 999 replicates):",
         "",

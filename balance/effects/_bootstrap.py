@@ -151,10 +151,11 @@ class PropensityReplicates:
         from .._dask import any_dask
         from ..weights._propensity import PropensityWeights
 
-        if any_dask(X, treatment, sample_weight) or not (type(weighter) is PropensityWeights and weighter.model is None and weighter.trim is None
-                and getattr(weighter, "treatment_type_", None) == "binary" and weighter._estimand() != "ATOS"
-                and weighter.max_iter >= _FAST_MIN_ITER and not any(f is not None for f in weighter.design_.fills)
-                and weighter.converged_):
+        covered = (type(weighter) is PropensityWeights and weighter.model is None and weighter.trim is None
+                   and getattr(weighter, "treatment_type_", None) == "binary" and weighter._estimand() != "ATOS"
+                   and weighter.max_iter >= _FAST_MIN_ITER and weighter.converged_
+                   and not any(f is not None for f in weighter.design_.fills))
+        if not covered or any_dask(X, treatment, sample_weight):
             return None
         return cls(weighter, weighter._validate_data(X, treatment, sample_weight, reset=False))
 
