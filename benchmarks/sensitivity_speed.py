@@ -90,7 +90,7 @@ def main():
         f"{point_time:.2f} s including two replicates. CPU of n_jobs=2 includes its two worker processes.",
         "",
         f"Fast and plain refits on the same {PLAIN_REPLICATES} replicates: largest difference in the table "
-        f"{gap:.1e} (both solve the logistic score to tol = 1e-8).",
+        f"{gap:.1e} (both solve the logistic score to its rounding floor, below tol = 1e-8).",
         "",
         f"Reading: target (issue 22) under 60 s wall-clock for 999 replicates with the weights re-estimated, on two "
         f"idle cores. The n_jobs=2 run costs {parallel[1]:.0f} CPU seconds (both workers, their start-up included), "
