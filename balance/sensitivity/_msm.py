@@ -42,7 +42,6 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from .._threads import blas_controller
 
 ESTIMANDS = ("ATE", "ATT", "ATC")
 _NULL = {"difference": 0.0, "rr": 1.0, "or": 1.0}
@@ -490,11 +489,8 @@ def _run(effect, lambdas, alpha, n_bootstrap, random_state, n_jobs, refit, cross
         fast = problem.fast or PropensityReplicates.build(effect.weighter_, problem.X, problem.treatment,
                                                           problem.sample_weight)
     boot = _SensitivityProblem(problem, y, weights, ps, lambdas, effect.scale, refit, crossings, phi, fast)
-    # one BLAS thread: the replicates' products are small, and BLAS threads contending for a busy machine's cores
-    # doubled the time of a refit
-    with blas_controller().limit(limits=1, user_api="blas"):
-        draws, counts = run_bootstrap(boot, "bootstrap", n_bootstrap, effect.random_state if random_state is None
-                                      else random_state, n_jobs=effect.n_jobs if n_jobs is None else n_jobs)
+    draws, counts = run_bootstrap(boot, "bootstrap", n_bootstrap, effect.random_state if random_state is None
+                                  else random_state, n_jobs=effect.n_jobs if n_jobs is None else n_jobs)
     if counts["failed"] or counts["nonconverged"]:
         warnings.warn(f"sensitivity bootstrap: {counts['failed']} of {n_bootstrap} replicates failed (excluded) "
                       f"and {counts['nonconverged']} did not converge (kept).", UserWarning, stacklevel=4)
