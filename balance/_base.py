@@ -17,6 +17,7 @@ implements ``_m_parts`` gets M-estimation standard errors without further code.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -27,10 +28,11 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import ClassifierTags
 from sklearn.utils.validation import check_is_fitted
 
+from ._dask import any_dask, is_dask_collection
 from ._exceptions import InfeasibleBalanceError
 from ._treatment import ESTIMANDS, ESTIMANDS_BY_TYPE, check_estimand_for, check_treatment_type
 from ._validation import CovariateDesign, check_estimand, validate_fit_data
-from .diagnostics._weights import check_extreme_weights, weight_groups
+from .diagnostics._weights import check_extreme_weights, concentration_from_sums, weight_groups
 
 EXTREME_ADVICE = ("Consider an estimand that needs less overlap (ATO, ATM), trim=, fewer or coarser covariates, and a "
                   "bootstrap variance.")
@@ -120,6 +122,8 @@ class BaseWeighter(BaseEstimator):
     _supported_estimands = ESTIMANDS  # for a binary treatment
     _supported_treatment_types = ("binary",)
     _multi_category_estimands = ESTIMANDS_BY_TYPE["multi-category"]
+    # why a method without a dask path refuses dask input (one line; see balance._dask_data.refuse_dask)
+    _dask_refusal = "its solver needs all the data in memory"
 
     # -- fitting helpers --------------------------------------------------------------------------------------
     def _estimands_for(self, kind):
@@ -137,6 +141,13 @@ class BaseWeighter(BaseEstimator):
         it.
         """
         who = type(self).__name__
+        if any_dask(X, treatment, sample_weight):  # a method with a dask path dispatches before it gets here
+            from ._dask_data import refuse_dask
+
+            if not reset:
+                raise TypeError(f"{who}: predicting weights for dask input is not available; fit on the dask data "
+                                "and read weights_ (lazy, with X's partitions), or compute() the new data first.")
+            raise refuse_dask(who, self._dask_refusal)
         # an estimand no supported treatment type knows is refused before the data are looked at
         estimand = self._estimand()
         treatment_type = check_treatment_type(getattr(self, "treatment_type", "auto"))
@@ -204,6 +215,65 @@ class BaseWeighter(BaseEstimator):
         self.ess_, self.max_weight_share_ = report.ess, report.max_share
         self.weights_ = self._wrap(weights, data)
         return self
+
+    def _validate_dask_data(self, X, treatment, sample_weight):
+        """:meth:`_validate_data` for dask input (binary treatments): the checked
+        :class:`~balance._dask_data.DaskFitData` (two or three passes) and the estimand; sets the fitted design,
+        ``terms_`` (the model matrix's columns) and the bookkeeping."""
+        from ._dask_data import DaskFitData
+
+        who = type(self).__name__
+        data = DaskFitData.build(X, treatment, sample_weight, treated=getattr(self, "treated", None),
+                                 treatment_type=getattr(self, "treatment_type", "auto"),
+                                 missing=getattr(self, "missing", "error"))
+        estimand = check_estimand_for(self._estimand(), data.treatment, self._estimands_for("binary"), who)
+        self._set_dask_design(data, sample_weight)
+        self.terms_ = list(data.names)
+        return data, estimand
+
+    def _set_dask_design(self, data, sample_weight):
+        """The fitted bookkeeping of :meth:`_validate_data` for dask input (a :class:`~balance._dask_data.DaskFitData`)."""
+        self.design_ = data.design
+        self.n_features_in_ = len(data.design.columns)
+        if data.design.is_frame:
+            self.feature_names_in_ = np.asarray(data.design.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.treatment_levels_ = data.treatment.levels
+        self.treatment_type_ = "binary"
+        self.sample_weight_ = sample_weight
+
+    def _set_dask_weights(self, weights, sums):
+        """:meth:`_set_weights` for dask input: ``weights`` lazy, the report from the per-group ``sums`` of
+        :func:`~balance.diagnostics._weights.concentration_sums` (and a check that no weight is negative or NaN)."""
+        if not (np.all(np.isfinite(sums["w_sum"])) and np.all(np.isfinite(sums["w_sq"]))):
+            raise FloatingPointError(f"{type(self).__name__} produced non-finite weights; please report this bug.")
+        report = concentration_from_sums(sums, who=type(self).__name__, advice=EXTREME_ADVICE, stacklevel=4)
+        self.ess_, self.max_weight_share_ = report.ess, report.max_share
+        self.weights_ = weights
+        return self
+
+    def _set_dask_outputs(self, data):
+        """``weights_`` (and ``ps_`` when the weighter has ``_block_ps``) of dask input, lazy, from the weighter's
+        ``_block_weights`` (the in-memory formulas of one block), and the extreme-weights report (one pass)."""
+        from .diagnostics._weights import concentration_sums
+
+        model = self._block_state()
+        sums = data.blocks.reduce(data.per_block(lambda M, a, sw: concentration_sums(model._block_weights(M, a, sw),
+                                                                                       a)))
+        if hasattr(model, "_block_ps"):
+            self.ps_ = data.blocks.per_row(data.per_block(model._block_ps), name="ps")
+        self._dask_data = data
+        return self._set_dask_weights(data.blocks.per_row(data.per_block(model._block_weights)), sums)
+
+    def _block_state(self):
+        """A shallow copy holding the fitted state without the lazy dask attributes: what block evaluators carry to
+        the workers (small, picklable, and never the graph of the weights they help to compute)."""
+        state = copy.copy(self)
+        for name, value in list(vars(self).items()):
+            if name == "_dask_data" or is_dask_collection(value):
+                delattr(state, name)
+        return state
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def score(self, X, treatment, sample_weight=None):

@@ -55,3 +55,13 @@ def simulate(rng, n=500, p=3):
     beta = np.linspace(0.8, -0.5, p)
     a = rng.binomial(1, 1 / (1 + np.exp(-(-0.3 + X @ beta))))
     return X, a
+
+
+@pytest.fixture(scope="session")
+def process_cluster():
+    """A client of a dask LocalCluster of two worker processes, started once for the session (starting the worker
+    processes costs ~10 s). Not the default scheduler: a test selects it with ``dask.config.set(scheduler=client)``."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        yield client

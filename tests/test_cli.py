@@ -177,7 +177,7 @@ def test_multi_flag_run_on_rhc_reproduces_the_python_api(tmp_path, capsys):
     expected = api.summary()
     written = pd.read_csv(tmp_path / "out" / "effect.csv", index_col=0)
     # the same computation, written by pandas at full precision (round trip of the CSV text: 1e-15)
-    pd.testing.assert_frame_equal(written, expected, check_exact=False, rtol=1e-12, check_names=False)
+    pd.testing.assert_frame_equal(written, pd.DataFrame(expected), check_exact=False, rtol=1e-12, check_names=False)
     weights = pd.read_csv(tmp_path / "out" / "weights.csv", index_col=0)
     assert weights.index.name == "ptid"
     assert (weights.index == frame.index).all()

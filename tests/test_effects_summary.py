@@ -86,9 +86,34 @@ def test_every_column_and_the_variance_note_show_at_the_default_width(data, scal
     assert "Note: variance: M-estimation sandwich" in text and "Note: variance: M-estimation sandwich" in html
 
 
-def test_summary_is_a_plain_dataframe(data):
+def test_summary_is_a_dataframe_whose_derived_frames_are_plain(data):
     fit = _fit(data, "rr")
     table = fit.summary()
-    assert type(table) is pd.DataFrame  # compares and concatenates as any DataFrame (the CLI writes it)
+    assert isinstance(table, pd.DataFrame)  # indexes, compares and concatenates as any DataFrame (the CLI writes it)
     assert list(table.columns) == COLUMNS  # the data keep their names; only the printed header is starred
     assert table.loc["mu1", "estimate"] == fit.potential_outcomes_.loc["mu1", "estimate"]
+    plain = pd.DataFrame(table.to_dict())
+    assert table.equals(plain) and plain.equals(table)
+    for derived in (table.iloc[:1], table.round(3), table[["estimate"]], pd.concat([table, table])):
+        assert type(derived) is pd.DataFrame  # the notes stay with the whole summary
+    assert table.to_csv() == plain.to_csv()
+
+
+@pytest.mark.parametrize("scale", ["difference", "rr"])
+def test_summary_prints_every_column_and_the_variance_note_at_the_default_width(data, scale):
+    X, a, employed, y = data
+    fit = WeightedEffect(PropensityWeights(estimand="ATT"), scale=scale).fit(X, a, employed if scale == "rr" else y)
+    with pd.option_context("display.width", 80, "display.max_columns", 0):  # a terminal's defaults
+        table = fit.summary()
+        text, html = repr(table), table._repr_html_()
+        assert str(table) == text and "..." not in text
+    lines = text.split("\nNote:")[0].splitlines()
+    assert len(lines) == 4 and all(len(line) <= 80 for line in lines)  # header and three rows: nothing wrapped
+    assert lines[0].split() == ["estimate", "std_err*" if scale == "rr" else "std_err", *COLUMNS[2:]]
+    for column in COLUMNS[2:]:
+        assert column in html
+    assert "Note: variance: M-estimation sandwich" in text and "Note: variance: M-estimation sandwich" in html
+    assert ("standard error of log(risk ratio)" in text) == (scale == "rr")
+    assert text in str(fit.result_)  # the result prints a header line, then the summary
+    # the printed numbers are the table's (six significant digits)
+    assert f"{table['estimate'].iloc[0]:.6g}" in lines[1]

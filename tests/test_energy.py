@@ -4,7 +4,7 @@ against plain numpy, and the sampling-weight rules."""
 import numpy as np
 import pandas as pd
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy.spatial.distance import cdist
 from sklearn.exceptions import ConvergenceWarning
 
@@ -232,6 +232,31 @@ def test_distance_kernels_match_numpy(rng, m, n, k):
     assert block.dtype == np.float32
     assert_allclose(block, D, rtol=1e-7, atol=1e-7)  # float32 rounding: half an ulp, 6e-8 relative
     assert_allclose(block_matvec(block, Vt), block.astype(np.float64) @ V, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, k", [(1, 1), (7, 2), (259, 1), (600, 3)])  # around the 4-row groups and 256-row stripes
+def test_symmetric_matvec_reads_the_upper_triangle_only(rng, n, k):
+    """The continuous problem's product: the block's lower triangle is NaN here, so any read of it would show."""
+    import numba
+
+    from balance._kernels._energy import distance_block32, symmetric_matvec
+
+    A, V = rng.normal(size=(n, 4)), rng.normal(size=(n, k))
+    At, Vt = np.ascontiguousarray(A.T), np.ascontiguousarray(V.T)
+    upper = distance_block32(At, At, upper=True)
+    full = distance_block32(At, At)
+    rows, cols = np.triu_indices(n)
+    assert_array_equal(upper[rows, cols], full[rows, cols])  # the same tiles' values where they are filled
+    upper[np.tril_indices(n, -1)] = np.nan
+    symmetric = np.triu(full) + np.triu(full, 1).T
+    got = symmetric_matvec(upper, Vt)
+    assert_allclose(got, symmetric.astype(np.float64) @ V, rtol=1e-12, atol=1e-12)  # the same sums, reordered
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert_array_equal(symmetric_matvec(upper, Vt), got)  # the summation order does not depend on threads
+    finally:
+        numba.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("m", [1, 2, 31, 33, 65, 700])  # around the 32-row blocks and their pairing

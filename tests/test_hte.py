@@ -161,7 +161,7 @@ def test_clipping_counted_and_warned(data):
 
 
 @pytest.mark.filterwarnings("ignore:.*were clipped")
-@pytest.mark.parametrize("cf_order,outcome_form", [(2, "single"), (2, "separate"), (4, "single")])
+@pytest.mark.parametrize("cf_order,outcome_form", [(2, "single"), (2, "separate"), (4, "single"), (3, "auto")])
 def test_n_jobs_gives_identical_results(data, cf_order, outcome_form):
     from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 

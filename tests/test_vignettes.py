@@ -70,7 +70,8 @@ def test_vignette_runs(path):
                     OMP_NUM_THREADS="1"):
         client.execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
+    errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in outputs if o.get("output_type") == "error"]
+    assert not errors, f"{path.name}: {errors}"
     draws = any("_plot(" in cell.source for cell in nb.cells if cell.cell_type == "code")
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert images or not draws, f"{path.name} draws plots but shows none inline"

@@ -6,6 +6,8 @@ Energy balancing (Huling & Mak 2024) needs ``D @ V`` for the n x n matrix of Euc
 * :func:`distance_matvec` recomputes every distance in each call (O(m n p) time, O(m + n) memory);
 * :func:`distance_block32` stores the block once in float32 (4 bytes per pair) and :func:`block_matvec` multiplies
   it with float64 accumulation: many times faster per product when the block fits in memory;
+* :func:`symmetric_matvec` multiplies a symmetric float32 block of which only the upper triangle is stored (built
+  with ``distance_block32(..., upper=True)``; the continuous problem's matrix), each entry read once;
 * :func:`distance_quadform` gives ``V' D V`` among one point set visiting each pair once (half the work of a product),
   for the exact energy distance when no gradient is needed.
 
@@ -167,8 +169,13 @@ def _tiled_product(At, Bt, Vt, visit):
     return out
 
 
-def distance_block32(At, Bt):
-    """Return the (m, n) matrix of distances ``||A_i - B_j||`` in float32 (computed in float64)."""
+def distance_block32(At, Bt, *, upper=False):
+    """Return the (m, n) matrix of distances ``||A_i - B_j||`` in float32 (computed in float64).
+
+    ``upper`` (for ``At is Bt``, a symmetric block): fill only the tiles that meet the upper triangle j >= i and
+    leave the others unset (about half the work; the array is allocated in full). Read such a block with
+    :func:`symmetric_matvec` only.
+    """
     sqa, sqb = _squared_norms(At), _squared_norms(Bt)
     out = np.empty((At.shape[1], Bt.shape[1]), dtype=np.float32)
     col_tiles = [(j0, j1, np.ascontiguousarray(Bt[:, j0:j1])) for j0, j1 in _tiles(Bt.shape[1], _TILE_COLS)]
@@ -177,6 +184,8 @@ def distance_block32(At, Bt):
         i0, i1 = rows
         A = np.ascontiguousarray(At[:, i0:i1])
         for j0, j1, B in col_tiles:
+            if upper and j1 <= i0:  # the tile lies below the diagonal
+                continue
             _tile_block32(A.T @ B, sqa[i0:i1], sqb[j0:j1], A, B, out[i0:i1, j0:j1])
 
     _for_each(stripe, _tiles(At.shape[1], _TILE_ROWS))
@@ -198,6 +207,72 @@ def block_matvec(block, Vt):
     out = np.zeros((block.shape[0], Vt.shape[0]))
     _for_each(lambda rows: _block_rows(block, Vt, out, *rows), _tiles(block.shape[0], _TILE_ROWS))
     return out
+
+
+@njit(**_VEC)
+def _corner(block, v, i, r):
+    """sum_{c < 4} B[i + r, i + c] v[i + c] for a symmetric B read from its upper triangle."""
+    s = 0.0
+    for c in range(4):
+        lo, hi = min(r, c), max(r, c)
+        s += block[i + lo, i + hi] * v[i + c]
+    return s
+
+
+@njit(nogil=True, **_VEC)
+def _upper_rows(block, v, out, col, i0, i1):
+    """Rows i0..i1 of a symmetric product B v read from the upper triangle only: out[i] = sum_{j >= i} B_ij v_j
+    (with B_ij = B_ji inside each 4 x 4 diagonal corner), and col[j - i0] += B_ij v_i for the j right of the
+    corner (what row i contributes to the rows below it). Rows go four at a time, so that each pass over the
+    columns updates ``col`` once for four entries read: the loop is bound by reading the block, as a plain
+    product is, but reads half of it."""
+    n = block.shape[1]
+    i = i0
+    while i + 4 <= i1:
+        r0, r1, r2, r3 = block[i], block[i + 1], block[i + 2], block[i + 3]
+        v0, v1, v2, v3 = v[i], v[i + 1], v[i + 2], v[i + 3]
+        s0, s1, s2, s3 = _corner(block, v, i, 0), _corner(block, v, i, 1), _corner(block, v, i, 2), \
+            _corner(block, v, i, 3)
+        for j in range(i + 4, n):
+            a0, a1, a2, a3 = np.float64(r0[j]), np.float64(r1[j]), np.float64(r2[j]), np.float64(r3[j])
+            vj = v[j]
+            s0 += a0 * vj
+            s1 += a1 * vj
+            s2 += a2 * vj
+            s3 += a3 * vj
+            col[j - i0] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+        out[i], out[i + 1], out[i + 2], out[i + 3] = s0, s1, s2, s3
+        i += 4
+    for i in range(i, i1):  # the last rows of the block, one at a time
+        row, vi = block[i], v[i]
+        s = row[i] * vi
+        for j in range(i + 1, n):
+            s += row[j] * v[j]
+            col[j - i0] += row[j] * vi
+        out[i] = s
+
+
+def symmetric_matvec(block, Vt):
+    """Return ``B @ Vt.T`` for a symmetric float32 (n, n) block B of which only the upper triangle (j >= i) is
+    read, with float64 accumulation: each stored entry is read once for two products, half the memory traffic of
+    :func:`block_matvec` (measured: 0.03 s against 0.065 s of CPU per product at n = 10,000).
+
+    Each stripe of rows adds its column part (the lower triangle's contribution) to a buffer of its own; the
+    buffers are added in stripe order, so the result does not depend on the number of threads.
+    """
+    n, k = block.shape[0], Vt.shape[0]
+    out = np.empty((k, n))
+
+    def stripe(rows):
+        cols = np.zeros((k, n - rows[0]))
+        for c in range(k):
+            _upper_rows(block, Vt[c], out[c], cols[c], *rows)
+        return cols
+
+    stripes = _tiles(n, _TILE_ROWS)
+    for (i0, _), cols in zip(stripes, _for_each(stripe, stripes)):
+        out[:, i0:] += cols
+    return np.ascontiguousarray(out.T)
 
 
 def distance_quadform(At, Vt):
@@ -272,16 +347,17 @@ def dcov_matvec(Xt, a, mx, ma, consts, Vt):
 
 @njit(nogil=True, **_VEC)
 def _dcov_rows(block, a, mx, ma, consts, i0, i1):
+    """Turn the distances of rows i0..i1 of the upper triangle (j >= i) into entries of K."""
     gx, ga, ca, cx = consts[0], consts[1], consts[2], consts[3]
     for i in range(i0, i1):
-        for j in range(block.shape[1]):
+        for j in range(i, block.shape[1]):
             block[i, j] = _dcov_entry(block[i, j], abs(a[i] - a[j]), mx[i], mx[j], ma[i], ma[j], gx, ga, ca, cx)
 
 
 def dcov_block32(Xt, a, mx, ma, consts):
-    """The matrix K of :func:`dcov_matvec` stored in float32 (entries computed in float64 from the float32
-    distance block)."""
-    block = distance_block32(Xt, Xt)
+    """The upper triangle of the symmetric matrix K of :func:`dcov_matvec` stored in float32 (entries computed in
+    float64 from the float32 distances; the lower triangle is left unset): multiply with :func:`symmetric_matvec`."""
+    block = distance_block32(Xt, Xt, upper=True)
     consts = np.asarray(consts, dtype=np.float64)
     _for_each(lambda rows: _dcov_rows(block, a, mx, ma, consts, *rows), _tiles(block.shape[0], _TILE_ROWS))
     return block

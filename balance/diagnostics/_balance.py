@@ -11,6 +11,7 @@ Stuart, E. A. (2015), Statistics in Medicine 34(28):3661–3679.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from itertools import combinations
@@ -21,6 +22,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from ._ovl import ovl
+from .._dask import any_dask
 from .._stats import normalise, reliability_cov, reliability_var, scale_columns
 from .._treatment import ESTIMANDS_BY_TYPE, check_estimand_for
 from .._validation import (CovariateDesign, as_1d, check_estimand, check_indexes_agree, check_sample_weight,
@@ -125,21 +127,52 @@ def _build_columns(dist, covariates, level_flags):
 # --------------------------------------------------------------------------------------------------------------
 # statistics
 # --------------------------------------------------------------------------------------------------------------
-def _moments(matrix, w, binary):
-    """Weighted mean and variance of every column over the units with ``w > 0``.
+@dataclass(frozen=True)
+class Moments:
+    """Weighted moments of every column over the units of positive weight: what the means, variances and SDs of a
+    balance table are made from, whether the units are in memory (:func:`_row_moments`) or summed block by block
+    (:mod:`._dask_balance`).
 
-    Continuous columns: cobalt's n − 1 ("reliability weights") variance (:func:`balance._stats.reliability_var`),
-    NaN when one unit carries all the weight; binary columns: p (1 − p). A column that is constant within two or
-    more units gets its exact value as mean and a variance of exactly 0, so that rounding in the weighted sums
-    cannot turn 0/0 into a number.
+    ``spread`` is the weighted population variance :math:`\\sum v (x - \\bar x_v)^2` with :math:`v = w / \\sum w`,
+    ``correction`` is :math:`1 - \\sum v^2` (0 when one unit carries all the weight), ``lo`` and ``hi`` the
+    smallest and largest value.
     """
+
+    mean: np.ndarray
+    spread: np.ndarray
+    correction: float
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def _row_moments(rows, w):
+    """:class:`Moments` of the columns of ``rows`` over the units with ``w > 0`` (the terms of
+    :func:`balance._stats.reliability_var`)."""
     pos = w > 0
-    rows = matrix[pos]
-    constant = rows.min(axis=0) == rows.max(axis=0)
-    mean = np.where(constant, rows[0], normalise(w[pos]) @ rows)
-    spread = reliability_var(rows, w[pos])
+    rows, v = rows[pos], normalise(w[pos])
+    mean = v @ rows
+    return Moments(mean=mean, spread=v @ (rows - mean) ** 2, correction=1.0 - v @ v, lo=rows.min(axis=0),
+                   hi=rows.max(axis=0))
+
+
+def mean_var(m, binary):
+    """Weighted mean and variance of every column from its :class:`Moments`.
+
+    Continuous columns: cobalt's n − 1 ("reliability weights") variance ``spread / correction``
+    (:func:`balance._stats.reliability_var`), NaN when one unit carries all the weight; binary columns: p (1 − p).
+    A column that is constant within two or more units gets its exact value as mean and a variance of exactly 0,
+    so that rounding in the weighted sums cannot turn 0/0 into a number.
+    """
+    constant = m.lo == m.hi
+    mean = np.where(constant, m.lo, m.mean)
+    spread = m.spread / m.correction if m.correction > 0 else np.full(mean.shape, np.nan)
     spread = np.where(constant & ~np.isnan(spread), 0.0, spread)
     return mean, np.where(binary, mean * (1.0 - mean), spread)
+
+
+def _moments(matrix, w, binary):
+    """Weighted mean and variance (:func:`mean_var`) of every column over the units with ``w > 0``."""
+    return mean_var(_row_moments(matrix, w), binary)
 
 
 def _ks_column(x, order, signed_w):
@@ -165,19 +198,16 @@ def _ks(cols, first, second, diff):
     return ks
 
 
-def _sd(cols, codes, sw, sd_denom, n_levels, focal):
-    """The SMD's denominator from the sample-weighted units: one level's SD (``"treated"``: the treated or focal
-    level; ``"control"``), all units' (``"all"``), or the root mean of the K within-level variances (``"pooled"``,
-    cobalt's rule for every pair of a multi-category treatment)."""
+def _sd(moment, sd_denom, n_levels, focal):
+    """The SMD's denominator from the sample-weighted units (``moment(group, "un")``, see
+    :func:`group_statistics`): one level's SD (``"treated"``: the treated or focal level; ``"control"``), all
+    units' (``"all"``), or the root mean of the K within-level variances (``"pooled"``, cobalt's rule for every
+    pair of a multi-category treatment)."""
     if sd_denom == "all":
-        return np.sqrt(_moments(cols.values, sw, cols.binary)[1])
-
-    def var(k):
-        return _moments(cols.values[codes == k], sw[codes == k], cols.binary)[1]
-
+        return np.sqrt(moment(ALL, "un")[1])
     if sd_denom == "pooled":
-        return np.sqrt(sum(var(k) for k in range(n_levels)) / n_levels)
-    return np.sqrt(var(focal if sd_denom == "treated" else 0))
+        return np.sqrt(sum(moment(k, "un")[1] for k in range(n_levels)) / n_levels)
+    return np.sqrt(moment(focal if sd_denom == "treated" else 0, "un")[1])
 
 
 def _smd(diff, sd, standardise, scale):
@@ -201,34 +231,15 @@ def _ovl(cols, first, second, diff):
     return out
 
 
-def _display(cols, group, display):
-    """The group's weighted mean (``"means"``) and SD (``"sds"``; NaN for a binary row, as cobalt leaves them
-    out) of every row, in the covariates' units; ``group`` is ``(mask, weights)``."""
-    mean, var = _moments(cols.values[group[0]], group[1][group[0]], cols.binary)
+def _display(mean_and_var, binary, scale, display):
+    """A group's weighted mean (``"means"``) and SD (``"sds"``; NaN for a binary row, as cobalt leaves them out)
+    of every row, in the covariates' units, from its ``(mean, variance)`` of the scaled columns."""
+    mean, var = mean_and_var
     out = {}
     if "means" in display:
-        out["mean"] = mean * cols.scale
+        out["mean"] = mean * scale
     if "sds" in display:
-        out["sd"] = np.where(cols.binary, np.nan, np.sqrt(var) * cols.scale)
-    return out
-
-
-def _contrast(cols, first, second, stats, sd, standardise):
-    """The requested statistics (keyed ``smd``, ``vratio``, ``ks``, ``ovl``) of ``first`` minus ``second``, two
-    groups given as ``(mask, weights)``."""
-    m_1, v_1 = _moments(cols.values[first[0]], first[1][first[0]], cols.binary)
-    m_2, v_2 = _moments(cols.values[second[0]], second[1][second[0]], cols.binary)
-    diff = m_1 - m_2
-    out = {}
-    if "smd" in stats:
-        out["smd"] = _smd(diff, sd, standardise, cols.scale)
-    if "vratio" in stats:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["vratio"] = np.where(cols.binary, np.nan, v_1 / v_2)
-    if "ks" in stats:
-        out["ks"] = _ks(cols, first, second, diff)
-    if "ovl" in stats:
-        out["ovl"] = _ovl(cols, first, second, diff)
+        out["sd"] = np.where(binary, np.nan, np.sqrt(var) * scale)
     return out
 
 
@@ -250,7 +261,8 @@ def _correlations(cols, a, runs, stats, display):
     out = {}
     everyone = np.ones(len(a), dtype=bool)
     for suffix, w in runs.items():
-        for key, column in _display(cols, (everyone, w), display).items():
+        for key, column in _display(_moments(cols.values, w, cols.binary), cols.binary, cols.scale,
+                                    display).items():
             out[f"{key}_all_{suffix}"] = column
         for stat in stats:
             (x, y), (sd_x, sd_y) = pairs[stat], sds[stat]
@@ -282,33 +294,62 @@ def _comparisons(t, pairwise):
     return {f"{levels[t.focal]} vs. {level}": (t.focal, k) for k, level in enumerate(levels) if k != t.focal}
 
 
-def _block(dist, covariates, level_flags, t, codes, runs, options):
-    """Binary flags and statistics of one block of rows computed over the same units: ``{comparison: {column
-    name: values}}``.
+def group_statistics(moment, distribution, t, suffixes, options, binary_rows, scale):
+    """The display columns and statistics of every comparison: ``{comparison: {column name: values}}``.
 
-    The SD comes from the unweighted sample (sample weights only, ``runs["un"]``), for both the unadjusted and
-    adjusted SMD; the "All" group is always the unadjusted full sample.
+    The one home of the formulas after the moments, for data in memory and for dask input alike.
+    ``moment(g, suffix)`` is the ``(mean, variance)`` (:func:`mean_var`) of the scaled rows in group code ``g``
+    (``ALL``: every unit with its sample weights) under the weights of ``suffix`` (``"un"``: sample weights,
+    ``"adj"``: the weights); ``distribution(stat, g_1, g_2, suffix, diff)`` is the ``"ks"`` or ``"ovl"`` column of
+    ``g_1`` against ``g_2`` (``diff``: their difference in means). The SD comes from the unweighted sample
+    (sample weights only) for both the unadjusted and the adjusted SMD.
     """
     stats, sd_denom, binary, continuous, pairwise, display = options
-    cols = _build_columns(dist, covariates, level_flags)
-    if t.kind == "continuous":
-        return cols.binary, {None: _correlations(cols, codes, runs, stats, display)}
-    standardise = np.where(cols.binary, binary == "std", continuous == "std")
-    sw = runs["un"]
-    sd = _sd(cols, codes, sw, sd_denom, max(t.n_levels, 2), 1 if t.kind == "binary" else t.focal)
-    everyone = np.ones(len(codes), dtype=bool)
+    standardise = np.where(binary_rows, binary == "std", continuous == "std")
+    sd = _sd(moment, sd_denom, max(t.n_levels, 2), 1 if t.kind == "binary" else t.focal)
     values = {}
     for name, (g_1, g_2) in _comparisons(t, pairwise).items():
         values[name] = {}
-        for suffix, run_w in runs.items():
-            first, second = ((everyone, sw) if g == ALL else (codes == g, run_w) for g in (g_1, g_2))
-            for g, group in ((g_2, second), (g_1, first)):  # cobalt's order: M.0 before M.1
+        for suffix in suffixes:
+            for g in (g_2, g_1):  # cobalt's order: M.0 before M.1
                 label = "All" if g == ALL else str(t.levels[g])
-                for key, column in _display(cols, group, display).items():
+                for key, column in _display(moment(g, suffix), binary_rows, scale, display).items():
                     values[name][f"{key}_{label}_{suffix}"] = column
-            for stat, column in _contrast(cols, first, second, stats, sd, standardise).items():
-                values[name][f"{stat}_{suffix}"] = column
-    return cols.binary, values
+            (m_1, v_1), (m_2, v_2) = moment(g_1, suffix), moment(g_2, suffix)
+            diff = m_1 - m_2
+            if "smd" in stats:
+                values[name][f"smd_{suffix}"] = _smd(diff, sd, standardise, scale)
+            if "vratio" in stats:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    values[name][f"vratio_{suffix}"] = np.where(binary_rows, np.nan, v_1 / v_2)
+            for stat in ("ks", "ovl"):
+                if stat in stats:
+                    values[name][f"{stat}_{suffix}"] = distribution(stat, g_1, g_2, suffix, diff)
+    return values
+
+
+def _block(dist, covariates, level_flags, t, codes, runs, options):
+    """Binary flags and statistics (:func:`group_statistics`) of one block of rows computed over the same
+    units."""
+    stats, _, _, _, _, display = options
+    cols = _build_columns(dist, covariates, level_flags)
+    if t.kind == "continuous":
+        return cols.binary, {None: _correlations(cols, codes, runs, stats, display)}
+    everyone = np.ones(len(codes), dtype=bool)
+
+    def group(g, suffix):
+        """``(mask, weights)`` of group code ``g``; the "All" group is always the unadjusted full sample."""
+        return (everyone, runs["un"]) if g == ALL else (codes == g, runs[suffix])
+
+    @functools.cache
+    def moment(g, suffix):
+        mask, w = group(g, suffix)
+        return _moments(cols.values[mask], w[mask], cols.binary)
+
+    def distribution(stat, g_1, g_2, suffix, diff):
+        return (_ks if stat == "ks" else _ovl)(cols, group(g_1, suffix), group(g_2, suffix), diff)
+
+    return cols.binary, group_statistics(moment, distribution, t, list(runs), options, cols.binary, cols.scale)
 
 
 def _observed_block(column, level_flag, t, codes, runs, options):
@@ -373,7 +414,10 @@ def balance_table(
     ----------
     X : DataFrame or array-like of shape (n_samples, n_features)
         Covariates. Categorical (category, object or string) columns are split into one indicator per level,
-        named ``<column>_<level>`` (e.g. ``race_black``), all levels shown; boolean columns become 0/1.
+        named ``<column>_<level>`` (e.g. ``race_black``), all levels shown; boolean columns become 0/1. A dask
+        DataFrame (numeric, boolean and categorical columns with known categories) or dask array is summarised
+        block by block (see Notes, **Dask input**); ``treatment``, ``weights`` and ``sample_weight`` must then be
+        dask collections with its partitions.
     treatment : array-like of shape (n_samples,)
         Binary treatment: 0/1, boolean, or two levels with ``treated`` given; a multi-category one (three or
         more levels, see ``pairwise``); or a continuous one (a float dose: balance is then each covariate's
@@ -565,6 +609,17 @@ def balance_table(
     pairs the remaining values with the weights of the wrong units (``col_w_ks`` drops the NAs from the values but
     not from the weights), so its KS for such rows is not reproduced; here it is the KS of the observed values.
 
+    **Dask input** (issue 18): the same table from two passes over the blocks, with memory flat in the number
+    of rows. Per block and group the weighted moments (count, sums of the weights and their squares, the mean
+    and the sum of squared deviations about it) are merged exactly in a tree (Chan, Golub & LeVeque 1983), so
+    SMDs, variance ratios, means, SDs and effective sample sizes equal the in-memory ones to rounding. The KS
+    statistic of a binary row is exact; that of a continuous row comes from weighted histograms on bins whose
+    edges are quantiles of a mergeable sketch (2048 bins): the table shows the largest ECDF gap at the edges, a
+    value the exact statistic attains, and the attribute ``ks_error`` how much larger the exact one can be (0 for a
+    row with fewer distinct values than bins; stated in the printed report). Not available on dask input:
+    missing covariate values, text columns (make them categorical), ``distance``, ``interactions``, ``poly``,
+    ``by``, ``stats="ovl"`` and continuous treatments.
+
     **Floating point.** Every column is divided by a power of two near its largest absolute value before anything
     is squared (an exact operation), so covariates of magnitude 1e160 or 1e-200 give the same SMDs, variance
     ratios and KS statistics as covariates near 1, and ordinary columns the same bits as without it.
@@ -619,6 +674,15 @@ def balance_table(
                 type  corr_un  spearman_un  corr_adj  spearman_adj
     age      Contin.    0.347        0.214     0.033        -0.091
     group_b   Binary   -0.252       -0.312    -0.407        -0.455
+
+    Dask input gives the same table (here two partitions of the first example's data):
+
+    >>> import dask.dataframe as dd
+    >>> data = dd.from_pandas(X.assign(group=X["group"].astype("category"), t=treat, w=w), npartitions=2)
+    >>> balance_table(data[["age", "group"]], data["t"], data["w"], estimand="ATT").round(3)
+                type  smd_un  vratio_un  ks_un  smd_adj  vratio_adj  ks_adj
+    age      Contin.  -0.260       0.44  0.250    0.137       0.444   0.429
+    group_b   Binary  -0.167        NaN  0.167    0.048         NaN   0.048
     """
     from ._imputed import balance_across_imputations, is_imputed  # here: that module builds on this function
 
@@ -646,6 +710,14 @@ def balance_table(
     if isinstance(poly, bool) or not isinstance(poly, (int, np.integer)) or poly < 1:
         raise ValueError(f"poly must be a whole number of at least 1 (1: no powers); got {poly!r}.")
     fitted = resolve_weights(weights)
+    if any_dask(X, treatment, fitted.weights, sample_weight, fitted.sample_weight):
+        from ._dask_balance import dask_balance_table
+
+        return dask_balance_table(X, treatment, fitted, estimand=estimand, stats=stats, binary=binary,
+                                  continuous=continuous, sd_denom=sd_denom, sample_weight=sample_weight,
+                                  distance=distance, treated=treated, missing=missing, treatment_type=treatment_type,
+                                  pairwise=pairwise, interactions=interactions, poly=poly, display=display,
+                                  thresholds=thresholds, by=by)
     if by is not None:
         return _balance_by(X, treatment, fitted, by, dict(
             estimand=estimand, stats=stats, binary=binary, continuous=continuous, sd_denom=sd_denom,
@@ -659,19 +731,7 @@ def balance_table(
     check_indexes_agree(X=index, treatment=treatment, weights=fitted.weights, sample_weight=sample_weight)
     t = check_treatment(treatment, treated=inherit("treated", treated, fitted.treated), n_samples=n, index=index,
                         treatment_type=inherit_treatment_type(treatment_type, fitted))
-    stats = _check_stats(stats, t.kind)
-    thresholds = check_thresholds(thresholds, CONTINUOUS_STATS if t.kind == "continuous" else GROUP_STATS)
-    stats = [s for s in (CONTINUOUS_STATS if t.kind == "continuous" else GROUP_STATS)
-             if s in stats or s in thresholds]  # a threshold brings its statistic, as in cobalt
-    estimand = inherit("estimand", None if estimand is None else check_estimand(estimand), fitted.estimand)
-    estimand = check_estimand_for(estimand or "ATE", t, ESTIMANDS_BY_TYPE[t.kind], "balance_table")
-    if sd_denom is None:
-        sd_denom = "all" if t.kind == "continuous" else _DEFAULT_SD_DENOM.get(estimand, "pooled")
-    _check_choice(sd_denom, {"binary": SD_DENOMS, "continuous": ("all",)}.get(t.kind, ("treated", "pooled", "all")),
-                  "sd_denom")
-    if sd_denom == "treated" and t.focal is None:
-        raise ValueError("sd_denom='treated' with a multi-category treatment needs the focal level: pass "
-                         "treated=<level>.")
+    stats, thresholds, sd_denom = check_table_options(t, fitted, estimand, stats, thresholds, sd_denom)
     # a continuous treatment has one group, the whole sample, for the weight checks
     (group_codes, groups), codes = (weight_groups(t) if t.kind == "continuous" else (t.a, group_names(t))), t.a
     if fitted.sample_weight is not None:  # the fitted weighter's sampling weights, as cobalt uses a weightit's
@@ -721,24 +781,52 @@ def balance_table(
                       "group, so their statistics are NaN; their <NA> rows show the missingness.", RuntimeWarning,
                       stacklevel=2)
 
-    types = ["Distance"] * len(dist_names) + ["Binary" if b else "Contin." for b in is_binary[len(dist_names):]]
+    return assemble_table(names, len(dist_names), is_binary, columns, list(runs), stats, t, thresholds,
+                          ess_table(runs, group_codes, [str(g) for g in groups]))
+
+
+def assemble_table(names, n_distances, is_binary, columns, suffixes, stats, t, thresholds, ess, ks_error=None):
+    """The :class:`BalanceTable` from the statistics' columns (``{comparison: {column name: values}}``, one value
+    per row of ``names``, distances first): row types, comparisons in level order, thresholds and the report
+    attributes."""
+    types = ["Distance"] * n_distances + ["Binary" if b else "Contin." for b in is_binary[n_distances:]]
     tables = {name: pd.DataFrame({"type": types, **values}, index=pd.Index(names)) for name, values in columns.items()}
     if None in tables:  # one comparison (binary) or none (continuous): a plain table
         table = tables[None]
     else:  # the comparisons' display columns differ (each shows its two groups): put them in level order
         table = pd.concat(tables, names=["comparison", "variable"])
-        table = table[_column_order(table.columns, runs, stats, ["All", *map(str, t.levels)])]
+        table = table[_column_order(table.columns, suffixes, stats, ["All", *map(str, t.levels)])]
     if "smd" in stats:
         _warn_infinite(table)
     table, tally, largest = add_thresholds(table, thresholds)
-    return BalanceTable.build(table, thresholds=thresholds, tally=tally, max_imbalance=largest,
-                              ess=ess_table(runs, group_codes, [str(g) for g in groups]))
+    return BalanceTable.build(table, thresholds=thresholds, tally=tally, max_imbalance=largest, ess=ess,
+                              ks_error=ks_error)
 
 
-def _column_order(columns, runs, stats, groups):
+def check_table_options(t, fitted, estimand, stats, thresholds, sd_denom):
+    """``(stats, thresholds, sd_denom)`` checked against the treatment ``t`` and the fitted weighter's estimand
+    (``fitted``, a :class:`._weights.Resolved`): the statistics in cobalt's order (a threshold brings its
+    statistic) and the SD denominator (by estimand when None)."""
+    stats = _check_stats(stats, t.kind)
+    thresholds = check_thresholds(thresholds, CONTINUOUS_STATS if t.kind == "continuous" else GROUP_STATS)
+    stats = [s for s in (CONTINUOUS_STATS if t.kind == "continuous" else GROUP_STATS)
+             if s in stats or s in thresholds]  # a threshold brings its statistic, as in cobalt
+    estimand = inherit("estimand", None if estimand is None else check_estimand(estimand), fitted.estimand)
+    estimand = check_estimand_for(estimand or "ATE", t, ESTIMANDS_BY_TYPE[t.kind], "balance_table")
+    if sd_denom is None:
+        sd_denom = "all" if t.kind == "continuous" else _DEFAULT_SD_DENOM.get(estimand, "pooled")
+    _check_choice(sd_denom, {"binary": SD_DENOMS, "continuous": ("all",)}.get(t.kind, ("treated", "pooled", "all")),
+                  "sd_denom")
+    if sd_denom == "treated" and t.focal is None:
+        raise ValueError("sd_denom='treated' with a multi-category treatment needs the focal level: pass "
+                         "treated=<level>.")
+    return stats, thresholds, sd_denom
+
+
+def _column_order(columns, suffixes, stats, groups):
     """``columns`` in the table's order: per sample, each group's display columns, then the statistics."""
     order = ["type"]
-    for suffix in runs:
+    for suffix in suffixes:
         order += [f"{key}_{group}_{suffix}" for group in groups for key in ("mean", "sd")]
         order += [f"{stat}_{suffix}" for stat in stats]
     return [column for column in order if column in columns]

@@ -28,23 +28,25 @@ class BalanceTable(pd.DataFrame):
     Attributes beyond the rows: ``thresholds`` (dict, the thresholds used), ``tally`` (per statistic, a DataFrame
     of the number of rows balanced and not balanced), ``max_imbalance`` (per statistic, the row with the largest
     imbalance, distances excluded), ``ess`` (Kish's effective sample sizes per group, unadjusted and adjusted)
-    and, with ``by=``, ``across_subgroups`` (the largest imbalance of each row over the subgroups; else None).
+    and, with ``by=``, ``across_subgroups`` (the largest imbalance of each row over the subgroups; else None), and
+    ``ks_error`` (dask input only, else None: per row and KS column, how far above the table's KS statistic, a
+    lower bound read from binned ECDFs, the exact one can lie; 0 where it is exact).
     Any operation on the table (selecting columns, rounding, concatenating) gives a plain DataFrame without them,
     so they never travel into other objects (they are not ``DataFrame.attrs``, which pandas copies and compares).
     """
 
-    _metadata = ["thresholds", "tally", "max_imbalance", "ess", "across_subgroups"]
+    _metadata = ["thresholds", "tally", "max_imbalance", "ess", "across_subgroups", "ks_error"]
 
     @property
     def _constructor(self):
         return pd.DataFrame  # derived frames are plain DataFrames: only the full table prints as a report
 
     @classmethod
-    def build(cls, table, *, thresholds, tally, max_imbalance, ess, across_subgroups=None):
+    def build(cls, table, *, thresholds, tally, max_imbalance, ess, across_subgroups=None, ks_error=None):
         """The table with its report attributes."""
         out = cls(table)
         out.thresholds, out.tally, out.max_imbalance = thresholds, tally, max_imbalance
-        out.ess, out.across_subgroups = ess, across_subgroups
+        out.ess, out.across_subgroups, out.ks_error = ess, across_subgroups, ks_error
         return out
 
     def __repr__(self):
@@ -114,9 +116,15 @@ def add_thresholds(table, thresholds):
 def ess_table(weight_runs, codes, labels):
     """Kish's effective sample size per group (columns) of the unadjusted (sampling weights) and adjusted
     weights (rows ``Unadjusted``, ``Adjusted``), as cobalt's "Effective sample sizes"."""
+    return ess_frame({suffix: [kish_ess(w[codes == k]) for k in range(len(labels))]
+                      for suffix, w in weight_runs.items()}, labels)
+
+
+def ess_frame(ess, labels):
+    """:func:`ess_table`'s frame from ``{"un": [ESS per group], "adj": [...]}``."""
     names = {"un": "Unadjusted", "adj": "Adjusted"}
-    return pd.DataFrame({label: [kish_ess(w[codes == k]) for w in weight_runs.values()]
-                         for k, label in enumerate(labels)}, index=[names[s] for s in weight_runs])
+    return pd.DataFrame({label: [values[k] for values in ess.values()] for k, label in enumerate(labels)},
+                        index=[names[s] for s in ess])
 
 
 def format_balance(table):
@@ -133,5 +141,9 @@ def format_balance(table):
     if table.across_subgroups is not None:
         lines += ["", "Balance across subgroups (largest imbalance of each row)",
                   table.across_subgroups.to_string(na_rep=".", float_format=lambda v: f"{v:.4f}", line_width=width)]
+    if getattr(table, "ks_error", None) is not None:
+        largest = float(np.nanmax(table.ks_error.to_numpy(dtype=float), initial=0.0))
+        lines += ["", "KS statistics of continuous rows from binned ECDFs (dask input): each exact value lies in "
+                  f"[ks, ks + ks_error]; largest ks_error {largest:.2g}" + (" (all exact)" if largest == 0 else "")]
     lines += ["", "Effective sample sizes", table.ess.to_string(float_format=lambda v: f"{v:.2f}")]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from .._dask import any_dask
 from .._stats import kish_ess, pow2_scale
 from .._validation import check_indexes_agree, check_treatment, check_weights
 
@@ -194,8 +195,6 @@ def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", w
     w = np.asarray(weights, dtype=float)
     codes = np.asarray(codes)
     n_groups = int(codes.max()) + 1 if codes.size else 0
-    if labels is None:
-        labels = list(GROUPS) if n_groups == 2 else [str(k) for k in range(n_groups)]
     ess, n_positive, share = [], [], []
     for k in range(n_groups):
         wk = w[codes == k]
@@ -203,6 +202,32 @@ def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", w
         ess.append(kish_ess(wk) if total > 0 else 0.0)
         n_positive.append(int(np.sum(wk > 0)))
         share.append(wk.max() / total if total > 0 else np.nan)
+    return _concentration_report(ess, n_positive, share, labels, who, advice, warn, stacklevel + 1)
+
+
+def concentration_sums(weights, codes, n_groups=2):
+    """Per-block sums behind :func:`concentration_from_sums` (a block evaluator, see :mod:`balance._blocks`):
+    per group Σw, Σw², the largest weight and the number of positive weights."""
+    return {"w_sum": np.bincount(codes, weights=weights, minlength=n_groups),
+            "w_sq": np.bincount(codes, weights=weights ** 2, minlength=n_groups),
+            "max_w": np.array([weights[codes == k].max(initial=0.0) for k in range(n_groups)]),
+            "n_pos": np.bincount(codes[weights > 0], minlength=n_groups)}
+
+
+def concentration_from_sums(sums, labels=None, *, who=None, advice="", warn=True, stacklevel=3):
+    """:func:`check_extreme_weights` from the per-group sums of :func:`concentration_sums` (dask input; the ESS
+    from plain sums of squares, which agree with the in-memory scaled form unless weights exceed 1e150)."""
+    total, square = sums["w_sum"], sums["w_sq"]
+    positive = total > 0
+    ess = np.where(positive, total ** 2 / np.where(positive, square, 1.0), 0.0)
+    share = np.where(positive, sums["max_w"] / np.where(positive, total, 1.0), np.nan)
+    return _concentration_report(list(ess), list(sums["n_pos"]), list(share), labels, who, advice, warn,
+                                 stacklevel + 1)
+
+
+def _concentration_report(ess, n_positive, share, labels, who, advice, warn, stacklevel):
+    if labels is None:
+        labels = list(GROUPS) if len(ess) == 2 else [str(k) for k in range(len(ess))]
     ess, n_positive, share = (pd.Series(v, index=list(labels), dtype=float) for v in (ess, n_positive, share))
     flagged = ((ess < MIN_ESS) & (ess < n_positive / 2)) | ((share > MAX_SHARE) & (share > 2 / n_positive))
     report = WeightConcentration(ess=ess, n_positive=n_positive, max_share=share, flagged=flagged | (ess == 0))
@@ -224,7 +249,8 @@ def effective_sample_size(weights, treatment=None, *, treated=None, treatment_ty
     weights : array-like of shape (n_samples,) or fitted weighting estimator
         Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``; WeightIt's
         ``ESS()`` of ``weights * s.weights``). A fitted weighting estimator (or a Pipeline ending in one) is
-        replaced by its ``weights_``, and its treated level is used.
+        replaced by its ``weights_``, and its treated level is used. Dask weights (with a dask ``treatment`` of
+        the same partitions, or none) are summed block by block in one pass, with memory flat in the number of rows.
     treatment : array-like of shape (n_samples,), default=None
         Binary treatment, coded as in :func:`balance._treatment.check_treatment` (0/1, boolean, or any two levels
         with ``treated`` given), a multi-category one (one ESS per level), or a continuous one (one ESS, of the
@@ -274,6 +300,10 @@ def effective_sample_size(weights, treatment=None, *, treated=None, treatment_ty
     >>> effective_sample_size([1, 1, 2, 2])
     3.6
     """
+    if any_dask(resolve_weights(weights).weights, treatment):
+        from ._dask_balance import dask_effective_sample_size
+
+        return dask_effective_sample_size(weights, treatment, treated, treatment_type)
     if treatment is None:
         w = check_weights(resolve_weights(weights).weights)
         if not np.any(w > 0):
@@ -362,7 +392,9 @@ def weight_summary(weights, treatment, *, treated=None, treatment_type=None, n_t
     weights : array-like of shape (n_samples,) or fitted weighting estimator
         Non-negative analysis weights, sampling weights included (as every estimator's ``weights_``, and as
         WeightIt summarises ``weights * s.weights``), or a fitted weighting estimator (its ``weights_`` and its
-        treated level are used). A Series gives the row labels of the largest weights.
+        treated level are used). A Series gives the row labels of the largest weights. Dask weights and
+        treatment (same partitions) are summarised block by block in two passes (the deviations need the means),
+        with memory flat in the number of rows; the largest weights keep their labels.
     treatment : array-like of shape (n_samples,)
         Binary treatment (0/1, boolean, or two levels with ``treated`` given), a multi-category one (one
         column per level) or a continuous one (one column, ``all``: the whole sample, as WeightIt summarises a
@@ -433,6 +465,10 @@ def weight_summary(weights, treatment, *, treated=None, treatment_type=None, n_t
     """
     if not (isinstance(n_top, (int, np.integer)) and n_top >= 0):
         raise ValueError(f"n_top must be a non-negative integer; got {n_top!r}.")
+    if any_dask(resolve_weights(weights).weights, treatment):
+        from ._dask_balance import dask_weight_summary
+
+        return dask_weight_summary(weights, treatment, treated, treatment_type, n_top)
     w, a, groups, labels = _weights_by_group(weights, treatment, treated, treatment_type)
     table = pd.DataFrame({g: _group_stats(w[a == arm]) for arm, g in enumerate(groups)})
     top = {}

@@ -98,10 +98,15 @@ def _design(a, covariates, interact, n_levels=2):
     return np.hstack(blocks)
 
 
-def _standardise(covariates):
+def _standardise(covariates, constants=None):
     """Centre and scale each column: the predictions m_a(X), hence μ and its variance, do not change (the design
     spans the same space), while a covariate of size 1e12 or 1e-12 no longer ruins the rank check, the least-squares
-    fit and the Jacobian's conditioning. γ is on the standardised scale (it is not reported)."""
+    fit and the Jacobian's conditioning. γ is on the standardised scale (it is not reported).
+
+    ``constants`` (centre, scale) come from all the data when ``covariates`` is one block of dask input."""
+    if constants is not None:
+        center, scale = constants
+        return (covariates - center) / np.where(scale > 0, scale, 1.0)
     centred = covariates - covariates.mean(axis=0)
     scaled, unit = scale_columns(centred)  # exact; no square of a covariate of magnitude 1e200 overflows
     scale = np.sqrt(np.mean(scaled ** 2, axis=0)) * unit
@@ -134,11 +139,14 @@ def _link(eta, family):
     return eta, np.ones_like(eta)
 
 
-def simple_equations(y, a, weights, n_levels=2):
-    """Hájek means per level: θ_o = (μ_0, ..., μ_{K−1})."""
+def simple_equations(y, a, weights, n_levels=2, at=None):
+    """Hájek means per level: θ_o = (μ_0, ..., μ_{K−1}).
+
+    ``at`` (the means, from all the data) evaluates the equations on one block of dask input; the block's
+    ``jacobian`` is then its share of the sum."""
     arms = np.column_stack([a == k for k in range(n_levels)]).astype(float)
     totals = (arms * weights[:, None]).sum(axis=0)
-    mu = (arms * (weights * y)[:, None]).sum(axis=0) / totals
+    mu = (arms * (weights * y)[:, None]).sum(axis=0) / totals if at is None else at
     resid = arms * (y[:, None] - mu)
     return OutcomeEquations(
         params=mu, names=[f"mu{k}" for k in range(n_levels)], psi=resid * weights[:, None],
@@ -147,17 +155,22 @@ def simple_equations(y, a, weights, n_levels=2):
 
 
 def regression_equations(y, a, weights, sample_weight, covariates, *, estimand, interact, augmented, family,
-                         n_levels=2, focal=1):
+                         n_levels=2, focal=1, at=None):
     """Regression (g-computation) and augmented equations: θ_o = (γ, ν_0..ν_{K−1}) or (γ, ν_0..ν_{K−1},
-    δ_0..δ_{K−1})."""
-    covariates = _standardise(covariates)
+    δ_0..δ_{K−1}).
+
+    ``at`` evaluates the equations on one block of dask input at estimates from all the data: a dict with the
+    standardisation ``constants`` (centre, scale) and ``params`` (γ, ν[, δ]); the block's ``jacobian`` is then its
+    share of the sum."""
+    covariates = _standardise(covariates, None if at is None else at["constants"])
     design = _design(a, covariates, interact, n_levels)
     omega = sample_weight if augmented else weights
-    gamma = _fit_regression(design, y, omega, family)
+    q = design.shape[1]
+    gamma = _fit_regression(design, y, omega, family) if at is None else at["params"][:q]
     fitted, dfitted = _link(design @ gamma, family)
     resid = y - fitted
     v, v_is_w = target_weights(estimand, a, weights, sample_weight, focal)
-    n, q = design.shape
+    n = design.shape[0]
     levels = range(n_levels)
     m = q + n_levels * (1 + augmented)
 
@@ -166,7 +179,8 @@ def regression_equations(y, a, weights, sample_weight, covariates, *, estimand, 
         d_arm = _design(np.full(n, arm), covariates, interact, n_levels)
         pred, dpred = _link(d_arm @ gamma, family)
         preds.append(pred), dpreds.append(dpred), designs.append(d_arm)
-    nu = np.array([np.sum(v * pred) / np.sum(v) for pred in preds])
+    nu = np.array([np.sum(v * pred) / np.sum(v) for pred in preds]) if at is None else \
+        at["params"][q:q + n_levels]
 
     blocks, dblocks = [design * (omega * resid)[:, None]], [design * resid[:, None] * (not augmented)]
     jac_rows = [np.hstack([-(design * (omega * dfitted)[:, None]).T @ design, np.zeros((q, m - q))])]
@@ -188,7 +202,8 @@ def regression_equations(y, a, weights, sample_weight, covariates, *, estimand, 
         deltas = []
         for arm in levels:
             in_arm = (a == arm).astype(float)
-            delta = np.sum(in_arm * weights * (y - preds[arm])) / np.sum(in_arm * weights)
+            delta = np.sum(in_arm * weights * (y - preds[arm])) / np.sum(in_arm * weights) if at is None else \
+                at["params"][q + n_levels + arm]
             deltas.append(delta)
             r = in_arm * (y - preds[arm] - delta)
             blocks.append((weights * r)[:, None])
@@ -205,11 +220,13 @@ def regression_equations(y, a, weights, sample_weight, covariates, *, estimand, 
     )
 
 
-def outcome_equations(model, y, a, weights, sample_weight, covariates, *, estimand, family, n_levels=2, focal=1):
-    """Dispatch to the outcome model's equations (``a`` coded 0..n_levels−1; ``focal`` the ATT's focal level)."""
+def outcome_equations(model, y, a, weights, sample_weight, covariates, *, estimand, family, n_levels=2, focal=1,
+                      at=None):
+    """Dispatch to the outcome model's equations (``a`` coded 0..n_levels−1; ``focal`` the ATT's focal level;
+    ``at``: the estimates from all the data, for one block of dask input)."""
     if model == "simple":
-        return simple_equations(y, a, weights, n_levels)
+        return simple_equations(y, a, weights, n_levels, at)
     return regression_equations(
         y, a, weights, sample_weight, covariates, estimand=estimand, interact=model != "additive",
-        augmented=model == "aipw", family=family, n_levels=n_levels, focal=focal,
+        augmented=model == "aipw", family=family, n_levels=n_levels, focal=focal, at=at,
     )

@@ -34,6 +34,36 @@ def format_summary(table, notes, html=False):
     return "\n".join([table.to_string(formatters=formatters)] + [f"Note: {note}" for note in notes])
 
 
+class EffectSummary(pd.DataFrame):
+    """A summary table (a pandas DataFrame) that prints whole: every column at any ``display.width``, then its notes.
+
+    pandas' own display cuts a six-column table of long floats at the default width of 80 characters; this one
+    prints with :func:`format_summary` (``std_err*`` on ratio scales) followed by one ``Note:`` line per note (the
+    variance, ratio scales, extreme weights). Attribute beyond the rows: ``notes`` (tuple of str). Any operation on
+    the table (selecting rows or columns, rounding, concatenating) gives a plain DataFrame, so the notes never
+    travel into other objects (they are not ``DataFrame.attrs``, which pandas copies and compares).
+    """
+
+    _metadata = ["notes"]
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame  # derived frames are plain DataFrames: only the full summary prints its notes
+
+    @classmethod
+    def build(cls, table, notes):
+        """The table with its notes."""
+        out = cls(table)
+        out.notes = tuple(notes)
+        return out
+
+    def __repr__(self):
+        return format_summary(self, self.notes)
+
+    def _repr_html_(self):
+        return format_summary(self, self.notes, html=True)
+
+
 @dataclass(frozen=True)
 class EffectResults:
     """An effect with its two potential-outcome means, their covariance and how it was obtained.
@@ -163,17 +193,18 @@ class EffectResults:
         return pd.DataFrame({"lower": self._natural_scale(lower), "upper": self._natural_scale(upper)})
 
     def summary(self, alpha=0.05):
-        """One row per quantity: estimate, std_err, statistic, p_value, ci_lower, ci_upper (a DataFrame).
+        """One row per quantity: estimate, std_err, statistic, p_value, ci_lower, ci_upper (an :class:`EffectSummary`).
 
         On a ratio scale the ratio rows' ``estimate`` and CI are ratios, their ``std_err`` and ``statistic`` those
-        of the log ratio. ``print(result)`` shows this table with every column, the notes, and the SE column
-        labelled ``std_err*`` with a note saying so.
+        of the log ratio. The table is a DataFrame; printed, it shows every column at pandas' default width, then
+        the notes (the variance; on ratio scales the SE column is labelled ``std_err*`` with a note saying so).
+        ``print(result)`` adds a header line (estimand, method, n, ESS).
         """
         ci = self.conf_int(alpha)
-        return pd.DataFrame({
+        return EffectSummary.build(pd.DataFrame({
             "estimate": self.estimate, "std_err": self.se, "statistic": self.statistic, "p_value": self.pvalue(),
             "ci_lower": ci["lower"], "ci_upper": ci["upper"],
-        })
+        }), self._notes(alpha))
 
     def _notes(self, alpha=0.05):
         return self._scale_notes(alpha) + tuple(self.notes)
@@ -193,7 +224,7 @@ class EffectResults:
                 f"n = {self.n_obs}, ESS {ess}; variance: {self.vcov_type}")
 
     def _text(self, prefix=""):
-        return f"{prefix}{self._header()}\n{format_summary(self.summary(), self._notes())}"
+        return f"{prefix}{self._header()}\n{self.summary()!r}"
 
     def __str__(self):
         return self._text()
@@ -202,4 +233,4 @@ class EffectResults:
         return self._text("EffectResults: ")
 
     def _repr_html_(self):
-        return f"<p>{self._header()}</p>{format_summary(self.summary(), self._notes(), html=True)}"
+        return f"<p>{self._header()}</p>{self.summary()._repr_html_()}"

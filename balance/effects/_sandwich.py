@@ -11,23 +11,39 @@ import numpy as np
 import pandas as pd
 
 
-def meat(psi, clusters=None):
-    """Σ ψψᵀ, or the cluster-summed version with the G/(G − 1) factor."""
+def meat_sums(psi, clusters=None):
+    """The meat's sums over one block of rows: ``{"meat": Σ ψψᵀ}``, or with clusters ``{"cluster_sums": ...}``, a
+    DataFrame of Σ_{i∈g} ψ_i indexed by cluster label (blocks of dask input add them label by label, so a cluster
+    may span partitions)."""
     if clusters is None:
-        return psi.T @ psi
+        return {"meat": psi.T @ psi}
     codes, uniques = pd.factorize(clusters)
-    n_clusters = len(uniques)
+    sums = np.zeros((len(uniques), psi.shape[1]))
+    np.add.at(sums, codes, psi)
+    return {"cluster_sums": pd.DataFrame(sums, index=uniques)}
+
+
+def meat(sums):
+    """B from :func:`meat_sums` (of one block, or added over blocks): Σ ψψᵀ, or the cluster-summed version with
+    the G/(G − 1) factor."""
+    if "meat" in sums:
+        return sums["meat"]
+    totals = sums["cluster_sums"].to_numpy()
+    n_clusters = totals.shape[0]
     if n_clusters < 2:
         raise ValueError("cluster must have at least two distinct clusters.")
-    sums = np.zeros((n_clusters, psi.shape[1]))
-    np.add.at(sums, codes, psi)
-    return n_clusters / (n_clusters - 1) * (sums.T @ sums)
+    return n_clusters / (n_clusters - 1) * (totals.T @ totals)
 
 
 def sandwich_cov(psi, bread, clusters=None):
     """A⁻¹ B A⁻ᵀ for per-unit estimating functions ``psi`` (n, k) and bread ``bread`` = Σ ∂ψ_i/∂θᵀ (k, k)."""
-    inv = np.linalg.inv(bread)
-    return inv @ meat(psi, clusters) @ inv.T
+    return cov_from_sums({"bread": bread, **meat_sums(psi, clusters)})
+
+
+def cov_from_sums(sums):
+    """A⁻¹ B A⁻ᵀ from the sums of :func:`stacked_sums` (the bread and the meat's sums)."""
+    inv = np.linalg.inv(sums["bread"])
+    return inv @ meat(sums) @ inv.T
 
 
 def numerical_jacobian(func, theta, *, rel_step=1e-6):
@@ -60,8 +76,20 @@ def stacked_cov(outcome, clusters=None, parts=None):
     jacobian_kind : str
         "analytic" or "numerical" (for the weight model's derivatives).
     """
+    sums, kind = stacked_sums(outcome, clusters, parts)
     if parts is None:
-        return sandwich_cov(outcome.psi, outcome.jacobian, clusters), "analytic"
+        return cov_from_sums(sums), kind
+    return stacked_cov_from_sums(sums, parts.params.size), kind
+
+
+def stacked_sums(outcome, clusters=None, parts=None):
+    """Block evaluator of the stacked sandwich: the bread Σ ∂ψ_i/∂θ and the meat's sums (:func:`meat_sums`) of
+    the rows of ``outcome`` and ``parts`` (all the data in memory; one block of dask input, whose outcome equations
+    are then evaluated at the estimates from all the data and whose MParts are the weight model's on that block).
+
+    Returns the sums and whether the weight model's derivatives are "analytic" or "numerical"."""
+    if parts is None:
+        return {"bread": outcome.jacobian, **meat_sums(outcome.psi, clusters)}, "analytic"
     theta = parts.params
     analytic = parts.psi_jacobian is not None and parts.weights_jacobian is not None
     j_beta = parts.psi_jacobian(theta) if parts.psi_jacobian is not None else \
@@ -79,15 +107,22 @@ def stacked_cov(outcome, clusters=None, parts=None):
     bread[k:, :k] = outcome.dpsi_dw.T @ dw
     bread[k:, k:] = outcome.jacobian
     psi = np.hstack([weight_psi, outcome.psi])
+    return {"bread": bread, **meat_sums(psi, clusters)}, "analytic" if analytic else "numerical"
+
+
+def stacked_cov_from_sums(sums, k):
+    """The outcome parameters' block of A⁻¹ B A⁻ᵀ from :func:`stacked_sums` (``k`` weight-model parameters), or a
+    ValueError when it cannot be computed."""
+    m = sums["bread"].shape[0] - k
     try:
-        cov = sandwich_cov(psi, bread, clusters)[k:, k:]
+        cov = cov_from_sums(sums)[k:, k:]
     except np.linalg.LinAlgError:
         cov = np.full((m, m), np.nan)
     # e.g. covariates of magnitude 1e-200, whose squares underflow to 0: a singular bread, or one so badly
     # conditioned that the "covariance" has negative variances
     if not np.all(np.isfinite(cov)) or np.any(np.diag(cov) < -1e-10 * np.abs(cov).max()):
         raise ValueError(_NOT_COMPUTABLE.format("the stacked bread is singular or numerically so"))
-    return cov, "analytic" if analytic else "numerical"
+    return cov
 
 
 _NOT_COMPUTABLE = ("vcov='asympt' cannot be computed: {} (covariates of extreme magnitude?); rescale the "

@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from .._dask import any_dask, is_dask_collection
 from .._stats import pow2_scale
 from .._validation import (CovariateDesign, as_1d, check_indexes_agree, check_outcome, check_sample_weight,
                            check_treatment, take_rows)
@@ -48,6 +49,8 @@ def _fit_weighter(weighter, X, treatment, sample_weight, seed=None, **fit_params
     final = _final_step(fitted)
     if not hasattr(final, "weights_"):
         raise TypeError(f"{type(final).__name__} has no weights_ after fit: weighter must be a weighting estimator.")
+    if is_dask_collection(final.weights_):  # lazy: the dask path reads them block by block
+        return fitted, final.weights_
     return fitted, np.asarray(final.weights_, dtype=float)
 
 
@@ -73,13 +76,19 @@ _EXTREME_ADVICE = {
 }
 
 
-def _single_unit_groups(weights, t):
-    """Names of the treatment groups with fewer than two units of positive weight (binary: treated/control)."""
-    if not t.is_categorical:
-        return []
-    sizes = np.bincount(t.codes[np.asarray(weights) > 0], minlength=t.n_levels)
+def _warn_single_unit_groups(sizes, t, stacklevel=3):
+    """Warn about the treatment groups with fewer than two units of positive weight (``sizes``: units of positive
+    weight per group; None for a continuous treatment)."""
+    if sizes is None:
+        return
     names = [f"{name} group" if t.kind == "binary" else f"level {name!r}" for name in group_names(t)]
-    return [names[k] for k in np.flatnonzero(sizes < 2)]
+    single = [names[k] for k in np.flatnonzero(np.asarray(sizes) < 2)]
+    if single:
+        warnings.warn(
+            f"WeightedEffect: {', '.join(single)} has a single unit with positive weight, so its potential-"
+            "outcome mean is that unit's outcome and no variance can be estimated from it: the standard errors "
+            "of that mean (0 for outcome_model='simple') and of its contrasts leave its outcome variance out. "
+            "Pool or drop the level, or read those SEs as lower bounds.", UserWarning, stacklevel=stacklevel)
 
 
 @dataclass
@@ -261,6 +270,12 @@ class WeightedEffect(BaseEstimator):
     (``benchmarks/results/extreme_weights.md``) it fired in nearly every replicate where the bootstrap SE exceeded
     the asympt SE by more than 2x.
 
+    Dask input (``X`` a dask DataFrame or array, ``treatment``, ``y``, ``sample_weight`` and ``cluster`` with its
+    partitions; binary treatments; weighters PropensityWeights, EntropyBalance, InverseProbabilityTilting and the
+    just-identified CBPS): the same estimates and standard errors, from sums over the partitions
+    (:mod:`balance.effects._dask_effect`); every outcome model, vcov "asympt", "HC0" and "fwb" (Exp(1) draws made
+    inside each partition); the row bootstrap is refused.
+
     References
     ----------
     Lunceford, J. K., & Davidian, M. (2004). Stratification and weighting via the propensity score in estimation of
@@ -333,6 +348,10 @@ class WeightedEffect(BaseEstimator):
         """
         self._check_params()
         self._check_conditioning()
+        if any_dask(X, treatment, y, sample_weight, cluster):
+            from ._dask_effect import fit_dask
+
+            return fit_dask(self, X, treatment, y, sample_weight, cluster)
         n, index = len(X), (X.index if isinstance(X, pd.DataFrame) else None)
         check_indexes_agree(X=index, treatment=treatment, y=y, sample_weight=sample_weight, cluster=cluster)
         y = self._check_outcome(y, n, index)  # before the (possibly slow) weight fit
@@ -342,13 +361,8 @@ class WeightedEffect(BaseEstimator):
         t = self._check_treatment(final, treatment, n, index)
         extreme = check_extreme_weights(weights, *weight_groups(t), who="WeightedEffect",
                                         advice=_EXTREME_ADVICE[self.vcov], stacklevel=3)
-        single = _single_unit_groups(weights, t)
-        if single:
-            warnings.warn(
-                f"WeightedEffect: {', '.join(single)} has a single unit with positive weight, so its potential-"
-                "outcome mean is that unit's outcome and no variance can be estimated from it: the standard errors "
-                "of that mean (0 for outcome_model='simple') and of its contrasts leave its outcome variance out. "
-                "Pool or drop the level, or read those SEs as lower bounds.", UserWarning, stacklevel=2)
+        _warn_single_unit_groups(np.bincount(t.codes[weights > 0], minlength=t.n_levels) if t.is_categorical
+                                 else None, t)
         sw = None if sample_weight is None else check_sample_weight(sample_weight, n, index=index)
         family = self.family if self.family != "auto" else ("binomial" if _is_binary(y) else "gaussian")
         if family == "binomial" and self.outcome_model != "simple" and np.ptp(y) == 0:
@@ -375,6 +389,12 @@ class WeightedEffect(BaseEstimator):
         self._problem, self._y_unit = problem, y_unit  # the data the sensitivity analyses (balance.sensitivity) use
         vcov = VCOV_ESTIMATORS[self.vcov].from_effect(self, problem, eq, clusters)
         cov = vcov.cov  # computed here, so that a refused variance leaves no fitted attributes behind
+        self._store_result(vcov, cov, values, contrasts, extreme, y_unit, n, _ess(weights, t), final, t)
+        self._fit_subgroups(final, X, treatment, y, sample_weight, cluster)
+        return self
+
+    def _store_result(self, vcov, cov, values, contrasts, extreme, y_unit, n, ess, final, t):
+        """The fitted attributes from the covariance estimator and the reported values (both input paths)."""
         self.vcov_, self.n_failed_, self.n_nonconverged_ = vcov, vcov.n_failed, vcov.n_nonconverged
         labels = contrasts.labels
         notes = list(self.vcov_.notes)
@@ -390,16 +410,14 @@ class WeightedEffect(BaseEstimator):
             natural[:contrasts.n_contrasts] = np.exp(values[:contrasts.n_contrasts])
         config = self.vcov_.config if y_unit == 1.0 else {**self.vcov_.config, "outcome_unit": y_unit}
         self.result_ = EffectResults(
-            estimand=estimand, scale=self.scale, estimate=pd.Series(natural, index=labels, name="estimate"),
+            estimand=contrasts.estimand, scale=self.scale, estimate=pd.Series(natural, index=labels, name="estimate"),
             vcov=pd.DataFrame(cov, index=labels, columns=labels), vcov_type=self.vcov,
-            vcov_config=config, n_obs=n, ess=_ess(weights, t), outcome_model=self.outcome_model,
+            vcov_config=config, n_obs=n, ess=ess, outcome_model=self.outcome_model,
             method=type(final).__name__, accounts_for_weight_estimation=self.vcov_.accounts_for_weight_estimation,
             draws=None if self.vcov_.draws is None else self.vcov_.draws * unit, notes=tuple(notes),
             n_contrasts=contrasts.n_contrasts, std_err=pd.Series(std_err, index=labels, name="std_err"),
         )
         self._set_shortcuts(contrasts, t)
-        self._fit_subgroups(final, X, treatment, y, sample_weight, cluster)
-        return self
 
     def _fit_subgroups(self, final, X, treatment, y, sample_weight, cluster):
         """With SubgroupWeights: the effect within every subgroup, their differences and the test of equality."""
@@ -483,7 +501,8 @@ class WeightedEffect(BaseEstimator):
     def summary(self, alpha=0.05):
         """A tidy DataFrame: estimate, std_err, statistic, p_value, ci_lower, ci_upper per quantity.
 
-        ``print(fit.result_)`` shows it with every column and the notes (ratio scales: the SE of the log ratio)."""
+        Printed (an :class:`~balance.effects._results.EffectSummary`), it shows every column at pandas' default width
+        and the notes (the variance; ratio scales: the SE of the log ratio); frames derived from it are plain."""
         check_is_fitted(self, "result_")
         return self.result_.summary(alpha)
 
@@ -580,8 +599,12 @@ def _outcome_unit(y):
     (exactly) so that the sandwich's products of scores neither overflow nor underflow (an outcome of 1e200 gave NaN
     standard errors); ``vcov_`` then holds the covariance in those units (``result_.vcov_config["outcome_unit"]``).
     Ordinary outcomes are left as they are, bit for bit."""
-    top = np.max(np.abs(y)) if y.size else 0.0
-    return float(pow2_scale(y, axis=None)) if top > 2.0**100 or 0 < top < 2.0**-100 else 1.0
+    return outcome_unit_of(np.max(np.abs(y)) if y.size else 0.0)
+
+
+def outcome_unit_of(top):
+    """:func:`_outcome_unit` of an outcome whose largest |value| is ``top``."""
+    return float(pow2_scale(np.array([top]), axis=None)) if top > 2.0**100 or 0 < top < 2.0**-100 else 1.0
 
 
 def _is_binary(y):

@@ -24,6 +24,9 @@ from .._threads import threadpool_controller
 from ._data import bound_probabilities
 
 
+SEPARATE_Z = 2.0  # "auto" takes separate arm models when they beat the single model by this many SEs
+
+
 @dataclass
 class CrossFit:
     """Out-of-fold nuisance predictions, one entry per row copy (``rows`` maps copies to rows)."""
@@ -38,6 +41,9 @@ class CrossFit:
     folds: np.ndarray | None = None  # fold label of every row
     separate_kappa: bool = False  # κ̂ from its own propensity fit (order 4), not 1 − π̂
     raw: dict = field(default_factory=dict)
+    outcome_form: str | None = None  # the form of μ̂ₐ used ("single" or "separate"; chosen when asked for "auto")
+    outcome_loss: dict = field(default_factory=dict)  # out-of-fold mean squared error of Y per form fitted
+    outcome_models: list = field(default_factory=list)  # per training part, the fitted μ̂ₐ model(s) of that form
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,13 @@ class NuisanceSpec:
     need_pi: bool
     need_m: bool
     need_mu: bool
-    outcome_form: str  # "single" or "separate"
+    outcome_form: str  # "single", "separate" or "auto" (both fitted, one kept by out-of-fold loss: _choose_form)
+
+    def forms(self):
+        """The forms of μ̂ₐ to fit."""
+        if not self.need_mu:
+            return ()
+        return ("single", "separate") if self.outcome_form == "auto" else (self.outcome_form,)
 
 
 def _proba(model, X):
@@ -63,7 +75,8 @@ def fit_predict(model, X, t, fit, pred, proba=False, settings=None):
 
     ``fit`` and ``pred`` are integer row indices (so ``X[pred]`` is a copy that may be altered). ``settings`` is a
     list of {column: value} giving counterfactual inputs (e.g. the treatment column at 1, then 0); None predicts X
-    as it is. ``proba`` returns P(class 1) instead of ``predict``. Returns a list of arrays, one per setting.
+    as it is. ``proba`` returns P(class 1) instead of ``predict``. Returns the fitted clone and a list of arrays,
+    one per setting.
     """
     fitted = clone(model).fit(X[fit], t[fit])
     X_pred = X[pred]
@@ -72,7 +85,15 @@ def fit_predict(model, X, t, fit, pred, proba=False, settings=None):
         for col, value in setting.items():
             X_pred[:, col] = value
         out.append(_proba(fitted, X_pred) if proba else fitted.predict(X_pred))
-    return out
+    return fitted, out
+
+
+def plugin_effect(form, models, X):
+    """μ̂₁(x) − μ̂₀(x) from the fitted outcome model(s) of one form: one model of Y on (X, A), or a (μ̂₁, μ̂₀) pair."""
+    if form == "single":
+        ones = np.ones((len(X), 1))
+        return models.predict(np.hstack([X, ones])) - models.predict(np.hstack([X, 0 * ones]))
+    return models[0].predict(X) - models[1].predict(X)
 
 
 def _limited(controller, inner, fn, args):
@@ -107,19 +128,20 @@ def _part_jobs(spec, X, XA, a, y, fit, pred):
         jobs.append((("pi",), (fit_predict, (spec.propensity_model, X, a, fit, pred, True))))
     if spec.need_m:
         jobs.append((("m",), (fit_predict, (spec.outcome_model, X, y, fit, pred))))
-    if spec.need_mu and spec.outcome_form == "single":
+    if "single" in spec.forms():
         # One model of Y on (X, A), A the last column of XA, evaluated at A = 1 and A = 0.
         settings = [{-1: 1.0}, {-1: 0.0}]
-        jobs.append((("mu1", "mu0"), (fit_predict, (spec.outcome_model, XA, y, fit, pred, False, settings))))
-    elif spec.need_mu:
-        for arm, key in ((1, "mu1"), (0, "mu0")):
+        jobs.append((("mu1:single", "mu0:single"),
+                     (fit_predict, (spec.outcome_model, XA, y, fit, pred, False, settings))))
+    if "separate" in spec.forms():
+        for arm, key in ((1, "mu1:separate"), (0, "mu0:separate")):
             jobs.append(((key,), (fit_predict, (spec.outcome_model, X, y, fit[a[fit] == arm], pred))))
     return jobs
 
 
 def _nuisance_jobs(spec, X, a, y, parts):
     """Jobs for every (training rows, prediction rows) part; returns (part number, keys) per job and the jobs."""
-    XA = np.column_stack([X, a]) if spec.need_mu and spec.outcome_form == "single" else None
+    XA = np.column_stack([X, a]) if "single" in spec.forms() else None
     labelled = [(k, keys, job) for k, (fit, pred) in enumerate(parts)
                 for keys, job in _part_jobs(spec, X, XA, a, y, fit, pred)]
     return [(k, keys) for k, keys, _ in labelled], [job for _, _, job in labelled]
@@ -140,20 +162,53 @@ def _folds(a, n_folds, seed):
     return labels
 
 
+def _outcome_models(labels, results, n_parts):
+    """Per form of μ̂ₐ, the fitted outcome model(s) of every training part (a model, or a (μ̂₁, μ̂₀) pair)."""
+    models = {}
+    for (k, keys), (fitted, _) in zip(labels, results):
+        for key in keys:
+            if key.startswith("mu"):
+                arm, form = key[2], key.split(":")[1]
+                models.setdefault(form, [{} for _ in range(n_parts)])[k][arm] = fitted
+    return {form: [part["1"] if form == "single" else (part["1"], part["0"]) for part in parts]
+            for form, parts in models.items()}
+
+
+def _choose_form(spec, cf, values, a_rows, y_rows, models):
+    """Set μ̂₁, μ̂₀ of ``cf`` to the form asked for, or with "auto" to the separate arm models only when their
+    out-of-fold squared error of the observed outcome, (Y − μ̂_A(X))², is smaller than the single model's by more
+    than ``SEPARATE_Z`` standard errors of the paired difference (otherwise the single model)."""
+    forms = spec.forms()
+    if not forms:
+        return cf
+    errors = {form: (y_rows - np.where(a_rows == 1, values[f"mu1:{form}"], values[f"mu0:{form}"])) ** 2
+              for form in forms}
+    loss = {form: float(np.mean(e)) for form, e in errors.items()}
+    form = forms[0]
+    if len(forms) == 2:
+        gain = errors["single"] - errors["separate"]
+        mean, se = np.mean(gain), np.std(gain, ddof=1) / np.sqrt(len(gain))
+        loss["z"] = float(mean / se) if se > 0 else float(np.sign(mean) * np.inf if mean else 0.0)
+        form = "separate" if loss["z"] > SEPARATE_Z else "single"
+    cf.mu1, cf.mu0 = values[f"mu1:{form}"], values[f"mu0:{form}"]
+    cf.outcome_form, cf.outcome_loss, cf.outcome_models = form, loss, models[form]
+    return cf
+
+
 def crossfit_order2(spec, X, a, y, n_folds, seed, n_jobs=None):
     """Ordinary v-fold cross-fitting: every nuisance of row i comes from models that did not see fold(i)."""
     n = len(a)
     folds = _folds(a, n_folds, seed)
     parts = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in range(n_folds)]
     labels, jobs = _nuisance_jobs(spec, X, a, y, parts)
-    out = {k: (np.empty(n) if need else None) for k, need in
-           (("pi", spec.need_pi), ("m", spec.need_m), ("mu1", spec.need_mu), ("mu0", spec.need_mu))}
-    for (k, keys), values in zip(labels, run_jobs(jobs, n_jobs)):
+    results = run_jobs(jobs, n_jobs)
+    out = {}
+    for (k, keys), (_, values) in zip(labels, results):
         for key, value in zip(keys, values):
-            out[key][parts[k][1]] = value
-    kappa = None if out["pi"] is None else 1.0 - out["pi"]
-    return CrossFit(rows=np.arange(n), pi=out["pi"], kappa=kappa, m=out["m"], mu1=out["mu1"], mu0=out["mu0"],
-                    folds=folds)
+            out.setdefault(key, np.empty(n))[parts[k][1]] = value
+    kappa = None if "pi" not in out else 1.0 - out["pi"]
+    cf = CrossFit(rows=np.arange(n), pi=out.get("pi"), kappa=kappa, m=out.get("m"), folds=folds)
+    return _choose_form(spec, cf, out, a, y, _outcome_models(labels, results, n_folds))
 
 
 def crossfit_higher(spec, X, a, y, order, seed, n_jobs=None):
@@ -163,12 +218,11 @@ def crossfit_higher(spec, X, a, y, order, seed, n_jobs=None):
     # Per training fold f: predictions of that fold's models on every row (row f of each array).
     everyone = np.arange(n)
     labels, jobs = _nuisance_jobs(spec, X, a, y, [(np.flatnonzero(folds == f), everyone) for f in range(order)])
-    keys_needed = [key for key, need in (("pi", spec.need_pi), ("m", spec.need_m), ("mu1", spec.need_mu),
-                                         ("mu0", spec.need_mu)) if need]
-    per_fold = {key: np.empty((order, n)) for key in keys_needed}
-    for (f, keys), values in zip(labels, run_jobs(jobs, n_jobs)):
+    results = run_jobs(jobs, n_jobs)
+    per_fold = {}
+    for (f, keys), (_, values) in zip(labels, results):
         for key, value in zip(keys, values):
-            per_fold[key][f] = value
+            per_fold.setdefault(key, np.empty((order, n)))[f] = value
     pi_f = per_fold.pop("pi", None)
     outcome_f = per_fold
     n_roles = order - 1  # (pi, outcome) or (pi, kappa, outcome)
@@ -184,11 +238,11 @@ def crossfit_higher(spec, X, a, y, order, seed, n_jobs=None):
             for key in outcome_f:
                 outs[key].append(outcome_f[key][roles[-1]][idx])
     cat = np.concatenate
-    return CrossFit(
-        rows=cat(rows), pi=cat(pi) if spec.need_pi else None, kappa=cat(kappa) if spec.need_pi else None,
-        m=cat(outs["m"]) if "m" in outs else None, mu1=cat(outs["mu1"]) if "mu1" in outs else None,
-        mu0=cat(outs["mu0"]) if "mu0" in outs else None, folds=folds, separate_kappa=order == 4,
-    )
+    rows = cat(rows)
+    cf = CrossFit(rows=rows, pi=cat(pi) if spec.need_pi else None, kappa=cat(kappa) if spec.need_pi else None,
+                  m=cat(outs.pop("m")) if "m" in outs else None, folds=folds, separate_kappa=order == 4)
+    values = {key: cat(parts) for key, parts in outs.items()}
+    return _choose_form(spec, cf, values, a[rows], y[rows], _outcome_models(labels, results, order))
 
 
 def clip_propensities(cf, clip):

@@ -126,6 +126,21 @@ def default_final_regressor():
     return HistGradientBoostingRegressor(early_stopping=True)
 
 
+def default_correction_regressor():
+    """The default second stage of the AIPW pseudo-outcome: a standardised ridge regression of the correction
+    φ̂ − (μ̂₁ − μ̂₀), its penalty chosen by (weighted) leave-one-out error over 10⁻² … 10⁷ (``RidgeCV``).
+
+    The correction is mostly noise when the outcome models are good (its conditional mean is the plug-in's bias),
+    so the ridge shrinks it towards its (weighted) mean, which is kept unpenalised: the (weighted) average of
+    τ̂ = μ̂₁ − μ̂₀ + ĝ over the sample is the mean pseudo-outcome, the AIPW (overlap-weighted) effect.
+    """
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 7, 40)))
+
+
 def seeded(model, seed):
     """A clone of ``model`` whose unset ``random_state`` parameters (its own and its nested estimators') are drawn
     from ``seed``, so that a learner's ``random_state`` makes every randomised nuisance fit reproducible.

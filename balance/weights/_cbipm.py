@@ -200,6 +200,7 @@ class CBIPM(BaseWeighter):
     """
 
     _supported_estimands = ("ATT", "ATE")
+    _dask_refusal = "integral probability metrics sum over all pairs of units"
 
     def __init__(self, estimand="ATT", *, ipm="mmd", model="nonpara", n_epochs=1000, lr=0.03, adv_steps=5,
                  adv_lr=0.3, n_sigmoids=100, hidden=100, bandwidth=10.0, wass_slope=0.1, wass_clip=0.1, wass_gp=0.3,

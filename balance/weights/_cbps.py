@@ -12,15 +12,20 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter, MParts
+from .._dask import any_dask
+from .._dask_data import refuse_dask
 from ._balance_conditions import (check_reachable, check_solver_params, finite_prediction, fit_terms,
                                   logit_balance_parts, new_terms, warn_not_converged)
 from ._cbps_multi import balance_base, balance_jacobian, balance_psi, fit_multi_cbps, gmm_minimum
 from ._estimands import multi_weights, multi_weights_derivative
 from ._gps import GPSData, fit_cbgps, gps_parts, normal_log_weights, warn_floored
-from ._logistic import SYMPTOM_PROB, find_separation, fit_logistic, report_separation
+from ._logistic import (SYMPTOM_PROB, find_separation, fit_logistic, newton_logistic, report_separation,
+                        standardised_logistic_sums)
+from ._moments import TermExpansion
 from ._multinomial import chain_to_coef, softmax_proba
 from ._standardize import Standardizer
-from ._tilt import balance_sides, odds_weights, odds_weights_derivative, solve_balance
+from ._tilt import (GroupStats, balance_sides, odds_weights, odds_weights_derivative, solve_balance,
+                    solve_balance_blocks)
 
 
 class CBPS(BaseWeighter):
@@ -226,6 +231,8 @@ class CBPS(BaseWeighter):
         self
         """
         check_solver_params(self)
+        if any_dask(X, treatment, sample_weight):
+            return self._fit_dask(X, treatment, sample_weight)
         data = self._validate_data(X, treatment, sample_weight)
         M, self.terms_ = fit_terms(self, data)
         for attr in ("sigma_", "treatment_mean_", "treatment_sd_", "n_clipped_", "_gps"):
@@ -290,8 +297,62 @@ class CBPS(BaseWeighter):
         report_separation(self, separation, data, "CBPS")
         converged = converged and separation is None
         self.converged_, self.n_iter_, self.imbalance_ = bool(converged), int(n_iter), float(imbalance)
-        self.ps_ = self._wrap(expit(eta), data)
-        return self._set_weights(odds_weights(eta, a, estimand) * sw, data)
+        self.ps_ = self._wrap(self._block_ps(M, a, sw), data)
+        return self._set_weights(self._block_weights(M, a, sw), data)
+
+    def _fit_dask(self, X, treatment, sample_weight):
+        """The just-identified binary CBPS of dask input: the in-memory Newton solvers (the balance conditions' dual,
+        the logistic MLE for the ATO) with their sums reduced over the partitions."""
+        if self.over or self.moments != 1 or self.interactions:
+            raise refuse_dask("CBPS with over, moments or interactions", "the over-identified GMM and the extra "
+                              "terms need the data in memory; the just-identified CBPS fits on dask")
+        data, estimand = self._validate_dask_data(X, treatment, sample_weight)
+        for attr in ("sigma_", "treatment_mean_", "treatment_sd_", "n_clipped_", "_gps"):
+            self.__dict__.pop(attr, None)
+        self._terms_expansion = TermExpansion((), (), ())
+        if estimand == "ATO":
+            std = data.standardizer()
+            fit, _ = newton_logistic(
+                lambda beta: data.blocks.reduce(data.per_block(standardised_logistic_sums, std, beta)),
+                len(data.names) + 1, data.stats["sw_a"] / data.stats["sw_sum"], data.stats["sw_sum"] / data.n,
+                tol=self.tol, max_iter=self.max_iter)
+            coef, converged, n_iter, imbalance = std.to_original(fit.coef), fit.converged, fit.n_iter, fit.score_norm
+        else:
+            stats = GroupStats.from_blocks(data, spread=False)
+            fit = solve_balance_blocks(data, stats, estimand, names=self.terms_, tol=self.tol,
+                                       max_iter=self.max_iter, check=estimand != "ATE")
+            coef, converged, n_iter, imbalance = fit.coef, fit.converged, fit.n_iter, fit.imbalance
+        if not converged:
+            warn_not_converged("CBPS", n_iter, self.max_iter, imbalance, self.tol)
+        self.intercept_, self.coef_ = float(coef[0]), coef[1:]
+        self.n_bounded_, self.separation_, self.n_separated_ = 0, [], 0
+        tail = data.blocks.reduce(data.per_block(self._block_state()._min_tail))["min_tail"]
+        if tail < SYMPTOM_PROB:  # the in-memory symptom; its linear-programming test needs the data in memory
+            converged = False
+            warnings.warn("CBPS: some propensity scores are within 1e-8 of 0 or 1, a symptom of separation; the "
+                          "linear-programming test of separation is not run on dask input, so the fit is reported as "
+                          "not converged. Test a sample in memory, or coarsen the covariates that predict the "
+                          "treatment perfectly.", ConvergenceWarning, stacklevel=3)
+        self.converged_, self.n_iter_, self.imbalance_ = bool(converged), int(n_iter), float(imbalance)
+        return self._set_dask_outputs(data)
+
+    def _min_tail(self, M, a, sw):
+        """Per block: the smallest min(e, 1 − e) over units of positive sampling weight."""
+        e = self._block_ps(M, a, sw)[sw > 0]
+        return {"min_tail": np.minimum(e, 1 - e).min(initial=np.inf)}
+
+    def _block_ps(self, M, a, sw):
+        """Propensity scores of one block (all the data in memory)."""
+        return expit(self.intercept_ + M @ self.coef_)
+
+    def _block_weights(self, M, a, sw):
+        """Weights of one block (all the data in memory)."""
+        return odds_weights(self.intercept_ + M @ self.coef_, a, self._estimand()) * sw
+
+    def _block_m_parts(self, M, a, sw):
+        """The MParts of one block of dask input: the in-memory balance conditions on that block."""
+        return logit_balance_parts(M, a, sw, self._estimand(), np.concatenate([[self.intercept_], self.coef_]),
+                                   ("(Intercept)", *self.terms_))
 
     def predict_weights(self, X, treatment, sample_weight=None):
         """Weights for new units from the fitted propensity model (same formulas and scale as ``weights_``).
@@ -411,8 +472,7 @@ class CBPS(BaseWeighter):
             return gps_parts(gps, self._gps["theta"], ("(Intercept)", *self.terms_), balance=True)
         if data.treatment.kind == "multi-category":
             return multi_balance_parts(M, data, self._estimand(), self.intercept_, self.coef_, self.terms_)
-        return logit_balance_parts(M, data.a, data.sample_weight, self._estimand(),
-                                   np.concatenate([[self.intercept_], self.coef_]), ("(Intercept)", *self.terms_))
+        return self._block_m_parts(M, data.a, data.sample_weight)
 
 
 def multi_balance_parts(M, data, estimand, intercept, coef, terms):

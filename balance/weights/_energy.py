@@ -20,8 +20,8 @@ whose first three terms are the energy distance reported as ``energy_distance_``
 
 Two solvers: OSQP on the dense QP with WeightIt's settings (exact to its tolerance; O(m^2) memory), and an
 accelerated projected gradient (APG) method whose only use of D is the product D @ V, done by the numba kernels
-of :mod:`balance._kernels._energy`, from a float32 copy of the block when it fits ``memory_limit`` and recomputed
-on the fly otherwise.
+of :mod:`balance._kernels._energy`, from a float32 copy of the block (its upper triangle for a continuous treatment)
+when it fits ``memory_limit`` and recomputed on the fly otherwise.
 """
 
 from __future__ import annotations
@@ -214,11 +214,12 @@ class EnergyBalance(BaseWeighter):
     WeightIt 1.5.1's problem without sampling weights (``tests/test_continuous_balancing.py``: its weights to
     7e-10). With sampling weights the double centring and the SDs are sampling-weighted and the penalty is per unit
     as for binary treatments (WeightIt centres without them), so integer sampling weights act as repeated rows up
-    to the SDs' n − 1. APG needs only products with the matrix X̃ ∘ Ã − c_A D_A − c_X D_X, from a float32 copy when
-    it fits ``memory_limit`` (4 n² bytes: n = 16,000 at the default) or recomputed from the covariates in every
-    product (O(n) memory, O(n² p) time per product): at n = 10,000 about 250 products of 10⁸ entries (seconds; see
-    ``benchmarks/results/continuous_weights.md``). The objective is flat near its minimum (the penalty is tiny),
-    so APG's weights can differ visibly from OSQP's at the same objective to 1e-3.
+    to the SDs' n − 1. APG needs only products with the symmetric matrix X̃ ∘ Ã − c_A D_A − c_X D_X, from a float32
+    copy of its upper triangle when the n × n array fits ``memory_limit`` (4 n² bytes: n = 16,384 at the default),
+    each stored entry read once per product for both triangles; or recomputed from the covariates in every product
+    (O(n) memory, O(n² p) time per product): at n = 10,000 about 180 products of 5·10⁷ stored entries, some 8 s of
+    CPU (see ``benchmarks/results/continuous_weights.md``). The objective is flat near its minimum (the penalty is
+    tiny), so APG's weights can differ visibly from OSQP's at the same objective to 1e-3.
 
     Energy balancing has no estimating equations, so there is no M-estimation variance (``_m_parts`` raises); use
     HC0 standard errors (weights treated as fixed, WeightIt's default for this method) or a bootstrap that refits
@@ -251,6 +252,7 @@ class EnergyBalance(BaseWeighter):
 
     _supported_estimands = ("ATT", "ATC", "ATE")
     _supported_treatment_types = ("binary", "multi-category", "continuous")
+    _dask_refusal = "energy distances sum over all pairs of units"
     _multi_category_estimands = ("ATE", "ATT")
 
     def __init__(self, estimand="ATT", *, penalty=1e-4, improved=True, min_weight=0.0, solver="auto", tol=1e-4,
@@ -514,8 +516,8 @@ class _Operators:
 
     def dcov(self, V, dcov, *, exact=False):
         """``K @ V`` for the continuous problem's matrix K over all points (:func:`~balance._kernels._energy.dcov_matvec`),
-        from its float32 block when that fits the memory limit (built once), else recomputed; ``exact``: float64,
-        recomputed."""
+        from its float32 upper triangle when the block fits the memory limit (built once), else recomputed;
+        ``exact``: float64, recomputed."""
         Vt = np.ascontiguousarray(V.T, dtype=np.float64)
         n = self.Xt.shape[1]
         if self._square is None and not exact:
@@ -523,7 +525,7 @@ class _Operators:
             self._square = (None, self._run(self.kernels.dcov_block32, n ** 2, self.Xt, *dcov) if fits else None)
         block = None if exact else self._square[1]
         if block is not None:
-            return self._run(self.kernels.block_matvec, n ** 2, block, Vt)
+            return self._run(self.kernels.symmetric_matvec, n ** 2, block, Vt)
         return self._run(self.kernels.dcov_matvec, n ** 2, self.Xt, *dcov, Vt)
 
     def square(self, rows, V):

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-
-from dataclasses import dataclass
-
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter
-from .._stats import binary_gap, group_sd, scale_columns
+from .._dask import any_dask
+from .._dask_data import refuse_dask
+from .._stats import binary_gap, group_sd
 from .._validation import check_sample_weight
 from ._balance_conditions import check_solver_params, fit_terms, new_terms, store_fits
 from ._continuous import continuous_conditions, continuous_tilt_parts
-from ._tilt import TiltBlock, check_target_inside, solve_tilt, solve_tilt_l1, tilt_parts
+from ._moments import TermExpansion
+from ._standardize import Standardizer
+from ._tilt import (GroupStats, TiltBlock, block_tilt_evaluator, check_enough_units, check_target_inside,
+                    solve_standardised_tilt, solve_tilt, solve_tilt_l1, tilt_parts)
 
 _INFEASIBLE_FIX = "Allow approximate balance with tols > 0 (in SDs), or drop or coarsen that term."
 _INFEASIBLE_FIX_CONTINUOUS = "Drop or coarsen that term, or use StableWeights(tols=...) for approximate balance."
@@ -200,6 +202,8 @@ class EntropyBalance(BaseWeighter):
         self
         """
         check_solver_params(self)
+        if any_dask(X, treatment, sample_weight):
+            return self._fit_dask(X, treatment, sample_weight)
         data = self._validate_data(X, treatment, sample_weight)
         # constant terms are found from the one-pass group statistics below, collinear ones by the solver
         M, self.terms_ = fit_terms(self, data, check=False)
@@ -234,17 +238,57 @@ class EntropyBalance(BaseWeighter):
             else:
                 fit = solve_tilt(M, rows, base, 1.0, total * np.r_[1.0, mean], total, mean, stats.sd(arm),
                                  names=self.terms_, tol=self.tol, max_iter=self.max_iter)
-            # the tilted weights sum to the target's size; the group is rescaled to its own size (WeightIt 1.5.1)
-            # by the data constant the estimating equations use too, so weights_ == MParts.weights(params)
-            weights[a == arm] = 0.0
-            eta = fit.coef[0] + (M @ fit.coef[1:])[rows]  # a product over all rows beats gathering the group's
-            weights[rows] = base[rows] * np.exp(eta) * (stats.wsum[arm] / total)
+            _tilt_group(weights, M, a, base, arm, fit.coef, stats.wsum[arm] / total)
             fits.append(fit)
         if data.treatment.kind == "binary":
             store_fits(self, fits, "EntropyBalance")
         else:
             store_fits(self, fits, "EntropyBalance", levels=arms, n_levels=n_levels)
         return self._set_weights(weights, data)
+
+    def _fit_dask(self, X, treatment, sample_weight):
+        """Exact entropy balancing of dask input (binary treatment, ``tols=0``): the dual solved by the in-memory
+        Newton method with its sums reduced over the partitions (one pass per evaluation); ``weights_`` lazy."""
+        if np.any(np.asarray(self.tols, dtype=float) > 0) or self.base_weights is not None or self.moments != 1 \
+                or self.interactions:
+            raise refuse_dask("EntropyBalance with tols, base_weights, moments or interactions",
+                              "those need the data in memory; exact balance of the covariates' means (the defaults) "
+                              "fits on dask")
+        data, estimand = self._validate_dask_data(X, treatment, sample_weight)
+        self._terms_expansion = TermExpansion((), (), ())
+        target = _target_level(data.treatment, estimand)
+        stats = _GroupStats.from_blocks(data)
+        stats.check_not_constant(self.terms_)
+        total, mean = stats.target(target)
+        fits = []
+        for arm in _reweighted(2, target):
+            check_target_inside(*stats.range(arm), mean, self.terms_, 0.0, "EntropyBalance", _INFEASIBLE_FIX)
+            check_enough_units(int(data.stats["n_pos"][arm]), self.terms_)
+            std = Standardizer(mean, np.where(stats.sd(arm) > 0, stats.sd(arm), 1.0))
+
+            fits.append(solve_standardised_tilt(block_tilt_evaluator(data, [arm], False, std), std, np.array([1.0]),
+                                                stats.wsum[arm], total * np.r_[1.0, mean], total, names=self.terms_,
+                                                tol=self.tol, max_iter=self.max_iter))
+        store_fits(self, fits, "EntropyBalance")
+        # each group is rescaled to its own size, as in memory (the constants the estimating equations use too)
+        self._group_scales = {arm: stats.wsum[arm] / total for arm in _reweighted(2, target)}
+        return self._set_dask_outputs(data)
+
+    def _block_weights(self, M, a, sw):
+        """The weights of one block of dask input: the in-memory formula with the fitted scale constants."""
+        weights = sw.astype(float).copy()
+        for arm, coef, scale in self._dask_groups():
+            _tilt_group(weights, M, a, sw, arm, coef, scale)
+        return weights
+
+    def _dask_groups(self):
+        """(group, coefficients, scale) of every reweighted group of a binary fit on dask input."""
+        coefs = np.column_stack([np.atleast_1d(self.intercept_), np.atleast_2d(self.coef_)])
+        return [(arm, coef, self._group_scales[arm]) for arm, coef in zip(sorted(self._group_scales), coefs)]
+
+    def _block_m_parts(self, M, a, sw):
+        """The MParts of one block of dask input: the in-memory equations with the fitted scale constants."""
+        return self._binary_parts(M, a, sw, sw, self._group_scales)
 
     def _fit_continuous(self, data, M, tols):
         """Weights under which the treatment's and the terms' means are unchanged and the treatment is uncorrelated
@@ -307,17 +351,37 @@ class EntropyBalance(BaseWeighter):
         # each group's final weights are its tilted weights times a constant (group size over target size), a
         # constant of the data that does not move with the parameters
         in_target = np.ones(len(a)) if target is None else (a == target).astype(float)
-        blocks = [TiltBlock(g, in_target, scale=sw[a == g].sum() / (sw * in_target).sum()) for g in levels]
+        scales = {g: sw[a == g].sum() / (sw * in_target).sum() for g in levels}
+        if data.treatment.kind == "binary":
+            return self._binary_parts(M, a, sw, base, scales)
+        blocks = [TiltBlock(g, in_target, scale=scales[g]) for g in levels]
+        params = np.concatenate([np.r_[self.intercept_[g], self.coef_[g]] for g in levels])
+        names = tuple(f"{data.treatment.levels[g]}:{n}" for g in levels for n in ("(Intercept)", *self.terms_))
+        return tilt_parts(M, a, sw, base, blocks, params, names)
+
+    def _binary_parts(self, M, a, sw, base, scales):
+        """MParts of a binary fit on the term matrix ``M``, the groups' scale constants given."""
+        target = {"ATT": 1, "ATC": 0}.get(self._estimand())
+        in_target = np.ones(len(a)) if target is None else (a == target).astype(float)
+        blocks = [TiltBlock(g, in_target, scale=scales[g]) for g in sorted(scales)]
         names = ("(Intercept)", *self.terms_)
-        if data.treatment.kind == "multi-category":
-            params = np.concatenate([np.r_[self.intercept_[g], self.coef_[g]] for g in levels])
-            names = tuple(f"{data.treatment.levels[g]}:{n}" for g in levels for n in names)
-        elif estimand == "ATE":
+        if target is None:
             params = np.concatenate([self.intercept_[:1], self.coef_[0], self.intercept_[1:], self.coef_[1]])
             names = tuple(f"control:{n}" for n in names) + tuple(f"treated:{n}" for n in names)
         else:
             params = np.concatenate([[self.intercept_], self.coef_])
         return tilt_parts(M, a, sw, base, blocks, params, names)
+
+
+def _tilt_group(weights, M, a, base, arm, coef, scale):
+    """Set the weights of group ``arm`` in place: base exp(λ₀ + M λ) times the group's scale constant.
+
+    The tilted weights sum to the target's size; the group is rescaled to its own size (WeightIt 1.5.1) by the data
+    constant the estimating equations use too, so weights_ == MParts.weights(params)."""
+    rows = np.flatnonzero((a == arm) & (base > 0))
+    weights[a == arm] = 0.0
+    eta = coef[0] + (M @ coef[1:])[rows]  # a product over all rows beats gathering the group's
+    weights[rows] = base[rows] * np.exp(eta) * scale
 
 
 def _is_numeric(value):
@@ -349,48 +413,8 @@ def _sd_group(treatment, target):
     return "treatment levels" if target is None else f"focal level {treatment.levels[target]!r}"
 
 
-@dataclass(frozen=True)
-class _GroupStats:
-    """Per-group (codes 0..K-1) weighted totals, means, sums of squared deviations and ranges of the
-    balance terms, from one pass over the data (numba kernel), units with positive sampling weight only.
-
-    The pass runs on the terms divided by ``scale`` (powers of two, :func:`balance._stats.scale_columns`): an exact
-    division that keeps the squared deviations ``m2`` (in those scaled units) from overflowing or underflowing."""
-
-    wsum: np.ndarray
-    mean: np.ndarray
-    m2: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def compute(cls, M, a, sw, n_groups=2):
-        from .._kernels._tilt import group_moments
-
-        Ms, scale = scale_columns(M)
-        wsum, _, mean, m2, lo, hi = group_moments(np.ascontiguousarray(Ms), a.astype(np.int64),
-                                                  np.ascontiguousarray(sw), n_groups)
-        return cls(wsum, mean * scale, m2, lo * scale, hi * scale, scale)
-
-    def check_not_constant(self, names):
-        constant = np.flatnonzero(self.lo.min(axis=0) == self.hi.max(axis=0))
-        if constant.size:
-            raise ValueError(f"covariate(s) {[names[j] for j in constant]} are constant; remove them.")
-
-    def target(self, group):
-        """Size and means of the target population: group ``group`` (the treated for the ATT, the controls for the
-        ATC, the focal level), or everyone (None, the ATE)."""
-        if group is None:
-            total = self.wsum.sum()
-            return float(total), (self.wsum @ self.mean) / total
-        return float(self.wsum[group]), self.mean[group].copy()
-
-    def range(self, group):
-        return self.lo[group], self.hi[group]
-
-    def sd(self, group):
-        return np.sqrt(self.m2[group] / self.wsum[group]) * self.scale
+class _GroupStats(GroupStats):
+    """:class:`~balance.weights._tilt.GroupStats` with entropy balancing's tolerance units."""
 
     def tolerance_units(self, M, a, sw, target):
         """Per-term unit of ``tols`` (WeightIt / cobalt): the SD of non-binary terms (the target group's, or for the
@@ -404,3 +428,4 @@ class _GroupStats:
         if target is None:
             return np.where(binary, np.abs(gap) / 2.0, sd / 2.0)
         return np.where(binary, np.abs(gap), sd)
+

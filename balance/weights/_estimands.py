@@ -147,14 +147,104 @@ def crump_alpha(e, sample_weight=None):
     if g.max() <= 2.0 * np.average(g, weights=sw):
         return 0.0
     order = np.argsort(g)
-    g_sorted, w_sorted = g[order], sw[order]
+    gamma, rhs = _first_fixed_point(g[order], sw[order])
+    return _alpha(rhs[-1] if gamma is None else gamma)
+
+
+def _alpha(gamma):
+    return float(0.5 - np.sqrt(max(0.25 - 1.0 / gamma, 0.0)))
+
+
+def _first_fixed_point(g_sorted, w_sorted, below=(0.0, 0.0), upper_end=np.inf):
+    """The smallest fixed point γ = 2 E[g | g ≤ γ] at or after the units ``g_sorted`` (ascending), or None; and the
+    right-hand sides. ``below`` holds (Σw, Σwg) of the units below these (dask input searches an interval of g
+    whose upper end, exclusive, is ``upper_end``)."""
     # rhs[k] = 2 * weighted mean of the k+1 smallest g; γ = rhs[k] is the fixed point when it falls in
     # [g_(k), g_(k+1)): then {g ≤ γ} is exactly the k+1 smallest units.
-    rhs = 2.0 * np.cumsum(w_sorted * g_sorted) / np.cumsum(w_sorted)
-    upper = np.append(g_sorted[1:], np.inf)
+    rhs = 2.0 * (below[1] + np.cumsum(w_sorted * g_sorted)) / (below[0] + np.cumsum(w_sorted))
+    upper = np.append(g_sorted[1:], upper_end)
     fixed = np.flatnonzero((rhs >= g_sorted) & (rhs < upper))
-    gamma = rhs[fixed[0]] if fixed.size else rhs[-1]
-    return float(0.5 - np.sqrt(max(0.25 - 1.0 / gamma, 0.0)))
+    return (rhs[fixed[0]] if fixed.size else None), rhs
+
+
+_CRUMP_GRID = 1024  # thresholds per pass of the dask search
+_CRUMP_COLLECT = 200_000  # units of an interval gathered in memory to finish the search exactly
+
+
+def crump_alpha_blocks(blocks, tail_scores):
+    """:func:`crump_alpha` of dask input, exactly: ``tail_scores(*block)`` gives the bounded scores and sampling
+    weights of a block's units of positive weight.
+
+    One pass decides whether α = 0. Otherwise the smallest fixed point γ = 2 E[g | g ≤ γ] (g = 1/(e(1 − e))) is
+    searched over intervals of g: a pass gives, at 1024 thresholds c_j, the sums Σw and Σwg of the units with
+    g ≤ c_j, hence F(c) = 2 E[g | g ≤ c]. F is a non-decreasing step function, so (c_j, c_{j+1}] can hold a fixed
+    point only if F(c_j) ≤ c_{j+1} and F(c_{j+1}) > c_j; the first such interval is refined by another pass, or,
+    once it holds few units (or cannot be split further), its units' g (ties summed) are gathered and searched as in
+    memory. Later intervals are searched when an earlier one holds no fixed point.
+    """
+    def over_g(func):
+        def evaluate(*block):
+            e, w = tail_scores(*block)
+            return func(1.0 / (e * (1.0 - e)), w)
+        return lambda: blocks.reduce(evaluate)
+
+    total = over_g(lambda g, w: {"w": w.sum(), "wg": w @ g, "max_g": g.max(initial=-np.inf)})()
+    top = total["max_g"]
+    if top <= 2.0 * total["wg"] / total["w"]:
+        return 0.0
+    gamma = _search_interval(over_g, 0.0, float(top), (0.0, 0.0), depth=0)
+    return _alpha(gamma if gamma is not None else 2.0 * total["wg"] / total["w"])
+
+
+def _search_interval(over_g, lo, hi, below, depth):
+    """The smallest fixed point in (lo, hi] (``below``: Σw, Σwg of the units with g ≤ lo), or None."""
+    grid = np.unique(np.concatenate([[lo], np.geomspace(max(lo, 1.0), hi, _CRUMP_GRID), [hi]]))
+
+    def cumulative(g, w):
+        order = np.argsort(g)
+        idx = np.searchsorted(g[order], grid, side="right")
+        return {"n": idx, "w": np.concatenate([[0.0], np.cumsum(w[order])])[idx],
+                "wg": np.concatenate([[0.0], np.cumsum((w * g)[order])])[idx]}
+
+    sums = over_g(cumulative)()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = np.where(sums["w"] > 0, 2.0 * sums["wg"] / sums["w"], 0.0)
+    for j in range(len(grid) - 1):
+        a, b = grid[j], grid[j + 1]
+        if not (f[j] <= b and f[j + 1] > a):
+            continue
+        count = sums["n"][j + 1] - sums["n"][j]
+        base = (sums["w"][j], sums["wg"][j])
+        if count == 0:
+            if a < f[j] <= b:
+                return f[j]
+            continue
+        if count <= _CRUMP_COLLECT or depth >= 6 or np.nextafter(a, np.inf) >= b:
+            gamma = _solve_gathered(over_g, a, b, base)
+        else:
+            gamma = _search_interval(over_g, a, b, base, depth + 1)
+        if gamma is not None:
+            return gamma
+    return None
+
+
+def _solve_gathered(over_g, lo, hi, below):
+    """Gather the units with g in (lo, hi] (ties summed) and search them as :func:`crump_alpha` does."""
+    def gather(g, w):
+        inside = (g > lo) & (g <= hi)
+        values, inverse = np.unique(g[inside], return_inverse=True)
+        return {"cat_g": values, "cat_w": np.bincount(inverse, weights=w[inside], minlength=len(values))}
+
+    got = over_g(gather)()
+    values, inverse = np.unique(got["cat_g"], return_inverse=True)
+    weights = np.bincount(inverse, weights=got["cat_w"], minlength=len(values))
+    if below[0] > 0:  # a fixed point between lo and the first unit of the interval
+        gamma = 2.0 * below[1] / below[0]
+        if lo < gamma < (values[0] if len(values) else np.inf) and gamma <= hi:
+            return gamma
+    if not len(values):
+        return None
+    return _first_fixed_point(values, weights, below, np.nextafter(hi, np.inf))[0]
 
 
 def weights_from_propensity(propensity, treatment, estimand="ATE", *, treated=None):

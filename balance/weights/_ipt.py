@@ -6,9 +6,13 @@ import numpy as np
 from scipy.special import expit
 
 from .._base import BaseWeighter, MParts
+from .._dask import any_dask
+from .._dask_data import refuse_dask
 from ._balance_conditions import (check_reachable, check_solver_params, finite_prediction, fit_terms,
                                   logit_balance_parts, new_terms, store_fits)
-from ._tilt import TiltBlock, balance_sides, odds_weights, solve_balance, tilt_parts
+from ._moments import TermExpansion
+from ._tilt import (GroupStats, TiltBlock, balance_sides, odds_weights, solve_balance, solve_balance_blocks,
+                    tilt_parts)
 
 
 class InverseProbabilityTilting(BaseWeighter):
@@ -150,6 +154,8 @@ class InverseProbabilityTilting(BaseWeighter):
         self
         """
         check_solver_params(self)
+        if any_dask(X, treatment, sample_weight):
+            return self._fit_dask(X, treatment, sample_weight)
         data = self._validate_data(X, treatment, sample_weight)
         M, self.terms_ = fit_terms(self, data)
         if data.treatment.kind == "multi-category":
@@ -165,9 +171,34 @@ class InverseProbabilityTilting(BaseWeighter):
             fits.append(solve_balance(M, sw, active, s, r, names=self.terms_, tol=self.tol,
                                       max_iter=self.max_iter))
         store_fits(self, fits, "InverseProbabilityTilting")
-        eta = self._eta(M, a)
-        self.ps_ = self._wrap(expit(eta), data)
-        return self._set_weights(odds_weights(eta, a, estimand) * sw, data)
+        self.ps_ = self._wrap(self._block_ps(M, a, sw), data)
+        return self._set_weights(self._block_weights(M, a, sw), data)
+
+    def _fit_dask(self, X, treatment, sample_weight):
+        """The binary tilts of dask input: the in-memory dual Newton with its sums reduced over the partitions."""
+        if self.moments != 1 or self.interactions:
+            raise refuse_dask("InverseProbabilityTilting with moments or interactions",
+                              "those terms are chosen on the data in memory; the covariates' means balance on dask")
+        data, estimand = self._validate_dask_data(X, treatment, sample_weight)
+        self._terms_expansion = TermExpansion((), (), ())
+        stats = GroupStats.from_blocks(data, spread=False)
+        fits = [solve_balance_blocks(data, stats, side, names=self.terms_, tol=self.tol, max_iter=self.max_iter,
+                                     who="InverseProbabilityTilting")
+                for side in (("ATT", "ATC") if estimand == "ATE" else (estimand,))]
+        store_fits(self, fits, "InverseProbabilityTilting")
+        return self._set_dask_outputs(data)
+
+    def _block_ps(self, M, a, sw):
+        """Propensity scores of one block (all the data in memory)."""
+        return expit(self._eta(M, a))
+
+    def _block_weights(self, M, a, sw):
+        """Weights of one block (all the data in memory)."""
+        return odds_weights(self._eta(M, a), a, self._estimand()) * sw
+
+    def _block_m_parts(self, M, a, sw):
+        """The MParts of one block of dask input: the in-memory equations on that block."""
+        return self._binary_parts(M, a, sw)
 
     def _fit_multi(self, M, data):
         """One binary tilt per reweighted level: the ATE's level g against the full sample (1/p_g reproduces the
@@ -219,16 +250,18 @@ class InverseProbabilityTilting(BaseWeighter):
     # -- M-estimation seam -------------------------------------------------------------------------------------
     def _m_parts(self, X, treatment, sample_weight=None):
         data, M = new_terms(self, X, treatment, sample_weight)
+        if data.treatment.kind == "multi-category":
+            return _multi_parts(M, data, self._estimand(), self.intercept_, self.coef_, ("(Intercept)", *self.terms_))
+        return self._binary_parts(M, data.a, data.sample_weight)
+
+    def _binary_parts(self, M, a, sw):
         names = ("(Intercept)", *self.terms_)
         estimand = self._estimand()
-        if data.treatment.kind == "multi-category":
-            return _multi_parts(M, data, estimand, self.intercept_, self.coef_, names)
         if estimand != "ATE":
-            return logit_balance_parts(M, data.a, data.sample_weight, estimand,
-                                       np.concatenate([[self.intercept_], self.coef_]), names)
+            return logit_balance_parts(M, a, sw, estimand, np.concatenate([[self.intercept_], self.coef_]), names)
         params = np.concatenate([self.intercept_[:1], self.coef_[0], self.intercept_[1:], self.coef_[1]])
-        return _ate_parts(M, data.a, data.sample_weight, params,
-                          tuple(f"control:{n}" for n in names) + tuple(f"treated:{n}" for n in names))
+        names = tuple(f"control:{n}" for n in names) + tuple(f"treated:{n}" for n in names)
+        return _ate_parts(M, a, sw, params, names)
 
 
 def _ate_parts(M, a, sw, params, names):

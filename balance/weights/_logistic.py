@@ -75,6 +75,31 @@ def _log_likelihood(eta, a, sw):
     return float(np.sum(sw * (a * eta - np.logaddexp(0.0, eta))))
 
 
+def logistic_sums(Z, a, sw, beta):
+    """Block evaluator of the logistic Newton step at ``beta``: sums over the rows of the block ``(Z, a, sw)``.
+
+    ``Z`` is the standardised design ``[1, (X - center) / scale]``. Returns the log-likelihood, the score
+    Σ sw (a − e) z, the information Σ sw e (1 − e) z zᵀ, and ``min_tail``, the smallest min(e, 1 − e) over units of
+    positive weight (a symptom of separation). In memory the whole data are one block; on dask the sums of the
+    partitions are added (:mod:`balance._blocks`).
+    """
+    eta = Z @ beta
+    e = expit(eta)
+    tail = np.minimum(e, 1.0 - e)[sw > 0]
+    return {
+        "loglik": _log_likelihood(eta, a, sw),
+        "score": Z.T @ (sw * (a - e)),
+        "info": (Z * (sw * e * (1.0 - e))[:, None]).T @ Z,
+        "min_tail": float(tail.min()) if tail.size else np.inf,
+    }
+
+
+def standardised_logistic_sums(matrix, a, sw, std, beta):
+    """:func:`logistic_sums` of one block of dask input (model matrix ``matrix``) on the solver's standardised
+    design, ``std`` the :class:`~balance.weights._standardize.Standardizer` of all the data."""
+    return logistic_sums(np.column_stack([np.ones(len(a)), (matrix - std.center) / std.scale]), a, sw, beta)
+
+
 def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100, detect_separation=True):
     """Maximum-likelihood logistic regression of ``a`` on ``[1, X]`` with frequency/sampling weights.
 
@@ -94,50 +119,55 @@ def fit_logistic(X, a, sample_weight, *, tol=1e-8, max_iter=100, detect_separati
     std = Standardizer.fit(X, np.average(X, axis=0, weights=sample_weight) if X.shape[1] else np.empty(0))
     # column_stack keeps X's memory order (Fortran from a DataFrame), which the BLAS sums below depend on
     Z = np.column_stack([np.ones(len(X)), (X - std.center) / std.scale])
-    total = sample_weight.mean()
-
     p1 = np.average(a, weights=sample_weight)
-    beta = np.zeros(Z.shape[1])
+    fit, symptoms = newton_logistic(lambda beta: logistic_sums(Z, a, sample_weight, beta), Z.shape[1], p1,
+                                    sample_weight.mean(), tol=tol, max_iter=max_iter)
+    separation = find_separation(Z[:, 1:], a, sample_weight) if detect_separation and symptoms else None
+    return LogisticFit(coef=std.to_original(fit.coef), converged=fit.converged and separation is None,
+                       n_iter=fit.n_iter, score_norm=fit.score_norm, stalled=fit.stalled, separation=separation)
+
+
+def newton_logistic(evaluate, n_coef, p1, mean_weight, *, tol=1e-8, max_iter=100):
+    """Newton–Raphson with step halving on the standardised scale, the sums coming from ``evaluate``.
+
+    ``evaluate(beta)`` returns :func:`logistic_sums` of all the data (one block in memory, summed over partitions
+    on dask: one pass per evaluation). ``p1`` is the weighted share of treated units (the intercept's start),
+    ``mean_weight`` the mean sampling weight (the score's scale in the convergence rule of :func:`fit_logistic`).
+
+    Returns the fit on the standardised scale (``coef``; no separation test) and whether it shows the symptoms of
+    separation.
+    """
+    beta = np.zeros(n_coef)
     beta[0] = np.log(p1 / (1.0 - p1))
-    eta = Z @ beta
-    loglik = _log_likelihood(eta, a, sample_weight)
+    current = evaluate(beta)
     converged, stalled, score_norm, it, last_step = False, False, np.inf, 0, 0.0
     for it in range(1, max_iter + 1):
-        e = expit(eta)
-        score = Z.T @ (sample_weight * (a - e))
-        score_norm = float(np.max(np.abs(score)) / total)
+        score_norm = float(np.max(np.abs(current["score"])) / mean_weight)
         if score_norm < tol:
             converged, it = True, it - 1
             break
-        info = (Z * (sample_weight * e * (1.0 - e))[:, None]).T @ Z
         try:
-            step = np.linalg.solve(info, score)
+            step = np.linalg.solve(current["info"], current["score"])
         except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(info, score, rcond=None)[0]
+            step = np.linalg.lstsq(current["info"], current["score"], rcond=None)[0]
         # Step halving keeps the likelihood increasing; a step that still lowers it after the last halving is
         # rejected (accepting it could move the fit anywhere) and the fit is reported as not converged.
+        loglik = current["loglik"]
         for _ in range(_HALVINGS + 1):
-            new_eta = Z @ (beta + step)
-            new_loglik = _log_likelihood(new_eta, a, sample_weight)
-            if new_loglik >= loglik - 1e-12 * abs(loglik):
+            trial = evaluate(beta + step)
+            if trial["loglik"] >= loglik - 1e-12 * abs(loglik):
                 break
             step /= 2.0
         else:
             stalled, it = True, it - 1
             break
-        beta, eta, loglik = beta + step, new_eta, new_loglik
+        beta, current = beta + step, trial
         last_step = float(np.max(np.abs(step)))
     else:
-        e = expit(eta)
-        score_norm = float(np.max(np.abs(Z.T @ (sample_weight * (a - e)))) / total)
+        score_norm = float(np.max(np.abs(current["score"])) / mean_weight)
         converged = score_norm < tol
-
-    separation = None
-    if detect_separation and _has_symptoms(eta, sample_weight, converged, last_step, it):
-        separation = find_separation(Z[:, 1:], a, sample_weight)
-    coef = std.to_original(beta)
-    return LogisticFit(coef=coef, converged=converged and separation is None, n_iter=it, score_norm=score_norm,
-                       stalled=stalled, separation=separation)
+    fit = LogisticFit(coef=beta, converged=converged, n_iter=it, score_norm=score_norm, stalled=stalled)
+    return fit, _has_symptoms(current["min_tail"], converged, last_step, it)
 
 
 # the pass at which LogisticReplicates replaces the full-sample information by the replicate's own: two chord steps
@@ -190,9 +220,7 @@ class LogisticReplicates:
         # (p + 1) x n, C-ordered: a replicate's units are gathered row by row, each contiguously
         self.design_t = np.ascontiguousarray(self.std.design(X).T)
         self.a, self.beta = np.asarray(a, dtype=float), self.std.to_standard(np.asarray(coef, dtype=float))
-        e = expit(self.beta @ self.design_t)
-        information = (self.design_t * (sample_weight * e * (1.0 - e))) @ self.design_t.T
-        self.factor = cho_factor(information)
+        self.factor = cho_factor(logistic_sums(self.design_t.T, self.a, sample_weight, self.beta)["info"])
 
     def fit(self, rows, weights, *, n_draws, tol, max_iter):
         """Coefficients (on X's scale) and fitted probabilities of the units ``rows`` with frequency weights
@@ -219,12 +247,13 @@ class LogisticReplicates:
         return (self.std.to_original(beta), e) if score_norm < tol else None
 
 
-def _has_symptoms(eta, sample_weight, converged, last_step, n_iter):
-    """Whether a fit may be separated: cheap checks that decide if the linear program is worth running."""
+def _has_symptoms(min_tail, converged, last_step, n_iter):
+    """Whether a fit may be separated: cheap checks that decide if the linear program is worth running.
+
+    ``min_tail`` is the smallest min(e, 1 − e) over the units with positive weight."""
     if not converged or last_step > SYMPTOM_STEP:
         return True
-    e = expit(eta[sample_weight > 0])
-    return n_iter >= SYMPTOM_ITER and bool(np.any(np.minimum(e, 1.0 - e) < SYMPTOM_PROB))
+    return n_iter >= SYMPTOM_ITER and min_tail < SYMPTOM_PROB
 
 
 def find_separation(X, a, sample_weight=None):

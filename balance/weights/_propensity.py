@@ -15,10 +15,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseWeighter, MParts, warn_units
+from .._dask import any_dask
+from .._dask_data import refuse_dask
+from ..diagnostics._weights import concentration_sums
 from .._validation import check_constant, check_full_rank
 from ._gps import DENSITIES, GPSData, gps_parts, kernel_log_weights, normal_log_weights, warn_floored
-from ._estimands import arm_weights, arm_weights_derivative, crump_alpha, multi_weights, multi_weights_derivative
-from ._logistic import fit_logistic, report_separation
+from ._estimands import (arm_weights, arm_weights_derivative, crump_alpha, crump_alpha_blocks, multi_weights,
+                         multi_weights_derivative)
+from ._logistic import fit_logistic, newton_logistic, report_separation, standardised_logistic_sums
 from ._multinomial import (chain_to_coef, fit_multinomial, multinomial_information, multinomial_score,
                            softmax_proba)
 from ._trim import trim_weights
@@ -188,6 +192,13 @@ class PropensityWeights(BaseWeighter):
     units carry much of the weight (watch ``ess_``) and sandwich standard errors understate the sampling
     variability in moderate samples (by about a third at R² = 0.46, n = 400, in tests/test_continuous_gps.py).
 
+    Dask input (``X`` a dask DataFrame or array, ``treatment`` and ``sample_weight`` with its partitions; binary
+    treatments, the default logistic model, every estimand, ``clip``, no ``trim``): the model is fitted by Newton's
+    method with its sums reduced over the partitions, one pass over the data per iteration, to the in-memory
+    coefficients, iterations and counts; ``weights_`` and ``ps_`` are lazy dask Series (arrays) with X's
+    partitions. See :mod:`balance._blocks`. The separation test needs the data in memory: a fit with its symptoms
+    is reported as not converged.
+
     WeightIt's multinomial fit stops about 4e-7 (relative) short of the exact maximum on lalonde; this one solves
     the score to rounding level, so weights agree with WeightIt's to about that.
 
@@ -266,10 +277,10 @@ class PropensityWeights(BaseWeighter):
         self
         """
         self._check_params()
+        if any_dask(X, treatment, sample_weight):
+            return self._fit_dask(X, treatment, sample_weight)
         data = self._validate_data(X, treatment, sample_weight)
-        for attr in ("coef_", "intercept_", "coef_table_", "converged_", "n_iter_", "estimator_", "atos_alpha_",
-                     "separation_", "n_separated_", "sigma_", "treatment_mean_", "treatment_sd_", "_gps"):
-            self.__dict__.pop(attr, None)  # a refit forgets what the previous model kind set
+        self._forget()
         self.terms_ = list(data.names)
         self._check_kind_params(data.treatment.kind)
         if data.treatment.kind == "continuous":
@@ -290,15 +301,7 @@ class PropensityWeights(BaseWeighter):
                 report_separation(self, fit.separation, data, "PropensityWeights", "use a penalised classifier "
                                   "(model=LogisticRegression()), ")
             if getattr(fit, "separation", None) is None and not fit.converged:
-                kind = "multinomial logistic" if multi else "logistic"
-                cause = (f"a Newton step could not increase the likelihood after {fit.n_iter} iterations"
-                         if getattr(fit, "stalled", False)
-                         else f"it did not converge in {fit.n_iter} iterations (max_iter={self.max_iter})")
-                warnings.warn(
-                    f"PropensityWeights: the {kind} propensity model stopped unconverged: {cause}; score norm "
-                    f"{fit.score_norm:.2e} > tol={self.tol}. Raise max_iter, loosen tol, or simplify the model.",
-                    ConvergenceWarning, stacklevel=2,
-                )
+                self._warn_unconverged(fit, "multinomial logistic" if multi else "logistic")
         elif self.model != "precomputed":
             self.estimator_ = clone(self.model).fit(data.X, data.a, sample_weight=data.sample_weight) \
                 if sample_weight is not None else clone(self.model).fit(data.X, data.a)
@@ -358,7 +361,94 @@ class PropensityWeights(BaseWeighter):
         matrix, _ = self.design_.transform(X)
         return self._scores_from_matrix(matrix)
 
+    # -- dask input ---------------------------------------------------------------------------------------------
+    def _fit_dask(self, X, treatment, sample_weight):
+        """Fit on dask collections: the logistic model by block-reduced Newton (one pass per iteration), the weights
+        a lazy dask Series (array) with X's partitions. See :mod:`balance._blocks`."""
+        if self.model is not None:
+            raise refuse_dask("PropensityWeights with a model", "a scikit-learn model or precomputed scores need the "
+                              "data in memory; the default logistic model fits on dask exactly")
+        if self.trim is not None:
+            raise refuse_dask("PropensityWeights with trim", "trimming needs quantiles of all the weights")
+        self._forget()
+        data, estimand = self._validate_dask_data(X, treatment, sample_weight)
+        std = data.standardizer()
+        stats, blocks = data.stats, data.blocks
+        fit, symptoms = newton_logistic(
+            lambda beta: blocks.reduce(data.per_block(standardised_logistic_sums, std, beta)), len(data.names) + 1,
+            stats["sw_a"] / stats["sw_sum"], stats["sw_sum"] / data.n, tol=self.tol, max_iter=self.max_iter)
+        coef = std.to_original(fit.coef)
+        self.intercept_, self.coef_ = float(coef[0]), coef[1:]
+        self.converged_, self.n_iter_ = fit.converged and not symptoms, fit.n_iter
+        self.separation_, self.n_separated_ = [], 0
+        if symptoms:
+            warnings.warn(
+                "PropensityWeights: the logistic fit shows symptoms of separation (probabilities within 1e-8 of 0 or "
+                "1, or a last Newton step that is still large); the linear-programming test of separation needs the "
+                "data in memory and is not run on dask input, so the fit is reported as not converged. Test a sample "
+                "in memory, coarsen the covariates that predict the treatment perfectly, or use EntropyBalance.",
+                ConvergenceWarning, stacklevel=3)
+        elif not fit.converged:
+            self._warn_unconverged(fit, "logistic", stacklevel=4)
+        if estimand == "ATOS":
+            self.atos_alpha_ = crump_alpha_blocks(blocks, data.per_block(self._block_state()._tail_scores))
+        model = self._block_state()  # the fitted state the tasks carry (never the lazy weights_ below)
+        sums = blocks.reduce(data.per_block(model._dask_weight_sums))
+        self.n_clipped_, self.n_bounded_, self.n_trimmed_ = int(sums["n_clipped"]), int(sums["n_bounded"]), 0
+        if self.n_clipped_:
+            warnings.warn(f"clip={self.clip}: {self.n_clipped_} propensity scores were clipped.", UserWarning,
+                          stacklevel=3)
+        if self.n_bounded_:
+            warnings.warn(f"{self.n_bounded_} propensity scores are numerically 0 or 1 (perfect separation or a "
+                          "degenerate model); they were bounded to [1e-12, 1 - 1e-12] to keep weights finite, but "
+                          "those weights are extreme. Consider clip=, a different estimand (ATO) or a simpler model.",
+                          UserWarning, stacklevel=3)
+        theta = np.concatenate([[self.intercept_], self.coef_])
+        self.coef_table_ = coef_table(MParts(params=theta, names=("(Intercept)", *self.terms_), psi=None,
+                                             weights=None, psi_jacobian=lambda t: sums["jacobian"]))
+        self.ps_ = blocks.per_row(data.per_block(model._block_output, 0), name="ps")
+        self._dask_data = data
+        return self._set_dask_weights(blocks.per_row(data.per_block(model._block_output, 1)), sums)
+
+    def _block_output(self, matrix, a, sw, which):
+        """Per block: the propensity scores (``which`` 0) or the weights (1), as in memory."""
+        return self._score_weights(self._scores_from_matrix(matrix), a, sw)[which]
+
+    def _dask_weight_sums(self, matrix, a, sw):
+        """Per block: the counts of clipped and bounded scores, the sums of the extreme-weights report and the
+        score's Jacobian (for the model-based coefficient table)."""
+        _, weights, clipped, bounded = self._score_weights(self._scores_from_matrix(matrix), a, sw)
+        theta = np.concatenate([[self.intercept_], self.coef_])
+        return {"n_clipped": int(clipped.sum()), "n_bounded": int(bounded.sum()), **concentration_sums(weights, a),
+                "jacobian": self._binary_parts(matrix, a, sw).psi_jacobian(theta)}
+
+    def _tail_scores(self, matrix, a, sw):
+        """Per block: the bounded propensity scores of the units with positive sampling weight, and those weights
+        (Crump's α is a function of them)."""
+        e = np.clip(self._scores_from_matrix(matrix), PS_BOUND, 1 - PS_BOUND)
+        return e[sw > 0], sw[sw > 0]
+
+    def _block_m_parts(self, matrix, a, sw):
+        """The MParts of one block of (dask) data: the in-memory code on that block."""
+        return self._binary_parts(matrix, a, sw)
+
     # -- internals ---------------------------------------------------------------------------------------------
+    def _forget(self):
+        """A refit forgets what the previous model kind set."""
+        for attr in ("coef_", "intercept_", "coef_table_", "converged_", "n_iter_", "estimator_", "atos_alpha_",
+                     "separation_", "n_separated_", "sigma_", "treatment_mean_", "treatment_sd_", "_gps"):
+            self.__dict__.pop(attr, None)
+
+    def _warn_unconverged(self, fit, kind, stacklevel=3):
+        cause = (f"a Newton step could not increase the likelihood after {fit.n_iter} iterations"
+                 if getattr(fit, "stalled", False)
+                 else f"it did not converge in {fit.n_iter} iterations (max_iter={self.max_iter})")
+        warnings.warn(
+            f"PropensityWeights: the {kind} propensity model stopped unconverged: {cause}; score norm "
+            f"{fit.score_norm:.2e} > tol={self.tol}. Raise max_iter, loosen tol, or simplify the model.",
+            ConvergenceWarning, stacklevel=stacklevel,
+        )
+
     def _check_params(self):
         if (self.model is not None and not (isinstance(self.model, str) and self.model == "precomputed")
                 and not hasattr(self.model, "predict_proba") and not hasattr(self.model, "predict")):
@@ -501,28 +591,35 @@ class PropensityWeights(BaseWeighter):
         Returns the scores, the weights and the counts (clipped, bounded, trimmed); ``fit`` stores the counts,
         ``predict_weights`` only warns (prediction never changes fitted state).
         """
-        ps = raw_ps
-        n_clipped = 0
-        if self.clip is not None:
-            ps = np.clip(raw_ps, *self.clip)
-            n_clipped = int(np.sum(_per_unit(ps != raw_ps)))
-            if n_clipped:
-                what = "units' generalised propensity scores" if ps.ndim == 2 else "propensity scores"
-                warnings.warn(f"clip={self.clip}: {n_clipped} {what} were clipped.", UserWarning, stacklevel=3)
-        extreme = _per_unit((ps < PS_BOUND) | (ps > 1 - PS_BOUND))
+        ps, weights, clipped, extreme = self._score_weights(raw_ps, data.a, data.sample_weight, data.treatment.focal)
+        n_clipped = int(clipped.sum())
+        if n_clipped:
+            what = "units' generalised propensity scores" if ps.ndim == 2 else "propensity scores"
+            warnings.warn(f"clip={self.clip}: {n_clipped} {what} were clipped.", UserWarning, stacklevel=3)
         if extreme.any():
             warn_units(
                 f"{int(extreme.sum())} propensity scores are numerically 0 or 1 (perfect separation or a degenerate "
                 "model); they were bounded to [1e-12, 1 - 1e-12] to keep weights finite, but those weights are extreme. "
                 "Consider clip=, a different estimand (ATO) or a simpler model", extreme, data.index, stacklevel=4,
             )
-        ps = np.clip(ps, PS_BOUND, 1 - PS_BOUND)
-        if ps.ndim == 2:
-            weights = multi_weights(ps, data.a, self._estimand(), data.treatment.focal) * data.sample_weight
-        else:
-            weights = arm_weights(ps, data.a, self._estimand(), getattr(self, "atos_alpha_", 0.0)) * data.sample_weight
         weights, n_trimmed = self._trim(weights, data.a, self._focal(data))
         return ps, weights, (n_clipped, int(extreme.sum()), n_trimmed)
+
+    def _score_weights(self, raw_ps, a, sw, focal=None):
+        """Clip and bound the scores and weight them (no trim, no warnings): the scores, the weights and the per-unit
+        flags of clipped and bounded scores. One block of dask data, or all the data in memory."""
+        ps = raw_ps
+        clipped = np.zeros(len(a), dtype=bool)
+        if self.clip is not None:
+            ps = np.clip(raw_ps, *self.clip)
+            clipped = _per_unit(ps != raw_ps)
+        extreme = _per_unit((ps < PS_BOUND) | (ps > 1 - PS_BOUND))
+        ps = np.clip(ps, PS_BOUND, 1 - PS_BOUND)
+        if ps.ndim == 2:
+            weights = multi_weights(ps, a, self._estimand(), focal) * sw
+        else:
+            weights = arm_weights(ps, a, self._estimand(), getattr(self, "atos_alpha_", 0.0)) * sw
+        return ps, weights, clipped, extreme
 
     def _trim(self, weights, groups, focal):
         """Apply ``trim`` (if set), warning how many weights it changed: the weights and that count."""
@@ -559,8 +656,11 @@ class PropensityWeights(BaseWeighter):
         """MParts of the default logistic (or multinomial) model on validated data."""
         if data.treatment.kind == "multi-category":
             return self._multi_m_parts(data)
-        design = np.column_stack([np.ones(len(data.a)), data.X])
-        a, sw = data.a, data.sample_weight
+        return self._binary_parts(data.X, data.a, data.sample_weight)
+
+    def _binary_parts(self, matrix, a, sw):
+        """MParts of the binary logistic model on the model matrix ``matrix`` (no intercept column)."""
+        design = np.column_stack([np.ones(len(a)), matrix])
         alpha = getattr(self, "atos_alpha_", 0.0)
         lo, hi = self.clip if self.clip is not None else (0.0, 1.0)
         lo, hi = max(lo, PS_BOUND), min(hi, 1 - PS_BOUND)

@@ -206,6 +206,7 @@ class StableWeights(BaseWeighter):
 
     _supported_estimands = ("ATE", "ATT", "ATC")
     _supported_treatment_types = ("binary", "multi-category", "continuous")
+    _dask_refusal = "its quadratic programme is solved over all units at once"
     _multi_category_estimands = ("ATE", "ATT")
 
     def __init__(self, estimand="ATT", *, tols=0.0, norm="l2", min_weight=0.0, moments=1, interactions=False,

@@ -28,7 +28,7 @@ from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 
 from .._exceptions import InfeasibleBalanceError
-from .._stats import column_std
+from .._stats import column_std, scale_columns
 from ._standardize import Standardizer
 
 # Armijo constant of the line search, and the relative slack that lets a Newton step through when the decrease of
@@ -201,17 +201,24 @@ def solve_tilt(X, rows, c, s, target, total, center, scale, *, names, tol, max_i
     """
     check_enough_units(len(rows), names)
     std = Standardizer(np.asarray(center, dtype=float), np.where(scale > 0, scale, 1.0))
-    target_std = np.concatenate([[target[0]], (target[1:] - target[0] * std.center) / std.scale])
     if len(rows) > _KERNEL_ROWS:
         evaluate = kernel_evaluator(X, rows, c, s, std.center, std.scale)
     else:
         s_rows = np.broadcast_to(np.asarray(s, dtype=float), np.shape(c))[rows]
         evaluate = dense_evaluator(std.design(X[rows]), np.asarray(c, dtype=float)[rows], s_rows)
+    sign = np.unique(np.broadcast_to(np.asarray(s, dtype=float), np.shape(c))[rows])
+    return solve_standardised_tilt(evaluate, std, sign, np.sum(c[rows]) if sign.size == 1 else None, target, total,
+                                   names=names, tol=tol, max_iter=max_iter, start=start)
+
+
+def solve_standardised_tilt(evaluate, std, sign, c_sum, target, total, *, names, tol, max_iter, start=None):
+    """:func:`solve_tilt` given the sums' evaluator on the standardised scale (the whole data in memory, or the sum
+    over the blocks of dask input): ``sign`` the distinct values of s, ``c_sum`` the sum of c over the rows."""
+    target_std = np.concatenate([[target[0]], (target[1:] - target[0] * std.center) / std.scale])
     if start is None:
-        beta = np.zeros(X.shape[1] + 1)
-        sign = np.unique(np.broadcast_to(np.asarray(s, dtype=float), np.shape(c))[rows])
+        beta = np.zeros(len(std.center) + 1)
         if sign.size == 1:  # every unit on one side: the intercept that matches the target's total
-            beta[0] = sign[0] * np.log(sign[0] * target[0] / np.sum(c[rows]))
+            beta[0] = sign[0] * np.log(sign[0] * target[0] / c_sum)
     else:
         beta = std.to_standard(np.asarray(start, dtype=float))
     first = evaluate(beta)
@@ -383,6 +390,126 @@ def solve_balance(X, sw, active, s, r, *, names, tol, max_iter, start=None):
     center = (np.abs(share) @ X) / total
     return solve_tilt(X, rows, sw, s, target, total, center, column_std(X), names=names, tol=tol,
                       max_iter=max_iter, start=start)
+
+
+def tilt_sums(M, a, sw, groups, signed, std, beta, want_hess):
+    """Block evaluator of the dual's sums (:func:`dense_evaluator`) over a block's units of positive sampling weight
+    in ``groups``: c = sw, s = −1 for treated units when ``signed`` (the balance conditions of CBPS and IPT), else 1
+    (entropy balancing's one-group tilts). Summed over the partitions of dask input."""
+    rows = np.isin(a, groups) & (sw > 0)
+    s = np.where(a[rows] == 1, -1.0, 1.0) if signed else np.ones(int(rows.sum()))
+    total, grad, hess = dense_evaluator(std.design(M[rows]), sw[rows], s)(beta, want_hess)
+    k = M.shape[1] + 1
+    return {"total": total, "grad": grad, "hess": hess if want_hess else np.zeros((k, k))}
+
+
+def block_tilt_evaluator(data, groups, signed, std):
+    """:func:`tilt_sums` reduced over the blocks of dask input (:class:`~balance._dask_data.DaskFitData`), in the
+    form :func:`newton_exp_dual` calls: one pass per evaluation."""
+    def evaluate(beta, want_hess=True):
+        sums = data.blocks.reduce(data.per_block(tilt_sums, tuple(groups), signed, std, beta, want_hess))
+        return float(sums["total"]), sums["grad"], sums["hess"] if want_hess else None
+
+    return evaluate
+
+
+def solve_balance_blocks(data, stats, side, *, names, tol, max_iter, check=True, who="CBPS"):
+    """:func:`solve_balance` of dask input (binary): the targets from the groups' sums (``stats``, see
+    :meth:`GroupStats.from_blocks`), the scale the SD of the data's standardiser, the sums by reduction."""
+    reweight_controls, reweight_treated = side in ("ATT", "ATE"), side in ("ATC", "ATE")
+    r = np.array([-1.0 if reweight_treated else 0.0, 1.0 if reweight_controls else 0.0])  # per group: control, treated
+    total = float(np.abs(r) @ stats.wsum)
+    target = np.concatenate([[r @ stats.wsum], r @ (stats.mean * stats.wsum[:, None])])
+    center = (np.abs(r) @ (stats.mean * stats.wsum[:, None])) / total
+    groups = [g for g, active in ((0, reweight_controls), (1, reweight_treated)) if active]
+    if check:
+        lo = np.min([stats.lo[g] for g in groups], axis=0)
+        hi = np.max([stats.hi[g] for g in groups], axis=0)
+        check_target_inside(lo, hi, center, names, 0.0, who,
+                            "Drop or coarsen that term, or use EntropyBalance(tols=...) for approximate balance.")
+    check_enough_units(int(sum(data.stats["n_pos"][g] for g in groups)), names)
+    scale = data.standardizer().scale
+    std = Standardizer(center, np.where(scale > 0, scale, 1.0))
+    sign = np.array([1.0 if groups == [0] else -1.0]) if len(groups) == 1 else np.array([-1.0, 1.0])
+    c_sum = float(stats.wsum[groups[0]]) if len(groups) == 1 else None
+    return solve_standardised_tilt(block_tilt_evaluator(data, groups, True, std), std, sign, c_sum, target, total,
+                                   names=names, tol=tol, max_iter=max_iter)
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """Per-group (codes 0..K-1) weighted totals, means, sums of squared deviations and ranges of the balance terms,
+    over the units with positive sampling weight.
+
+    In memory from one pass (numba kernel) on the terms divided by ``scale`` (powers of two,
+    :func:`balance._stats.scale_columns`): an exact division that keeps the squared deviations ``m2`` (in those
+    scaled units) from overflowing or underflowing. On dask input (:meth:`from_blocks`) by reductions."""
+
+    wsum: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def compute(cls, M, a, sw, n_groups=2):
+        from .._kernels._tilt import group_moments
+
+        Ms, scale = scale_columns(M)
+        wsum, _, mean, m2, lo, hi = group_moments(np.ascontiguousarray(Ms), a.astype(np.int64),
+                                                  np.ascontiguousarray(sw), n_groups)
+        return cls(wsum, mean * scale, m2, lo * scale, hi * scale, scale)
+
+    @classmethod
+    def from_blocks(cls, data, spread=True):
+        """The same statistics of dask input (binary): totals, means and ranges from one pass, then (``spread``)
+        the squared deviations from the means from a second."""
+        first = data.blocks.reduce(data.per_block(_group_sums))
+        wsum = first["wsum"]
+        mean = first["wm"] / wsum[:, None]
+        m2 = data.blocks.reduce(data.per_block(_group_spread, mean))["m2"] if spread else np.full(mean.shape, np.nan)
+        return cls(wsum, mean, m2, first["min_m"], first["max_m"], np.ones(mean.shape[1]))
+
+    def check_not_constant(self, names):
+        constant = np.flatnonzero(self.lo.min(axis=0) == self.hi.max(axis=0))
+        if constant.size:
+            raise ValueError(f"covariate(s) {[names[j] for j in constant]} are constant; remove them.")
+
+    def target(self, group):
+        """Size and means of the target population: group ``group`` (the treated for the ATT, the controls for the
+        ATC, the focal level), or everyone (None, the ATE)."""
+        if group is None:
+            total = self.wsum.sum()
+            return float(total), (self.wsum @ self.mean) / total
+        return float(self.wsum[group]), self.mean[group].copy()
+
+    def range(self, group):
+        return self.lo[group], self.hi[group]
+
+    def sd(self, group):
+        return np.sqrt(self.m2[group] / self.wsum[group]) * self.scale
+
+
+def _group_sums(M, a, sw):
+    """Per block and group (units of positive sampling weight): Σ sw, Σ sw M, and the ranges of M."""
+    out = {"wsum": np.zeros(2), "wm": np.zeros((2, M.shape[1])), "min_m": np.full((2, M.shape[1]), np.inf),
+           "max_m": np.full((2, M.shape[1]), -np.inf)}
+    for g in (0, 1):
+        rows = (a == g) & (sw > 0)
+        if rows.any():
+            out["wsum"][g], out["wm"][g] = sw[rows].sum(), sw[rows] @ M[rows]
+            out["min_m"][g], out["max_m"][g] = M[rows].min(axis=0), M[rows].max(axis=0)
+    return out
+
+
+def _group_spread(M, a, sw, mean):
+    """Per block and group: Σ sw (M − mean_g)² (units of positive sampling weight)."""
+    m2 = np.zeros(mean.shape)
+    for g in (0, 1):
+        rows = (a == g) & (sw > 0)
+        m2[g] = sw[rows] @ (M[rows] - mean[g]) ** 2
+    return {"m2": m2}
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -203,6 +203,7 @@ class UniformTransformerWeights(BaseWeighter):
     """
 
     _supported_estimands = ("ATT", "ATC", "ATE")
+    _dask_refusal = "its transformer is trained on all units together"
 
     def __init__(self, estimand="ATT", *, method="kernel", kernel="gaussian", kernel_order=2, bandwidth=None,
                  degree=2, interact=False, extra_X=None, marginal=False, profile="constant", treated=None,
