@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
+
+from .._threads import blas_controller
 
 
 def cluster_layout(labels):
@@ -85,7 +89,9 @@ def run_bootstrap(problem, kind, n_bootstrap, random_state, clusters=None, n_job
     seeds = np.random.SeedSequence(int(entropy)).spawn(n_bootstrap)
     if clusters is not None:
         clusters = cluster_layout(clusters)
-    n_chunks = min(n_bootstrap, 50)
+    # each chunk sends the problem (the data) to a worker, which costs tens of milliseconds at n = 1e5: a few chunks
+    # per worker balance the load; a progress bar gets 50 steps
+    n_chunks = min(n_bootstrap, 50 if verbose else 4 * effective_n_jobs(n_jobs))
     chunks = [list(c) for c in np.array_split(np.array(seeds, dtype=object), n_chunks)]
     tasks = (delayed(_run_chunk)(problem, kind, chunk, clusters) for chunk in chunks)
     results = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
@@ -97,11 +103,83 @@ def run_bootstrap(problem, kind, n_bootstrap, random_state, clusters=None, n_job
         except ImportError:
             pass
     rows, statuses, errors = [], [], []
-    for chunk_rows, chunk_statuses, chunk_errors in results:
-        rows += chunk_rows
-        statuses += chunk_statuses
-        errors += chunk_errors
+    # one BLAS thread for replicates run here (joblib's workers limit their own): the replicates' products are
+    # small, and BLAS threads contending for the cores made a bootstrap of an additive outcome model at n = 3000
+    # 7-25x slower on a busy machine (a sensitivity refit 2x)
+    with blas_controller().limit(limits=1, user_api="blas"):
+        for chunk_rows, chunk_statuses, chunk_errors in results:
+            rows += chunk_rows
+            statuses += chunk_statuses
+            errors += chunk_errors
     counts = {s: statuses.count(s) for s in ("ok", "nonconverged", "failed")}
     if counts["failed"] == n_bootstrap:  # a systematic failure (e.g. a weighter without sampling weights for fwb)
         raise ValueError(f"every one of the {n_bootstrap} {kind} replicates failed; the first: {errors[0]}")
     return pd.DataFrame(np.vstack(rows), columns=problem.labels), counts
+
+
+# a warm start needs fewer steps than the cold start of a plain refit: with a max_iter this small a plain refit might
+# stop unconverged where the warm start does not, so such weighters are refitted in full
+_FAST_MIN_ITER = 25
+
+
+class PropensityReplicates:
+    """Fast refits of a fitted default :class:`~balance.PropensityWeights` (binary logistic model) in row-bootstrap
+    replicates: the weights of refitting a clone on the resampled rows, to the solver's tolerance, for a fraction
+    of the cost.
+
+    A resample is its units' counts: the logistic likelihood of the resampled rows is that of the distinct drawn
+    units with frequency weights ``count × sample_weight``. Each replicate is fitted on those units of the design
+    matrix validated and standardised once (no DataFrame copied, re-validated or re-encoded per replicate), from
+    the full-sample coefficients (:class:`~balance.weights._logistic.LogisticReplicates`), to the weighter's
+    ``tol``; ``coef_table_`` and the weight diagnostics of a fit are skipped. Each unit's weight is that of one of
+    its copies.
+
+    :meth:`__call__` returns None, and the caller must refit in full, whenever the fast path might not reproduce a
+    refit: a resample whose design may be rank-deficient (e.g. a category not drawn: a refit drops or refuses that
+    column), iterations that do not contract, or fitted probabilities within 1e-8 of 0 or 1 (a refit tests those
+    for separation). :meth:`build` returns None for weighters it does not cover (another model or method, a
+    pipeline, ``trim``, the ATOS, missing-value indicators, a non-binary treatment, ``max_iter`` < 25, a
+    full-sample fit that did not converge, dask input).
+    """
+
+    def __init__(self, weighter, data):
+        from ..weights._logistic import LogisticReplicates
+
+        self.model = LogisticReplicates(data.X, data.a, data.sample_weight,
+                                        np.concatenate([[weighter.intercept_], weighter.coef_]))
+        # what a replicate needs besides the model (its weight formula is the unfitted weighter's): small to send to
+        # joblib's workers
+        self.weighter, self.data = clone(weighter), replace(data, X=None, index=None)
+
+    @classmethod
+    def build(cls, weighter, X, treatment, sample_weight=None):
+        """The replicates of ``weighter`` (fitted on X, treatment, sample_weight), or None if not covered."""
+        from .._dask import any_dask
+        from ..weights._propensity import PropensityWeights
+
+        covered = (type(weighter) is PropensityWeights and weighter.model is None and weighter.trim is None
+                   and getattr(weighter, "treatment_type_", None) == "binary" and weighter._estimand() != "ATOS"
+                   and weighter.max_iter >= _FAST_MIN_ITER and weighter.converged_
+                   and not any(f is not None for f in weighter.design_.fills))
+        if not covered or any_dask(X, treatment, sample_weight):
+            return None
+        return cls(weighter, weighter._validate_data(X, treatment, sample_weight, reset=False))
+
+    def __call__(self, counts, n_rows=None):
+        """``(rows, weights, ps)`` of a resample with ``counts[i]`` copies of unit i: the drawn units, the weight of
+        one copy of each and its (clipped) propensity score; None when the replicate must be refitted in full.
+
+        ``counts`` may be fractional (the fractional weighted bootstrap's unit weights, ``n_rows`` the number of
+        units): the weights are then those of a unit with sample weight 1 × its own."""
+        from ..weights._logistic import SYMPTOM_PROB
+
+        est, data = self.weighter, self.data
+        rows = np.flatnonzero(counts)
+        sw = data.sample_weight[rows]
+        fit = self.model.fit(rows, counts[rows] * sw, n_draws=counts.sum() if n_rows is None else n_rows,
+                             tol=est.tol, max_iter=est.max_iter)
+        if fit is None or np.any(np.minimum(fit[1], 1.0 - fit[1]) < SYMPTOM_PROB):
+            return None
+        replicate = replace(data, a=data.a[rows], sample_weight=sw)
+        ps, weights, _ = est._weights(fit[1], replicate)
+        return rows, weights, ps

@@ -42,7 +42,6 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from .._threads import blas_controller
 
 ESTIMANDS = ("ATE", "ATT", "ATC")
 _NULL = {"difference": 0.0, "rr": 1.0, "or": 1.0}
@@ -362,9 +361,10 @@ class _SensitivityProblem:
     resample rows, re-estimate the weights (``refit``) or keep the fitted ones, and return the bounds at every Λ,
     then (``crossings``) each bound's crossing point."""
 
-    def __init__(self, effect_problem, y, weights, ps, lambdas, scale, refit, crossings, phi=None):
+    def __init__(self, effect_problem, y, weights, ps, lambdas, scale, refit, crossings, phi=None, fast=None):
         self.effect_problem, self.y, self.weights, self.ps = effect_problem, y, weights, ps
         self.lambdas, self.scale, self.refit, self.crossings, self.phi = lambdas, scale, refit, crossings, phi
+        self.fast = fast  # PropensityReplicates of the fitted weighter, when it covers it
         self.layout = _Layout(y, effect_problem.a)
         c, v = weight_parts(weights, effect_problem.a, effect_problem.estimand, ps)
         self.sorted_parts = [(c[rows], v[rows]) for rows in self.layout.arms]
@@ -376,35 +376,48 @@ class _SensitivityProblem:
         return len(self.y)
 
     def replicate(self, kind, draw, seed=None):
+        p = self.effect_problem
+        if np.bincount(p.a[draw], minlength=2).min() == 0:
+            raise ValueError("a treatment group is absent from the replicate.")
+        counts = np.bincount(draw, minlength=self.n_obs)
+        converged = True
+        # a unit drawn several times enters once with its copies' weights summed: the bounds depend on the weights
+        # only through their sums at each outcome value, so this is exact, and the sort of y is done once
+        if self.refit:
+            fast = None if self.fast is None else self.fast(counts)
+            if fast is None:
+                c, v, converged = self._refit_parts(draw, seed)
+            else:
+                rows, weights, ps = fast
+                c, v = np.zeros(self.n_obs), np.zeros(self.n_obs)
+                for total, part in zip((c, v), weight_parts(weights, p.a[rows], p.estimand, ps)):
+                    total[rows] = counts[rows] * part
+        elif self.phi is not None:
+            ps = None if self.ps is None else self.ps[draw]
+            c, v = (np.bincount(draw, weights=part, minlength=self.n_obs)
+                    for part in weight_parts(self.weights[draw], p.a[draw], p.estimand, ps))
+        else:
+            bounds = EffectBounds.resampled(self.layout, self.sorted_parts, counts.astype(float), self.scale)
+        if self.refit or self.phi is not None:
+            bounds = EffectBounds(self.y, p.a, c, v, self.scale, layout=self.layout, phi=self.phi)
+        low, high = bounds(self.lambdas)
+        values = [low, high] + ([[bounds.crossing(0), bounds.crossing(1)]] if self.crossings else [])
+        return np.concatenate(values), converged
+
+    def _refit_parts(self, draw, seed):
+        """Each unit's summed (c, v) over its copies with the weights refitted on the resampled rows (a clone of
+        the weighter fitted on them), and whether the refit converged."""
         from .._validation import take_rows
         from ..effects._weighted_effect import _fit_weighter, _final_step
 
         p = self.effect_problem
-        a = p.a[draw]
-        if np.bincount(a, minlength=2).min() == 0:
-            raise ValueError("a treatment group is absent from the replicate.")
-        converged = True
-        if self.refit:
-            sw = None if p.sample_weight is None else p.sample_weight[draw]
-            fitted, weights = _fit_weighter(p.weighter, take_rows(p.X, draw), take_rows(p.treatment, draw), sw,
-                                            seed)
-            final = _final_step(fitted)
-            ps = np.asarray(final.ps_, dtype=float) if p.estimand == "ATE" else None
-            converged = bool(getattr(final, "converged_", True))
-        # a unit drawn several times enters once with its copies' weights summed: the bounds depend on the weights
-        # only through their sums at each outcome value, so this is exact, and the sort of y is done once
-        if self.refit or self.phi is not None:
-            if not self.refit:
-                weights, ps = self.weights[draw], None if self.ps is None else self.ps[draw]
-            c, v = (np.bincount(draw, weights=part, minlength=self.n_obs)
-                    for part in weight_parts(weights, a, p.estimand, ps))
-            bounds = EffectBounds(self.y, p.a, c, v, self.scale, layout=self.layout, phi=self.phi)
-        else:
-            counts = np.bincount(draw, minlength=self.n_obs).astype(float)
-            bounds = EffectBounds.resampled(self.layout, self.sorted_parts, counts, self.scale)
-        low, high = bounds(self.lambdas)
-        values = [low, high] + ([[bounds.crossing(0), bounds.crossing(1)]] if self.crossings else [])
-        return np.concatenate(values), converged
+        sw = None if p.sample_weight is None else p.sample_weight[draw]
+        fitted, weights = _fit_weighter(p.weighter, take_rows(p.X, draw), take_rows(p.treatment, draw), sw, seed)
+        final = _final_step(fitted)
+        ps = np.asarray(final.ps_, dtype=float) if p.estimand == "ATE" else None
+        c, v = (np.bincount(draw, weights=part, minlength=self.n_obs)
+                for part in weight_parts(weights, p.a[draw], p.estimand, ps))
+        return c, v, bool(getattr(final, "converged_", True))
 
 
 def _effect_inputs(effect):
@@ -460,7 +473,7 @@ def effect_design(effect):
 
 def _run(effect, lambdas, alpha, n_bootstrap, random_state, n_jobs, refit, crossings, method="zsb"):
     """Point bounds and bootstrap replicates for a fitted effect."""
-    from ..effects._bootstrap import run_bootstrap
+    from ..effects._bootstrap import PropensityReplicates, run_bootstrap
 
     lambdas = check_lambdas(lambdas)
     _check_alpha(alpha)
@@ -471,12 +484,13 @@ def _run(effect, lambdas, alpha, n_bootstrap, random_state, n_jobs, refit, cross
     phi = _effect_phi(effect, method)
     bounds = EffectBounds(y, problem.a, *weight_parts(weights, problem.a, problem.estimand, ps), effect.scale,
                           phi=phi)
-    boot = _SensitivityProblem(problem, y, weights, ps, lambdas, effect.scale, refit, crossings, phi)
-    # one BLAS thread: the replicates' products are small, and BLAS threads contending for a busy machine's cores
-    # doubled the time of a refit
-    with blas_controller().limit(limits=1, user_api="blas"):
-        draws, counts = run_bootstrap(boot, "bootstrap", n_bootstrap, effect.random_state if random_state is None
-                                      else random_state, n_jobs=effect.n_jobs if n_jobs is None else n_jobs)
+    fast = None
+    if refit:  # the effect's own bootstrap may have built it already
+        fast = problem.fast or PropensityReplicates.build(effect.weighter_, problem.X, problem.treatment,
+                                                          problem.sample_weight)
+    boot = _SensitivityProblem(problem, y, weights, ps, lambdas, effect.scale, refit, crossings, phi, fast)
+    draws, counts = run_bootstrap(boot, "bootstrap", n_bootstrap, effect.random_state if random_state is None
+                                  else random_state, n_jobs=effect.n_jobs if n_jobs is None else n_jobs)
     if counts["failed"] or counts["nonconverged"]:
         warnings.warn(f"sensitivity bootstrap: {counts['failed']} of {n_bootstrap} replicates failed (excluded) "
                       f"and {counts['nonconverged']} did not converge (kept).", UserWarning, stacklevel=4)
