@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ._blocks import DaskBlocks
+from ._dask import is_dask_collection
 from ._stats import pow2_scale
 from ._treatment import as_1d, check_treatment, _is_missing
 from ._validation import CovariateDesign
@@ -38,6 +39,9 @@ def dask_design(X):
     """The :class:`CovariateDesign` of a dask DataFrame or array, learned from its meta (the categories present are
     read in the first pass). Categorical columns must have known categories; a text column must be made categorical
     first."""
+    if not is_dask_collection(X) or (hasattr(X, "divisions") and X.ndim != 2):
+        raise TypeError(f"X must be a dask DataFrame or 2-d dask array when the other inputs are dask collections; "
+                        f"got {type(X).__name__} (take X, treatment and y as columns of one dask DataFrame).")
     if not hasattr(X, "divisions"):
         if X.ndim != 2:
             raise ValueError(f"X must be a 2-d dask array; got {X.ndim} dimensions.")

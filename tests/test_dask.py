@@ -141,6 +141,11 @@ def test_dask_arrays(frame):
 
 def test_dask_input_errors(frame, ddf):
     X = ddf[COVARIATES]
+    fitted = PropensityWeights().fit(frame[COVARIATES], frame["treat"])
+    with pytest.raises(TypeError, match="X must be a dask DataFrame or 2-d dask array"):
+        PropensityWeights().fit(fitted, ddf["treat"])  # a fitted estimator where the data belong
+    with pytest.raises(TypeError, match="X must be a dask DataFrame"):
+        PropensityWeights().fit(ddf["age"], ddf["treat"])
     other = dd.from_pandas(frame, npartitions=3)
     with pytest.raises(ValueError, match="not aligned: partitions"):
         PropensityWeights().fit(X, other["treat"])
@@ -294,6 +299,17 @@ def test_fractional_bootstrap_on_dask(frame, ddf):
                                                                    sample_weight=draws)
     _close(values, mem.result_.estimate)
     assert converged
+
+
+@pytest.mark.parametrize("factor", [1e200, 1e-200])
+def test_asympt_refuses_covariates_whose_squares_leave_the_float_range(frame, ddf, factor):
+    # as in memory: at 1e-200 the squares underflow and the SE came out finite but wrong (763 against 798)
+    scaled = ddf.assign(re74=ddf["re74"] * factor)
+    with pytest.raises(ValueError, match="beyond 1e150 or below 1e-150"):
+        WeightedEffect(PropensityWeights("ATT")).fit(scaled[COVARIATES], scaled["treat"], scaled["re78"])
+    in_memory = frame.assign(re74=frame["re74"] * factor)
+    with pytest.raises(ValueError, match="beyond 1e150 or below 1e-150"):
+        WeightedEffect(PropensityWeights("ATT")).fit(in_memory[COVARIATES], in_memory["treat"], in_memory["re78"])
 
 
 def test_weighted_effect_dask_refusals(frame, ddf):

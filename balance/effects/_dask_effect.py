@@ -36,7 +36,7 @@ from ..diagnostics._weights import concentration_from_sums, concentration_sums
 from ._contrasts import Contrasts
 from ._outcome import OutcomeEquations, outcome_equations
 from ._sandwich import cov_from_sums, stacked_cov_from_sums, stacked_sums
-from ._vcov import VCOV_ESTIMATORS
+from ._vcov import VCOV_ESTIMATORS, check_magnitudes
 
 _MAX_NEWTON = 50
 
@@ -155,6 +155,8 @@ def _sandwich(effect, blocks, evaluator, weighter, data, params, problem, eq, cl
     if stacked and getattr(weighter, "converged_", True) is False:
         raise ValueError(f"vcov='asympt' needs solved estimating equations, but {type(weighter).__name__} did not "
                          "converge; fix the weights' convergence or use vcov='HC0'.")
+    if stacked:
+        check_magnitudes(data.stats["max_abs"], data.names)  # as in memory: squares that leave the float range
     sums = blocks.reduce(lambda *block: evaluator.sandwich_sums(*block, params=params, stacked=stacked))
     kind = "numerical" if "numerical" in sums.pop("set_kind") else "analytic"
     k = len(weighter._block_m_parts(np.zeros((0, len(data.names))), np.zeros(0, np.int8), np.zeros(0)).params)

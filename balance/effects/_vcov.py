@@ -258,7 +258,12 @@ def _check_magnitudes(weighter, X):
     if design is None:
         return
     matrix, names = design.transform(X, drop_first=True)
-    top = np.abs(matrix).max(axis=0) if matrix.shape[0] else np.zeros(len(names))
+    check_magnitudes(np.abs(matrix).max(axis=0) if matrix.shape[0] else np.zeros(len(names)), names)
+
+
+def check_magnitudes(top, names):
+    """The rule of :func:`_check_magnitudes` from each column's largest magnitude ``top`` (in memory from the design
+    matrix, on dask from the per-block maxima)."""
     extreme = (top > 1e150) | ((top > 0) & (top < 1e-150))
     if extreme.any():
         raise ValueError(f"vcov='asympt' cannot be computed: covariate(s) {[n for n, e in zip(names, extreme) if e]} "
