@@ -98,8 +98,9 @@ def reset_counts(client):
     client.run(reset)
 
 
-def run_steps(frame, client, n_blocks):
-    """Time the three steps on a dask frame; returns rows of (step, seconds, passes, results)."""
+def run_steps(frame, client, n_blocks, progress=print):
+    """Time the three steps on a dask frame; returns rows of (step, seconds, passes, results). ``progress`` is
+    called with the rows so far after each step (a long run leaves its figures behind if it is stopped)."""
     X, a, y = frame[COLUMNS], frame["a"], frame["y"]
     rows = []
 
@@ -110,6 +111,7 @@ def run_steps(frame, client, n_blocks):
         seconds = time.perf_counter() - start
         passes = blocks_made(client) / n_blocks
         rows.append((name, seconds, passes))
+        progress(rows)
         return value
 
     with warnings.catch_warnings():
@@ -148,15 +150,24 @@ def main():
     block = int(args.block)
     lines = ["# Weighting on dask: 20 covariates, 2 workers × 4 GB (`benchmarks/dask_scale.py`)", "",
              f"Blocks of {block:,} rows generated per block from a seed (each pass regenerates them).", ""]
+    path = HERE / "results" / "dask_scale.md"
     with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="4GB", processes=True) as cluster, \
             Client(cluster) as client:
         for n in (int(v) for v in args.n):
             frame, n_blocks = dask_data(n, block)
-            rows, effect, _, _ = run_steps(frame, client, n_blocks)
+            head = [f"## n = {n:,} ({n_blocks} blocks, generated per pass)", "",
+                    "| step | wall (s) | passes over the data | µs per row |", "|---|---|---|---|"]
+
+            def table(rows):
+                return head + [f"| {name} | {s:.1f} | {p:.0f} | {1e6 * s / n:.2f} |" for name, s, p in rows]
+
+            def progress(rows):  # the report so far, rewritten after every step
+                write_report(path, lines + table(rows) + ["", f"(n = {n:,} in progress: "
+                                                           f"{len(rows)} of 3 steps done)"])
+
+            rows, effect, _, _ = run_steps(frame, client, n_blocks, progress)
             peaks = peak_memory_mb(client)
-            lines += [f"## n = {n:,} ({n_blocks} blocks, generated per pass)", "",
-                      "| step | wall (s) | passes over the data | µs per row |", "|---|---|---|---|"]
-            lines += [f"| {name} | {s:.1f} | {p:.0f} | {1e6 * s / n:.2f} |" for name, s, p in rows]
+            lines += table(rows)
             lines += ["", f"ATT {effect.estimate_:.4f} (SE {effect.se_:.5f}; truth 1).", "",
                       "Peak resident memory (MB, since the cluster started): "
                       + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()), ""]
@@ -166,7 +177,7 @@ def main():
                                   ignore_index=True)
                 memory_rows, memory_effect = in_memory_steps(local)
                 persisted = client.persist(frame)
-                persisted_rows, persisted_effect, _, _ = run_steps(persisted, client, n_blocks)
+                persisted_rows, persisted_effect, _, _ = run_steps(persisted, client, n_blocks, lambda rows: None)
                 del local
                 lines += ["In memory vs dask on the same data persisted in the workers (µs per row, ratio):", "",
                           "| step | in memory | dask (persisted) | ratio |", "|---|---|---|---|"]
@@ -177,7 +188,7 @@ def main():
                           f"{memory_effect.se_:.10f}), dask {persisted_effect.estimate_:.10f} (SE "
                           f"{persisted_effect.se_:.10f}).", ""]
                 del persisted
-    write_report(HERE / "results" / "dask_scale.md", lines)
+            write_report(path, lines)
 
 
 if __name__ == "__main__":

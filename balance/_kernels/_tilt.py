@@ -119,6 +119,35 @@ def tilt_pass(zt, c, s, beta, want_hess=True):
 
 
 @njit(cache=True)
+def tilt_pass_rows(X, rows, center, inv_scale, c, s, beta, want_hess=True):
+    """:func:`tilt_pass` of ``standardize_rows(X, rows, center, inv_scale)`` without storing it: each chunk of
+    units is standardised into a small buffer and summed there (one read of ``X``, any memory layout; ``c`` and
+    ``s`` per row of ``X``). For data read once per evaluation (the blocks of dask input), where gathering a
+    standardised copy first would cost more than the sums."""
+    p = X.shape[1]
+    m, k = rows.shape[0], p + 1
+    n_chunks = (m + _CHUNK - 1) // _CHUNK
+    part_total = np.zeros(n_chunks)
+    part_grad = np.zeros((n_chunks, k))
+    part_hess = np.zeros((n_chunks, k, k))
+    zt = np.empty((p, _CHUNK))
+    c_chunk = np.empty(_CHUNK)
+    s_chunk = np.empty(_CHUNK)
+    for chunk in range(n_chunks):
+        start = chunk * _CHUNK
+        size = min(m, start + _CHUNK) - start
+        for j in range(p):
+            for r in range(size):
+                zt[j, r] = (X[rows[start + r], j] - center[j]) * inv_scale[j]
+        for r in range(size):
+            c_chunk[r] = c[rows[start + r]]
+            s_chunk[r] = s[rows[start + r]]
+        part_total[chunk] = _tilt_chunk(zt, 0, size, c_chunk, s_chunk, beta, want_hess, part_grad[chunk],
+                                        part_hess[chunk])
+    return _combine(part_total, part_grad, part_hess)
+
+
+@njit(cache=True)
 def group_moments(X, group, weight, n_groups=2):
     """Per group g in 0..n_groups-1, over rows with ``weight > 0``: weight total, squared-weight total, weighted
     means, weighted sums of squared deviations, minima and maxima of each column (shapes (G,), (G,), then

@@ -318,7 +318,7 @@ class CBPS(BaseWeighter):
                 tol=self.tol, max_iter=self.max_iter)
             coef, converged, n_iter, imbalance = std.to_original(fit.coef), fit.converged, fit.n_iter, fit.score_norm
         else:
-            stats = GroupStats.from_blocks(data, spread=False)
+            stats = GroupStats.from_blocks(data)
             fit = solve_balance_blocks(data, stats, estimand, names=self.terms_, tol=self.tol,
                                        max_iter=self.max_iter, check=estimand != "ATE")
             coef, converged, n_iter, imbalance = fit.coef, fit.converged, fit.n_iter, fit.imbalance

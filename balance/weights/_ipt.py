@@ -181,7 +181,7 @@ class InverseProbabilityTilting(BaseWeighter):
                               "those terms are chosen on the data in memory; the covariates' means balance on dask")
         data, estimand = self._validate_dask_data(X, treatment, sample_weight)
         self._terms_expansion = TermExpansion((), (), ())
-        stats = GroupStats.from_blocks(data, spread=False)
+        stats = GroupStats.from_blocks(data)
         fits = [solve_balance_blocks(data, stats, side, names=self.terms_, tol=self.tol, max_iter=self.max_iter,
                                      who="InverseProbabilityTilting")
                 for side in (("ATT", "ATC") if estimand == "ATE" else (estimand,))]

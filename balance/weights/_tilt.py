@@ -28,7 +28,7 @@ from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 
 from .._exceptions import InfeasibleBalanceError
-from .._stats import column_std, scale_columns
+from .._stats import column_std, pow2_scale, scale_columns
 from ._standardize import Standardizer
 
 # Armijo constant of the line search, and the relative slack that lets a Newton step through when the decrease of
@@ -393,12 +393,21 @@ def solve_balance(X, sw, active, s, r, *, names, tol, max_iter, start=None):
 
 
 def tilt_sums(M, a, sw, groups, signed, std, beta, want_hess):
-    """Block evaluator of the dual's sums (:func:`dense_evaluator`) over a block's units of positive sampling weight
-    in ``groups``: c = sw, s = −1 for treated units when ``signed`` (the balance conditions of CBPS and IPT), else 1
-    (entropy balancing's one-group tilts). Summed over the partitions of dask input."""
-    rows = np.isin(a, groups) & (sw > 0)
-    s = np.where(a[rows] == 1, -1.0, 1.0) if signed else np.ones(int(rows.sum()))
-    total, grad, hess = dense_evaluator(std.design(M[rows]), sw[rows], s)(beta, want_hess)
+    """Block evaluator of the dual's sums over a block's units of positive sampling weight in ``groups``: c = sw,
+    s = −1 for treated units when ``signed`` (the balance conditions of CBPS and IPT), else 1 (entropy balancing's
+    one-group tilts). Summed over the partitions of dask input; a large block is read once by the numba kernel
+    :func:`~balance._kernels._tilt.tilt_pass_rows` (no standardised copy of its design), a small one as in
+    :func:`solve_tilt`."""
+    from .._kernels._tilt import tilt_pass_rows
+
+    in_groups = a == groups[0] if len(groups) == 1 else np.isin(a, groups)
+    rows = np.flatnonzero(in_groups & (sw > 0))
+    s = np.where(a == 1, -1.0, 1.0) if signed else np.ones(len(a))
+    if len(rows) > _KERNEL_ROWS:
+        total, grad, hess = tilt_pass_rows(M, rows, std.center, 1.0 / std.scale, np.asarray(sw, dtype=np.float64), s,
+                                           np.ascontiguousarray(beta, dtype=np.float64), want_hess)
+    else:
+        total, grad, hess = dense_evaluator(std.design(M[rows]), sw[rows], s[rows])(beta, want_hess)
     k = M.shape[1] + 1
     return {"total": total, "grad": grad, "hess": hess if want_hess else np.zeros((k, k))}
 
@@ -462,14 +471,19 @@ class GroupStats:
         return cls(wsum, mean * scale, m2, lo * scale, hi * scale, scale)
 
     @classmethod
-    def from_blocks(cls, data, spread=True):
-        """The same statistics of dask input (binary): totals, means and ranges from one pass, then (``spread``)
-        the squared deviations from the means from a second."""
-        first = data.blocks.reduce(data.per_block(_group_sums))
-        wsum = first["wsum"]
-        mean = first["wm"] / wsum[:, None]
-        m2 = data.blocks.reduce(data.per_block(_group_spread, mean))["m2"] if spread else np.full(mean.shape, np.nan)
-        return cls(wsum, mean, m2, first["min_m"], first["max_m"], np.ones(mean.shape[1]))
+    def from_blocks(cls, data):
+        """The same statistics of dask input (binary), in one pass: each block's by the in-memory kernel, merged
+        over the blocks by Chan, Golub & LeVeque's (1983) parallel rule (no sums of squares of raw values)."""
+        scale = pow2_scale(data.stats["max_abs"][None, :])  # one exact scaling for every block, as in memory
+        parts = data.blocks.reduce(data.per_block(_group_moments_block, scale))
+        wsum, mean, m2 = parts["cat_wsum"][0], parts["cat_mean"][0], parts["cat_m2"][0]
+        for w_b, mean_b, m2_b in zip(parts["cat_wsum"][1:], parts["cat_mean"][1:], parts["cat_m2"][1:]):
+            total = wsum + w_b
+            share = np.divide(w_b, total, out=np.zeros_like(total), where=total > 0)[:, None]
+            delta = mean_b - mean
+            m2 = m2 + m2_b + delta**2 * (wsum * share[:, 0])[:, None]
+            mean, wsum = mean + delta * share, total
+        return cls(wsum, mean * scale, m2, parts["min_lo"] * scale, parts["max_hi"] * scale, scale)
 
     def check_not_constant(self, names):
         constant = np.flatnonzero(self.lo.min(axis=0) == self.hi.max(axis=0))
@@ -491,25 +505,16 @@ class GroupStats:
         return np.sqrt(self.m2[group] / self.wsum[group]) * self.scale
 
 
-def _group_sums(M, a, sw):
-    """Per block and group (units of positive sampling weight): Σ sw, Σ sw M, and the ranges of M."""
-    out = {"wsum": np.zeros(2), "wm": np.zeros((2, M.shape[1])), "min_m": np.full((2, M.shape[1]), np.inf),
-           "max_m": np.full((2, M.shape[1]), -np.inf)}
-    for g in (0, 1):
-        rows = (a == g) & (sw > 0)
-        if rows.any():
-            out["wsum"][g], out["wm"][g] = sw[rows].sum(), sw[rows] @ M[rows]
-            out["min_m"][g], out["max_m"][g] = M[rows].min(axis=0), M[rows].max(axis=0)
-    return out
+def _group_moments_block(M, a, sw, scale):
+    """One block's per-group (0, 1) moments of ``M / scale`` by the in-memory kernel, with a leading block axis
+    (concatenated over the blocks, merged by :meth:`GroupStats.from_blocks`)."""
+    from .._kernels._tilt import group_moments
 
-
-def _group_spread(M, a, sw, mean):
-    """Per block and group: Σ sw (M − mean_g)² (units of positive sampling weight)."""
-    m2 = np.zeros(mean.shape)
-    for g in (0, 1):
-        rows = (a == g) & (sw > 0)
-        m2[g] = sw[rows] @ (M[rows] - mean[g]) ** 2
-    return {"m2": m2}
+    scaled = np.empty(M.shape)  # C order, as the kernel reads rows
+    np.divide(M, scale, out=scaled)
+    wsum, _, mean, m2, lo, hi = group_moments(scaled, a.astype(np.int64),
+                                              np.ascontiguousarray(sw, dtype=np.float64), 2)
+    return {"cat_wsum": wsum[None], "cat_mean": mean[None], "cat_m2": m2[None], "min_lo": lo, "max_hi": hi}
 
 
 # ----------------------------------------------------------------------------------------------------------------
