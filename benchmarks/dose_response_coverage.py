@@ -28,7 +28,7 @@ bootstrap costs n_bootstrap weight fits per replication; with ``--boot-reps`` it
 The per-replication estimates and SEs are written beside the table (``.csv``) for re-analysis.
 
 Run: python benchmarks/dose_response_coverage.py [--design r2_third] [--reps 200] [--n 1000] [--n-bootstrap 199]
-     [--boot-reps R]
+     [--boot-reps R] [--resume]
      -> benchmarks/results/dose_response_coverage[_r2_fifth][_n<n>].md and .csv
 """
 
@@ -127,14 +127,20 @@ def summarise(long):
     }
 
 
-def main(design="r2_third", reps=200, n=1000, n_bootstrap=199, boot_reps=None):
+def main(design="r2_third", reps=200, n=1000, n_bootstrap=199, boot_reps=None, resume=False):
     boot_reps = reps if boot_reps is None else boot_reps
+    stem = "dose_response_coverage" + ("" if design == "r2_third" else f"_{design}") + ("" if n == 1000 else f"_n{n}")
+    out = Path(__file__).resolve().parent / "results" / stem
     start = time.perf_counter()
-    long = pd.concat([one_replication(n, 11_000 + r, n_bootstrap if r < boot_reps else 0, design)
-                      for r in range(reps)], ignore_index=True)
+    # --resume: the replications already in the .csv (same seeds, so the same data) are kept, not recomputed
+    done = pd.read_csv(out.with_suffix(".csv")) if resume and out.with_suffix(".csv").exists() else None
+    seeds_done = set() if done is None else set(done["seed"])
+    new = [one_replication(n, 11_000 + r, n_bootstrap if r < boot_reps else 0, design)
+           for r in range(reps) if 11_000 + r not in seeds_done]
+    long = pd.concat(([] if done is None else [done[done["seed"] < 11_000 + reps]]) + new, ignore_index=True)
     tables = summarise(long)
     command = (f"python benchmarks/dose_response_coverage.py --design {design} --reps {reps} --n {n} "
-               f"--n-bootstrap {n_bootstrap} --boot-reps {boot_reps}")
+               f"--n-bootstrap {n_bootstrap} --boot-reps {boot_reps}" + (" --resume" if resume else ""))
     lines = [
         f"# Coverage of 95% pointwise ADRF intervals, continuous treatment ({TITLES[design]}; WeightedDoseResponse, "
         "spline df = 5)",
@@ -161,12 +167,11 @@ def main(design="r2_third", reps=200, n=1000, n_bootstrap=199, boot_reps=None):
         "",
         *_markdown_table(tables["bias"], "{:+.4f}"),
         "",
-        f"Run time {time.perf_counter() - start:.0f} s.",
+        f"Run time {time.perf_counter() - start:.0f} s" + (f" ({len(new)} replications computed, "
+                                                          f"{len(seeds_done)} read from the .csv)." if resume else "."),
         "",
         machine_markdown(),
     ]
-    stem = "dose_response_coverage" + ("" if design == "r2_third" else f"_{design}") + ("" if n == 1000 else f"_n{n}")
-    out = Path(__file__).resolve().parent / "results" / stem
     long.to_csv(out.with_suffix(".csv"), index=False, float_format="%.6g")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -186,5 +191,6 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--n-bootstrap", type=int, default=199)
     parser.add_argument("--boot-reps", type=int, default=None)
+    parser.add_argument("--resume", action="store_true", help="keep the replications already in the .csv")
     args = parser.parse_args()
-    main(args.design, args.reps, args.n, args.n_bootstrap, args.boot_reps)
+    main(args.design, args.reps, args.n, args.n_bootstrap, args.boot_reps, args.resume)

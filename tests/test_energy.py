@@ -1,6 +1,8 @@
 """Energy balancing: against WeightIt 1.5.1 on lalonde, the scalable solver against the exact one, the kernels
 against plain numpy, and the sampling-weight rules."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from scipy.spatial.distance import cdist
 from sklearn.exceptions import ConvergenceWarning
 
 from balance import EnergyBalance, balance_table
+from balance.weights import _energy as energy_module
 
 from .conftest import COVARIATES
 
@@ -305,9 +308,11 @@ def test_gram_tiles_keep_near_and_coincident_pairs_exact(rng):
     assert_allclose(distance_quadform(At, np.ascontiguousarray(W.T)), W.T @ cdist(A, A) @ W, rtol=1e-12, atol=1e-9)
 
 
-def test_apg_convergence_is_judged_by_the_duality_gap(lalonde):
+def test_apg_convergence_is_judged_by_the_duality_gap(lalonde, monkeypatch):
     """tol=0.1 stops APG on a stall after ~35 iterations. Its Frank–Wolfe gap (an upper bound on F − F*, checked
-    here against a 20,000-iteration solve) does not put F within a factor 2 of its minimum: not converged, warned."""
+    here against a 20,000-iteration solve) does not put F within a factor 2 of its minimum: without the tighter
+    continuation (switched off here), not converged, warned."""
+    monkeypatch.setattr(energy_module, "TIGHTEN_MAX", 1.0)
     X, t = lalonde[COVARIATES], lalonde["treat"]
     with pytest.warns(ConvergenceWarning, match="status 'stalled'.*duality gap .* does not certify.*tighten tol"):
         stalled = EnergyBalance("ATT", solver="apg", tol=0.1).fit(X, t)
@@ -316,6 +321,27 @@ def test_apg_convergence_is_judged_by_the_duality_gap(lalonde):
     excess = stalled.energy_distance_ - best.energy_distance_  # penalty terms differ by < 1e-6 of this
     assert 0 < excess <= stalled.duality_gap_
     assert stalled.duality_gap_ > 0.5 * stalled.energy_distance_
+
+
+def test_an_uncertified_stop_goes_on_with_a_tighter_tol(lalonde, monkeypatch):
+    """By default the uncertified stop above is not the end: APG goes on from it with tol / 10 (and tol / 100),
+    and the result is certified, converged, and closer to the minimum; with too few iterations left it reports
+    max_iter, not a certificate it does not have."""
+    X, t = lalonde[COVARIATES], lalonde["treat"]
+    monkeypatch.setattr(energy_module, "TIGHTEN_MAX", 1.0)
+    with pytest.warns(ConvergenceWarning):
+        stalled = EnergyBalance("ATT", solver="apg", tol=0.1).fit(X, t)
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = EnergyBalance("ATT", solver="apg", tol=0.1).fit(X, t)
+    assert fit.converged_ and fit.status_ == "converged" and fit.n_iter_ > stalled.n_iter_
+    assert fit.duality_gap_ <= 0.5 * fit.energy_distance_
+    best = EnergyBalance("ATT", solver="apg", tol=1e-10, max_iter=20000).fit(X, t)
+    assert best.energy_distance_ <= fit.energy_distance_ < stalled.energy_distance_
+    with pytest.warns(ConvergenceWarning, match="status 'max_iter'"):
+        short = EnergyBalance("ATT", solver="apg", tol=0.1, max_iter=stalled.n_iter_ + 2).fit(X, t)
+    assert not short.converged_ and short.n_iter_ <= stalled.n_iter_ + 2
 
 
 def test_auto_falls_back_to_apg_when_osqp_returns_no_finite_solution(toy, monkeypatch):
