@@ -106,6 +106,20 @@ def test_binary_matches_memory(estimand, sampled):
     assert "ks_error 0 (all exact)" in repr(dsk)
 
 
+def test_partitions_summarised_in_chunks_match_memory(monkeypatch):
+    """A partition longer than CHUNK_ROWS is summarised chunk by chunk and the chunks merged like partitions (its
+    temporary arrays bounded): the same table as in memory, dask DataFrame and dask array inputs alike."""
+    monkeypatch.setattr(_dask_balance, "CHUNK_ROWS", 7)
+    X, t, w, sw = make_data(seed=3)
+    dX, dt, dw, dsw = dask_inputs(X, t, w, sw)
+    kwargs = dict(estimand="ATE", display=("means", "sds"))
+    assert_tables_equal(balance_table(X, t, w * sw, sample_weight=sw, **kwargs),
+                        balance_table(dX, dt, dw * dsw, sample_weight=dsw, **kwargs))
+    numeric = X.select_dtypes("number").astype(float)
+    arrays = [da.from_array(v.to_numpy(), chunks=40) for v in (numeric, t, w)]
+    assert_tables_equal(balance_table(numeric.to_numpy(), t.to_numpy(), w.to_numpy()), balance_table(*arrays))
+
+
 def test_options_match_memory():
     X, t, w, sw = make_data(seed=1)
     dX, dt, dw, _ = dask_inputs(X, t, w, sw)

@@ -42,6 +42,7 @@ from ._weights import (WeightSummary, check_groups_weighted, group_names, inheri
 KS_BINS = 2048  # histogram bins per continuous row: the KS error is at most the largest weighted mass in one bin
 MAX_LEVELS = 1000  # more distinct treatment values than this in a block: not a set of levels
 SPLIT_EVERY = 8  # states merged per task of the tree reduction
+CHUNK_ROWS = 65_536  # units of a partition summarised at a time in pass 2 (bounds its temporary arrays)
 
 __all__ = ["dask_balance_table", "dask_effective_sample_size", "dask_weight_summary"]
 
@@ -358,7 +359,21 @@ def _rows_of_block(plan, x):
 
 def _moment_block(plan, position, x, t, w, sw):
     """Pass 2 on one block: per (group code, weights) the merged-moment state of :func:`_merge_moments`, and per
-    continuous row and bin the count of units not equal to the bin's upper edge (``"inexact"``)."""
+    continuous row and bin the count of units not equal to the bin's upper edge (``"inexact"``).
+
+    Taken CHUNK_ROWS units at a time and merged like blocks: the temporary arrays (the balance rows, their bins, the
+    groups' copies) stay a few tens of MB whatever the partition's size, so a worker's memory is the partition's
+    plus a constant."""
+    n = len(x)
+    if n <= CHUNK_ROWS:
+        return _moment_chunk(plan, x, t, w, sw)
+    cut = lambda part, start: None if part is None else (  # noqa: E731
+        part.iloc[start:start + CHUNK_ROWS] if hasattr(part, "iloc") else part[start:start + CHUNK_ROWS])
+    return functools.reduce(_merge_block_states, (_moment_chunk(plan, *(cut(part, start) for part in (x, t, w, sw)))
+                                                  for start in range(0, n, CHUNK_ROWS)))
+
+
+def _moment_chunk(plan, x, t, w, sw):
     rows = _rows_of_block(plan, x)
     codes = _codes(_values(t, "treatment"), plan["levels"])
     n = rows.shape[0]
