@@ -358,8 +358,8 @@ class EnergyBalance(BaseWeighter):
             tol /= 10
             x, more, converged, left = self._solve_apg(prob, ops, max_iter - n_iter, x, tol)
             n_iter += more
-            (_, self.energy_distance_), qx = _energies(prob, np.column_stack([prob.mass, x]), ops)
-            self.duality_gap_ = _fw_gap(prob, x, qx[:, 1], self.penalty, self.min_weight)
+            (self.energy_distance_,), qx = _energies(prob, x[:, None], ops)
+            self.duality_gap_ = _fw_gap(prob, x, qx[:, 0], self.penalty, self.min_weight)
         if solver == "apg":
             status = "converged" if converged else "max_iter"
         if solver == "apg" and converged and not self._certified(prob, x):
