@@ -23,7 +23,7 @@ from scipy.stats import rankdata
 
 from ._ovl import ovl
 from .._dask import any_dask
-from .._stats import normalise, reliability_cov, reliability_var, scale_columns
+from .._stats import normalise, pow2_scale, reliability_cov, reliability_var, scale_columns
 from .._treatment import ESTIMANDS_BY_TYPE, check_estimand_for
 from .._validation import (CovariateDesign, as_1d, check_estimand, check_indexes_agree, check_sample_weight,
                            check_treatment, check_weights)
@@ -110,18 +110,32 @@ def _build_columns(dist, covariates, level_flags):
     reference value of a two-valued column is 0 when present, else the smaller value (cobalt's ``binarize``), so
     0/1 columns are left as they are. Distances are never binary.
     """
-    # column-major: every later step works a column at a time
-    raw = np.asfortranarray(np.column_stack([dist, covariates]))
-    # tie order is irrelevant (the ECDFs are read only at the end of each run of ties), so no stable sort
-    order = np.argsort(raw, axis=0)
-    ordered = np.take_along_axis(raw, order, axis=0)
-    n_distinct = 1 + np.count_nonzero(np.diff(ordered, axis=0), axis=0)
-    is_covariate = np.arange(raw.shape[1]) >= dist.shape[1]
-    two_valued = is_covariate & (n_distinct == 2)
-    reference = np.where((raw == 0).any(axis=0), 0.0, ordered[0])
-    values, scale = scale_columns(np.where(two_valued, (raw != reference).astype(np.float64), raw))
-    binary = two_valued | np.concatenate([np.zeros(dist.shape[1], dtype=bool), level_flags])
-    return _Columns(values=np.asfortranarray(values), order=order, binary=binary, scale=scale)
+    # column-major, one column at a time: besides the stacked columns (recoded and scaled in place) and their sort
+    # orders (int32 below 2**31 rows), only one column's temporaries are alive, whatever the number of columns
+    n, k = covariates.shape[0], dist.shape[1]
+    p = k + covariates.shape[1]
+    values = np.empty((n, p), order="F")
+    values[:, :k], values[:, k:] = dist, covariates
+    order = np.empty((n, p), dtype=np.int32 if n < 2**31 else np.int64, order="F")
+    is_covariate = np.arange(p) >= k
+    two_valued = np.zeros(p, dtype=bool)
+    top = np.ones(p)  # largest |value| of each column, as recoded
+    for j in range(p if n else 0):
+        column = values[:, j]
+        # tie order is irrelevant (the ECDFs are read only at the end of each run of ties), so no stable sort
+        order[:, j] = np.argsort(column)
+        smallest, largest = column[order[0, j]], column[order[-1, j]]
+        two_valued[j] = (is_covariate[j] and smallest != largest and np.isfinite(smallest) and np.isfinite(largest)
+                         and np.all((column == smallest) | (column == largest)))
+        if two_valued[j]:
+            reference = 0.0 if smallest == 0 or largest == 0 else smallest
+            column[:] = column != reference
+        else:
+            top[j] = max(abs(smallest), abs(largest))
+    scale = pow2_scale(top[None, :])
+    values /= scale  # an exact division (powers of two)
+    binary = two_valued | np.concatenate([np.zeros(k, dtype=bool), level_flags])
+    return _Columns(values=values, order=order, binary=binary, scale=scale)
 
 
 # --------------------------------------------------------------------------------------------------------------
