@@ -203,6 +203,26 @@ def test_entropy_balance_on_dask_matches_in_memory(frame, ddf, estimand):
     _same_effect(lazy_effect, mem_effect)
 
 
+@pytest.mark.parametrize("method, estimand", [(EntropyBalance, "ATT"), (EntropyBalance, "ATE"), (CBPS, "ATT"),
+                                             (InverseProbabilityTilting, "ATE")])
+def test_tilts_on_large_blocks_use_the_fused_kernel_and_match_in_memory(frame, ddf, method, estimand, monkeypatch):
+    """Blocks above _KERNEL_ROWS rows are read by the numba kernel tilt_pass_rows (here every block, the threshold
+    set to 0): the same weights and iterations as in memory, signed (CBPS, IPT) and not."""
+    from balance._kernels import _tilt as kernels
+    from balance.weights import _tilt
+
+    calls, kernel = [], kernels.tilt_pass_rows
+    monkeypatch.setattr(_tilt, "_KERNEL_ROWS", 0)
+    monkeypatch.setattr(kernels, "tilt_pass_rows", lambda *args: calls.append(1) or kernel(*args))
+    mem = method(estimand).fit(frame[COVARIATES], frame["treat"], sample_weight=frame["sw"])
+    with dask.config.set(scheduler="synchronous"):  # in this process, where the patches are
+        lazy = method(estimand).fit(ddf[COVARIATES], ddf["treat"], sample_weight=ddf["sw"])
+        weights = lazy.weights_.compute()
+    assert calls  # the kernel ran
+    _close(weights, mem.weights_)
+    assert (lazy.converged_, lazy.n_iter_) == (mem.converged_, mem.n_iter_)
+
+
 @pytest.mark.parametrize("method, estimand", [
     (InverseProbabilityTilting, "ATT"), (InverseProbabilityTilting, "ATC"), (InverseProbabilityTilting, "ATE"),
     (CBPS, "ATT"), (CBPS, "ATC"), (CBPS, "ATE"), (CBPS, "ATO")])
