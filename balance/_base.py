@@ -243,28 +243,28 @@ class BaseWeighter(BaseEstimator):
         self.treatment_type_ = "binary"
         self.sample_weight_ = sample_weight
 
-    def _set_dask_weights(self, weights, sums):
-        """:meth:`_set_weights` for dask input: ``weights`` lazy, the report from the per-group ``sums`` of
-        :func:`~balance.diagnostics._weights.concentration_sums` (and a check that no weight is negative or NaN)."""
-        if not (np.all(np.isfinite(sums["w_sum"])) and np.all(np.isfinite(sums["w_sq"]))):
-            raise FloatingPointError(f"{type(self).__name__} produced non-finite weights; please report this bug.")
-        report = concentration_from_sums(sums, who=type(self).__name__, advice=EXTREME_ADVICE, stacklevel=4)
-        self.ess_, self.max_weight_share_ = report.ess, report.max_share
-        self.weights_ = weights
-        return self
-
     def _set_dask_outputs(self, data):
-        """``weights_`` (and ``ps_`` when the weighter has ``_block_ps``) of dask input, lazy, from the weighter's
-        ``_block_weights`` (the in-memory formulas of one block), and the extreme-weights report (one pass)."""
-        from .diagnostics._weights import concentration_sums
-
+        """Lazy ``weights_`` (and ``ps_`` when the weighter has ``_block_ps``) of dask input, from the weighter's
+        ``_block_weights`` (the in-memory formulas of one block), and the extreme-weights report from one pass of
+        :meth:`_block_sums`; returns those sums (a weighter's own counts among them)."""
         model = self._block_state()
-        sums = data.blocks.reduce(data.per_block(lambda M, a, sw: concentration_sums(model._block_weights(M, a, sw),
-                                                                                       a)))
+        sums = data.blocks.reduce(data.per_block(model._block_sums))
+        if not all(np.all(np.isfinite(sums[key])) for key in ("cat_s1", "cat_s2")):
+            raise FloatingPointError(f"{type(self).__name__} produced non-finite weights; please report this bug.")
+        report = concentration_from_sums(sums, who=type(self).__name__, advice=EXTREME_ADVICE, stacklevel=5)
+        self.ess_, self.max_weight_share_ = report.ess, report.max_share
         if hasattr(model, "_block_ps"):
             self.ps_ = data.blocks.per_row(data.per_block(model._block_ps), name="ps")
+        self.weights_ = data.blocks.per_row(data.per_block(model._block_weights))
         self._dask_data = data
-        return self._set_dask_weights(data.blocks.per_row(data.per_block(model._block_weights)), sums)
+        return sums
+
+    def _block_sums(self, matrix, a, sw):
+        """Per block of dask input: what :meth:`_set_dask_outputs` sums, the weights' concentration sums (a
+        weighter that counts more, e.g. clipped scores, extends this)."""
+        from .diagnostics._weights import concentration_sums
+
+        return concentration_sums(self._block_weights(matrix, a, sw), a)
 
     def _block_state(self):
         """A shallow copy holding the fitted state without the lazy dask attributes: what block evaluators carry to

@@ -140,9 +140,6 @@ class DaskFitData:
     def coder(self):
         return BlockCoder(self.design, self.treatment.levels[1])
 
-    def arrays(self, X, treatment, sample_weight):
-        return self.coder.arrays(X, treatment, sample_weight)
-
     def standardizer(self):
         """The solvers' :class:`~balance.weights._standardize.Standardizer` (centre: the sampling-weighted mean;
         scale: the SD, computed on power-of-two-scaled columns as :func:`balance._stats.column_std`), after the rank

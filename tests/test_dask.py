@@ -9,6 +9,7 @@ one is empty, one holds only controls, one only treated units, one a handful of 
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -201,6 +202,34 @@ def test_entropy_balance_on_dask_matches_in_memory(frame, ddf, estimand):
     mem_effect, lazy_effect = (WeightedEffect(EntropyBalance(estimand), "additive").fit(
         data[COVARIATES], data["treat"], data["re78"], sample_weight=data["sw"]) for data in (frame, ddf))
     _same_effect(lazy_effect, mem_effect)
+
+
+@pytest.mark.parametrize("method", [PropensityWeights("ATE"), CBPS("ATO")])
+def test_separation_on_dask_is_reported_not_converged(method):
+    """A covariate that predicts the treatment perfectly: the linear-programming test needs the rows in memory,
+    so the dask fit reports its symptoms (not converged, a ConvergenceWarning naming them) and its weights stay
+    finite; the warnings point at the caller's line."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300)})
+    data = dd.from_pandas(X.assign(t=(X["x"] > 0).astype(int)), npartitions=3)
+    with pytest.warns(ConvergenceWarning, match="symptoms of separation.*not run on dask") as record:
+        fit = method.fit(data[["x", "z"]], data["t"])
+    assert not fit.converged_ and np.isfinite(fit.weights_.compute()).all()
+    assert {Path(w.filename).name for w in record} == {Path(__file__).name}
+
+
+@pytest.mark.parametrize("magnitude", [1e200, 1e-200])
+@pytest.mark.parametrize("method", [PropensityWeights, EntropyBalance])
+def test_extreme_weights_report_of_huge_and_tiny_sampling_weights(frame, ddf, method, magnitude):
+    """Sampling weights of 1e200 (squares overflow) and 1e-200 (squares underflow), with partitions holding one
+    treatment group only: the dask ESS and largest share, from per-block sums rescaled by powers of two, equal the
+    in-memory ones (before: a FloatingPointError at 1e200, NaN at 1e-200)."""
+    mem = method("ATT").fit(frame[COVARIATES], frame["treat"], sample_weight=frame["sw"] * magnitude)
+    lazy = method("ATT").fit(ddf[COVARIATES], ddf["treat"], sample_weight=ddf["sw"] * magnitude)
+    _close(lazy.ess_, mem.ess_)
+    _close(lazy.max_weight_share_, mem.max_weight_share_)
 
 
 @pytest.mark.parametrize("method, estimand", [(EntropyBalance, "ATT"), (EntropyBalance, "ATE"), (CBPS, "ATT"),

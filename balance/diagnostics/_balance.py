@@ -356,9 +356,12 @@ def _block(dist, covariates, level_flags, t, codes, runs, options):
         return (everyone, runs["un"]) if g == ALL else (codes == g, runs[suffix])
 
     @functools.cache
-    def moment(g, suffix):
+    def group_moment(g, suffix):
         mask, w = group(g, suffix)
         return _moments(cols.values[mask], w[mask], cols.binary)
+
+    def moment(g, suffix):  # the "All" group is the same for every suffix: computed once
+        return group_moment(g, "un" if g == ALL else suffix)
 
     def distribution(stat, g_1, g_2, suffix, diff):
         return (_ks if stat == "ks" else _ovl)(cols, group(g_1, suffix), group(g_2, suffix), diff)

@@ -206,21 +206,32 @@ def check_extreme_weights(weights, codes, labels=None, *, who=None, advice="", w
 
 
 def concentration_sums(weights, codes, n_groups=2):
-    """Per-block sums behind :func:`concentration_from_sums` (a block evaluator, see :mod:`balance._blocks`):
-    per group Σw, Σw², the largest weight and the number of positive weights."""
-    return {"w_sum": np.bincount(codes, weights=weights, minlength=n_groups),
-            "w_sq": np.bincount(codes, weights=weights ** 2, minlength=n_groups),
+    """Per-block sums behind :func:`concentration_from_sums` (a block evaluator, see :mod:`balance._blocks`): per
+    group the sums of the weights and of their squares divided by a power of two near the group's largest weight in
+    the block (``cat_``: one row per block, merged exactly in :func:`concentration_from_sums`, so that no square
+    overflows or underflows, as :func:`balance._stats.kish_ess` in memory), the largest weight and the number of
+    positive weights."""
+    scale, s1, s2 = np.zeros(n_groups), np.zeros(n_groups), np.zeros(n_groups)
+    for k in range(n_groups):
+        wk = weights[codes == k]
+        if np.any(wk != 0):  # else scale 0: a block without the group's weights does not set the common scale
+            scale[k] = pow2_scale(wk, axis=None)
+            scaled = wk / scale[k]
+            s1[k], s2[k] = scaled.sum(), scaled @ scaled
+    return {"cat_scale": scale[None], "cat_s1": s1[None], "cat_s2": s2[None],
             "max_w": np.array([weights[codes == k].max(initial=0.0) for k in range(n_groups)]),
             "n_pos": np.bincount(codes[weights > 0], minlength=n_groups)}
 
 
 def concentration_from_sums(sums, labels=None, *, who=None, advice="", warn=True, stacklevel=3):
-    """:func:`check_extreme_weights` from the per-group sums of :func:`concentration_sums` (dask input; the ESS
-    from plain sums of squares, which agree with the in-memory scaled form unless weights exceed 1e150)."""
-    total, square = sums["w_sum"], sums["w_sq"]
+    """:func:`check_extreme_weights` from the per-group sums of :func:`concentration_sums` (dask input)."""
+    scale = sums["cat_scale"].max(axis=0)  # per group; each block's sums rescaled to it exactly (powers of two)
+    scale = np.where(scale > 0, scale, 1.0)
+    factor = sums["cat_scale"] / scale
+    total, square = (sums["cat_s1"] * factor).sum(axis=0), (sums["cat_s2"] * factor**2).sum(axis=0)
     positive = total > 0
     ess = np.where(positive, total ** 2 / np.where(positive, square, 1.0), 0.0)
-    share = np.where(positive, sums["max_w"] / np.where(positive, total, 1.0), np.nan)
+    share = np.where(positive, sums["max_w"] / scale / np.where(positive, total, 1.0), np.nan)
     return _concentration_report(list(ess), list(sums["n_pos"]), list(share), labels, who, advice, warn,
                                  stacklevel + 1)
 

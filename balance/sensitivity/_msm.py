@@ -486,8 +486,9 @@ def _run(effect, lambdas, alpha, n_bootstrap, random_state, n_jobs, refit, cross
                           phi=phi)
     fast = None
     if refit:  # the effect's own bootstrap may have built it already
-        fast = problem.fast or PropensityReplicates.build(effect.weighter_, problem.X, problem.treatment,
-                                                          problem.sample_weight)
+        fast = problem.fast
+        if fast is None:
+            fast = PropensityReplicates.build(effect.weighter_, problem.X, problem.treatment, problem.sample_weight)
     boot = _SensitivityProblem(problem, y, weights, ps, lambdas, effect.scale, refit, crossings, phi, fast)
     draws, counts = run_bootstrap(boot, "bootstrap", n_bootstrap, effect.random_state if random_state is None
                                   else random_state, n_jobs=effect.n_jobs if n_jobs is None else n_jobs)

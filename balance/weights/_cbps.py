@@ -19,8 +19,8 @@ from ._balance_conditions import (check_reachable, check_solver_params, finite_p
 from ._cbps_multi import balance_base, balance_jacobian, balance_psi, fit_multi_cbps, gmm_minimum
 from ._estimands import multi_weights, multi_weights_derivative
 from ._gps import GPSData, fit_cbgps, gps_parts, normal_log_weights, warn_floored
-from ._logistic import (SYMPTOM_PROB, find_separation, fit_logistic, newton_logistic, report_separation,
-                        standardised_logistic_sums)
+from ._logistic import (SYMPTOM_PROB, find_separation, fit_logistic, fit_logistic_blocks, report_separation,
+                        warn_separation_untested)
 from ._moments import TermExpansion
 from ._multinomial import chain_to_coef, softmax_proba
 from ._standardize import Standardizer
@@ -311,12 +311,8 @@ class CBPS(BaseWeighter):
             self.__dict__.pop(attr, None)
         self._terms_expansion = TermExpansion((), (), ())
         if estimand == "ATO":
-            std = data.standardizer()
-            fit, _ = newton_logistic(
-                lambda beta: data.blocks.reduce(data.per_block(standardised_logistic_sums, std, beta)),
-                len(data.names) + 1, data.stats["sw_a"] / data.stats["sw_sum"], data.stats["sw_sum"] / data.n,
-                tol=self.tol, max_iter=self.max_iter)
-            coef, converged, n_iter, imbalance = std.to_original(fit.coef), fit.converged, fit.n_iter, fit.score_norm
+            fit, coef, _ = fit_logistic_blocks(data, tol=self.tol, max_iter=self.max_iter)
+            converged, n_iter, imbalance = fit.converged, fit.n_iter, fit.score_norm
         else:
             stats = GroupStats.from_blocks(data)
             fit = solve_balance_blocks(data, stats, estimand, names=self.terms_, tol=self.tol,
@@ -326,20 +322,18 @@ class CBPS(BaseWeighter):
             warn_not_converged("CBPS", n_iter, self.max_iter, imbalance, self.tol)
         self.intercept_, self.coef_ = float(coef[0]), coef[1:]
         self.n_bounded_, self.separation_, self.n_separated_ = 0, [], 0
-        tail = data.blocks.reduce(data.per_block(self._block_state()._min_tail))["min_tail"]
-        if tail < SYMPTOM_PROB:  # the in-memory symptom; its linear-programming test needs the data in memory
+        sums = self._set_dask_outputs(data)
+        if sums["min_tail"] < SYMPTOM_PROB:  # the in-memory symptom; its linear-programming test needs all rows
             converged = False
-            warnings.warn("CBPS: some propensity scores are within 1e-8 of 0 or 1, a symptom of separation; the "
-                          "linear-programming test of separation is not run on dask input, so the fit is reported as "
-                          "not converged. Test a sample in memory, or coarsen the covariates that predict the "
-                          "treatment perfectly.", ConvergenceWarning, stacklevel=3)
+            warn_separation_untested("CBPS", stacklevel=3)
         self.converged_, self.n_iter_, self.imbalance_ = bool(converged), int(n_iter), float(imbalance)
-        return self._set_dask_outputs(data)
+        return self
 
-    def _min_tail(self, M, a, sw):
-        """Per block: the smallest min(e, 1 − e) over units of positive sampling weight."""
+    def _block_sums(self, M, a, sw):
+        """Per block: the weights' concentration sums and the smallest min(e, 1 − e) over units of positive
+        sampling weight (the symptom of separation)."""
         e = self._block_ps(M, a, sw)[sw > 0]
-        return {"min_tail": np.minimum(e, 1 - e).min(initial=np.inf)}
+        return {**super()._block_sums(M, a, sw), "min_tail": np.minimum(e, 1 - e).min(initial=np.inf)}
 
     def _block_ps(self, M, a, sw):
         """Propensity scores of one block (all the data in memory)."""

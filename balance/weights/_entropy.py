@@ -272,7 +272,8 @@ class EntropyBalance(BaseWeighter):
         store_fits(self, fits, "EntropyBalance")
         # each group is rescaled to its own size, as in memory (the constants the estimating equations use too)
         self._group_scales = {arm: stats.wsum[arm] / total for arm in _reweighted(2, target)}
-        return self._set_dask_outputs(data)
+        self._set_dask_outputs(data)
+        return self
 
     def _block_weights(self, M, a, sw):
         """The weights of one block of dask input: the in-memory formula with the fitted scale constants."""

@@ -186,7 +186,8 @@ class InverseProbabilityTilting(BaseWeighter):
                                      who="InverseProbabilityTilting")
                 for side in (("ATT", "ATC") if estimand == "ATE" else (estimand,))]
         store_fits(self, fits, "InverseProbabilityTilting")
-        return self._set_dask_outputs(data)
+        self._set_dask_outputs(data)
+        return self
 
     def _block_ps(self, M, a, sw):
         """Propensity scores of one block (all the data in memory)."""

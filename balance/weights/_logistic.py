@@ -13,6 +13,7 @@ the fit shows the symptoms (no convergence, a last step that is still large, or 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -242,9 +243,33 @@ class LogisticReplicates:
             if not score_norm < last / 2:  # no longer contracting: at the rounding floor, or diverging
                 break
             if it == _REFRESH:
-                factor = cho_factor((design_t * (weights * e * (1.0 - e))) @ design_t.T)
+                try:
+                    factor = cho_factor((design_t * (weights * e * (1.0 - e))) @ design_t.T)
+                except np.linalg.LinAlgError:  # information not positive definite here: left to fit_logistic
+                    return None
             beta, last = beta + cho_solve(factor, score), score_norm
         return (self.std.to_original(beta), e) if score_norm < tol else None
+
+
+def fit_logistic_blocks(data, *, tol, max_iter):
+    """The logistic MLE of dask input (a :class:`~balance._dask_data.DaskFitData`) by :func:`newton_logistic` with
+    block-reduced sums (one pass per iteration): the fit, its coefficients on X's scale (intercept first), and
+    whether it shows symptoms of separation."""
+    std, stats = data.standardizer(), data.stats
+    fit, symptoms = newton_logistic(
+        lambda beta: data.blocks.reduce(data.per_block(standardised_logistic_sums, std, beta)), len(data.names) + 1,
+        stats["sw_a"] / stats["sw_sum"], stats["sw_sum"] / data.n, tol=tol, max_iter=max_iter)
+    return fit, std.to_original(fit.coef), symptoms
+
+
+def warn_separation_untested(who, advice="", stacklevel=3):
+    """The warning of a dask fit with symptoms of separation, which is then reported as not converged: the
+    linear-programming test (:func:`find_separation`) needs all the rows in memory."""
+    warnings.warn(f"{who}: the fit shows symptoms of separation (propensity scores within 1e-8 of 0 or 1, or a last "
+                  "Newton step that is still large); the linear-programming test of separation needs the data in "
+                  "memory and is not run on dask input, so the fit is reported as not converged. Test a sample in "
+                  f"memory, or coarsen the covariates that predict the treatment perfectly{advice}.",
+                  ConvergenceWarning, stacklevel=stacklevel + 1)
 
 
 def _has_symptoms(min_tail, converged, last_step, n_iter):

@@ -22,7 +22,7 @@ from .._validation import check_constant, check_full_rank
 from ._gps import DENSITIES, GPSData, gps_parts, kernel_log_weights, normal_log_weights, warn_floored
 from ._estimands import (arm_weights, arm_weights_derivative, crump_alpha, crump_alpha_blocks, multi_weights,
                          multi_weights_derivative)
-from ._logistic import fit_logistic, newton_logistic, report_separation, standardised_logistic_sums
+from ._logistic import fit_logistic, fit_logistic_blocks, report_separation, warn_separation_untested
 from ._multinomial import (chain_to_coef, fit_multinomial, multinomial_information, multinomial_score,
                            softmax_proba)
 from ._trim import trim_weights
@@ -372,49 +372,34 @@ class PropensityWeights(BaseWeighter):
             raise refuse_dask("PropensityWeights with trim", "trimming needs quantiles of all the weights")
         self._forget()
         data, estimand = self._validate_dask_data(X, treatment, sample_weight)
-        std = data.standardizer()
-        stats, blocks = data.stats, data.blocks
-        fit, symptoms = newton_logistic(
-            lambda beta: blocks.reduce(data.per_block(standardised_logistic_sums, std, beta)), len(data.names) + 1,
-            stats["sw_a"] / stats["sw_sum"], stats["sw_sum"] / data.n, tol=self.tol, max_iter=self.max_iter)
-        coef = std.to_original(fit.coef)
+        fit, coef, symptoms = fit_logistic_blocks(data, tol=self.tol, max_iter=self.max_iter)
         self.intercept_, self.coef_ = float(coef[0]), coef[1:]
         self.converged_, self.n_iter_ = fit.converged and not symptoms, fit.n_iter
         self.separation_, self.n_separated_ = [], 0
         if symptoms:
-            warnings.warn(
-                "PropensityWeights: the logistic fit shows symptoms of separation (probabilities within 1e-8 of 0 or "
-                "1, or a last Newton step that is still large); the linear-programming test of separation needs the "
-                "data in memory and is not run on dask input, so the fit is reported as not converged. Test a sample "
-                "in memory, coarsen the covariates that predict the treatment perfectly, or use EntropyBalance.",
-                ConvergenceWarning, stacklevel=3)
+            warn_separation_untested("PropensityWeights", ", or use EntropyBalance", stacklevel=3)
         elif not fit.converged:
             self._warn_unconverged(fit, "logistic", stacklevel=4)
         if estimand == "ATOS":
-            self.atos_alpha_ = crump_alpha_blocks(blocks, data.per_block(self._block_state()._tail_scores))
-        model = self._block_state()  # the fitted state the tasks carry (never the lazy weights_ below)
-        sums = blocks.reduce(data.per_block(model._dask_weight_sums))
-        self.n_clipped_, self.n_bounded_, self.n_trimmed_ = int(sums["n_clipped"]), int(sums["n_bounded"]), 0
-        if self.n_clipped_:
-            warnings.warn(f"clip={self.clip}: {self.n_clipped_} propensity scores were clipped.", UserWarning,
-                          stacklevel=3)
-        if self.n_bounded_:
-            warnings.warn(f"{self.n_bounded_} propensity scores are numerically 0 or 1 (perfect separation or a "
-                          "degenerate model); they were bounded to [1e-12, 1 - 1e-12] to keep weights finite, but "
-                          "those weights are extreme. Consider clip=, a different estimand (ATO) or a simpler model.",
-                          UserWarning, stacklevel=3)
+            self.atos_alpha_ = crump_alpha_blocks(data.blocks, data.per_block(self._block_state()._tail_scores))
+        self.n_trimmed_ = 0
+        sums = self._set_dask_outputs(data)
+        self.n_clipped_, self.n_bounded_ = int(sums["n_clipped"]), int(sums["n_bounded"])
+        self._warn_clipped(self.n_clipped_, self.n_bounded_, "propensity scores", stacklevel=3)
         theta = np.concatenate([[self.intercept_], self.coef_])
         self.coef_table_ = coef_table(MParts(params=theta, names=("(Intercept)", *self.terms_), psi=None,
                                              weights=None, psi_jacobian=lambda t: sums["jacobian"]))
-        self.ps_ = blocks.per_row(data.per_block(model._block_output, 0), name="ps")
-        self._dask_data = data
-        return self._set_dask_weights(blocks.per_row(data.per_block(model._block_output, 1)), sums)
+        return self
 
-    def _block_output(self, matrix, a, sw, which):
-        """Per block: the propensity scores (``which`` 0) or the weights (1), as in memory."""
-        return self._score_weights(self._scores_from_matrix(matrix), a, sw)[which]
+    def _block_ps(self, matrix, a, sw):
+        """The propensity scores of one block of dask input, as in memory."""
+        return self._score_weights(self._scores_from_matrix(matrix), a, sw)[0]
 
-    def _dask_weight_sums(self, matrix, a, sw):
+    def _block_weights(self, matrix, a, sw):
+        """The weights of one block of dask input, as in memory."""
+        return self._score_weights(self._scores_from_matrix(matrix), a, sw)[1]
+
+    def _block_sums(self, matrix, a, sw):
         """Per block: the counts of clipped and bounded scores, the sums of the extreme-weights report and the
         score's Jacobian (for the model-based coefficient table)."""
         _, weights, clipped, bounded = self._score_weights(self._scores_from_matrix(matrix), a, sw)
@@ -592,18 +577,26 @@ class PropensityWeights(BaseWeighter):
         ``predict_weights`` only warns (prediction never changes fitted state).
         """
         ps, weights, clipped, extreme = self._score_weights(raw_ps, data.a, data.sample_weight, data.treatment.focal)
-        n_clipped = int(clipped.sum())
-        if n_clipped:
-            what = "units' generalised propensity scores" if ps.ndim == 2 else "propensity scores"
-            warnings.warn(f"clip={self.clip}: {n_clipped} {what} were clipped.", UserWarning, stacklevel=3)
-        if extreme.any():
-            warn_units(
-                f"{int(extreme.sum())} propensity scores are numerically 0 or 1 (perfect separation or a degenerate "
-                "model); they were bounded to [1e-12, 1 - 1e-12] to keep weights finite, but those weights are extreme. "
-                "Consider clip=, a different estimand (ATO) or a simpler model", extreme, data.index, stacklevel=4,
-            )
+        n_clipped, n_bounded = int(clipped.sum()), int(extreme.sum())
+        what = "units' generalised propensity scores" if ps.ndim == 2 else "propensity scores"
+        self._warn_clipped(n_clipped, n_bounded, what, stacklevel=3, bounded=extreme, index=data.index)
         weights, n_trimmed = self._trim(weights, data.a, self._focal(data))
-        return ps, weights, (n_clipped, int(extreme.sum()), n_trimmed)
+        return ps, weights, (n_clipped, n_bounded, n_trimmed)
+
+    def _warn_clipped(self, n_clipped, n_bounded, what, *, stacklevel, bounded=None, index=None):
+        """Warn how many scores ``clip`` clipped and how many were bounded away from 0 and 1 (naming the bounded
+        units when their mask ``bounded`` is known: in memory, not on dask). ``stacklevel``: the caller's."""
+        if n_clipped:
+            warnings.warn(f"clip={self.clip}: {n_clipped} {what} were clipped.", UserWarning,
+                          stacklevel=stacklevel + 1)
+        if n_bounded:
+            message = (f"{n_bounded} propensity scores are numerically 0 or 1 (perfect separation or a degenerate "
+                       "model); they were bounded to [1e-12, 1 - 1e-12] to keep weights finite, but those weights are "
+                       "extreme. Consider clip=, a different estimand (ATO) or a simpler model")
+            if bounded is None:
+                warnings.warn(message + ".", UserWarning, stacklevel=stacklevel + 1)
+            else:
+                warn_units(message, bounded, index, stacklevel=stacklevel + 2)
 
     def _score_weights(self, raw_ps, a, sw, focal=None):
         """Clip and bound the scores and weight them (no trim, no warnings): the scores, the weights and the per-unit
