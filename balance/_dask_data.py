@@ -24,7 +24,7 @@ from ._blocks import DaskBlocks
 from ._dask import is_dask_collection
 from ._stats import pow2_scale
 from ._treatment import as_1d, check_treatment, _is_missing
-from ._validation import CovariateDesign
+from ._validation import CovariateDesign, check_more_units_than_columns, well_conditioned
 from .weights._standardize import Standardizer
 
 
@@ -228,12 +228,9 @@ def _spread_sums(matrix, a, sw, pow2, mean_scaled, max_abs):
 
 def _check_rank(gram, n, names):
     """check_full_rank's test on the Gram matrix of [1, X / max|X|]; the columns named from its null space."""
-    k = len(names)
-    if k + 1 > n:
-        raise ValueError(f"covariates are perfectly collinear: {k} covariate columns (categorical ones expanded) "
-                         f"and an intercept but only {n} units; use fewer covariates than units.")
+    check_more_units_than_columns(len(names), n)
     eig, vectors = np.linalg.eigh(gram)
-    if eig[0] > eig[-1] * 1e-12:
+    if well_conditioned(eig):
         return
     null = np.abs(vectors[:, 0])
     cols = ["(intercept)" if j == 0 else names[j - 1] for j in np.flatnonzero(null > 1e-6 * null.max())]

@@ -411,22 +411,32 @@ def check_constant(matrix, names):
         raise ValueError(f"covariate(s) {[names[j] for j in const]} are constant; remove them.")
 
 
+def check_more_units_than_columns(k, n):
+    """Raise when ``k`` covariate columns and an intercept cannot be estimated from ``n`` units."""
+    if k + 1 > n:  # decided without the O(k^3) eigen-decomposition, which takes minutes at k = 10,000
+        raise ValueError(f"covariates are perfectly collinear: {k} covariate columns (categorical ones expanded) "
+                         f"and an intercept but only {n} units; use fewer covariates than units.")
+
+
+def well_conditioned(eigenvalues):
+    """Whether the ascending eigenvalues of a Gram matrix (of columns scaled to at most 1) certify full rank: the
+    smallest above 1e-12 of the largest. Otherwise the matrix is, or may be, rank deficient."""
+    return bool(eigenvalues[0] > eigenvalues[-1] * 1e-12)
+
+
 def check_full_rank(matrix, names):
     """Raise naming the columns that are linear combinations of the others (with an intercept)."""
     from scipy.linalg import qr
 
     n, k = matrix.shape
-    if k + 1 > n:  # decided without the O(k^3) eigen-decomposition, which takes minutes at k = 10,000
-        raise ValueError(f"covariates are perfectly collinear: {k} covariate columns (categorical ones expanded) "
-                         f"and an intercept but only {n} units; use fewer covariates than units.")
+    check_more_units_than_columns(k, n)
     # Gram matrix of the scaled [1, X] without materialising the n x (k + 1) design; scaled before the products
     # so that covariates of magnitude 1e200 or 1e-200 neither overflow nor underflow
     scale = np.abs(matrix).max(axis=0)
     matrix = matrix / np.where(scale > 0, scale, 1.0)
     sums = matrix.sum(axis=0)
     gram = np.block([[np.array([[len(matrix)]], dtype=float), sums[None, :]], [sums[:, None], matrix.T @ matrix]])
-    eig = np.linalg.eigvalsh(gram)
-    if eig[0] > eig[-1] * 1e-12:  # well conditioned: full rank, no need for the O(n k^2) pivoted QR
+    if well_conditioned(np.linalg.eigvalsh(gram)):  # full rank: no need for the O(n k^2) pivoted QR
         return
     design = np.column_stack([np.ones(len(matrix)), matrix])
     r, piv = qr(design, mode="r", pivoting=True)

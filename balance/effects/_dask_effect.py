@@ -32,6 +32,7 @@ from sklearn.pipeline import Pipeline
 
 from .._blocks import DaskBlocks
 from .._treatment import as_1d
+from .._validation import well_conditioned
 from ..diagnostics._weights import concentration_from_sums, concentration_sums
 from ._contrasts import Contrasts
 from ._outcome import OutcomeEquations, outcome_equations
@@ -270,7 +271,7 @@ def _check_outcome_rank(gram):
     """The in-memory rank check of the outcome design, on Σ ω D Dᵀ (its smallest eigenvalue against the largest,
     as :func:`balance._validation.check_full_rank`)."""
     eig = np.linalg.eigvalsh(gram)
-    if not eig[0] > eig[-1] * 1e-12:
+    if not well_conditioned(eig):
         rank = int(np.sum(eig > eig[-1] * 1e-12))
         raise ValueError(
             f"the outcome model's design is rank deficient ({rank} of {len(eig)} columns estimable), e.g. a "

@@ -290,14 +290,14 @@ class CBPS(BaseWeighter):
                     "just-identified CBPS, or fewer or coarser covariates.", ConvergenceWarning, stacklevel=2,
                 )
         self.intercept_, self.coef_ = float(coef[0]), coef[1:]
-        eta = self.intercept_ + M @ self.coef_
-        e = expit(eta[sw > 0])
+        ps = self._block_ps(M, a, sw)
+        e = ps[sw > 0]
         # a score at 0 or 1 is the symptom; the linear program decides whether the data are separated
         separation = find_separation(M, a, sw) if np.any(np.minimum(e, 1 - e) < SYMPTOM_PROB) else None
         report_separation(self, separation, data, "CBPS")
         converged = converged and separation is None
         self.converged_, self.n_iter_, self.imbalance_ = bool(converged), int(n_iter), float(imbalance)
-        self.ps_ = self._wrap(self._block_ps(M, a, sw), data)
+        self.ps_ = self._wrap(ps, data)
         return self._set_weights(self._block_weights(M, a, sw), data)
 
     def _fit_dask(self, X, treatment, sample_weight):

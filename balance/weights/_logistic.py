@@ -52,6 +52,7 @@ class Separation:
     units: np.ndarray
 
 from .._stats import column_std
+from .._validation import well_conditioned
 from ._standardize import Standardizer
 
 
@@ -228,8 +229,7 @@ class LogisticReplicates:
         ``weights`` (count × sampling weight; ``n_draws`` rows resampled in all); None when left to
         :func:`fit_logistic` (see the class notes)."""
         design_t, a = self.design_t[:, rows], self.a[rows]
-        eig = np.linalg.eigvalsh(design_t @ design_t.T)
-        if not eig[0] > eig[-1] * 1e-12:  # possibly rank-deficient (e.g. a category not drawn)
+        if not well_conditioned(np.linalg.eigvalsh(design_t @ design_t.T)):  # e.g. a category not drawn
             return None
         total = weights.sum() / n_draws
         beta, last, factor = self.beta, np.inf, self.factor

@@ -425,12 +425,11 @@ def block_tilt_evaluator(data, groups, signed, std):
 def solve_balance_blocks(data, stats, side, *, names, tol, max_iter, check=True, who="CBPS"):
     """:func:`solve_balance` of dask input (binary): the targets from the groups' sums (``stats``, see
     :meth:`GroupStats.from_blocks`), the scale the SD of the data's standardiser, the sums by reduction."""
-    reweight_controls, reweight_treated = side in ("ATT", "ATE"), side in ("ATC", "ATE")
-    r = np.array([-1.0 if reweight_treated else 0.0, 1.0 if reweight_controls else 0.0])  # per group: control, treated
+    active, s, r = balance_sides(np.array([0, 1]), side)  # per group: control, treated
     total = float(np.abs(r) @ stats.wsum)
     target = np.concatenate([[r @ stats.wsum], r @ (stats.mean * stats.wsum[:, None])])
     center = (np.abs(r) @ (stats.mean * stats.wsum[:, None])) / total
-    groups = [g for g, active in ((0, reweight_controls), (1, reweight_treated)) if active]
+    groups = [int(g) for g in np.flatnonzero(active)]
     if check:
         lo = np.min([stats.lo[g] for g in groups], axis=0)
         hi = np.max([stats.hi[g] for g in groups], axis=0)
@@ -439,7 +438,7 @@ def solve_balance_blocks(data, stats, side, *, names, tol, max_iter, check=True,
     check_enough_units(int(sum(data.stats["n_pos"][g] for g in groups)), names)
     scale = data.standardizer().scale
     std = Standardizer(center, np.where(scale > 0, scale, 1.0))
-    sign = np.array([1.0 if groups == [0] else -1.0]) if len(groups) == 1 else np.array([-1.0, 1.0])
+    sign = np.unique(s[active])
     c_sum = float(stats.wsum[groups[0]]) if len(groups) == 1 else None
     return solve_standardised_tilt(block_tilt_evaluator(data, groups, True, std), std, sign, c_sum, target, total,
                                    names=names, tol=tol, max_iter=max_iter)
