@@ -163,11 +163,8 @@ def _sandwich(effect, blocks, evaluator, weighter, data, params, problem, eq, cl
     k = len(weighter._block_m_parts(np.zeros((0, len(data.names))), np.zeros(0, np.int8), np.zeros(0)).params)
     outcome_cov = stacked_cov_from_sums(sums, k) if stacked else cov_from_sums(sums)
     clusters = None if cluster is None else sums["cluster_sums"].index  # the labels: config counts them
-    vcov = VCOV_ESTIMATORS[effect.vcov].from_effect(effect, problem, eq, clusters)
-    if stacked:  # the weight model's equations were stacked above, block by block
-        vcov.__dict__["parts"] = True
-    vcov.__dict__["_outcome_cov"] = (outcome_cov, kind)
-    return vcov
+    # the weight model's equations were stacked above (asympt), block by block
+    return VCOV_ESTIMATORS[effect.vcov].from_effect(effect, problem, eq, clusters).use_outcome_cov(outcome_cov, kind)
 
 
 class DaskEffectProblem:

@@ -55,6 +55,13 @@ class FixedWeightsSandwich:
         self.clusters = clusters
         self.condition_on_covariates = condition_on_covariates
         self.n_failed = self.n_nonconverged = 0
+        self._given_outcome_cov = None
+
+    def use_outcome_cov(self, cov, kind):
+        """Take the outcome parameters' covariance (and the kind of weight-model Jacobian behind it) computed
+        elsewhere, e.g. from block sums of dask input, instead of from the equations in memory; returns self."""
+        self._given_outcome_cov = (cov, kind)
+        return self
 
     @classmethod
     def from_effect(cls, effect, problem, equations, clusters):
@@ -68,6 +75,8 @@ class FixedWeightsSandwich:
 
     @cached_property
     def _outcome_cov(self):
+        if self._given_outcome_cov is not None:
+            return self._given_outcome_cov
         eq = self.equations.conditional_on_covariates() if self.condition_on_covariates else self.equations
         return stacked_cov(eq, self.clusters, self.parts)
 
@@ -89,7 +98,7 @@ class FixedWeightsSandwich:
     @property
     def notes(self):
         notes = [_variance_note(self)]
-        if self.parts is not None:
+        if self.accounts_for_weight_estimation:
             notes.append(f"weight-model Jacobian: {self._outcome_cov[1]}")
             if isinstance(self.weighter, Pipeline):
                 notes.append("the fitted preprocessing steps of the pipeline are treated as fixed")
