@@ -73,7 +73,7 @@ def combine(left, right):
 
 def _run_block(func, names, numbered, number, raw, *args):
     """One block's task: check that its inputs are aligned, then evaluate ``func`` on them."""
-    _check_lengths(raw, names)
+    _check_aligned(raw, names)
     return func(number, *raw, *args) if numbered else func(*raw, *args)
 
 
@@ -85,14 +85,24 @@ def _row_count(part):
     return 0 if part is None else len(part)
 
 
-def _check_lengths(raw, names):
-    """Every input of a block has the same number of rows (misaligned partitions are refused by name)."""
+def _check_aligned(raw, names):
+    """Every input of a block has X's rows: as many, and, for pandas inputs beside a pandas X, the same index labels
+    in the same order (rows are paired by position, so a reordered companion would otherwise be paired wrongly
+    when the divisions are unknown); misaligned inputs are refused by name."""
     lengths = {name: _row_count(part) for name, part in zip(names, raw) if part is not None}
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{name} {n}" for name, n in lengths.items())
         raise ValueError(f"dask inputs are not aligned: one partition has {shown} rows; give every input the "
                          "partitions of X (e.g. take treatment, y and sample_weight as columns of the same dask "
                          "DataFrame, or rechunk the arrays to X's chunks).")
+    x = raw[names.index("X")]
+    if not isinstance(x, (pd.DataFrame, pd.Series)):
+        return
+    for name, part in zip(names, raw):
+        if name != "X" and isinstance(part, (pd.DataFrame, pd.Series)) and not part.index.equals(x.index):
+            raise ValueError(f"dask inputs are not aligned: {name}'s index differs from X's within a partition (the "
+                             "same rows in another order, or other rows); take treatment, y and sample_weight as "
+                             "columns of the same dask DataFrame as X, or align them to X's index first.")
 
 
 class DaskBlocks:
