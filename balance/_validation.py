@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ._dask import is_dask_collection
 from ._treatment import ESTIMANDS, Treatment, as_1d, check_treatment  # noqa: F401 (re-exported)
 
 def as_pandas(data):
@@ -32,6 +33,10 @@ def as_pandas(data):
     """
     if isinstance(data, (pd.DataFrame, pd.Series, pd.Index, np.ndarray, list, tuple)) or sp.issparse(data):
         return data
+    if is_dask_collection(data):  # the estimators that take dask input dispatch before any in-memory check
+        raise TypeError(f"an input is a dask {type(data).__name__}, but this function needs the data in memory: "
+                        "compute it (.compute()) or a sample of it; the estimators that fit on dask are listed in "
+                        "docs/dask.md.")
     if hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__"):
         return _from_arrow(data)
     if hasattr(data, "__dataframe__"):

@@ -140,6 +140,14 @@ def test_dask_arrays(frame):
     _close(lazy.weights_.compute(), mem.weights_)
 
 
+def test_in_memory_only_functions_refuse_dask_input(ddf):
+    """Functions without a dask path say so (before: an AttributeError from pandas' interchange reader)."""
+    from balance.hte import DRLearner
+
+    with pytest.raises(TypeError, match="an input is a dask DataFrame, but this function needs the data in memory"):
+        DRLearner().fit(ddf[COVARIATES], ddf["treat"], ddf["re78"])
+
+
 def test_dask_input_errors(frame, ddf):
     X = ddf[COVARIATES]
     fitted = PropensityWeights().fit(frame[COVARIATES], frame["treat"])

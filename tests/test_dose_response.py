@@ -459,3 +459,15 @@ def test_extreme_magnitudes_are_refused_not_silently_wrong(y_scale, dose_scale):
     X, dose = data.X.drop(columns="re75"), data.X["re75"] * dose_scale
     with pytest.raises(ValueError, match="rescale it"):
         WeightedDoseResponse(EntropyBalance(estimand="ATE"), vcov="HC0").fit(X, dose, data.y * y_scale)
+
+
+def test_asympt_refuses_a_method_without_estimating_equations_before_its_convergence():
+    """An unconverged EnergyBalance fit: the advice is that it has no M-estimation form (fixing its convergence
+    would not make "asympt" available), not to fix the convergence."""
+    from balance import EnergyBalance
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"])
+    dose = X["a"] + rng.normal(size=200)
+    with pytest.warns(Warning), pytest.raises(ValueError, match="not available: EnergyBalance has no M-estimation"):
+        WeightedDoseResponse(EnergyBalance(estimand="ATE", max_iter=3)).fit(X, dose, dose + X["b"])

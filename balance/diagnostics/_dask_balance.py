@@ -134,8 +134,9 @@ def _run_pass(block_function, spec, blocks, merge):
     return dask.compute(_reduce(states, merge))[0]
 
 
-def _values(part, name, index=None):
-    """A block of a one-column input as a 1-d ndarray, its index checked against ``index`` (X's block)."""
+def _values(part, name, index=None, reference="X"):
+    """A block of a one-column input as a 1-d ndarray, its index checked against ``index`` (the block of the input
+    named ``reference``)."""
     if part is None:
         return None
     if isinstance(part, pd.DataFrame):
@@ -143,12 +144,12 @@ def _values(part, name, index=None):
             raise ValueError(f"{name} must be one column; got a DataFrame with {part.shape[1]} columns.")
         part = part.iloc[:, 0]
     if index is not None and isinstance(part, pd.Series) and not part.index.equals(index):
-        raise ValueError(f"{name}'s index differs from X's in a partition; give them the same index (e.g. build "
-                         "both from one dask DataFrame).")
+        raise ValueError(f"{name}'s index differs from {reference}'s in a partition; give them the same index (e.g. "
+                         "build both from one dask DataFrame).")
     values = np.asarray(part)
     if index is not None and values.shape[0] != len(index):
-        raise ValueError(f"{name} has a block of {values.shape[0]} rows where X has {len(index)}; give them the "
-                         "same partitions.")
+        raise ValueError(f"{name} has a block of {values.shape[0]} rows where {reference} has {len(index)}; give "
+                         "them the same partitions.")
     return values
 
 
@@ -246,8 +247,9 @@ def _design_of(X):
         columns = tuple(f"x{j}" for j in range(X.shape[1]))
         return CovariateDesign(columns, ("numeric",) * len(columns), (None,) * len(columns), False)
     if not isinstance(X, dask.dataframe.DataFrame):
-        raise TypeError(f"X must be a dask DataFrame or Array when other inputs are dask collections; got "
-                        f"{type(X).__name__}.")
+        raise TypeError(f"X must be a dask DataFrame or Array when other inputs are dask collections (such as the "
+                        f"lazy weights_ of a fit on dask input); got {type(X).__name__}: pass the dask X, or compute "
+                        "the other inputs (e.g. weights=fitted.weights_.compute()).")
     meta = X._meta
     columns, kinds, cats = [], [], []
     for c in meta.columns:
@@ -638,7 +640,7 @@ def _weight_block(n_top, position, w, t):
     index = w.index if isinstance(w, pd.Series) else None
     t_labels = t.index if isinstance(t, pd.Series) else None
     w = _values(w, "weights")
-    t = _values(t, "treatment", index)
+    t = _values(t, "treatment", index, reference="weights")
     check = _weight_check(w)
     w = w.astype(np.float64)
     labels = t_labels if t_labels is not None else index

@@ -246,18 +246,20 @@ def _m_parts(weighter, problem):
     """The fitted weighter's MParts on the problem's data, or a ValueError saying why there are none."""
     final = _final_step(weighter)
     X = weighter[:-1].transform(problem.X) if isinstance(weighter, Pipeline) else problem.X
-    if getattr(final, "converged_", True) is False:
-        raise ValueError(f"vcov='asympt' needs solved estimating equations, but {type(final).__name__} did not "
-                         "converge; fix the weights' convergence or use vcov='bootstrap'.")
-    reason = f"{type(final).__name__} provides no estimating equations"
+    reason, parts = f"{type(final).__name__} provides no estimating equations", None
     _check_magnitudes(final, X)
     if hasattr(final, "_m_parts"):
         try:
-            return final._m_parts(X, problem.treatment, problem.sample_weight)
+            parts = final._m_parts(X, problem.treatment, problem.sample_weight)
         except NotImplementedError as exc:
             reason = str(exc)
-    raise ValueError(f"vcov='asympt' is not available: {reason.rstrip('.')}. Use vcov='bootstrap' or 'fwb' "
-                     "(re-estimating the weights), or 'HC0' (weights treated as known).")
+    if parts is None:  # refused as such before any advice on convergence, which could not help
+        raise ValueError(f"vcov='asympt' is not available: {reason.rstrip('.')}. Use vcov='bootstrap' or 'fwb' "
+                         "(re-estimating the weights), or 'HC0' (weights treated as known).")
+    if getattr(final, "converged_", True) is False:
+        raise ValueError(f"vcov='asympt' needs solved estimating equations, but {type(final).__name__} did not "
+                         "converge; fix the weights' convergence or use vcov='bootstrap'.")
+    return parts
 
 
 def _check_magnitudes(weighter, X):
