@@ -4,6 +4,7 @@ nested seeds, and Hill's IHDP response surfaces."""
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
@@ -218,3 +219,15 @@ def test_auto_outcome_form_with_identical_forms_keeps_the_single_model_without_w
         est = DRLearner(LogisticRegression(), DummyRegressor(strategy="constant", constant=0.0), cv=3,
                         outcome_form="auto", random_state=0).fit(X, a, y)
     assert est.outcome_form_ == "single" and est.outcome_loss_["z"] == 0.0  # both forms predict 0 everywhere
+
+
+def test_clipping_most_propensities_warns_that_the_groups_barely_overlap():
+    """A covariate that decides the treatment: nearly every π̂ is clipped, and the warning says what that means
+    (extrapolated effects), with the count in n_clipped_ and the share in the message."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=300)
+    X = pd.DataFrame({"x": x, "z": rng.normal(size=300)})
+    a = (x > 0).astype(int)
+    with pytest.warns(UserWarning, match=r"were clipped \(clip=0.01; \d+% of 300\)\. So many that the groups barely"):
+        fit = DRLearner(random_state=0).fit(X, a, 1.3 * a + x + rng.normal(size=300))
+    assert fit.n_clipped_ > 30

@@ -231,8 +231,13 @@ class PseudoOutcomeLearner(BaseEstimator):
         cf = clip_propensities(cf, self.clip)
         self.n_clipped_ = cf.n_clipped
         if cf.n_clipped:
+            size = cf.pi.size + (cf.kappa.size if cf.separate_kappa else 0)  # what n_clipped counts over
+            poor = (" So many that the groups barely overlap: the effects there are extrapolated, whatever the "
+                    "standard errors say; check the overlap of the propensity scores first."
+                    ) if cf.n_clipped > 0.1 * size else ""
             warnings.warn(f"{cf.n_clipped} propensity predictions were outside [{self.clip}, {1 - self.clip}] and "
-                          f"were clipped (clip={self.clip}).", UserWarning, stacklevel=2)
+                          f"were clipped (clip={self.clip}; {cf.n_clipped / size:.0%} of {size}).{poor}", UserWarning,
+                          stacklevel=2)
         rows = cf.rows
         nuis = {k: getattr(cf, k) for k in ("pi", "kappa", "m", "mu1", "mu0") if getattr(cf, k) is not None}
         phi = pseudo_outcome(self.pseudo_outcome, y[rows], a[rows], **nuis)
