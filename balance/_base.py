@@ -227,12 +227,7 @@ class BaseWeighter(BaseEstimator):
                                  treatment_type=getattr(self, "treatment_type", "auto"),
                                  missing=getattr(self, "missing", "error"))
         estimand = check_estimand_for(self._estimand(), data.treatment, self._estimands_for("binary"), who)
-        self._set_dask_design(data, sample_weight)
-        self.terms_ = list(data.names)
-        return data, estimand
-
-    def _set_dask_design(self, data, sample_weight):
-        """The fitted bookkeeping of :meth:`_validate_data` for dask input (a :class:`~balance._dask_data.DaskFitData`)."""
+        # the fitted bookkeeping of _validate_data
         self.design_ = data.design
         self.n_features_in_ = len(data.design.columns)
         if data.design.is_frame:
@@ -242,6 +237,8 @@ class BaseWeighter(BaseEstimator):
         self.treatment_levels_ = data.treatment.levels
         self.treatment_type_ = "binary"
         self.sample_weight_ = sample_weight
+        self.terms_ = list(data.names)
+        return data, estimand
 
     def _set_dask_outputs(self, data):
         """Lazy ``weights_`` (and ``ps_`` when the weighter has ``_block_ps``) of dask input, from the weighter's

@@ -24,7 +24,8 @@ from ._blocks import DaskBlocks
 from ._dask import is_dask_collection
 from ._stats import pow2_scale
 from ._treatment import as_1d, check_treatment, _is_missing
-from ._validation import CovariateDesign, check_more_units_than_columns, well_conditioned
+from ._validation import (CovariateDesign, check_constant_range, check_group_sizes, check_more_units_than_columns,
+                          well_conditioned)
 from .weights._standardize import Standardizer
 
 
@@ -124,12 +125,8 @@ class DaskFitData:
         names = design.transform(X._meta if design.is_frame else np.empty((0, len(design.columns))))[1]
         data = cls(blocks, design, names, t, {})
         data.stats = blocks.reduce(data.per_block(_design_sums))
-        if not np.all(data.stats["n_pos"] >= 1):
-            group = "control" if data.stats["n_pos"][0] < 1 else "treated"
-            raise ValueError(f"the {group} group has 0 units with positive weight; at least 1 needed.")
-        constant = data.stats["min_x"] == data.stats["max_x"]
-        if constant.any():
-            raise ValueError(f"covariate(s) {[n for n, c in zip(names, constant) if c]} are constant; remove them.")
+        check_group_sizes(t, None, sizes=data.stats["n_pos"])
+        check_constant_range(data.stats["min_x"], data.stats["max_x"], names)
         return data
 
     @property

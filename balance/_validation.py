@@ -411,7 +411,12 @@ def check_constant(matrix, names):
     """Raise if a column of the model matrix is constant (it carries no information and breaks the fit)."""
     if matrix.shape[0] == 0:
         return
-    const = np.flatnonzero(np.ptp(matrix, axis=0) == 0)
+    check_constant_range(matrix.min(axis=0), matrix.max(axis=0), names)
+
+
+def check_constant_range(lo, hi, names):
+    """:func:`check_constant` from each column's smallest and largest value (e.g. reduced over dask blocks)."""
+    const = np.flatnonzero(np.asarray(lo) == np.asarray(hi))
     if const.size:
         raise ValueError(f"covariate(s) {[names[j] for j in const]} are constant; remove them.")
 
@@ -486,12 +491,13 @@ def validate_fit_data(design, X, treatment, sample_weight=None, *, treated=None,
     return FitData(matrix, names, t.a, sw, index, t)
 
 
-def check_group_sizes(treatment, sample_weight, min_group_size=1):
+def check_group_sizes(treatment, sample_weight, min_group_size=1, *, sizes=None):
     """Raise if a treatment group (binary or multi-category) has fewer than ``min_group_size`` units with positive
-    sampling weight."""
+    sampling weight (counted here, or given per group code as ``sizes``, e.g. reduced over dask blocks)."""
     if not treatment.is_categorical:
         return
-    sizes = np.bincount(treatment.codes[sample_weight > 0], minlength=treatment.n_levels)
+    if sizes is None:
+        sizes = np.bincount(treatment.codes[sample_weight > 0], minlength=treatment.n_levels)
     if treatment.kind == "binary":
         labels = ("control group", "treated group")
     else:

@@ -29,6 +29,7 @@ from scipy.special import expit, logsumexp
 
 from .._exceptions import InfeasibleBalanceError
 from .._stats import column_std, pow2_scale, scale_columns
+from .._validation import check_constant_range
 from ._standardize import Standardizer
 
 # Armijo constant of the line search, and the relative slack that lets a Newton step through when the decrease of
@@ -485,9 +486,7 @@ class GroupStats:
         return cls(wsum, mean * scale, m2, parts["min_lo"] * scale, parts["max_hi"] * scale, scale)
 
     def check_not_constant(self, names):
-        constant = np.flatnonzero(self.lo.min(axis=0) == self.hi.max(axis=0))
-        if constant.size:
-            raise ValueError(f"covariate(s) {[names[j] for j in constant]} are constant; remove them.")
+        check_constant_range(self.lo.min(axis=0), self.hi.max(axis=0), names)
 
     def target(self, group):
         """Size and means of the target population: group ``group`` (the treated for the ATT, the controls for the
